@@ -1,0 +1,146 @@
+"""MNN engine, through the module API of the ``MNN`` wheel.
+
+MNN prints banners and errors on the C ``stdout``; the import, the load and any
+failing run are wrapped in ``capture_native_output`` so ``--json`` output stays
+clean and MNN's own message ends up in the ``EngineError``.
+
+MNN does not record which input dims are dynamic (a dynamic batch reads back as
+1), and it resizes any input on demand, so for this engine the Session checks
+only the rank of a feed; a shape MNN cannot take comes back as MNN's own error.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from edgert.engines.base import Engine
+from edgert.errors import EngineError, UnsupportedOptionError
+from edgert.native_output import capture_native_output
+from edgert.tensors import TensorInfo
+
+_MNN = None
+_PRECISION = {"auto": "normal", "fp32": "high", "fp16": "low"}
+
+
+def _mnn():
+    global _MNN
+    if _MNN is None:
+        with capture_native_output():
+            import MNN  # type: ignore
+        _MNN = MNN
+    return _MNN
+
+
+def _dtypes(F) -> Dict[object, np.dtype]:
+    return {F.float: np.dtype(np.float32), F.int: np.dtype(np.int32),
+            F.int64: np.dtype(np.int64), F.double: np.dtype(np.float64),
+            F.uint8: np.dtype(np.uint8), F.int8: np.dtype(np.int8)}
+
+
+class MNNEngine(Engine):
+    name = "mnn"
+    formats = ("mnn",)
+    precisions = tuple(_PRECISION)
+    strict_shapes = False
+
+    @classmethod
+    def available(cls) -> Optional[str]:
+        try:
+            _mnn()
+        except ImportError as exc:
+            return f"the MNN wheel is not installed ({exc}); pip install 'edgert[mnn]'"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        return f"MNN {_mnn().version()}"
+
+    def __init__(self, path: str, threads: Optional[int], precision: str,
+                 options: Dict[str, object]) -> None:
+        if precision not in _PRECISION:
+            raise UnsupportedOptionError(
+                f"MNN precision {precision!r} unknown; accepted: {', '.join(_PRECISION)}")
+        MNN = _mnn()
+        nn, F = MNN.nn, MNN.expr
+        self._F = F
+        config = {"backend": str(options.get("backend", "CPU")),
+                  "numThread": int(threads or 4), "precision": _PRECISION[precision]}
+        with capture_native_output() as out:
+            try:
+                self._rt = nn.create_runtime_manager((config,))
+                probe = nn.load_module_from_file(path, [], [], runtime_manager=self._rt)
+                info = probe.get_info() if probe is not None else None
+                names_in = list(info["inputNames"]) if info else []
+                names_out = list(info["outputNames"]) if info else []
+                self._module = nn.load_module_from_file(path, names_in, names_out,
+                                                        runtime_manager=self._rt)
+                info = self._module.get_info() if self._module is not None else None
+            except Exception as exc:  # the binding raises plain Exceptions
+                info = None
+                load_error = str(exc)
+            else:
+                load_error = ""
+        if info is None:
+            msg = "; ".join(out.lines()[-5:]) or load_error or "MNN returned no module"
+            raise EngineError(f"MNN could not load {path}: {msg}")
+        dt = _dtypes(F)
+        self._formats = []
+        self.inputs = []
+        for name, var in zip(names_in, info["inputs"]):
+            fmt = var.data_format
+            self._formats.append(F.NHWC if fmt == F.NHWC else F.NCHW)
+            self.inputs.append(TensorInfo(
+                name=name, shape=tuple(int(d) for d in var.shape),
+                dtype=dt.get(var.dtype, np.dtype(np.float32)),
+                layout="NHWC" if fmt == F.NHWC else "NCHW"))
+        self._var_dtypes = [var.dtype for var in info["inputs"]]
+        self._out_names = names_out
+        self._outputs: Optional[List[TensorInfo]] = None
+
+    @property
+    def outputs(self) -> List[TensorInfo]:  # type: ignore[override]
+        """MNN's module API does not describe outputs: learn them from one run on zeros."""
+        if self._outputs is None:
+            self.run([np.zeros(i.concrete_shape(), i.dtype) for i in self.inputs])
+        return self._outputs or []
+
+    def _forward(self, arrays: Sequence[np.ndarray]):
+        F = self._F
+        feeds = [F.const(np.ascontiguousarray(a), list(a.shape), fmt, vdt)
+                 for a, fmt, vdt in zip(arrays, self._formats, self._var_dtypes)]
+        outs = self._module.forward(feeds)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        result = []
+        for o in outs:
+            if o.data_format == F.NC4HW4:
+                o = F.convert(o, F.NCHW)
+            result.append(np.array(o.read(), copy=True))
+        return result
+
+    def run(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+        try:
+            result = self._forward(arrays)
+        except Exception:
+            # Run again with the native output captured to get MNN's own message.
+            with capture_native_output() as out:
+                try:
+                    self._forward(arrays)
+                except Exception as exc:
+                    err = str(exc)
+                else:
+                    err = "(it succeeded when retried)"
+            detail = "; ".join(out.lines()[-4:]) or err
+            raise EngineError(f"MNN failed to run the model: {detail}") from None
+        if self._outputs is None:
+            self._outputs = [TensorInfo(name=n, shape=tuple(r.shape), dtype=r.dtype)
+                             for n, r in zip(self._out_names, result)]
+        return result
+
+    def op_counts(self) -> Dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        self._module = None
+        self._rt = None

@@ -1,0 +1,99 @@
+"""The isolated first load: open a model in a child process before the user's
+process does, so an engine that crashes on a damaged or hostile file kills the
+child, not the caller.
+
+The verdict is cached per (file sha256, engine, engine version, options) under
+``$EDGERT_CACHE_DIR`` (default ``~/.cache/edgert``), so it costs one child
+process per new file. Only crashes and hangs are verdicts: an ordinary Python
+error in the child is left for the in-process load to raise with its message.
+
+Run as ``python -m edgert.probe SPEC_JSON``: loads the model and runs it once on
+seeded random inputs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Dict, Optional
+
+from edgert.errors import ModelFileError
+
+PROBE_TIMEOUT_S = float(os.environ.get("EDGERT_PROBE_TIMEOUT", "300"))
+
+
+def cache_dir() -> Optional[str]:
+    base = os.environ.get("EDGERT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "edgert")
+    path = os.path.join(base, "probe")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def probe_model(path: str, fmt: str, engine: str, engine_version: str,
+                options: Dict[str, object]) -> None:
+    """Raise ``ModelFileError`` if loading and running ``path`` crashes or hangs a child."""
+    spec = {"path": os.path.abspath(path), "format": fmt, "engine": engine,
+            "options": {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool))}}
+    key = hashlib.sha256(json.dumps(
+        [file_sha256(path), engine, engine_version, spec["options"]], sort_keys=True).encode()
+    ).hexdigest()[:32]
+    cdir = cache_dir()
+    marker = os.path.join(cdir, key) if cdir else None
+    if marker and os.path.exists(marker):
+        return
+    env = dict(os.environ)
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "edgert.probe", json.dumps(spec)],
+                              capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(
+            f"{path}: {engine} did not finish loading and running the model within "
+            f"{PROBE_TIMEOUT_S:.0f} s in the isolated check; the file may be damaged. "
+            "Pass check='structure' to skip this check.") from None
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        try:
+            signame = signal.Signals(sig).name
+        except ValueError:
+            signame = f"signal {sig}"
+        tail = proc.stdout.decode(errors="replace").strip().splitlines()[-3:]
+        raise ModelFileError(
+            f"{path}: {engine} crashed ({signame}) loading or running this file in the "
+            f"isolated check: the file is damaged or not a model {engine} can read"
+            + (f" (engine said: {' / '.join(tail)})" if tail else ""))
+    if proc.returncode == 0 and marker:
+        try:
+            with open(marker, "w") as f:
+                f.write(spec["path"] + "\n")
+        except OSError:
+            pass
+
+
+def _child(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    from edgert.session import load
+    sess = load(spec["path"], engine=spec["engine"], check="structure", **spec["options"])
+    sess.run(sess.random_inputs(seed=0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))

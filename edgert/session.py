@@ -1,0 +1,213 @@
+"""``edgert.load`` and ``Session``: one API over every engine.
+
+The Session owns what must behave the same whatever the engine: feeds by name
+or position, shape and dtype checks with errors that name the input, float
+feeds into quantized inputs (quantized with the input's scale and zero point),
+float outputs out of quantized outputs unless ``raw=True``, and the timing
+protocol of ``benchmark``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from edgert import timing
+from edgert.engines import pick_engine
+from edgert.errors import InputError, UnsupportedOptionError
+from edgert.model_file import check_model_file
+from edgert.tensors import TensorInfo, random_input, shape_str
+
+Feeds = Union[None, np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
+
+CHECKS = ("isolated", "structure")
+
+
+def default_threads() -> int:
+    """Threads when none are asked for: up to 4 of the CPUs this process may use."""
+    return max(1, min(4, timing.cpu_count()))
+
+
+def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
+         threads: Optional[int] = None, precision: str = "auto", check: str = "isolated",
+         **options) -> "Session":
+    """Open a model file (.tflite, .mnn or .onnx) with the engine its format needs.
+
+    Args:
+        path: the model file.
+        engine: ``"litert"``, ``"mnn"`` or ``"onnxruntime"``; default: from the file.
+        threads: CPU threads (default: up to 4).
+        precision: ``"auto"``, ``"fp32"`` or ``"fp16"`` where the engine has such a
+            switch (MNN); engines without one accept ``"auto"``/``"fp32"`` only.
+        check: ``"isolated"`` (default) loads the file once in a child process first,
+            so an engine crash on a damaged file cannot kill this process (cached per
+            file); ``"structure"`` runs only the in-process checks.
+        **options: engine options (``xnnpack=False`` for LiteRT, ``backend=`` for MNN,
+            ``graph_optimization=`` for ONNX Runtime).
+    """
+    path = os.fspath(path)
+    if check not in CHECKS:
+        raise UnsupportedOptionError(f"check={check!r}; accepted: {', '.join(CHECKS)}")
+    if threads is not None and int(threads) < 1:
+        raise UnsupportedOptionError(f"threads must be at least 1, got {threads}")
+    fcheck = check_model_file(path, options.pop("format", None))
+    cls = pick_engine(fcheck.format, engine)
+    if precision not in cls.precisions:
+        raise UnsupportedOptionError(
+            f"engine {cls.name!r} cannot honor precision={precision!r}; "
+            f"accepted: {', '.join(cls.precisions)}")
+    threads = int(threads) if threads else default_threads()
+    if check == "isolated":
+        from edgert.probe import probe_model
+        probe_model(path, fcheck.format, cls.name, cls.version(),
+                    dict(options, threads=threads, precision=precision))
+    t0 = time.perf_counter_ns()
+    eng = cls(path, threads, precision, options)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    return Session(path, fcheck.format, eng, threads, precision, load_ms, fcheck.details)
+
+
+class Session:
+    """A loaded model. Build it with ``edgert.load``."""
+
+    def __init__(self, path: str, fmt: str, engine, threads: int, precision: str,
+                 load_ms: float, file_details: Optional[dict] = None) -> None:
+        self.path = path
+        self.format = fmt
+        self.engine = engine
+        self.engine_name: str = engine.name
+        self.engine_version: str = type(engine).version()
+        self.threads = threads
+        self.precision = precision
+        self.load_ms = load_ms
+        self.file_details = file_details or {}
+        self._strict = getattr(engine, "strict_shapes", True)
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def inputs(self) -> List[TensorInfo]:
+        return self.engine.inputs
+
+    @property
+    def outputs(self) -> List[TensorInfo]:
+        return self.engine.outputs
+
+    def op_counts(self) -> Dict[str, int]:
+        """Op type -> count, from the file when it tells, else from the engine."""
+        counts = self.file_details.get("op_counts")
+        return dict(counts) if counts else self.engine.op_counts()
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.name}:{shape_str(i.shape)}" for i in self.inputs)
+        return f"<edgert.Session {os.path.basename(self.path)} on {self.engine_version} ({ins})>"
+
+    # -- running ---------------------------------------------------------------------
+    def random_inputs(self, seed: int = 0, dynamic_size: int = 1) -> Dict[str, np.ndarray]:
+        """Seeded random feeds that fit every input (dynamic dims set to ``dynamic_size``)."""
+        rng = np.random.default_rng(seed)
+        return {i.name: random_input(i, rng, dynamic_size) for i in self.inputs}
+
+    def prepare(self, feeds: Feeds = None, **named: np.ndarray) -> List[np.ndarray]:
+        """Check feeds and turn them into the engine's input arrays, in input order."""
+        infos = self.inputs
+        by_name = _feeds_by_name(feeds, named, infos)
+        arrays = []
+        for info in infos:
+            if info.name not in by_name:
+                raise InputError(
+                    f"missing input {info.name!r} (expects {shape_str(info.shape)} "
+                    f"{np.dtype(info.dtype).name}); model inputs: {[i.name for i in infos]}")
+            arrays.append(self._conform(info, by_name[info.name]))
+        return arrays
+
+    def _conform(self, info: TensorInfo, value) -> np.ndarray:
+        arr = np.asarray(value)
+        want = np.dtype(info.dtype)
+        if info.is_quantized and np.issubdtype(arr.dtype, np.floating):
+            arr = info.quantization.quantize(arr, want)
+        elif arr.dtype != want:
+            if np.can_cast(arr.dtype, want, casting="same_kind"):
+                arr = arr.astype(want)
+            else:
+                raise InputError(
+                    f"input {info.name!r} expects dtype {want.name}, got {arr.dtype.name}")
+        if arr.ndim != len(info.shape):
+            raise InputError(
+                f"input {info.name!r} expects rank {len(info.shape)} "
+                f"(shape {shape_str(info.shape)}), got shape {shape_str(arr.shape)}")
+        if self._strict:
+            for want_d, got_d in zip(info.shape, arr.shape):
+                if isinstance(want_d, int) and want_d >= 0 and want_d != got_d:
+                    raise InputError(
+                        f"input {info.name!r} expects shape {shape_str(info.shape)}, "
+                        f"got {shape_str(arr.shape)}")
+        if 0 in arr.shape:
+            raise InputError(f"input {info.name!r} is empty (shape {shape_str(arr.shape)})")
+        return np.ascontiguousarray(arr)
+
+    def run(self, feeds: Feeds = None, *, raw: bool = False,
+            **named: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run the model. Feeds: a dict by name, a list in input order, one array, or keywords.
+
+        Returns outputs by name; quantized outputs come back as float32 unless ``raw``.
+        """
+        results = self.engine.run(self.prepare(feeds, **named))
+        out = {}
+        for info, arr in zip(self.outputs, results):
+            if not raw and info.is_quantized:
+                arr = info.quantization.dequantize(arr)
+            out[info.name] = arr
+        return out
+
+    def benchmark(self, runs: int = 50, warmup: int = 5, inputs: Feeds = None, seed: int = 0,
+                  min_seconds: float = 0.0, cooldown_s: float = 0.0) -> timing.BenchmarkResult:
+        """Time the engine call with the shared protocol (see ``edgert.timing``)."""
+        feeds = inputs if inputs is not None else self.random_inputs(seed)
+        arrays = self.prepare(feeds)
+        call = self.engine.run
+        measured = timing.time_runs(lambda: call(arrays), runs=runs, warmup=warmup,
+                                    min_seconds=min_seconds, cooldown_s=cooldown_s)
+        lat = measured["latencies_ms"]
+        return timing.BenchmarkResult(
+            runs=len(lat), warmup=warmup, threads=self.threads, init_ms=self.load_ms,
+            first_run_ms=measured["first_run_ms"], peak_rss_mb=timing.peak_rss_mb(),
+            engine=self.engine_name, engine_version=self.engine_version,
+            model=os.path.basename(self.path), format=self.format, precision=self.precision,
+            latencies_ms=lat, **timing.latency_stats(lat))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _feeds_by_name(feeds: Feeds, named: Mapping[str, np.ndarray],
+                   infos: List[TensorInfo]) -> Dict[str, np.ndarray]:
+    names = [i.name for i in infos]
+    if feeds is None:
+        by_name = {}
+    elif isinstance(feeds, Mapping):
+        by_name = dict(feeds)
+    elif isinstance(feeds, np.ndarray):
+        if len(infos) != 1:
+            raise InputError(f"one array given but the model has {len(infos)} inputs: {names}")
+        by_name = {names[0]: feeds}
+    elif isinstance(feeds, (list, tuple)):
+        if len(feeds) != len(infos):
+            raise InputError(f"{len(feeds)} arrays given but the model has {len(infos)} "
+                             f"inputs: {names}")
+        by_name = dict(zip(names, feeds))
+    else:
+        raise InputError(f"feeds must be a dict, a list of arrays or one array, "
+                         f"not {type(feeds).__name__}")
+    by_name.update(named)
+    unknown = sorted(set(by_name) - set(names))
+    if unknown:
+        raise InputError(f"unknown input name(s) {unknown}; model inputs: {names}")
+    return by_name

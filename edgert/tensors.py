@@ -1,0 +1,106 @@
+"""Tensor descriptions shared by every engine, and the (de)quantization that lets
+quantized models take and give float arrays.
+
+Affine quantization as TFLite and MNN define it: ``real = scale * (q - zero_point)``,
+per tensor or per channel along ``axis``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple, Union
+
+import numpy as np
+
+Dim = Union[int, str, None]  # a fixed size, a named dynamic dim, or an unknown one
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization of one tensor (per tensor when ``scale`` has one value)."""
+
+    scale: Tuple[float, ...]
+    zero_point: Tuple[int, ...]
+    axis: Optional[int] = None
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+    def _broadcast(self, values: Tuple, ndim: int) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64)
+        if len(arr) == 1 or self.axis is None:
+            return arr.reshape(()) if len(arr) == 1 else arr
+        shape = [1] * ndim
+        shape[self.axis] = len(arr)
+        return arr.reshape(shape)
+
+    def quantize(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Round float ``x`` to integers of ``dtype`` (saturating)."""
+        dtype = np.dtype(dtype)
+        info = np.iinfo(dtype)
+        s = self._broadcast(self.scale, x.ndim)
+        z = self._broadcast(self.zero_point, x.ndim)
+        q = np.round(np.asarray(x, dtype=np.float64) / s) + z
+        return np.clip(q, info.min, info.max).astype(dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """Turn integers ``q`` back into float32 values."""
+        s = self._broadcast(self.scale, q.ndim)
+        z = self._broadcast(self.zero_point, q.ndim)
+        return ((q.astype(np.float64) - z) * s).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"scale": list(self.scale), "zero_point": list(self.zero_point), "axis": self.axis}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape (dynamic dims as ``None`` or a name), dtype and quantization of a model input or output."""
+
+    name: str
+    shape: Tuple[Dim, ...]
+    dtype: np.dtype
+    quantization: Optional[QuantParams] = None
+    layout: Optional[str] = field(default=None, compare=False)  # "NCHW"/"NHWC" when the engine knows
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.quantization is not None and np.issubdtype(self.dtype, np.integer)
+
+    def concrete_shape(self, dynamic_size: int = 1) -> Tuple[int, ...]:
+        """The shape with every dynamic dim replaced by ``dynamic_size``."""
+        return tuple(d if isinstance(d, int) and d >= 0 else dynamic_size for d in self.shape)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "shape": [d if isinstance(d, int) and d >= 0 else (d if isinstance(d, str) else None)
+                      for d in self.shape],
+            "dtype": np.dtype(self.dtype).name,
+            "quantization": self.quantization.to_dict() if self.quantization else None,
+        }
+
+
+def shape_str(shape: Tuple[Dim, ...]) -> str:
+    """``(1, 3, None, 'batch')`` -> ``'1x3x?xbatch'``."""
+    return "x".join(str(d) if isinstance(d, (int, str)) and d != -1 and d is not None else "?"
+                    for d in shape) or "scalar"
+
+
+def random_input(info: TensorInfo, rng: np.random.Generator, dynamic_size: int = 1) -> np.ndarray:
+    """A seeded random array that fits ``info`` (float in [-1, 1), ints in a small range).
+
+    Quantized inputs get float values: the session quantizes them like a user's floats.
+    """
+    shape = info.concrete_shape(dynamic_size)
+    dt = np.dtype(info.dtype)
+    if info.is_quantized or np.issubdtype(dt, np.floating):
+        out_dt = np.float32 if info.is_quantized else dt
+        return rng.uniform(-1.0, 1.0, size=shape).astype(out_dt)
+    if dt == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    return rng.integers(0, 10, size=shape).astype(dt)
