@@ -12,17 +12,22 @@ import os
 import numpy as np
 
 
-def build_onnx_classifier(path: str, seed: int = 0, classes: int = 10) -> str:
-    """image [1,3,8,8] float -> Flatten -> Gemm -> logits [1, classes]."""
+def build_onnx_classifier(path: str, seed: int = 0, classes: int = 10,
+                          softmax: bool = False) -> str:
+    """image [1,3,8,8] float -> Flatten -> Gemm (-> Softmax) -> [1, classes]."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.1, size=(classes, 3 * 8 * 8)).astype(np.float32)
     b = rng.normal(0, 0.1, size=(classes,)).astype(np.float32)
+    nodes = [helper.make_node("Flatten", ["image"], ["flat"], axis=1),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["gemm" if softmax else "logits"],
+                              transB=1)]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["gemm"], ["logits"], axis=1))
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["image"], ["flat"], axis=1),
-         helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], transB=1)],
+        nodes,
         "tiny_classifier",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])],
