@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORE = os.path.join(ROOT, "android_demo", "core")
 SCRIPT = os.path.join(ROOT, "android_demo", "scripts", "make_test_vector.py")
 COMMITTED = os.path.join(CORE, "src", "test", "resources", "testvector")
-TEST_CLASSES = ["SharedVectorTest", "ManifestTest", "CoreTest", "AssetsManifestTest"]
-JUNIT_TESTS = 14  # the @Test methods in those classes
+TEST_CLASSES = ["SharedVectorTest", "ManifestTest", "CoreTest", "AssetsManifestTest",
+                "AppAssetsTest"]
+JUNIT_TESTS = 15  # the @Test methods in those classes
 
 pytestmark = pytest.mark.needs_java
 
@@ -92,7 +93,9 @@ def test_java_core_unit_tests_pass(java_classpath, fresh_vector, real_assets, tm
                    "-d", str(classes), "-cp", java_classpath, *_sources("main"), *_sources("test")]
     done = subprocess.run(compile_cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"javac failed:\n{done.stdout}\n{done.stderr}"
+    app_assets = os.path.join(ROOT, "android_demo", "app", "src", "main", "assets")
     run_cmd = ["java", f"-Dedgert.testvector={fresh_vector}", f"-Dedgert.assets={real_assets}",
+               f"-Dedgert.appassets={app_assets}",
                "-cp", os.pathsep.join([str(classes), java_classpath]),
                "org.junit.runner.JUnitCore", *[f"dev.edgert.demo.core.{c}" for c in TEST_CLASSES]]
     done = subprocess.run(run_cmd, capture_output=True, text=True, timeout=120)
