@@ -19,8 +19,8 @@ CORE = os.path.join(ROOT, "android_demo", "core")
 SCRIPT = os.path.join(ROOT, "android_demo", "scripts", "make_test_vector.py")
 COMMITTED = os.path.join(CORE, "src", "test", "resources", "testvector")
 TEST_CLASSES = ["SharedVectorTest", "ManifestTest", "CoreTest", "AssetsManifestTest",
-                "AppAssetsTest"]
-JUNIT_TESTS = 15  # the @Test methods in those classes
+                "AppAssetsTest", "ReportTest"]
+JUNIT_TESTS = 17  # the @Test methods in those classes
 
 pytestmark = pytest.mark.needs_java
 
@@ -82,6 +82,13 @@ def real_assets(tmp_path_factory, model_files) -> str:
     return str(out)
 
 
+def _bench_keys() -> str:
+    """The keys of ``BenchmarkResult.to_dict(latencies=False)``: what the app's JSON must have."""
+    from edgert.timing import BenchmarkResult
+
+    return ",".join(k for k in BenchmarkResult.__dataclass_fields__ if k != "latencies_ms")
+
+
 def _sources(sub: str):
     root = os.path.join(CORE, "src", sub, "java")
     return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".java")]
@@ -95,7 +102,7 @@ def test_java_core_unit_tests_pass(java_classpath, fresh_vector, real_assets, tm
     assert done.returncode == 0, f"javac failed:\n{done.stdout}\n{done.stderr}"
     app_assets = os.path.join(ROOT, "android_demo", "app", "src", "main", "assets")
     run_cmd = ["java", f"-Dedgert.testvector={fresh_vector}", f"-Dedgert.assets={real_assets}",
-               f"-Dedgert.appassets={app_assets}",
+               f"-Dedgert.appassets={app_assets}", f"-Dedgert.benchkeys={_bench_keys()}",
                "-cp", os.pathsep.join([str(classes), java_classpath]),
                "org.junit.runner.JUnitCore", *[f"dev.edgert.demo.core.{c}" for c in TEST_CLASSES]]
     done = subprocess.run(run_cmd, capture_output=True, text=True, timeout=120)

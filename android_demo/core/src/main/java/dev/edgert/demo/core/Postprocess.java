@@ -1,5 +1,7 @@
 package dev.edgert.demo.core;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -62,7 +64,36 @@ public final class Postprocess {
         return top;
     }
 
-    /** The model output (float, or raw quantized ints) -> top-k predictions with labels. */
+    /** Scores out of an engine's output bytes (native order), dequantized when quantized. */
+    public static float[] scores(ByteBuffer raw, TensorSpec spec) {
+        ByteBuffer buf = raw.duplicate().order(ByteOrder.nativeOrder());
+        buf.rewind();
+        int n = buf.remaining() / spec.dtype.bytes;
+        if (spec.dtype.isFloat()) {
+            float[] out = new float[n];
+            buf.asFloatBuffer().get(out);
+            return out;
+        }
+        int[] q = new int[n];
+        for (int i = 0; i < n; i++) {
+            switch (spec.dtype) {
+                case INT8: q[i] = buf.get(); break;
+                case UINT8: q[i] = buf.get() & 0xFF; break;
+                case INT16: q[i] = buf.getShort(); break;
+                default: q[i] = buf.getInt(); break;
+            }
+        }
+        if (spec.quantization == null) {
+            float[] out = new float[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = q[i];
+            }
+            return out;
+        }
+        return spec.quantization.dequantize(q, spec.shape);
+    }
+
+    /** The model output (float scores) -> top-k predictions with labels. */
     public static List<Prediction> classify(float[] scores, PostprocessSpec spec, List<String> labels) {
         float[] probs = spec.softmax ? softmax(scores) : scores;
         List<Prediction> out = new ArrayList<>();
