@@ -61,12 +61,12 @@ def write_onnx(clf, path: str) -> str:
 
 
 def to_mnn(onnx_path: str, mnn_path: str) -> str:
-    import _tools  # MNN's C binding: no pip install, no usage upload
-
     from edgert.errors import ConversionError
     from edgert.native_output import capture_native_output
 
-    with capture_native_output() as out:
+    with capture_native_output() as out:  # MNN prints a banner on C stdout at import
+        import _tools  # MNN's C binding: no pip install, no usage upload
+
         _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
                            "--MNNModel", mnn_path, "--bizCode", "edgert"])
     if not os.path.exists(mnn_path):

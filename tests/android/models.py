@@ -40,11 +40,11 @@ def build_onnx_classifier(path: str, seed: int = 0, classes: int = 10,
 
 
 def onnx_to_mnn(onnx_path: str, mnn_path: str) -> str:
-    import _tools  # the MNN wheel's C binding; never the mnnconvert console script
-
     from edgert.native_output import capture_native_output
 
-    with capture_native_output() as out:
+    with capture_native_output() as out:  # MNN prints a banner on C stdout at import
+        import _tools  # the MNN wheel's C binding; never the mnnconvert console script
+
         _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
                            "--MNNModel", mnn_path, "--bizCode", "edgert"])
     if not os.path.exists(mnn_path):
