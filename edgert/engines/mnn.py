@@ -112,6 +112,9 @@ class MNNEngine(Engine):
         outs = self._module.forward(feeds)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
+        if len(outs) != len(self._out_names):  # MNN's way of failing: an empty list
+            raise RuntimeError(f"MNN returned {len(outs)} outputs, expected "
+                               f"{len(self._out_names)}")
         result = []
         for o in outs:
             if o.data_format == F.NC4HW4:
