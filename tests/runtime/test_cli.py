@@ -87,3 +87,10 @@ def test_import_edgert_stays_light():
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_info_mnn_counts_mnn_ops(models):
+    d = json.loads(edgert_cli("info", models["mnn"], "--json").stdout)
+    ops = d["op_counts"]
+    assert ops.get("Convolution", 0) >= 1 and ops.get("Input") == 1
+    assert d["outputs"][0]["shape"] == [1, 10]
