@@ -3,9 +3,10 @@ and the host Java toolchain from Debian's packages."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
+
+from tests.conftest import require_tool
 
 from . import models
 
@@ -17,26 +18,23 @@ JARS = {
 APT = {"junit": "junit4", "hamcrest": "junit4 (libhamcrest-java)", "org.json": "libandroid-json-java"}
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip when a system part is missing; fail instead under EDGERT_REQUIRE_ALL=1 (CI)."""
-    if condition:
-        return
+def require_jar(name: str) -> str:
+    """A jar from Debian's packages; skip when missing, fail under EDGERT_REQUIRE_ALL=1 (CI)."""
+    jar = next((j for j in JARS[name] if os.path.exists(j)), None)
+    if jar:
+        return jar
+    msg = f"{name} jar is not installed (apt-get install {APT[name]}; .ci/run does)"
     if os.environ.get("EDGERT_REQUIRE_ALL") == "1":
-        pytest.fail(f"{what} is missing and EDGERT_REQUIRE_ALL=1")
-    pytest.skip(f"{what} is missing")
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")
 def java_classpath() -> str:
     """The jars the core and its tests compile against (JDK tools checked too)."""
-    require(bool(shutil.which("javac")) and bool(shutil.which("java")),
-            "a JDK (apt: default-jdk-headless)")
-    found = []
-    for name, candidates in JARS.items():
-        jar = next((j for j in candidates if os.path.exists(j)), None)
-        require(jar is not None, f"{name} jar (apt: {APT[name]})")
-        found.append(jar)
-    return os.pathsep.join(found)
+    require_tool("javac")
+    require_tool("java")
+    return os.pathsep.join(require_jar(name) for name in JARS)
 
 
 @pytest.fixture(scope="session")
