@@ -23,6 +23,7 @@ _OP_MODULES = (
     "converters.analysis.ops.reduce",
     "converters.analysis.ops.movement",
     "converters.analysis.ops.quantize",
+    "converters.analysis.ops.recurrent",
 )
 _REGISTRY: Dict[Tuple[str, str], CostFn] = {}
 _loaded = False
