@@ -34,7 +34,7 @@ def plot_roofline(report: RooflineReport, path: str) -> List[str]:
                 xytext=(6, -14), fontsize=8, color="gray")
     ax.text(hi, peak, f"{peak:.4g} G{'OP' if report.precision == 'int8' else 'FLOP'}/s ",
             ha="right", va="bottom", fontsize=8)
-    ax.text(lo * 1.2, bw * lo * 1.3, f"{bw:.3g} GB/s", rotation=0, fontsize=8)
+    ax.text(lo * 1.5, bw * lo * 4, f"{bw:.3g} GB/s", fontsize=8)
     top_share = max([l.share for l in pts] + [1e-9])
     for kind, color in (("memory", "tab:blue"), ("compute", "tab:orange")):
         sel = [l for l in pts if l.bound == kind]
