@@ -148,7 +148,6 @@ def _value_infos(model) -> Dict[str, Tuple[Shape, np.dtype]]:
 
 def build_graph(model: Any, shapes: Optional[Mapping[str, Sequence[int]]] = None) -> Graph:
     """Load, fix input dims, infer shapes, and wrap every node of the main graph."""
-    import onnx
     from onnx import helper, shape_inference
 
     proto = load_model(model)
