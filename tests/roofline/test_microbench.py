@@ -1,6 +1,8 @@
 """The micro-benchmark measures what it says: its figures agree with a direct
-timing of the same operation in the same run (within the noise of a shared
-machine), and the low-precision GEMMs come from a real engine run."""
+timing of the same operation (catching unit and formula slips: ms for s, n^2
+for 2n^3, one side of a copy), and the low-precision GEMMs come from a real
+engine run. Both sides are best-of, interleaved over rounds, and the band is
+wide: the machine is shared, and a test must not fail because a neighbour ran."""
 from __future__ import annotations
 
 import time
@@ -21,23 +23,34 @@ def _best(call, n=5):
     return best
 
 
+def _interleaved(measure, direct, rounds=3):
+    ours, theirs = 0.0, 0.0
+    for _ in range(rounds):
+        ours = max(ours, measure())
+        theirs = max(theirs, direct())
+    return ours, theirs
+
+
 def test_gemm_rate_is_flops_over_time():
-    m = microbench.gemm_fp32(seconds=0.3, sizes=(256,))
     a = np.ones((256, 256), np.float32)
-    direct = 2 * 256 ** 3 / _best(lambda: a @ a, 20) / 1e9
-    assert m.unit == "GFLOP/s" and m.detail["n"] == 256
-    # best-of timings of the same product: the same order of magnitude on a busy machine
-    assert direct / 5 < m.value < direct * 5
+    ours, direct = _interleaved(
+        lambda: microbench.gemm_fp32(seconds=0.15, sizes=(256,)).value,
+        lambda: 2 * 256 ** 3 / _best(lambda: a @ a, 20) / 1e9)
+    assert direct / 5 < ours < direct * 5
+    m = microbench.gemm_fp32(seconds=0.05, sizes=(256,))
+    assert m.unit == "GFLOP/s" and m.detail["n"] == 256 and "256x256" in m.method
 
 
 def test_bandwidth_counts_read_and_write():
-    m = microbench.memory_bandwidth(seconds=0.3, array_mb=16, threads=1)
     src = np.ones(16 * 2 ** 20 // 8)
     dst = np.empty_like(src)
-    direct = 2 * src.nbytes / _best(lambda: np.copyto(dst, src)) / 1e9
+    ours, direct = _interleaved(
+        lambda: microbench.memory_bandwidth(seconds=0.1, array_mb=16, threads=1).value,
+        lambda: 2 * src.nbytes / _best(lambda: np.copyto(dst, src)) / 1e9)
+    assert direct / 5 < ours < direct * 5
+    m = microbench.memory_bandwidth(seconds=0.05, array_mb=16, threads=1)
     assert m.unit == "GB/s" and m.detail == {"array_mb": 16, "threads": 1,
                                              "counted": "read + write"}
-    assert direct / 5 < m.value < direct * 5
 
 
 def test_int8_gemm_through_onnxruntime():
