@@ -8,14 +8,15 @@ graph (onnx_ir) plus what is needed to run the source for verification.
 Accepted: an ``nn.Module`` (needs example inputs, or ``input_shapes`` to make
 seeded random ones), a ``converters.zoo.ZooModel``, an ONNX path (external
 data next to it is loaded), an ``onnx.ModelProto``, an ``onnx_ir.Model``, or a
-spec string (see ``converters.frontends.spec``).
+spec string (see ``converters.frontends.spec``), or a SourceModel from an earlier
+call (so one export serves several conversions; ``convert`` never changes it).
 """
 from __future__ import annotations
 
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -112,6 +113,13 @@ def load_source(model_or_path: Any, example_inputs: Any = None,
     t0 = time.perf_counter()
     shapes = normalize_input_shapes(input_shapes)
     obj = model_or_path
+    if isinstance(obj, SourceModel):      # reuse one export for several conversions
+        if shapes or dynamic_batch or example_inputs is not None:
+            raise InputError("a SourceModel is already exported: pass input shapes, dynamic "
+                             "batch and example inputs to load_source, not again")
+        if name and name != obj.name:
+            obj = replace(obj, name=_safe(name))
+        return obj
     if isinstance(obj, (str, os.PathLike)) and spec_mod.is_spec(os.fspath(obj)):
         name = name or os.fspath(obj).split(":", 1)[1].split("@")[0].replace("/", "_")
         obj = spec_mod.resolve_spec(os.fspath(obj))
