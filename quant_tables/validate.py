@@ -88,16 +88,13 @@ def _short(err) -> str:
     return err.message
 
 
-def _finite_positive(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-
-
 def _check_scale(what: str, scale: Any, out: List[str]) -> None:
     vals = scale if isinstance(scale, list) else [scale]
     for i, s in enumerate(vals):
-        if isinstance(s, (int, float)) and not isinstance(s, bool) and not _finite_positive(s):
+        # <= 0 is the schema's to report; NaN and infinity pass JSON Schema's comparisons
+        if isinstance(s, float) and not math.isfinite(s):
             idx = f"[{i}]" if isinstance(scale, list) else ""
-            kind = "NaN" if s != s else ("infinite" if math.isinf(s) else f"{s!r}")
+            kind = "NaN" if s != s else "infinite"
             out.append(f"{what}: scale{idx} is {kind} (must be a positive finite number)")
 
 

@@ -20,6 +20,8 @@ COMMANDS = [
     ("run", "edgert.cli.run"),
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
+    ("quant-table", "edgert.cli.quant_table"),
+    ("calibrate", "edgert.cli.calibrate"),
 ]
 
 

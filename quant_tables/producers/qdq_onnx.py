@@ -140,7 +140,7 @@ def _strip_q(q, g, ir, result: QDQResult) -> None:
         _fold_weight(q, users, x, const.numpy(), params, g, ir, result)
         return
     _record_activation(x.name, params, q.name, result)
-    final = x
+    final = _restore_relu(x, params, g, ir, result)
     for dq in users:
         out = dq.outputs[0]
         if out.is_graph_output():
@@ -149,6 +149,53 @@ def _strip_q(q, g, ir, result: QDQResult) -> None:
         g.remove(dq, safe=True)
     g.remove(q, safe=True)
     result.removed += 1 + len(users)
+
+
+def _restore_relu(x, params, g, ir, result: QDQResult):
+    """Put back the ReLU a quantizer folded into the quantization range.
+
+    onnxruntime's quantizer deletes a Relu (or Clip(0, 6)) whose output range
+    starts at 0: the zero point at the bottom of the range clamps negatives
+    anyway. Stripping the QDQ pair would then leave a float model without the
+    ReLU. When the range starts at exactly 0 and the producer cannot be negative
+    by itself, a Relu is inserted; it carries the tensor's name (and table entry).
+    """
+    from quant_tables.qparams import dtype_range
+
+    scale, zp, axis, dtype = params
+    producer = x.producer()
+    if axis is not None or producer is None or int(zp[0]) != dtype_range(dtype)[0]:
+        return x
+    if _nonnegative(producer, ir):
+        return x
+    name = x.name
+    x.name = f"{name}__pre_relu"
+    relu = ir.node("Relu", [x], name=f"{name}__restored_relu")
+    relu.outputs[0].name = name
+    relu.outputs[0].type = x.type
+    relu.outputs[0].shape = x.shape
+    g.insert_after(producer, relu)
+    result.notes.append(f"{name}: the quantization range starts at 0 and its producer "
+                        f"({producer.op_type}) can be negative: restored the ReLU the "
+                        f"quantizer folded away")
+    return relu.outputs[0]
+
+
+_NONNEGATIVE = ("Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid")
+
+
+def _nonnegative(node, ir, depth: int = 0) -> bool:
+    from quant_tables.propagate import PASSTHROUGH
+
+    if node.op_type in _NONNEGATIVE:
+        return True
+    if node.op_type in PASSTHROUGH and depth < 64 and node.inputs and node.inputs[0] is not None:
+        src = node.inputs[0].producer()
+        return src is not None and _nonnegative(src, ir, depth + 1)
+    if node.op_type == "Clip" and len(node.inputs) > 1 and node.inputs[1] is not None:
+        lo = ir.convenience.get_const_tensor(node.inputs[1])
+        return lo is not None and float(lo.numpy()) >= 0.0
+    return False
 
 
 def _take_output_name(out, x, g, result: QDQResult) -> None:
