@@ -21,6 +21,8 @@ COMMANDS = [
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
     ("convert", "edgert.cli.convert"),
+    ("quant-table", "edgert.cli.quant_table"),
+    ("calibrate", "edgert.cli.calibrate"),
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),
