@@ -39,3 +39,27 @@ def zoo_test_resolution(name: str):
 @pytest.fixture(scope="session")
 def zoo_models():
     return _ZooCache()
+
+
+class _SourceCache:
+    """``zoo_sources["resnet18"]``: each zoo model exported once (default exporter)."""
+
+    def __init__(self, models: _ZooCache) -> None:
+        self._models = models
+        self._sources = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._sources:
+            from converters.frontends import load_source
+            self._sources[name] = load_source(self._models[name])
+        return self._sources[name]
+
+
+@pytest.fixture(scope="session")
+def zoo_sources(zoo_models):
+    return _SourceCache(zoo_models)
+
+
+@pytest.fixture(scope="session")
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("converted")
