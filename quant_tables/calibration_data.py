@@ -42,6 +42,8 @@ def _name_single(arrays: Dict[str, np.ndarray], input_names: List[str], where: s
                              f"use a .npz with one array per input name")
         return {input_names[0]: arrays["__single__"]}
     missing = [n for n in input_names if n not in arrays]
+    if missing and len(input_names) == 1 and len(arrays) == 1:
+        return {input_names[0]: next(iter(arrays.values()))}   # one input, one array
     if missing:
         raise InputError(f"{where}: no array for model input(s) {missing}; "
                          f"arrays present: {sorted(arrays)}")

@@ -39,6 +39,54 @@ GRAPH_OUTPUT_SUFFIX = "__before_tr"
 class MNNParamsReport:
     layers: List[str] = field(default_factory=list)                # output tensors quantized
     skipped: List[Tuple[str, str]] = field(default_factory=list)   # (node, reason)
+    symmetric: List[str] = field(default_factory=list)             # re-expressed around MaxPool
+
+
+POOL_PASSTHROUGH = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose")
+
+
+def symmetric_pool_groups(table: QuantTable, model) -> List[str]:
+    """Re-express int8 tensors around a MaxPool with zero point 0; return their names.
+
+    MNN's x86 int8 kernels keep int8 data offset by 128, and its int8 MaxPool
+    compares the bytes as signed values: whenever a window mixes values on both
+    sides of q = 0 it returns the wrong one (measured: up to 200 steps off).
+    MNN's own calibration is symmetric, so it never meets this. An asymmetric
+    post-ReLU tensor (zero point -128) spans both sides; with zero point 0 it
+    does not. The pool's input, output and the reshapes after it get one
+    symmetric scale covering their range (one bit of resolution traded for a
+    correct pool; ARM kernels would not need it).
+    """
+    from quant_tables.qparams import to_signed
+
+    consumers: Dict[str, List[Any]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    changed: List[str] = []
+    for n in model.graph.node:
+        if n.op_type != "MaxPool":
+            continue
+        group = [n.input[0], n.output[0]]
+        frontier = [n.output[0]]
+        while frontier:
+            t = frontier.pop()
+            for c in consumers.get(t, []):
+                if c.op_type in POOL_PASSTHROUGH:
+                    group.append(c.output[0])
+                    frontier.append(c.output[0])
+        entries = [table.activations.get(t) for t in group]
+        if any(e is None or e.dtype not in ("int8", "uint8") for e in entries):
+            continue
+        if all(int(to_signed(e.zero_point, *e.qrange, e.dtype)[0]) == 0 for e in entries):
+            continue
+        amax = max(max(abs(e.real_range[0]), abs(e.real_range[1])) for e in entries)
+        for t, e in zip(group, entries):
+            table.activations[t] = ActivationQuant(scale=amax / 127.0, zero_point=0, dtype="int8",
+                                                   min=e.min, max=e.max,
+                                                   source=f"{e.source or 'table'}+mnn_symmetric")
+            changed.append(t)
+    return sorted(set(changed))
 
 
 def _act_params(name: str, a: ActivationQuant) -> Optional[Dict[str, Any]]:
@@ -86,12 +134,22 @@ def _is_relu6(model, clip) -> bool:
     return lo == 0.0 and hi == 6.0
 
 
-def mnn_compression_params(table: QuantTable, model: Any) -> Tuple[Dict[str, Any], MNNParamsReport]:
-    """(Pipeline as a JSON-ready dict, report of layers quantized and skipped)."""
+def mnn_compression_params(table: QuantTable, model: Any, symmetric_pools: bool = True
+                           ) -> Tuple[Dict[str, Any], MNNParamsReport]:
+    """(Pipeline as a JSON-ready dict, report of layers quantized and skipped).
+
+    ``symmetric_pools``: see ``symmetric_pool_groups`` (the table is not modified;
+    a copy is).
+    """
+    import copy
+
     from quant_tables.onnx_tensors import load_model
 
     proto = load_model(model)
     report = MNNParamsReport()
+    if symmetric_pools:
+        table = copy.deepcopy(table)
+        report.symmetric = symmetric_pool_groups(table, proto)
     graph_outputs = {o.name for o in proto.graph.output}
     layers = []
     for lw in layer_weights(proto):
@@ -137,13 +195,14 @@ def _renamed(layer: Dict[str, Any], name: str) -> Dict[str, Any]:
     return out
 
 
-def write_mnn_compression_params(table: QuantTable, model: Any, path: str) -> MNNParamsReport:
+def write_mnn_compression_params(table: QuantTable, model: Any, path: str,
+                                 symmetric_pools: bool = True) -> MNNParamsReport:
     """Write the params as JSON (``path`` must end in .json: MNN picks the parser by suffix)."""
     if not os.fspath(path).endswith(".json"):
         from edgert.errors import TableError
         raise TableError(f"{path}: MNN reads compression params as JSON only when the file name "
                          f"ends in .json")
-    doc, report = mnn_compression_params(table, model)
+    doc, report = mnn_compression_params(table, model, symmetric_pools)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

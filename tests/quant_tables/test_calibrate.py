@@ -110,7 +110,10 @@ def test_data_forms(small_onnx, cal_data, tmp_path):
     assert a.activations["x"].to_dict() == b.activations["x"].to_dict() == c.activations["x"].to_dict()
     assert e.provenance.details["samples"] == 6
     assert calibrate(small_onnx, cal_data, "minmax", limit=1, batch=4).provenance.details["samples"] == 4
-    np.savez(tmp_path / "wrong.npz", image=cal_data[:2])
+    np.savez(tmp_path / "renamed.npz", image=cal_data[:2])    # one input, one array: taken
+    assert calibrate(small_onnx, str(tmp_path / "renamed.npz"), weights=False).provenance \
+        .details["samples"] == 2
+    np.savez(tmp_path / "wrong.npz", image=cal_data[:2], mask=cal_data[:2])
     with pytest.raises(InputError, match=r"no array for model input\(s\) \['x'\]"):
         calibrate(small_onnx, str(tmp_path / "wrong.npz"))
     with pytest.raises(InputError, match="no such calibration data"):
