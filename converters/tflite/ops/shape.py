@@ -188,7 +188,7 @@ def check_gather(node) -> Optional[str]:
 
 @lowering("Gather", emits=("SLICE", "RESHAPE", "GATHER"), check=check_gather)
 def lower_gather(node, ctx) -> None:
-    """A constant scalar index is a SLICE + RESHAPE; other indices use GATHER."""
+    """A constant scalar index is a SLICE + RESHAPE (both delegated); other indices GATHER."""
     x = ctx.input(node, 0)
     perm = ctx.input_perm(node, 0)
     shape = ctx.shape(node.inputs[0])
@@ -200,7 +200,7 @@ def lower_gather(node, ctx) -> None:
         k = int(idx) % shape[axis]
         stored = physical_shape(shape, perm)
         begin = [0] * len(stored)
-        size = [-1] * len(stored)
+        size = [-1 if d is None else int(d) for d in stored]    # explicit: XNNPACK needs it
         begin[j], size[j] = k, 1
         mid_shape = list(stored)
         mid_shape[j] = 1
