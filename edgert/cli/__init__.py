@@ -21,6 +21,9 @@ COMMANDS = [
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
     ("convert", "edgert.cli.convert"),
+    ("roofs", "edgert.cli.roofs"),
+    ("roofline", "edgert.cli.roofline"),
+    ("android-assets", "edgert.cli.android_assets"),
 ]
 
 
