@@ -7,10 +7,11 @@ resets variables; and TFLite has no GRU builtin at all. Unrolling is exact, runs
 on any interpreter, and most of it is delegated to XNNPACK.
 
 Per direction: one FULLY_CONNECTED projects every time step's input at once
-(``[T*B, I] x W^T + (Wb + Rb)``), UNPACK splits it per step; each step then adds
-the recurrent FC of the previous h and applies the gates. Gate rows are reordered
-at conversion (LSTM: ONNX i,o,f,c -> i,f,o,c) so one LOGISTIC covers all sigmoid
-gates. The sequence length must be static; only outputs that are read are built.
+(``[T*B, I] x W^T + (Wb + Rb)``) and STRIDED_SLICE takes each step's share; each
+step then adds the recurrent FC of the previous h, SPLITs the gates and applies
+them. Every op is one XNNPACK delegates (no UNPACK/PACK/SPLIT_V; concatenations
+in rounds of at most 5), so the unrolled net runs as one delegate partition.
+The sequence length must be static; only outputs that are read are built.
 """
 from __future__ import annotations
 
@@ -49,6 +50,29 @@ def check_rnn(node) -> Optional[str]:
     return None
 
 
+MAX_CONCAT = 5      # XNNPACK delegates CONCATENATION of at most 5 inputs
+
+
+def concat_tree(ctx, parts: List[int], axis: int, name: str) -> int:
+    """Concatenate many tensors along ``axis`` in rounds of at most ``MAX_CONCAT``."""
+    level = 0
+    while len(parts) > 1:
+        nxt = []
+        for k in range(0, len(parts), MAX_CONCAT):
+            group = parts[k:k + MAX_CONCAT]
+            if len(group) == 1:
+                nxt.append(group[0])
+                continue
+            shapes = [ctx.sg.shape(p) for p in group]
+            shape = list(shapes[0])
+            shape[axis] = sum(s[axis] for s in shapes)
+            out = ctx.tmp(f"{name}_cat{level}_{k}", shape)
+            ctx.emit("CONCATENATION", group, [out], options("Concatenation", axis=axis))
+            nxt.append(out)
+        parts, level = nxt, level + 1
+    return parts[0]
+
+
 class _Rnn:
     """Shared bookkeeping: shapes, per-direction weights, state inputs, outputs."""
 
@@ -76,8 +100,18 @@ class _Rnn:
         seq_shape = [T, B, g] if self.layout == 0 else [B, T, g]
         seq = ctx.tmp(f"{self.name}_xseq{d}", seq_shape)
         ctx.reshape(proj, seq, seq_shape)
-        steps = [ctx.tmp(f"{self.name}_x{d}_{t}", [B, g]) for t in range(T)]
-        ctx.emit("UNPACK", [seq], steps, options("Unpack", num=T, axis=self.layout))
+        steps = []
+        for t in range(T):
+            begin = [t, 0, 0] if self.layout == 0 else [0, t, 0]
+            end = [t + 1, B, g] if self.layout == 0 else [B, t + 1, g]
+            one = ctx.tmp(f"{self.name}_x{d}_{t}_3d", [1, B, g] if self.layout == 0 else [B, 1, g])
+            ctx.emit("STRIDED_SLICE", [seq, ctx.const_tensor("begin", np.array(begin, np.int32)),
+                                       ctx.const_tensor("end", np.array(end, np.int32)),
+                                       ctx.const_tensor("ones3", np.ones(3, np.int32))],
+                     [one], options("StridedSlice"))
+            step = ctx.tmp(f"{self.name}_x{d}_{t}", [B, g])
+            ctx.reshape(one, step, [B, g])
+            steps.append(step)
         return steps
 
     def initial(self, i: int, d: int) -> int:
@@ -105,16 +139,12 @@ class _Rnn:
         self.ctx.emit(builtin, list(ins), [out], opts)
         return out
 
-    def split(self, x: int, sizes: List[int], tag: str) -> List[int]:
+    def split(self, x: int, n: int, width: int, tag: str) -> List[int]:
+        """``n`` equal parts of ``[B, n*width]`` (SPLIT; XNNPACK takes up to 4 parts)."""
         ctx = self.ctx
-        outs = [ctx.tmp(f"{self.name}_{tag}_{k}", [self.B, s]) for k, s in enumerate(sizes)]
+        outs = [ctx.tmp(f"{self.name}_{tag}_{k}", [self.B, width]) for k in range(n)]
         axis = ctx.const_tensor("axis1", np.array(1, np.int32))
-        if len(set(sizes)) == 1:
-            ctx.emit("SPLIT", [axis, x], outs, options("Split", numSplits=len(sizes)))
-        else:
-            ctx.emit("SPLIT_V", [x, ctx.const_tensor(f"sizes_{'_'.join(map(str, sizes))}",
-                                                     np.array(sizes, np.int32)), axis],
-                     outs, options("SplitV", numSplits=len(sizes)))
+        ctx.emit("SPLIT", [axis, x], outs, options("Split", numSplits=n))
         return outs
 
     def finish(self, hs: List[List[int]], finals: List[List[int]]) -> None:
@@ -124,10 +154,13 @@ class _Rnn:
         if y is not None and (y.uses() or y.is_graph_output()):
             parts = []
             for d, seq in enumerate(hs):
-                packed_shape = [T, B, H] if self.layout == 0 else [B, T, H]
-                packed = ctx.tmp(f"{self.name}_y{d}", packed_shape)
-                ctx.emit("PACK", seq, [packed], options("Pack", valuesCount=T, axis=self.layout))
-                parts.append(packed)
+                one_shape = [1, B, H] if self.layout == 0 else [B, 1, H]
+                steps = []
+                for t, h in enumerate(seq):
+                    step = ctx.tmp(f"{self.name}_y{d}_{t}", one_shape)
+                    ctx.reshape(h, step, one_shape)
+                    steps.append(step)
+                parts.append(concat_tree(ctx, steps, self.layout, f"{self.name}_y{d}"))
             self._stack(parts, [T, 1, B, H] if self.layout == 0 else [B, T, 1, H],
                         1 if self.layout == 0 else 2, y)
         for k, states in enumerate(finals, start=1):
@@ -150,8 +183,8 @@ class _Rnn:
                      options("Concatenation", axis=axis))
 
 
-@lowering("LSTM", emits=("FULLY_CONNECTED", "UNPACK", "PACK", "SPLIT", "SPLIT_V", "LOGISTIC",
-                         "TANH", "MUL", "ADD"), opsets=(7, None), check=check_rnn)
+@lowering("LSTM", emits=("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "CONCATENATION", "SPLIT",
+                         "LOGISTIC", "TANH", "MUL", "ADD"), opsets=(7, None), check=check_rnn)
 def lower_lstm(node, ctx) -> None:
     """LSTM unrolled: i, f, o = sigmoid(...), g = tanh(...), c = f*c + i*g, h = o*tanh(c)."""
     r = _Rnn(node, ctx)
@@ -175,9 +208,10 @@ def lower_lstm(node, ctx) -> None:
                        options("FullyConnected"))
             ctx.sg.ops[-1].ext.update(facts)
             gates = r.op("ADD", [xs[t], rec], 4 * H, f"{tag}_gates", options("Add"))
-            sig_in, g_in = r.split(gates, [3 * H, H], f"{tag}_sg")
-            sig = r.op("LOGISTIC", [sig_in], 3 * H, f"{tag}_sig")
-            i_g, f_g, o_g = r.split(sig, [H, H, H], f"{tag}_ifo")
+            i_in, f_in, o_in, g_in = r.split(gates, 4, H, f"{tag}_ifog")
+            i_g = r.op("LOGISTIC", [i_in], H, f"{tag}_i")
+            f_g = r.op("LOGISTIC", [f_in], H, f"{tag}_f")
+            o_g = r.op("LOGISTIC", [o_in], H, f"{tag}_o")
             g = r.op("TANH", [g_in], H, f"{tag}_g")
             fc_ = r.op("MUL", [f_g, c], H, f"{tag}_fc", options("Mul"))
             ig = r.op("MUL", [i_g, g], H, f"{tag}_ig", options("Mul"))
@@ -191,8 +225,8 @@ def lower_lstm(node, ctx) -> None:
     r.finish(hs, [last_h, last_c])
 
 
-@lowering("GRU", emits=("FULLY_CONNECTED", "UNPACK", "PACK", "SPLIT", "SPLIT_V", "LOGISTIC",
-                        "TANH", "MUL", "ADD", "SUB"), opsets=(7, None), check=check_rnn)
+@lowering("GRU", emits=("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "CONCATENATION", "SPLIT",
+                        "LOGISTIC", "TANH", "MUL", "ADD", "SUB"), opsets=(7, None), check=check_rnn)
 def lower_gru(node, ctx) -> None:
     """GRU unrolled: z, r = sigmoid(...), n = tanh(...), h = n + z * (h - n)."""
     r = _Rnn(node, ctx)
@@ -219,19 +253,21 @@ def lower_gru(node, ctx) -> None:
         seq = [None] * r.T
         for t in (reversed(range(r.T)) if backward else range(r.T)):
             tag = f"d{d}t{t}"
-            x_zr, x_n = r.split(xs[t], [2 * H, H], f"{tag}_x")
+            x_z, x_r, x_n = r.split(xs[t], 3, H, f"{tag}_x")
             if lbr:
                 rec = r.op("FULLY_CONNECTED", [h, rw, rbias], 3 * H, f"{tag}_rec",
                            options("FullyConnected"))
                 ctx.sg.ops[-1].ext.update(facts)
-                h_zr, h_n = r.split(rec, [2 * H, H], f"{tag}_h")
+                h_z, h_r, h_n = r.split(rec, 3, H, f"{tag}_h")
             else:
                 h_zr = r.op("FULLY_CONNECTED", [h, rzr, -1], 2 * H, f"{tag}_hzr",
                             options("FullyConnected"))
                 ctx.sg.ops[-1].ext.update(facts)
-            zr = r.op("LOGISTIC", [r.op("ADD", [x_zr, h_zr], 2 * H, f"{tag}_zr_in",
-                                        options("Add"))], 2 * H, f"{tag}_zr")
-            z, rg = r.split(zr, [H, H], f"{tag}_z_r")
+                h_z, h_r = r.split(h_zr, 2, H, f"{tag}_h")
+            z = r.op("LOGISTIC", [r.op("ADD", [x_z, h_z], H, f"{tag}_z_in", options("Add"))],
+                     H, f"{tag}_z")
+            rg = r.op("LOGISTIC", [r.op("ADD", [x_r, h_r], H, f"{tag}_r_in", options("Add"))],
+                      H, f"{tag}_r")
             if lbr:
                 gated = r.op("MUL", [rg, h_n], H, f"{tag}_rhn", options("Mul"))
             else:
