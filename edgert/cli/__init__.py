@@ -23,6 +23,7 @@ COMMANDS = [
     ("convert", "edgert.cli.convert"),
     ("quant-table", "edgert.cli.quant_table"),
     ("calibrate", "edgert.cli.calibrate"),
+    ("prune", "edgert.cli.prune"),
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),

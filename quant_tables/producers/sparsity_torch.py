@@ -135,8 +135,14 @@ def bake_masks(model: Any) -> Any:
         return model if baked is model[0] else (baked, model[1])
     if not _has_masks(model):
         return model
+    import torch
     import torch.nn.utils.prune as prune
 
+    with torch.no_grad():        # the masked weights are computed tensors: deepcopy refuses
+        for m in model.modules():   # those, so refresh them as leaves (same values)
+            for hook in list(getattr(m, "_forward_pre_hooks", {}).values()):
+                if isinstance(hook, prune.BasePruningMethod):
+                    setattr(m, hook._tensor_name, hook.apply_mask(m))
     copy_ = copy.deepcopy(model)
     for m in copy_.modules():
         for hook in list(getattr(m, "_forward_pre_hooks", {}).values()):
