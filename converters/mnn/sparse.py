@@ -157,6 +157,9 @@ def _reason(lp: LayerPlan, conv, precision: str) -> Tuple[str, str]:
     rule = f"{lp.mnn_sparsity:.1%} {'>' if lp.predicted_sparse else '<='} {lp.threshold:.0%}"
     if conv is None:
         return "dense", "MNN wrote no convolution for this layer"
+    if precision == "fp16" and not conv.sparse:
+        return "dense", ("MNN's --fp16 turns weights into half floats before its sparsity "
+                         "check, so nothing is marked sparse (use fp32 for sparse kernels)")
     if not conv.sparse:
         return "dense", f"MNN's sparsity {rule} (block {lp_block(conv, lp)})"
     if conv.op_type == "ConvolutionDepthwise":
@@ -164,9 +167,12 @@ def _reason(lp: LayerPlan, conv, precision: str) -> Tuple[str, str]:
                                          "weights to dense at load")
     if conv.op_type.startswith("Deconvolution"):
         return "dense", "MNN has no sparse transposed convolution"
-    if precision == "fp16" or conv.storage == "float":
-        return "dense", (f"{rule}, but the weights are stored dense ({precision}): MNN's "
-                         "sparse kernel needs its sparse weight coding (fp32 or int8 weights)")
+    if conv.storage == "quantized":
+        return "dense (stored sparse)", (
+            f"{rule}; int8 weights: MNN codes the zeros into its quantized storage (smaller "
+            "file) but picks its sparse kernel only for float sparse coding (fp32 weights)")
+    if conv.storage != "sparse":
+        return "dense", f"{rule}, but MNN stored the weights dense"
     return "sparse", (f"{rule}: sparse kernel (block {conv.block_oc}) when MNN computes fp32 on "
                       "AVX2/AVX-512 or ARM")
 
