@@ -18,10 +18,10 @@ def test_blocks_count_whole_and_tail_rows_count_alone():
 
 
 def test_output_channels_on_another_axis():
-    w = np.ones((5, 8), np.float32)            # [in, out] like a MatMul weight
-    w[:, 0:4] = 0
-    assert mnn_sparsity(w, 1, 4) == pytest.approx(0.5)
-    assert mnn_sparsity(w, 0, 4) == pytest.approx(0.0)   # rows of the wrong axis: no whole blocks
+    w = np.ones((8, 8), np.float32)            # [in, out] like a MatMul weight
+    w[:, 0] = 0                                # output channel 0 is dead
+    assert mnn_sparsity(w, 1, 4) == pytest.approx(0.0)     # 1 row of a 4-row block: no block
+    assert mnn_sparsity(w, 0, 4) == pytest.approx(8 / 64)  # read as [out, in]: 2 zero blocks
 
 
 def test_thresholds_fall_with_block_size():
