@@ -161,9 +161,13 @@ def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
     model, path, notes = load_onnx(obj, shapes, dynamic_batch)
     if name is None:
         name = os.path.splitext(os.path.basename(path))[0] if path else (model.graph.name or "model")
-    ref_bytes = None
-    if path is None or shapes or dynamic_batch:
-        ref_bytes = ir.serde.serialize_model(model).SerializeToString()
+    # ONNX Runtime runs the reference from memory (external data already loaded:
+    # ORT cannot shape-infer through small external tensors), from the file when
+    # the model is over protobuf's 2 GB.
+    proto = ir.serde.serialize_model(model)
+    ref_bytes = proto.SerializeToString() if proto.ByteSize() < 2 ** 31 - 1 else None
+    if ref_bytes is None and path is None:
+        raise ConversionError("a model over 2 GB must be given as a file path")
     return SourceModel(name=_safe(name), model=model, kind="onnx", source_path=path,
                        notes=notes, seconds=time.perf_counter() - t0,
                        _reference_bytes=ref_bytes)
@@ -210,7 +214,9 @@ def _inputs_from_shapes(module, shapes, input_names, seed):
             f"a torch model ({type(module).__name__}) needs example inputs to be exported: "
             "pass example_inputs=(tensor, ...) or input_shapes={'x': (1, 3, 224, 224)} "
             "(CLI: --input-shape x=1x3x224x224)")
-    names = list(input_names or forward_input_names(module, len(shapes)))
+    from converters.frontends.torch_export import forward_parameters
+
+    names = list(input_names or forward_parameters(module) or list(shapes))
     check_known(shapes, names)
     missing = [n for n in names if n not in shapes]
     if missing:
