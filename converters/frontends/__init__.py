@@ -41,7 +41,6 @@ class SourceModel:
     exporter: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     seconds: float = 0.0
-    _reference_bytes: Optional[bytes] = field(default=None, repr=False)
     _ort: Any = field(default=None, repr=False)
 
     @property
@@ -79,14 +78,27 @@ class SourceModel:
                                   f"{len(names)} ({names})")
         return dict(zip(names, outs))
 
+    def _reference_source(self):
+        """ONNX Runtime runs the source from memory (external data already loaded:
+        ORT cannot shape-infer through small external tensors), or from the file
+        when the model is over protobuf's 2 GB."""
+        import onnx_ir as ir
+
+        proto = ir.serde.serialize_model(self.model)
+        if proto.ByteSize() < 2 ** 31 - 1:
+            return proto.SerializeToString()
+        if self.source_path is None:
+            raise ConversionError("a model over 2 GB must be given as a file path")
+        return self.source_path
+
     def _ort_session(self):
         if self._ort is None:
             import onnxruntime as ort
 
             so = ort.SessionOptions()
             so.log_severity_level = 3
-            src = self.source_path if self._reference_bytes is None else self._reference_bytes
-            self._ort = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+            self._ort = ort.InferenceSession(self._reference_source(), so,
+                                             providers=["CPUExecutionProvider"])
         return self._ort
 
 
@@ -161,16 +173,8 @@ def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
     model, path, notes = load_onnx(obj, shapes, dynamic_batch)
     if name is None:
         name = os.path.splitext(os.path.basename(path))[0] if path else (model.graph.name or "model")
-    # ONNX Runtime runs the reference from memory (external data already loaded:
-    # ORT cannot shape-infer through small external tensors), from the file when
-    # the model is over protobuf's 2 GB.
-    proto = ir.serde.serialize_model(model)
-    ref_bytes = proto.SerializeToString() if proto.ByteSize() < 2 ** 31 - 1 else None
-    if ref_bytes is None and path is None:
-        raise ConversionError("a model over 2 GB must be given as a file path")
     return SourceModel(name=_safe(name), model=model, kind="onnx", source_path=path,
-                       notes=notes, seconds=time.perf_counter() - t0,
-                       _reference_bytes=ref_bytes)
+                       notes=notes, seconds=time.perf_counter() - t0)
 
 
 def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names,
