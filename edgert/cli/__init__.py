@@ -20,6 +20,7 @@ COMMANDS = [
     ("run", "edgert.cli.run"),
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
+    ("farm", "edgert.cli.farm"),
 ]
 
 

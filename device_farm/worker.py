@@ -1,0 +1,107 @@
+"""One connected device running jobs: connect and probe, then per job read the
+device state, run the job's runner, read the state again, and build the row.
+
+Kept apart from the scheduler so that "how one job runs on one device" and
+"how many devices run at once, and what happens when one drops" stay separate.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Dict, Optional
+
+from device_farm.deploy import DeployCache
+from device_farm.inventory import DeviceSpec
+from device_farm.probes import DeviceInfo, probe_info, read_state, throttle_reasons
+from device_farm.runners import RunContext, get_runner
+from device_farm.runners.edgert_runner import device_engines
+from device_farm.store import now_iso
+from device_farm.transports import open_transport
+from device_farm.transports.base import TransportError
+from edgert.errors import DeviceError
+
+_METRICS = ("init_ms", "first_run_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "mean_ms",
+            "std_ms", "max_ms", "peak_rss_mb")
+_LIVENESS_TIMEOUT_S = 10.0
+
+
+class DeviceWorker:
+    """A device and its link, cache and probed description."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+        self.transport = open_transport(spec)
+        self.cache = DeployCache(self.transport, spec.workdir)
+        self.info: Optional[DeviceInfo] = None
+
+    @property
+    def ctx(self) -> RunContext:
+        return RunContext(self.spec, self.transport, self.cache, self.info)
+
+    def connect(self, engines: bool = True) -> DeviceInfo:
+        """Reach the device and probe it; raise DeviceError when it cannot serve jobs."""
+        info = probe_info(self.transport, self.spec.python or "python3")
+        if "timeout" not in info.tools:
+            raise DeviceError(f"device {self.spec.name} has no `timeout` command (coreutils, "
+                              "toybox or busybox); the farm needs it to bound every command")
+        if self.spec.cpu_mask and "taskset" not in info.tools:
+            raise DeviceError(f"device {self.spec.name} has a cpu_mask but no `taskset`")
+        self.info = info
+        if engines and self.spec.python:
+            info.engines = device_engines(self.ctx)
+        return info
+
+    def alive(self) -> bool:
+        """Whether the device answers a trivial command now."""
+        try:
+            return self.transport.shell("echo alive", timeout=_LIVENESS_TIMEOUT_S).stdout \
+                .strip() == "alive"
+        except TransportError:
+            return False
+
+    def reset_link(self) -> None:
+        """Forget a link that failed, so the next call reconnects."""
+        self.transport.reset()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def run_job(self, job) -> Dict[str, object]:
+        """Run one job; return the metric part of its result row."""
+        runner = get_runner(job.runner)
+        before = read_state(self.transport)
+        t0 = time.monotonic()
+        metrics = runner.run(self.ctx, job)
+        after = read_state(self.transport)
+        warnings = throttle_reasons(before, after)
+        row: Dict[str, object] = {k: _num(metrics.get(k)) for k in _METRICS}
+        row.update(
+            engine=metrics.get("engine") or job.engine or "",
+            engine_version=metrics.get("engine_version", ""),
+            threads=metrics.get("threads") or job.threads,
+            runs=metrics.get("runs") or job.runs,
+            warmup=metrics.get("warmup", job.warmup),
+            latencies_json=json.dumps(metrics.get("latencies_ms") or []),
+            extra_json=json.dumps(metrics.get("extra") or {}),
+            state_before_json=json.dumps(before), state_after_json=json.dumps(after),
+            throttled=int(bool(warnings)), warnings_json=json.dumps(warnings),
+            bench_s=metrics.get("bench_s"), duration_s=time.monotonic() - t0)
+        return row
+
+
+def _num(v) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def base_row(run_id: str, job, spec: DeviceSpec, info: Optional[DeviceInfo]) -> Dict[str, object]:
+    """The identifying part of a result row (what ran where, with which settings)."""
+    return dict(
+        run_id=run_id, job_key=job.key, device=spec.name, transport=spec.transport,
+        model_name=job.model.name, model_path=job.model.path, model_sha256=job.model.sha256,
+        model_size=job.model.size, format=job.model.format, precision=job.precision,
+        model_precision=job.model.precision, engine=job.engine or "", runner=job.runner,
+        threads=job.threads, runs=job.runs, warmup=job.warmup, cooldown_s=job.cooldown_s,
+        cpu_mask=spec.cpu_mask, settings_json=json.dumps(job.settings()),
+        device_json=json.dumps({"spec": spec.public_dict(),
+                                "info": info.to_dict() if info else None}),
+        started_at=now_iso())
