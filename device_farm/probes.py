@@ -116,6 +116,9 @@ def probe_info(transport: Transport, python: str = "python3", timeout: float = 6
     return parse_info(res.stdout)
 
 
+STATE_SCRIPT = _STATE_SCRIPT
+
+
 def read_state(transport: Transport, timeout: float = 30.0) -> Dict[str, object]:
     """CPU frequencies and thermal zones now (one shell call)."""
     res = transport.shell(_STATE_SCRIPT, timeout=timeout).check("device state probe")

@@ -147,8 +147,11 @@ class Scheduler:
             attempts[0] += 1
             return worker.run_job(job)
 
+        t0 = time.monotonic()
+        row["duration_s"] = None
         try:
             metrics = self._with_retries(spec.name, job, attempt, worker)
+            row["duration_s"] = time.monotonic() - t0
         except HostKeyError as exc:
             self._record_error(job, spec, worker.info, str(exc), attempts[0], row)
             return f"refused: {exc}"

@@ -7,13 +7,12 @@ Kept apart from the scheduler so that "how one job runs on one device" and
 from __future__ import annotations
 
 import json
-import time
 from typing import Dict, Optional
 
 from device_farm.deploy import DeployCache
 from device_farm.inventory import DeviceSpec
-from device_farm.probes import DeviceInfo, probe_info, read_state, throttle_reasons
-from device_farm.runners import RunContext, get_runner
+from device_farm.probes import STATE_SCRIPT, DeviceInfo, parse_state, probe_info, throttle_reasons
+from device_farm.runners import RunContext, RunnerError, get_runner
 from device_farm.runners.edgert_runner import device_engines
 from device_farm.store import now_iso
 from device_farm.transports import open_transport
@@ -23,6 +22,7 @@ from edgert.errors import DeviceError
 _METRICS = ("init_ms", "first_run_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "mean_ms",
             "std_ms", "max_ms", "peak_rss_mb")
 _LIVENESS_TIMEOUT_S = 10.0
+_BEGIN, _END = "@@edgert-bench-begin", "@@edgert-bench-end"
 
 
 class DeviceWorker:
@@ -67,12 +67,26 @@ class DeviceWorker:
         self.transport.close()
 
     def run_job(self, job) -> Dict[str, object]:
-        """Run one job; return the metric part of its result row."""
+        """Run one job; return the metric part of its result row.
+
+        State before, the benchmark and state after go in one shell call (one round
+        trip per job once the cache is warm); markers split the output.
+        """
         runner = get_runner(job.runner)
-        before = read_state(self.transport)
-        t0 = time.monotonic()
-        metrics = runner.run(self.ctx, job)
-        after = read_state(self.transport)
+        command = runner.prepare(self.ctx, job)
+        script = (f"{STATE_SCRIPT}\necho {_BEGIN}\n( {command} )\nrc=$?\necho\n"
+                  f"echo {_END} $rc\n{STATE_SCRIPT}\nexit $rc\n")
+        res = self.transport.shell(script, timeout=job.timeout_s)
+        head, _, rest = res.stdout.partition(_BEGIN + "\n")
+        bench_out, mark, tail = rest.rpartition("\n" + _END)
+        if not mark:
+            raise RunnerError(f"{job.runner} on {self.spec.name}: output ended early "
+                              f"(exit code {res.exit_code}): {_tail(res.stdout, res.stderr)}")
+        if res.exit_code != 0:
+            raise RunnerError(f"{job.runner} exited with code {res.exit_code} on "
+                              f"{self.spec.name}: {_tail(bench_out, res.stderr)}")
+        metrics = runner.parse(bench_out, res.stderr, job)
+        before, after = parse_state(head), parse_state(tail)
         warnings = throttle_reasons(before, after)
         row: Dict[str, object] = {k: _num(metrics.get(k)) for k in _METRICS}
         row.update(
@@ -85,8 +99,12 @@ class DeviceWorker:
             extra_json=json.dumps(metrics.get("extra") or {}),
             state_before_json=json.dumps(before), state_after_json=json.dumps(after),
             throttled=int(bool(warnings)), warnings_json=json.dumps(warnings),
-            bench_s=metrics.get("bench_s"), duration_s=time.monotonic() - t0)
+            bench_s=res.duration_s)
         return row
+
+
+def _tail(out: str, err: str, limit: int = 1500) -> str:
+    return (err.strip() or out.strip())[-limit:] or "(no output)"
 
 
 def _num(v) -> Optional[float]:

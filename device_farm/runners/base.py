@@ -48,21 +48,13 @@ class Runner(ABC):
     def parse(self, stdout: str, stderr: str, job) -> Dict[str, object]:
         """Latency fields (ms) from the tool's output; raise RunnerError when absent."""
 
-    def run(self, ctx: RunContext, job) -> Dict[str, object]:
-        """Deploy, run, parse. Transport errors pass through for the scheduler."""
+    def prepare(self, ctx: RunContext, job) -> str:
+        """Deploy what the job needs (model, tool) and return its shell command."""
         reason = self.available(ctx)
         if reason:
             raise RunnerError(f"runner {self.name} cannot run on {ctx.spec.name}: {reason}")
         model_path = ctx.cache.ensure(job.model.path, name=job.model.name, sha=job.model.sha256)
-        cmd = self.command(ctx, job, model_path)
-        res = ctx.transport.shell(cmd, timeout=job.timeout_s)
-        if res.exit_code != 0:
-            tail = (res.stderr.strip() or res.stdout.strip())[-1500:]
-            raise RunnerError(f"{self.name} exited with code {res.exit_code} on "
-                              f"{ctx.spec.name}" + (f": {tail}" if tail else ""))
-        metrics = self.parse(res.stdout, res.stderr, job)
-        metrics["bench_s"] = res.duration_s
-        return metrics
+        return self.command(ctx, job, model_path)
 
 
 def cd_prefix(workdir: str) -> str:

@@ -173,7 +173,8 @@ class SSHTransport(Transport):
                 raise CommandTimeout(
                     f"{self.describe()}: no answer within {deadline_s:g} s (the link may "
                     "hang); gave up on the command")
-            select.select([chan], [], [], min(remaining, 0.25))
+            if not chan.status_event.wait(0.0):
+                select.select([chan], [], [], min(remaining, 0.02))
 
     # -- files ----------------------------------------------------------------------------
     def _sftp_client(self, timeout: float):
