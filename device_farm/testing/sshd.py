@@ -126,13 +126,15 @@ LogLevel ERROR
                 raise RuntimeError(f"sshd did not start: {f.read()[-2000:]}") from None
         return self
 
-    def write_known_hosts(self, path: Optional[str] = None, key_file: Optional[str] = None) -> str:
-        """A known_hosts line for this server (``key_file``: pretend another host key)."""
+    def write_known_hosts(self, path: Optional[str] = None, key_file: Optional[str] = None,
+                          port: Optional[int] = None) -> str:
+        """A known_hosts line for this server (``key_file``: pretend another host key;
+        ``port``: as seen through a proxy on another port)."""
         path = path or self.known_hosts
         with open((key_file or self.host_key) + ".pub") as f:
             kind, b64 = f.read().split()[:2]
         with open(path, "w") as f:
-            f.write(f"[127.0.0.1]:{self.port} {kind} {b64}\n")
+            f.write(f"[127.0.0.1]:{port or self.port} {kind} {b64}\n")
         return path
 
     def stop(self) -> None:

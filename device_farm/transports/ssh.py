@@ -8,7 +8,7 @@ Host keys are checked against a known_hosts file (``RejectPolicy``); a board
 whose key is unknown or changed is refused. ``trust_new_host_key = true`` in
 devices.toml accepts and records an unknown key (never a changed one).
 
-One connection per (host, port, user), shared by every transport object in the
+One connection per (host, port, user, key, known_hosts), shared by every transport object in the
 process and kept alive with SSH keepalives; a dropped connection is replaced on
 the next call.
 """
@@ -25,7 +25,9 @@ from device_farm.transports.base import (
     CommandTimeout, HostKeyError, ShellResult, TransientTransportError, Transport,
     TransportError)
 
-_PoolKey = Tuple[str, int, str]
+# host, port, user, key file, known_hosts, trust: devices reach one board through one
+# connection only when they would authenticate and check its key the same way
+_PoolKey = Tuple[str, int, str, str, str, bool]
 _POOL: Dict[_PoolKey, object] = {}
 _POOL_LOCKS: Dict[_PoolKey, threading.Lock] = {}
 _POOL_GUARD = threading.Lock()
@@ -45,7 +47,8 @@ class SSHTransport(Transport):
 
     def __init__(self, spec) -> None:
         super().__init__(spec)
-        self._key: _PoolKey = (spec.host, int(spec.port), spec.user or "")
+        self._key: _PoolKey = (spec.host, int(spec.port), spec.user or "", spec.key_file or "",
+                               spec.known_hosts or "", bool(spec.trust_new_host_key))
         self._sftp = None
 
     def describe(self) -> str:
