@@ -121,7 +121,8 @@ def edgert_zip(out_dir: Optional[str] = None) -> str:
             tmp = f"{path}.{os.getpid()}.tmp"
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
                 for arc, full in files:
-                    info = zipfile.ZipInfo(arc.replace(os.sep, "/"), date_time=(1980, 1, 1, 0, 0, 0))
+                    info = zipfile.ZipInfo(arc.replace(os.sep, "/"),
+                                           date_time=(1980, 1, 1, 0, 0, 0))
                     info.compress_type = zipfile.ZIP_DEFLATED
                     info.external_attr = 0o644 << 16
                     with open(full, "rb") as f:

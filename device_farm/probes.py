@@ -22,7 +22,10 @@ _STATE_SCRIPT = r"""
 echo @@cpufreq
 for d in /sys/devices/system/cpu/cpu[0-9]*; do
   [ -d "$d/cpufreq" ] || continue
-  echo "${d##*/} $(cat $d/cpufreq/scaling_cur_freq 2>/dev/null || echo -) $(cat $d/cpufreq/scaling_max_freq 2>/dev/null || echo -) $(cat $d/cpufreq/cpuinfo_max_freq 2>/dev/null || echo -)"
+  f=$d/cpufreq
+  echo "${d##*/} $(cat $f/scaling_cur_freq 2>/dev/null || echo -)" \
+    "$(cat $f/scaling_max_freq 2>/dev/null || echo -)" \
+    "$(cat $f/cpuinfo_max_freq 2>/dev/null || echo -)"
 done
 echo @@thermal
 for z in /sys/class/thermal/thermal_zone*; do

@@ -51,7 +51,8 @@ def comparison_tables(rows: Sequence[Dict[str, object]]
     """{model group: (devices, columns, {(device, column): cell})}."""
     groups: "OrderedDict[str, Tuple[List[str], List[str], Dict]]" = OrderedDict()
     for r in rows:
-        devices, columns, cells = groups.setdefault(model_group(str(r["model_name"])), ([], [], {}))
+        group = model_group(str(r["model_name"]))
+        devices, columns, cells = groups.setdefault(group, ([], [], {}))
         col = column_of(r)
         if r["device"] not in devices:
             devices.append(str(r["device"]))

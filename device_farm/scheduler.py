@@ -177,6 +177,9 @@ class Scheduler:
         return None
 
     def _with_retries(self, device: str, job, fn, worker: DeviceWorker):
+        """Call ``fn``; on a transient link error reconnect and retry. The error raised
+        in the end names the first failure (the cause) and the last."""
+        first: Optional[Exception] = None
         last: Optional[Exception] = None
         for i in range(self.options.retries + 1):
             if i:
@@ -187,9 +190,13 @@ class Scheduler:
             try:
                 return fn()
             except TransientTransportError as exc:
-                last = exc
-        assert last is not None
-        raise last
+                first, last = first or exc, exc
+        assert first is not None and last is not None
+        if last is first or str(last) == str(first):
+            raise first
+        n = self.options.retries
+        raise TransientTransportError(f"{first}; {n} retr{'y' if n == 1 else 'ies'} failed, "
+                                      f"the last with: {last}")
 
     def _record_error(self, job, spec: DeviceSpec, info, error: str, attempts: int,
                       row: Optional[Dict[str, object]] = None) -> None:

@@ -128,7 +128,8 @@ class ResultStore:
         return [dict(r) for r in self._read("SELECT * FROM runs ORDER BY created_at")]
 
     def latest_run_id(self) -> Optional[str]:
-        rows = self._read("SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1")
+        rows = self._read(
+            "SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1")
         return rows[0]["run_id"] if rows else None
 
     def planned_jobs(self, run_id: str) -> List[Dict[str, object]]:
@@ -164,7 +165,8 @@ class ResultStore:
         return {r["job_key"] for r in self._read(
             "SELECT DISTINCT job_key FROM results WHERE run_id=? AND status='ok'", (run_id,))}
 
-    def results(self, run_id: Optional[str] = None, latest: bool = True) -> List[Dict[str, object]]:
+    def results(self, run_id: Optional[str] = None,
+                latest: bool = True) -> List[Dict[str, object]]:
         """Result rows (of one run, or all); ``latest``: one row per job, an ok row first."""
         where, params = ("WHERE run_id=?", (run_id,)) if run_id else ("", ())
         rows = [dict(r) for r in self._read(f"SELECT * FROM results {where} ORDER BY id", params)]

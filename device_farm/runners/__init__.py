@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Dict, List, Type
 
-from device_farm.runners.base import RunContext, Runner, RunnerError  # noqa: F401
+from device_farm.runners.base import RunContext, Runner, RunnerError
+
+__all__ = ["RunContext", "Runner", "RunnerError", "register_runner", "runner_names",
+           "get_runner", "runner_for", "DEFAULT_RUNNER"]
 
 _RUNNERS: Dict[str, Type[Runner]] = {}
 _MODULES = ("device_farm.runners.edgert_runner", "device_farm.runners.litert_native",

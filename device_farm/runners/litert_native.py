@@ -8,9 +8,11 @@ edgert protocol.
 Output (stdout, or logcat lines with a ``tflite  :`` prefix), as documented:
 
     Initialized session in 92.318ms.
-    count=3 first=235158 curr=200386 min=199462 max=235158 avg=211669 std=16613 ...
-    count=25 first=187533 curr=140990 min=140071 max=195121 avg=145528 std=13583 p5=... median=... p95=...
-    Inference timings in us: Init: 92318, First inference: 235158, Warmup (avg): 211669, Inference (avg): 145528
+    count=3 first=235158 curr=200386 min=199462 max=235158 avg=211669 std=16613
+    count=25 first=187533 curr=140990 min=140071 max=195121 avg=145528 std=13583 p5=...
+             median=141253 p95=...    (p5/median/p95 only in newer builds)
+    Inference timings in us: Init: 92318, First inference: 235158, Warmup (avg): 211669,
+        Inference (avg): 145528           (one line)
     Memory footprint delta from the start of the tool (MB): init=54.2852 overall=73.4102
     Overall peak memory footprint (MB) via periodic monitoring: 93.2383
 

@@ -21,7 +21,8 @@ protocol.txt, SYNC.TXT and shell_protocol.h:
 Paths go through ``PhoneImage`` (``/data/local/tmp`` is a sandbox folder; probe
 files come from a phone fixture). Faults for tests: ``<root>/faults.json`` is
 read at each use: ``{"push_fail_after_bytes": N, "push_fail_count": K}`` aborts
-the next K pushes after N bytes (leaving the partial file, the worst case), and
+the next K pushes (to paths containing ``push_fail_match``, if given) after N
+bytes, leaving the partial file (the worst case); and
 ``{"stall_output": true}`` stops sending shell output (a hung link).
 
 Run as ``python -m device_farm.testing.adb_sim --root DIR [--port P] [--auth]``;
@@ -36,7 +37,6 @@ import os
 import secrets
 import signal
 import socket
-import stat
 import struct
 import subprocess
 import sys
@@ -426,6 +426,8 @@ class AdbDeviceSim:
         host = self.image.to_host(path)
         faults = self.faults()
         fail_after = faults.get("push_fail_after_bytes") if faults.get("push_fail_count") else None
+        if fail_after is not None and str(faults.get("push_fail_match", "")) not in path:
+            fail_after = None
         try:
             os.makedirs(os.path.dirname(host), exist_ok=True)  # adbd makes parent folders
             f = open(host, "wb")

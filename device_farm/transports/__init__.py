@@ -8,9 +8,13 @@ from __future__ import annotations
 import importlib
 from typing import Dict, Tuple
 
-from device_farm.transports.base import (  # noqa: F401 - re-exported
+from device_farm.transports.base import (
     CommandTimeout, HostKeyError, RemoteCommandError, ShellResult, TransientTransportError,
     Transport, TransportError, quote_argv)
+
+__all__ = ["CommandTimeout", "HostKeyError", "RemoteCommandError", "ShellResult",
+           "TransientTransportError", "Transport", "TransportError", "quote_argv",
+           "open_transport", "transport_kinds"]
 
 _TRANSPORTS: Dict[str, Tuple[str, str]] = {
     "local": ("device_farm.transports.local", "LocalTransport"),

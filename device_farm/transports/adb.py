@@ -104,7 +104,8 @@ class ADBTransport(Transport):
 
     def _lost(self, what: str, exc: BaseException) -> TransientTransportError:
         self._device = None
-        return TransientTransportError(f"{self.describe()}: {what}: {exc or type(exc).__name__}")
+        return TransientTransportError(f"{self.describe()}: {what}: "
+                                       f"{str(exc) or type(exc).__name__}")
 
     # -- commands -----------------------------------------------------------------------------
     def _exec(self, command: str, deadline_s: float) -> ShellResult:
@@ -164,9 +165,10 @@ class ADBTransport(Transport):
             raise CommandTimeout(f"{self.describe()}: {what} {src} -> {dst} stalled for "
                                  f"{timeout:g} s") from None
         except (adbutils.AdbError, OSError, EOFError) as exc:
-            if self._still_there():
+            if what == "pull" and self._still_there():  # e.g. no such file on the device
                 raise TransportError(f"{self.describe()}: {what} {src} -> {dst} failed: "
-                                     f"{exc or type(exc).__name__}") from None
+                                     f"{str(exc) or type(exc).__name__}") from None
+            # an interrupted push is retried from scratch (the cache never uses a .part)
             raise self._lost(f"{what} {src} -> {dst} failed", exc) from None
 
     def _still_there(self) -> bool:

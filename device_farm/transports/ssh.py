@@ -83,7 +83,14 @@ class SSHTransport(Transport):
             client.close()
 
     def _connect(self):
+        import logging
+
         import paramiko
+
+        # paramiko logs link failures with tracebacks; we raise them as errors instead
+        log = logging.getLogger("paramiko")
+        if not log.handlers:
+            log.addHandler(logging.NullHandler())
 
         spec = self.spec
         client = paramiko.SSHClient()
@@ -147,7 +154,7 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.drop_connection()
             raise TransientTransportError(f"{self.describe()}: cannot start a command: "
-                                          f"{exc or type(exc).__name__}") from None
+                                          f"{str(exc) or type(exc).__name__}") from None
         try:
             return self._read(chan, transport, deadline_s)
         finally:
@@ -164,6 +171,11 @@ class SSHTransport(Transport):
             if chan.exit_status_ready():
                 if not chan.recv_ready() and not chan.recv_stderr_ready():
                     code = chan.recv_exit_status()  # ready: does not block
+                    if code == -1 and not transport.is_active():
+                        # paramiko's "closed without an exit status": the link dropped
+                        self.drop_connection()
+                        raise TransientTransportError(
+                            f"{self.describe()}: the connection dropped while a command ran")
                     return ShellResult(code, out.decode(errors="replace"),
                                        err.decode(errors="replace"))
                 continue
@@ -213,8 +225,8 @@ class SSHTransport(Transport):
         except (paramiko.SSHException, EOFError, ConnectionError) as exc:
             self.drop_connection()
             raise TransientTransportError(
-                f"{self.describe()}: {what} {src} -> {dst} failed: {exc or type(exc).__name__}") \
-                from None
+                f"{self.describe()}: {what} {src} -> {dst} failed: "
+                f"{str(exc) or type(exc).__name__}") from None
         except OSError as exc:  # SFTP status errors (no such file, permission) are OSErrors
             client = _POOL.get(self._key)
             t = client.get_transport() if client is not None else None

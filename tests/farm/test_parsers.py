@@ -130,7 +130,8 @@ def test_probe_parses_a_jetson():
             + "".join(f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: 0xd42\n\n"
                       for i in range(6))
             + "@@meminfo\nMemTotal:        7620928 kB\n@@getprop\n@@os_release\n"
-              'PRETTY_NAME="Ubuntu 20.04.6 LTS"\n@@dt_model\nNVIDIA Jetson Orin Nano Developer Kit\n'
+              'PRETTY_NAME="Ubuntu 20.04.6 LTS"\n'
+              "@@dt_model\nNVIDIA Jetson Orin Nano Developer Kit\n"
               "@@l4t\n# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: "
               "aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023\n@@jetpack\n5.1.2-b104\n@@tools\n"
               "timeout\ntaskset\npython3\n@@python\n3.8.10\n@@cpufreq\n"
