@@ -166,3 +166,22 @@ adb_server = "{adb_server.address}"
     assert by_name["ghost"]["online"] is False and "not reachable" in by_name["ghost"]["error"]
     found = [r for r in rows if r.get("discovered")]
     assert [r["spec"]["address"] for r in found] == [f"{phone.address} @ {adb_server.address}"]
+
+
+def test_cli_report_and_results(full_run, tmp_path):
+    run_id = full_run["first"].run_id
+    out = subprocess.run([sys.executable, "-m", "edgert", "farm", "report", "--db",
+                          full_run["db"], "--run", run_id, "--out", str(tmp_path / "rep"),
+                          "--no-plots"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("9 results, 0 failures")
+    assert (tmp_path / "rep" / "report.md").exists() and not list((tmp_path / "rep").glob("*.png"))
+    out = subprocess.run([sys.executable, "-m", "edgert", "farm", "results", "--db",
+                          full_run["db"], "--run", run_id, "--json"], capture_output=True,
+                         text=True, timeout=120)
+    rows = json.loads(out.stdout)
+    assert len(rows) == 9 and {r["run_id"] for r in rows} == {run_id}
+    bad = subprocess.run([sys.executable, "-m", "edgert", "farm", "report", "--db",
+                          str(tmp_path / "none.sqlite")], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "no results database" in bad.stderr
