@@ -19,7 +19,7 @@ import posixpath
 import shlex
 import threading
 import zipfile
-from typing import Dict, Optional, Set
+from typing import Dict, Optional, Sequence, Set, Tuple
 
 from device_farm.transports.base import RemoteCommandError, Transport, TransportError
 
@@ -58,6 +58,20 @@ class DeployCache:
         if "/" in name or name in ("", ".", ".."):
             raise TransportError(f"cache file name {name!r} must be a plain file name")
         return posixpath.join(self.root, sha, name)
+
+    def prefetch(self, files: Sequence[Tuple[str, str]]) -> int:
+        """Learn in one shell call which of ``(sha256, name)`` are on the device already
+        (a run checks all its models at once instead of one round trip per job)."""
+        paths = [self.remote_path(sha, name) for sha, name in files]
+        paths = [p for p in dict.fromkeys(paths) if p not in self._present]
+        if not paths:
+            return 0
+        res = self.transport.shell(
+            "for f in " + " ".join(shlex.quote(p) for p in paths)
+            + '; do [ -f "$f" ] && printf "%s\\0" "$f"; done; true', timeout=60)
+        found = set(res.stdout.split("\0")) & set(paths)
+        self._present.update(found)
+        return len(found)
 
     def ensure(self, local: str, name: Optional[str] = None, sha: Optional[str] = None,
                mode: str = "644", timeout: float = 600.0) -> str:

@@ -121,6 +121,10 @@ class Scheduler:
         self._emit("device_ready", spec.name, info=info.to_dict())
         dropped: Optional[str] = None
         try:
+            try:
+                worker.cache.prefetch([(j.model.sha256, j.model.name) for j in jobs])
+            except EdgertError:
+                pass  # only an optimisation: each job checks its own files anyway
             for job in jobs:
                 if self._stop.is_set():
                     break

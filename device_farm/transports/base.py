@@ -100,6 +100,7 @@ class Transport(ABC):
         self.spec = spec
         self.push_count = 0
         self.bytes_pushed = 0
+        self.shell_count = 0
 
     # -- what subclasses provide ------------------------------------------------------
     @abstractmethod
@@ -145,6 +146,7 @@ class Transport(ABC):
         wrapped = quote_argv(["timeout", "-k", f"{KILL_GRACE_S:g}", f"{timeout:g}",
                               "sh", "-c", command])
         t0 = time.monotonic()
+        self.shell_count += 1
         res = self._exec(wrapped, timeout + KILL_GRACE_S + CLIENT_SLACK_S)
         res.duration_s = time.monotonic() - t0
         if res.exit_code in TIMEOUT_EXIT_CODES and res.duration_s >= timeout * 0.95:

@@ -73,3 +73,17 @@ def test_edgert_zip_is_reproducible(tmp_path):
     names = zipfile.ZipFile(z1).namelist()
     assert "edgert/__main__.py" in names and "edgert/cli/bench.py" in names
     assert not any("__pycache__" in n for n in names)
+
+
+def test_prefetch_learns_presence_in_one_call(local, tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"a" * 100)
+    b.write_bytes(b"b" * 100)
+    DeployCache(local, str(tmp_path / "w")).ensure(str(a), name="a model.bin")
+    cache = DeployCache(local, str(tmp_path / "w"))
+    found = cache.prefetch([(file_sha256(str(a)), "a model.bin"),
+                            (file_sha256(str(b)), "b.bin")])
+    assert found == 1
+    before = local.shell_count
+    assert cache.ensure(str(a), name="a model.bin").endswith("/a model.bin")
+    assert local.shell_count == before and cache.hits == 1  # known: no round trip
