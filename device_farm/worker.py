@@ -16,7 +16,7 @@ from device_farm.runners import RunContext, RunnerError, get_runner
 from device_farm.runners.edgert_runner import device_engines
 from device_farm.store import now_iso
 from device_farm.transports import open_transport
-from device_farm.transports.base import TransportError
+from device_farm.transports.base import RemoteCommandError, TransportError
 from edgert.errors import DeviceError
 
 _METRICS = ("init_ms", "first_run_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "mean_ms",
@@ -40,7 +40,13 @@ class DeviceWorker:
 
     def connect(self, engines: bool = True) -> DeviceInfo:
         """Reach the device and probe it; raise DeviceError when it cannot serve jobs."""
-        info = probe_info(self.transport, self.spec.python or "python3")
+        try:
+            info = probe_info(self.transport, self.spec.python or "python3")
+        except RemoteCommandError as exc:
+            raise DeviceError(
+                f"device {self.spec.name}: the probe failed. The farm runs every command as "
+                "`timeout -k 2 SECONDS sh -c ...` (coreutils or toybox timeout; an old busybox "
+                f"that takes -t does not work): {exc}") from None
         if "timeout" not in info.tools:
             raise DeviceError(f"device {self.spec.name} has no `timeout` command (coreutils, "
                               "toybox or busybox); the farm needs it to bound every command")
