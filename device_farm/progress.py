@@ -56,12 +56,12 @@ class ProgressModel:
                 line.last = f"{ev['job']}: {ms:.3g} ms" if ms is not None else str(ev["job"])
                 if ev.get("throttled"):
                     line.last += " (throttled)"
-                line.current = ""
+                line.status, line.current = "online", ""
             elif kind == "job_failed":
                 line.done += 1
                 line.failed += 1
                 line.last = f"{ev['job']}: {str(ev['error'])[:60]}"
-                line.current = ""
+                line.status, line.current = "online", ""
             elif kind == "device_done":
                 line.status = "dropped" if ev.get("dropped") else (
                     line.status if line.status == "unavailable" else "done")
@@ -108,15 +108,21 @@ class LiveProgress:
         self._live = Live(self._table(), console=Console(stderr=True), refresh_per_second=4,
                           transient=False)
 
+    def table(self):
+        """The current progress as a rich Table."""
+        return self._table()
+
     def _table(self):
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(title="farm", title_justify="left")
         for col in ("device", "status", "jobs", "running", "last"):
             t.add_column(col, overflow="fold")
         for name, ln in sorted(self.model.lines.items()):
             jobs = f"{ln.done}/{ln.total}" + (f" ({ln.failed} failed)" if ln.failed else "")
-            t.add_row(name, ln.status, jobs, ln.current, ln.last)
+            # Text, not markup: "net [onnx fp32]" must not read as a rich style tag
+            t.add_row(*(Text(c) for c in (name, ln.status, jobs, ln.current, ln.last)))
         return t
 
     def __call__(self, ev: Event) -> None:

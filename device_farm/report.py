@@ -225,7 +225,7 @@ def _plots(groups, rows, out_dir) -> Dict[str, str]:
                 xs.append(k + j * width)
                 ys.append(mid)
                 errs.append(max(0.0, (r["p90_ms"] or mid) - mid))
-            ax.bar(xs, ys, width, yerr=errs, label=col, capsize=2)
+            ax.bar(xs, ys, width, yerr=[[0.0] * len(errs), errs], label=col, capsize=2)
         ax.set_xticks([k + width * (len(columns) - 1) / 2 for k in range(len(devices))])
         ax.set_xticklabels(devices, rotation=20, ha="right")
         ax.set_ylabel("median latency (ms), bar to p90")

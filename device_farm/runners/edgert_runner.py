@@ -61,6 +61,10 @@ class EdgertRunner(Runner):
     def available(self, ctx: RunContext) -> Optional[str]:
         if not ctx.spec.python:
             return "the device has no Python (python = \"\" in devices.toml)"
+        if ctx.info is not None and not getattr(ctx.info, "python", ""):
+            return (f"{ctx.spec.python!r} does not run on the device: install Python 3 with "
+                    "numpy and an engine, set python = to its path, or use the native runners "
+                    "(runners = { tflite = \"litert_benchmark_model\", mnn = \"mnn_benchmark\" })")
         return None
 
     def command(self, ctx: RunContext, job, model_path: str) -> str:

@@ -90,3 +90,26 @@ def test_no_file_means_host_only(tmp_path, monkeypatch):
         inv.get("nope")
     with pytest.raises(DeviceError, match="no such inventory file"):
         load_inventory(str(tmp_path / "missing.toml"))
+
+
+def test_live_progress_table():
+    from rich.console import Console
+
+    from device_farm.progress import LiveProgress
+
+    live = LiveProgress()
+    events = [dict(kind="device_queued", device="pixel", total=3, skipped=1),
+              dict(kind="device_ready", device="pixel", info={}),
+              dict(kind="job_start", device="pixel", job="net.mnn [mnn fp32]", key="k"),
+              dict(kind="job_done", device="pixel", job="net.mnn [mnn fp32]", key="k",
+                   median_ms=12.345, throttled=True),
+              dict(kind="job_failed", device="pixel", job="net.onnx [onnx fp32]", key="j",
+                   error="boom")]
+    for ev in events:
+        live(ev)
+    console = Console(record=True, width=160)
+    console.print(live.table())
+    text = console.export_text()
+    assert "pixel" in text and "3/3 (1 failed)" in text
+    assert "net.onnx [onnx fp32]: boom" in text
+    assert live.model.lines["pixel"].status == "online"
