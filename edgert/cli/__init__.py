@@ -20,6 +20,9 @@ COMMANDS = [
     ("run", "edgert.cli.run"),
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
+    ("roofs", "edgert.cli.roofs"),
+    ("roofline", "edgert.cli.roofline"),
+    ("android-assets", "edgert.cli.android_assets"),
     ("farm", "edgert.cli.farm"),
 ]
 

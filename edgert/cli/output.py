@@ -71,7 +71,8 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
         table.add_column(escape(c), overflow="fold")
     for r in rows:
         table.add_row(*(escape(c) for c in r))
-    Console().print(table)
+    # Piped output (make demo | tee, CI logs) would otherwise wrap at 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def _plain_table(title: str, columns: List[str], rows: List[List[str]],
