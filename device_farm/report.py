@@ -146,6 +146,19 @@ def write_report(db: str, out_dir: str, run_id: Optional[str] = None,
             "failed": len(failures), "runs": run_ids}
 
 
+def print_comparison(db: str, run_id: Optional[str] = None) -> None:
+    """Print the comparison tables of a run (the latest by default) on the console."""
+    from edgert.cli.output import print_table
+
+    with ResultStore(db) as store:
+        run_id = run_id or store.latest_run_id()
+        rows = store.results(run_id) if run_id else []
+    for group, (devices, columns, cells) in comparison_tables(rows).items():
+        print_table(f"{group}: median latency (ms)", ["device"] + columns,
+                    [[d] + [cells.get((d, c), "-") for c in columns] for d in devices],
+                    caption="~ mean (no median), ! throttled")
+
+
 _LEGEND = ("Median latency in ms per device (rows) and format/precision (columns); "
            "`~` mean where the tool prints no median; `!` the device throttled; "
            "`error`: see Failures.")

@@ -151,6 +151,9 @@ def _bench(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
+        from device_farm.report import print_comparison
+
+        print_comparison(args.db, summary.run_id)
         print(f"run {summary.run_id}: {summary.ok} ok, {summary.failed} failed, "
               f"{summary.skipped} done earlier, {summary.wall_s:.1f} s -> {args.db}")
         for dev, why in summary.dropped.items():

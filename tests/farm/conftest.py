@@ -6,7 +6,9 @@
 * ``sshd``: a real OpenSSH server on 127.0.0.1 (throwaway keys) plays the board.
 * ``adb_server`` + ``phone``: the real adb server on a private port, connected to
   the ADB device simulator.
-Missing system parts skip these tests, unless EDGERT_REQUIRE_ALL=1 (CI).
+Missing system parts skip these tests, unless EDGERT_REQUIRE_ALL=1 (CI); the
+isolated-load cache and the host device's workdir live in the session's temp
+folder (tests/conftest.py sets EDGERT_CACHE_DIR).
 """
 from __future__ import annotations
 
@@ -15,28 +17,8 @@ import os
 import numpy as np
 import pytest
 
+from tests.conftest import require_tool
 from tests.farm.helpers import HOSTILE_NAME
-
-
-
-def _need(reason):
-    if reason is None:
-        return
-    if os.environ.get("EDGERT_REQUIRE_ALL") == "1":
-        pytest.fail(f"required system part missing: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def farm_cache(tmp_path_factory):
-    """Keep the host device's workdir, probe verdicts and zips out of ~/.cache."""
-    old = os.environ.get("EDGERT_CACHE_DIR")
-    os.environ["EDGERT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgert_cache"))
-    yield os.environ["EDGERT_CACHE_DIR"]
-    if old is None:
-        os.environ.pop("EDGERT_CACHE_DIR", None)
-    else:
-        os.environ["EDGERT_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +61,8 @@ def sshd(tmp_path_factory):
     from device_farm.testing import sshd as sshd_mod
     from device_farm.transports.ssh import close_pool
 
-    _need(sshd_mod.available())
+    require_tool("sshd")
+    require_tool("ssh-keygen")
     server = sshd_mod.SSHServer(str(tmp_path_factory.mktemp("sshd"))).start()
     yield server
     close_pool()
@@ -90,7 +73,7 @@ def sshd(tmp_path_factory):
 def adb_server(tmp_path_factory):
     from device_farm.testing import adb_server as adb_mod
 
-    _need(adb_mod.available())
+    require_tool("adb")
     server = adb_mod.AdbServer(str(tmp_path_factory.mktemp("adbhome"))).start()
     yield server
     server.stop()
