@@ -21,6 +21,10 @@ COMMANDS = [
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
     ("convert", "edgert.cli.convert"),
+    ("roofs", "edgert.cli.roofs"),
+    ("roofline", "edgert.cli.roofline"),
+    ("android-assets", "edgert.cli.android_assets"),
+    ("farm", "edgert.cli.farm"),
 ]
 
 
