@@ -105,6 +105,10 @@ def torch_export(model, path: str, dynamo: bool = True) -> None:
     logging.disable(logging.NOTSET)
 
 
+def _yes_no(flag) -> str:
+    return "-" if flag is None else ("yes" if flag else "no")
+
+
 def main() -> int:
     from converters import convert, zoo
     from converters.frontends import load_source
@@ -156,7 +160,7 @@ def main() -> int:
         print(f"{name:20s} {row['nodes_before']:>4d}>{row['nodes_after']:<4d} "
               f"{t_ours:7.2f} {fmt(t_alone, '6.2f')} {fmt(row['time_ratio'], '7.2f')} "
               f"{fmt(lat_ours, '8.2f')} {fmt(lat_alone, '7.2f')} "
-              f"{fmt(row['latency_ratio'], '6.3f')} {'-' if same is None else ('yes' if same else 'no'):>8s} {why}")
+              f"{fmt(row['latency_ratio'], '6.3f')} {_yes_no(same):>8s} {why}")
     ratios = [r["latency_ratio"] for r in rows if r["latency_ratio"]]
     times = [r["time_ratio"] for r in rows if r["time_ratio"]]
     print(f"conversion time ratio (ours / MNN alone): median {statistics.median(times):.2f}")
