@@ -1,0 +1,243 @@
+"""Front-ends: whatever the user hands us becomes one ``SourceModel``, an ONNX
+graph (onnx_ir) plus what is needed to run the source for verification.
+
+    src = load_source(torch_module, example_inputs=(x,))
+    src = load_source("model.onnx", input_shapes={"input": (1, 3, 224, 224)})
+    src = load_source("zoo:resnet18@96")
+
+Accepted: an ``nn.Module`` (needs example inputs, or ``input_shapes`` to make
+seeded random ones), a ``converters.zoo.ZooModel``, an ONNX path (external
+data next to it is loaded), an ``onnx.ModelProto``, an ``onnx_ir.Model``, or a
+spec string (see ``converters.frontends.spec``), or a SourceModel from an earlier
+call (so one export serves several conversions; ``convert`` never changes it).
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from converters.frontends.shapes import (Shape, check_known, concrete, normalize_input_shapes,
+                                         parse_input_shapes, parse_shape)
+from edgert.errors import ConversionError, InputError
+
+__all__ = ["SourceModel", "load_source", "parse_input_shapes", "parse_shape"]
+
+
+@dataclass
+class SourceModel:
+    """The front-end's result: the ONNX graph and a way to run the original."""
+
+    name: str
+    model: Any                                   # onnx_ir.Model, before any pass
+    kind: str                                    # "torch" or "onnx"
+    torch_module: Any = None
+    example_inputs: Optional[Dict[str, np.ndarray]] = None
+    source_path: Optional[str] = None
+    exporter: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    _ort: Any = field(default=None, repr=False)
+
+    @property
+    def input_names(self) -> List[str]:
+        return [v.name for v in self.model.graph.inputs if not v.is_initializer()]
+
+    @property
+    def output_names(self) -> List[str]:
+        return [v.name for v in self.model.graph.outputs]
+
+    def input_specs(self) -> List[tuple]:
+        """(name, shape with str/None for dynamic dims, numpy dtype) per input."""
+        specs = []
+        for v in self.model.graph.inputs:
+            if v.is_initializer():
+                continue
+            shape = tuple(d if isinstance(d, int) else (getattr(d, "value", None) or None)
+                          for d in (v.shape or ()))
+            dtype = np.dtype(v.dtype.numpy()) if v.dtype is not None else np.dtype(np.float32)
+            specs.append((v.name, shape, dtype))
+        return specs
+
+    def run_reference(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Outputs of the source itself: the torch module, or ONNX Runtime on the
+        source ONNX as it was given (before any pass)."""
+        names = self.output_names
+        if self.torch_module is not None:
+            from converters.frontends.torch_export import run_module
+
+            outs = run_module(self.torch_module, [_to_tensor(feeds[n]) for n in self.input_names])
+        else:
+            outs = self._ort_session().run(None, {n: feeds[n] for n in self.input_names})
+        if len(outs) != len(names):
+            raise ConversionError(f"the source gave {len(outs)} outputs, the graph has "
+                                  f"{len(names)} ({names})")
+        return dict(zip(names, outs))
+
+    def _reference_source(self):
+        """ONNX Runtime runs the source from memory (external data already loaded:
+        ORT cannot shape-infer through small external tensors), or from the file
+        when the model is over protobuf's 2 GB."""
+        import onnx_ir as ir
+
+        proto = ir.serde.serialize_model(self.model)
+        if proto.ByteSize() < 2 ** 31 - 1:
+            return proto.SerializeToString()
+        if self.source_path is None:
+            raise ConversionError("a model over 2 GB must be given as a file path")
+        return self.source_path
+
+    def _ort_session(self):
+        if self._ort is None:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            self._ort = ort.InferenceSession(self._reference_source(), so,
+                                             providers=["CPUExecutionProvider"])
+        return self._ort
+
+
+def _to_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def load_source(model_or_path: Any, example_inputs: Any = None,
+                input_shapes: Optional[Mapping[str, Sequence]] = None,
+                dynamic_batch: bool = False, *, name: Optional[str] = None,
+                input_names: Optional[List[str]] = None,
+                output_names: Optional[List[str]] = None,
+                exporter: str = "dynamo", opset: Optional[int] = None,
+                seed: int = 0) -> SourceModel:
+    """Turn a torch model, a zoo model, an ONNX file/proto/IR or a spec into a SourceModel."""
+    from converters.frontends import spec as spec_mod
+
+    t0 = time.perf_counter()
+    shapes = normalize_input_shapes(input_shapes)
+    obj = model_or_path
+    if isinstance(obj, SourceModel):      # reuse one export for several conversions
+        if shapes or dynamic_batch or example_inputs is not None:
+            raise InputError("a SourceModel is already exported: pass input shapes, dynamic "
+                             "batch and example inputs to load_source, not again")
+        if name and name != obj.name:
+            obj = replace(obj, name=_safe(name))
+        return obj
+    if isinstance(obj, (str, os.PathLike)) and spec_mod.is_spec(os.fspath(obj)):
+        name = name or os.fspath(obj).split(":", 1)[1].split("@")[0].replace("/", "_")
+        obj = spec_mod.resolve_spec(os.fspath(obj))
+    if isinstance(obj, tuple) and len(obj) == 2:          # (module, example_inputs)
+        obj, example_inputs = obj[0], example_inputs if example_inputs is not None else obj[1]
+    from converters.zoo import ZooModel
+
+    if isinstance(obj, ZooModel):
+        return _from_torch(obj.module, example_inputs or obj.example_inputs, shapes,
+                           dynamic_batch, name or obj.name, input_names or obj.input_names,
+                           output_names or obj.output_names, obj.dynamic_axes, exporter,
+                           opset, seed, t0)
+    if _is_torch_module(obj):
+        return _from_torch(obj, example_inputs, shapes, dynamic_batch,
+                           name or _snake(type(obj).__name__), input_names, output_names,
+                           None, exporter, opset, seed, t0)
+    return _from_onnx(obj, shapes, dynamic_batch, name, t0)
+
+
+def _is_torch_module(obj) -> bool:
+    mod = type(obj).__module__ or ""
+    if not (mod.startswith("torch") or hasattr(obj, "forward")):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(obj, torch.nn.Module)
+
+
+def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
+    import onnx_ir as ir
+
+    from converters.frontends.onnx_load import load_onnx
+
+    if not isinstance(obj, (str, os.PathLike, ir.Model)) and type(obj).__name__ != "ModelProto":
+        raise ConversionError(f"cannot convert a {type(obj).__name__}: give an nn.Module with "
+                              "example inputs, an ONNX file, a ModelProto or a zoo:NAME spec")
+    model, path, notes = load_onnx(obj, shapes, dynamic_batch)
+    if name is None:
+        name = os.path.splitext(os.path.basename(path))[0] if path else (model.graph.name or "model")
+    return SourceModel(name=_safe(name), model=model, kind="onnx", source_path=path,
+                       notes=notes, seconds=time.perf_counter() - t0)
+
+
+def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names,
+                output_names, dynamic_axes, exporter, opset, seed, t0) -> SourceModel:
+    from converters.frontends.torch_export import (as_tensors, export_torch,
+                                                   forward_input_names, run_module)
+
+    module.eval()
+    if example_inputs is None:
+        example_inputs = _inputs_from_shapes(module, shapes, input_names, seed)
+    inputs = as_tensors(example_inputs)
+    in_names = list(input_names or forward_input_names(module, len(inputs)))
+    if len(in_names) != len(inputs):
+        raise InputError(f"{len(inputs)} example inputs but {len(in_names)} input names "
+                         f"({in_names})")
+    if shapes:
+        check_known(shapes, in_names)
+        for n, t in zip(in_names, inputs):
+            if n in shapes and tuple(concrete(shapes[n], t.shape[0])) != tuple(t.shape):
+                raise InputError(f"input {n!r}: example input has shape {tuple(t.shape)}, "
+                                 f"the given shape is {shapes[n]}")
+    outs = run_module(module, inputs)
+    out_names = list(output_names or (["output"] if len(outs) == 1
+                                      else [f"output_{i}" for i in range(len(outs))]))
+    if dynamic_batch:
+        dynamic_axes = {n: {0: "batch"} for n in in_names + out_names}
+    model, used, notes, secs = export_torch(module, inputs, in_names, out_names,
+                                            dynamic_axes, exporter, opset)
+    _check_exported(model, notes)
+    feeds = {n: t.detach().cpu().numpy() for n, t in zip(in_names, inputs)}
+    return SourceModel(name=_safe(name), model=model, kind="torch", torch_module=module,
+                       example_inputs=feeds, exporter=used, notes=notes,
+                       seconds=time.perf_counter() - t0)
+
+
+def _inputs_from_shapes(module, shapes, input_names, seed):
+    import torch
+
+    if not shapes:
+        raise InputError(
+            f"a torch model ({type(module).__name__}) needs example inputs to be exported: "
+            "pass example_inputs=(tensor, ...) or input_shapes={'x': (1, 3, 224, 224)} "
+            "(CLI: --input-shape x=1x3x224x224)")
+    from converters.frontends.torch_export import forward_parameters
+
+    names = list(input_names or forward_parameters(module) or list(shapes))
+    check_known(shapes, names)
+    missing = [n for n in names if n not in shapes]
+    if missing:
+        raise InputError(f"no shape given for input(s) {missing}; forward() takes {names}")
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(concrete(shapes[n]), generator=gen) for n in names)
+
+
+def _check_exported(model, notes: List[str]) -> None:
+    import onnx
+    import onnx_ir as ir
+
+    try:
+        onnx.checker.check_model(ir.serde.serialize_model(model))
+    except onnx.checker.ValidationError as exc:
+        notes.append(f"exported ONNX fails the checker: {str(exc).splitlines()[0]}")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"

@@ -1,0 +1,70 @@
+"""Model specs as the CLI and ``convert`` accept them, besides ONNX paths:
+
+- ``zoo:NAME`` (or ``zoo:NAME@RES``): a built-in zoo model, e.g. ``zoo:resnet18@96``;
+- ``path/to/file.py:ATTR`` or ``package.module:ATTR``: a torch model from Python
+  code. ``ATTR`` is an ``nn.Module`` instance, or a callable (class or factory)
+  called with no arguments that returns an ``nn.Module``, a ``ZooModel``, or a
+  ``(module, example_inputs)`` pair. Loading it runs that file's code, as
+  ``python file.py`` would.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from edgert.errors import ConversionError, ModelFileError
+
+
+def is_spec(text: str) -> bool:
+    if text.startswith("zoo:"):
+        return True
+    if os.path.exists(text):
+        return False
+    target, sep, attr = text.rpartition(":")
+    return bool(sep and target and attr.isidentifier())
+
+
+def resolve_spec(text: str) -> Any:
+    """A ZooModel, an nn.Module or a (module, example_inputs) pair for ``text``."""
+    if text.startswith("zoo:"):
+        from converters import zoo
+
+        name, _, res = text[4:].partition("@")
+        if res and not res.isdigit():
+            raise ConversionError(f"bad zoo spec {text!r}: write zoo:NAME or zoo:NAME@RES")
+        return zoo.build(name, resolution=int(res) if res else None)
+    target, _, attr = text.rpartition(":")
+    module = _import(target)
+    if not hasattr(module, attr):
+        raise ConversionError(f"{target} has no attribute {attr!r}")
+    obj = getattr(module, attr)
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if callable(obj):
+        try:
+            return obj()
+        except TypeError as exc:
+            raise ConversionError(f"{text}: calling {attr}() failed ({exc}); give a factory "
+                                  "that takes no arguments") from None
+    raise ConversionError(f"{text}: {attr} is neither an nn.Module nor a factory")
+
+
+def _import(target: str):
+    if target.endswith(".py"):
+        if not os.path.exists(target):
+            raise ModelFileError(f"{target}: no such file")
+        name = "_edgert_user_" + os.path.splitext(os.path.basename(target))[0]
+        spec = importlib.util.spec_from_file_location(name, target)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(target)
+    except ImportError as exc:
+        raise ConversionError(f"cannot import {target!r} ({exc})") from None

@@ -1,0 +1,173 @@
+"""The MNN backend: hand the optimized ONNX to MNN's own converter.
+
+MNN's converter is the authority on MNN's format and fuses what MNN's kernels
+want (Conv+ReLU/ReLU6, its own layouts), so we do not write .mnn files
+ourselves; we give it a clean, folded ONNX and the right flags:
+
+    fp32            (no flag)
+    fp16            --fp16                 (weights stored as half floats; we
+                                            round them to nearest first: fp16.py)
+    int8_weights    --weightQuantBits 8    (weight-only; per channel, or
+    int4_weights    --weightQuantBits 4     --weightQuantBlock N when
+                                            options.weight_block_size = N)
+    int8            --compressionParamsFile params.json (full int8; the
+                                            quant-table hook in compression.py)
+    sparsity table  --detectSparseSpeedUp + params (hook in compression.py)
+
+``options.extra``: ``weight_quant_asymmetric=True`` passes
+``--weightQuantAsymmetric`` (see docs/CONVERTERS.md for what it does in MNN
+3.6), ``mnn_args=[...]`` appends raw converter flags, ``timeout_s`` bounds the
+converter (default 600 s).
+
+The converter runs through ``_tools.mnnconvert`` (the C binding), never the
+``mnnconvert`` console script or ``MNN.tools`` (which pip-installs a logging
+SDK and uploads usage data), in a child process (``_convert_child.py``) so
+that a converter crash becomes a ConversionError carrying MNN's own output.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import onnx_ir as ir
+
+from converters.backends import Backend, BackendOptions, BackendResult, register_backend
+from converters.mnn import compression, fp16, legalize, support
+from converters.onnx_io import save_onnx
+from edgert.errors import ConversionError, UnsupportedOptionError
+
+_CHILD = Path(__file__).with_name("_convert_child.py")
+_WEIGHT_BITS = {"int8_weights": 8, "int4_weights": 4}
+_PRECISIONS = ("fp32", "fp16", "int8_weights", "int4_weights", "int8")
+
+
+def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
+                   params_path: str = "") -> List[str]:
+    """MNN converter arguments for ``options`` (program name first, as argv)."""
+    args = ["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path, "--MNNModel", mnn_path,
+            "--bizCode", "edgert"]
+    p = options.precision
+    if p == "fp16":
+        args.append("--fp16")
+    elif p in _WEIGHT_BITS:
+        args += ["--weightQuantBits", str(_WEIGHT_BITS[p])]
+        if options.weight_block_size:
+            args += ["--weightQuantBlock", str(int(options.weight_block_size))]
+        if options.extra.get("weight_quant_asymmetric"):
+            args.append("--weightQuantAsymmetric")
+    if params_path:
+        args += ["--compressionParamsFile", params_path]
+    if options.extra.get("detect_sparse_speedup"):
+        args.append("--detectSparseSpeedUp")
+    extra = options.extra.get("mnn_args") or []
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
+        raise UnsupportedOptionError("extra['mnn_args'] must be a list of strings")
+    return args + list(extra)
+
+
+def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0
+                  ) -> Tuple[Dict[str, Any], str]:
+    """Run MNN's converter in a child process. Returns (result, MNN's output text)."""
+    job = json.dumps({"args": args, "out": out_path, "count_ops": True})
+    try:
+        proc = subprocess.run([sys.executable, str(_CHILD), job], capture_output=True,
+                              text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ConversionError(f"MNN's converter did not finish within {timeout_s:.0f} s") from None
+    text = proc.stdout + proc.stderr
+    result: Dict[str, Any] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("EDGERT_RESULT "):
+            result = json.loads(line[len("EDGERT_RESULT "):])
+    mnn_lines = [ln for ln in text.splitlines() if ln.strip() and
+                 not ln.startswith("EDGERT_RESULT ") and "The device supports" not in ln]
+    if proc.returncode < 0:
+        raise ConversionError(f"MNN's converter crashed (signal {-proc.returncode}); its last "
+                              f"output: {' | '.join(mnn_lines[-4:]) or '(none)'}")
+    if proc.returncode != 0 or not result.get("exists"):
+        errors = [ln for ln in mnn_lines if "error" in ln.lower() or "fail" in ln.lower()]
+        raise ConversionError("MNN's converter failed: "
+                              + " | ".join((errors or mnn_lines)[-4:] or ["(no output)"]))
+    return result, "\n".join(mnn_lines)
+
+
+@register_backend
+class MNNBackend(Backend):
+    name = "mnn"
+    extension = ".mnn"
+
+    def check(self, model: ir.Model, options: BackendOptions) -> None:
+        if options.precision not in _PRECISIONS:
+            raise UnsupportedOptionError(f"MNN precision {options.precision!r}; accepted: "
+                                         f"{', '.join(_PRECISIONS)}")
+        if options.io_layout != "source":
+            raise UnsupportedOptionError("MNN keeps the source's input layout (io_layout="
+                                         f"'source'); got {options.io_layout!r}")
+        if options.io_dtype != "float":
+            raise UnsupportedOptionError("MNN models take float inputs; io_dtype="
+                                         f"{options.io_dtype!r} is for TFLite")
+        if options.weight_block_size and options.precision not in _WEIGHT_BITS:
+            raise UnsupportedOptionError("weight_block_size applies to int8_weights and "
+                                         f"int4_weights, not {options.precision}")
+        support.check_model(model)
+
+    def convert(self, model: ir.Model, out_path: Path, options: BackendOptions
+                ) -> BackendResult:
+        self.check(model, options)
+        out_path = Path(out_path)
+        notes = legalize.legalize(model)
+        if options.precision == "fp16":
+            n = fp16.round_weights_to_fp16(model)
+            notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "
+                         "truncates)")
+        with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
+            onnx_path = os.path.join(tmp, "model.onnx")
+            save_onnx(model, onnx_path)
+            params_path, flags = self._compression(model, options, out_path)
+            opts = options
+            if flags:
+                opts = BackendOptions(**{**options.__dict__,
+                                         "extra": {**options.extra, **flags}})
+            args = converter_args(onnx_path, str(out_path), opts, params_path)
+            if out_path.exists():
+                out_path.unlink()
+            t0 = time.perf_counter()
+            result, output = run_converter(args, str(out_path),
+                                           float(options.extra.get("timeout_s", 600)))
+            seconds = time.perf_counter() - t0
+        shown = [a if a != onnx_path else "<optimized>.onnx" for a in args]
+        notes.append("MNN converter: " + " ".join(shown[1:]))
+        if result.get("op_count_error"):
+            notes.append(f"op counts unavailable: {result['op_count_error']}")
+        return BackendResult(
+            target=self.name, path=out_path, size_bytes=out_path.stat().st_size,
+            op_counts=result.get("op_counts", {}), notes=notes,
+            details={"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
+                     "converter_output": output.splitlines()[-20:]})
+
+    def _compression(self, model, options: BackendOptions, out_path: Path
+                     ) -> Tuple[str, Dict[str, Any]]:
+        """Write the compression-params JSON when full int8 or sparsity is asked."""
+        params: Dict[str, Any] = {}
+        flags: Dict[str, Any] = {}
+        if options.precision == "int8":
+            p, extra_flags = compression.quantization_params(model, options.quant_table)
+            params.update(p)
+            flags.update({"mnn_args": list(options.extra.get("mnn_args") or []) + extra_flags})
+        if options.sparsity_table is not None:
+            p, extra_flags = compression.sparsity_params(model, options.sparsity_table)
+            params.update(p)
+            flags["detect_sparse_speedup"] = True
+            flags["mnn_args"] = list(flags.get("mnn_args") or options.extra.get("mnn_args")
+                                     or []) + extra_flags
+        if not params:
+            return "", {}
+        path = out_path.with_suffix(".compression.json")
+        path.write_text(json.dumps(params, indent=1))
+        return str(path), flags

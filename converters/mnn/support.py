@@ -1,0 +1,98 @@
+"""Can MNN take this graph? The answer comes from MNN itself.
+
+MNN's converter prints the ONNX ops it supports (``--OP``); that list is read
+once per MNN version (in a child process, cached under $EDGERT_CACHE_DIR) and
+every node is checked against it before conversion, so an unsupported op is
+named (node, op type, target) instead of surfacing as a converter crash or a
+model that fails at run time. Ops in a non-ONNX domain (custom ops) are never
+supported: MNN's converter reads standard ONNX only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import FrozenSet, Iterator, Optional, Tuple
+
+import onnx_ir as ir
+
+from edgert.errors import ConversionError, UnsupportedOpError
+
+TARGET = "mnn"
+_OPS: Optional[FrozenSet[str]] = None
+_LIST_OPS = ("import _tools, sys\n"
+             "_tools.mnnconvert(['mnnconvert', '-f', 'ONNX', '--OP'])\n"
+             "sys.stdout.flush()\n")
+
+
+def _cache_file() -> Path:
+    import importlib.metadata as md
+
+    try:
+        version = md.version("MNN")
+    except md.PackageNotFoundError:
+        version = "unknown"
+    base = os.environ.get("EDGERT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "edgert")
+    return Path(base) / f"mnn-onnx-ops-{version}.json"
+
+
+def supported_ops() -> FrozenSet[str]:
+    """The ONNX op types MNN's converter accepts (as MNN lists them)."""
+    global _OPS
+    if _OPS is not None:
+        return _OPS
+    cache = _cache_file()
+    if cache.exists():
+        try:
+            _OPS = frozenset(json.loads(cache.read_text()))
+            return _OPS
+        except (OSError, ValueError):
+            pass
+    try:
+        proc = subprocess.run([sys.executable, "-c", _LIST_OPS], capture_output=True,
+                              text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise ConversionError("MNN's converter did not list its ops within 120 s") from None
+    lines = proc.stdout.splitlines()
+    if "Dump ONNX support Ops" not in lines:
+        raise ConversionError("MNN's converter did not list its ONNX ops: "
+                              + " | ".join((proc.stdout + proc.stderr).splitlines()[-3:]))
+    start = lines.index("Dump ONNX support Ops") + 1
+    ops = [ln.strip() for ln in lines[start:] if ln.strip() and not ln.startswith("Total")]
+    _OPS = frozenset(ops)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(sorted(_OPS)))
+    except OSError:
+        pass
+    return _OPS
+
+
+def _nodes(model: ir.Model) -> Iterator[ir.Node]:
+    yield from ir.traversal.RecursiveGraphIterator(model.graph)
+
+
+def unsupported_node(model: ir.Model) -> Optional[Tuple[ir.Node, str]]:
+    """The first node MNN cannot take, with the reason, or None."""
+    ops = supported_ops()
+    for node in _nodes(model):
+        if node.domain not in ("", "ai.onnx"):
+            return node, (f"op domain {node.domain!r} is not standard ONNX; MNN's converter "
+                          "reads ai.onnx ops only")
+        if node.op_type not in ops:
+            return node, "not in the ONNX ops MNN's converter lists (mnnconvert --OP)"
+    return None
+
+
+def check_model(model: ir.Model) -> None:
+    """Raise UnsupportedOpError naming the first node MNN cannot take."""
+    found = unsupported_node(model)
+    if found:
+        from converters.passes.base import node_label
+
+        node, reason = found
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        raise UnsupportedOpError(node_label(node), op, TARGET, reason)

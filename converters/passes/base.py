@@ -1,0 +1,146 @@
+"""What a graph pass is, what it reports, and the adapter that runs onnxscript
+rewrite rules as one of our passes.
+
+A pass changes an ``onnx_ir.Model`` in place and returns a ``PassResult``: how
+many rewrites it made, and, when a rule's pattern matched but its ``check``
+refused, a ``Refusal`` naming the node and the reason ("weight is a graph
+input", "BN output used twice"). Refusals are what answers "why was this BN not
+folded?" in the conversion report.
+
+Rewrite rules are onnxscript's (``pattern()``/``check()``/``rewrite()``); ours
+use the same base class, so a rule written here and one reused from onnxscript
+run, count and refuse the same way. Refusals are collected with a tracer run
+(onnxscript's ``MatchingTracer`` hook: it matches and checks without changing
+the graph), only in the round where a pass made no change, so the refusals
+listed are those of the final graph.
+"""
+from __future__ import annotations
+
+import collections
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import onnx_ir as ir
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rewrite that matched but was refused, and why."""
+
+    rule: str
+    node: str
+    op_type: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "node": self.node, "op_type": self.op_type,
+                "reason": self.reason}
+
+
+@dataclass
+class PassResult:
+    changes: int = 0
+    refusals: List[Refusal] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+class GraphPass(ABC):
+    """One graph transformation. Subclasses set ``name`` and ``description``."""
+
+    name: str = ""
+    description: str = ""
+
+    @abstractmethod
+    def run(self, model: ir.Model) -> PassResult:
+        """Transform ``model`` in place."""
+
+    def __repr__(self) -> str:
+        return f"<pass {self.name}>"
+
+
+def op_counts(model: ir.Model) -> Dict[str, int]:
+    """Op type -> count over the main graph and its subgraphs (custom domains as 'domain::Op')."""
+    counts: collections.Counter = collections.Counter()
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        counts[key] += 1
+    return dict(sorted(counts.items()))
+
+
+def node_label(node: ir.Node) -> str:
+    """A node's name, or its first output's name when it has none."""
+    if node.name:
+        return node.name
+    outs = [o.name for o in node.outputs if o is not None and o.name]
+    return outs[0] if outs else f"<unnamed {node.op_type}>"
+
+
+# onnxscript's matcher reports a full structural match it may not replace this way.
+_OTHER_USES = "Matched nodes have other uses preventing replacement."
+
+
+class _RefusalTracer:
+    """Collects every condition failure (onnxscript calls ``log`` for each match it tries)."""
+
+    def __init__(self) -> None:
+        self.refusals: List[Refusal] = []
+
+    def log(self, rule, container, node, match_result, status) -> None:
+        from onnxscript.rewriter import MatchStatus
+
+        reason = getattr(match_result, "reason", "") or ""
+        if status == MatchStatus.NO_MATCH and reason == _OTHER_USES:
+            reason = ("an intermediate result has other uses, so the matched nodes "
+                      "cannot be replaced")
+        elif status not in (MatchStatus.CONDITION_FAILED, MatchStatus.REPLACEMENT_FAILED):
+            return
+        reason = reason or status.name.lower().replace("_", " ")
+        self.refusals.append(Refusal(rule.name or type(rule).__name__, node_label(node),
+                                     node.op_type, reason))
+
+
+class RulePass(GraphPass):
+    """A pass made of onnxscript rewrite rules, applied until none fires.
+
+    ``refusal_rules`` limits which rules' refusals are reported (those a person
+    would ask about); by default every rule's are.
+    """
+
+    max_sweeps = 8
+
+    def rules(self) -> Sequence:  # onnxscript RewriteRule objects
+        raise NotImplementedError
+
+    def reported_rules(self) -> Sequence:
+        return self.rules()
+
+    def run(self, model: ir.Model) -> PassResult:
+        from onnxscript.rewriter import RewriteRuleSet
+
+        rule_set = RewriteRuleSet(list(self.rules()))
+        changes = 0
+        for _ in range(self.max_sweeps):
+            n = rule_set.apply_to_model(model)
+            changes += n
+            if not n:
+                break
+        result = PassResult(changes=changes)
+        if not changes:
+            result.refusals = self.trace_refusals(model)
+        return result
+
+    def trace_refusals(self, model: ir.Model) -> List[Refusal]:
+        from onnxscript.rewriter import RewriteRuleSet
+
+        rules = list(self.reported_rules())
+        if not rules:
+            return []
+        tracer = _RefusalTracer()
+        RewriteRuleSet(rules).apply_to_model(model, tracer=tracer)
+        seen, unique = set(), []
+        for r in tracer.refusals:
+            if (r.rule, r.node) not in seen:
+                seen.add((r.rule, r.node))
+                unique.append(r)
+        return unique
