@@ -27,6 +27,7 @@ COMMANDS = [
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),
+    ("farm", "edgert.cli.farm"),
 ]
 
 

@@ -1,21 +1,8 @@
-"""Fixtures of the converter tests: zoo models built once per session, and a
-private edgert cache so tests never touch the user's ~/.cache."""
+"""Fixtures of the converter tests: zoo models built and exported once per session
+(the private edgert cache comes from tests/conftest.py)."""
 from __future__ import annotations
 
-import os
-
 import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _converters_private_cache(tmp_path_factory):
-    old = os.environ.get("EDGERT_CACHE_DIR")
-    os.environ["EDGERT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgert-cache-converters"))
-    yield
-    if old is None:
-        os.environ.pop("EDGERT_CACHE_DIR", None)
-    else:
-        os.environ["EDGERT_CACHE_DIR"] = old
 
 
 class _ZooCache:
