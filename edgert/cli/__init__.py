@@ -22,6 +22,7 @@ COMMANDS = [
     ("engines", "edgert.cli.engines"),
     ("quant-table", "edgert.cli.quant_table"),
     ("calibrate", "edgert.cli.calibrate"),
+    ("quant-debug", "edgert.cli.quant_debug"),
 ]
 
 
