@@ -241,9 +241,23 @@ def _mnn_tensors(proto, table, feeds) -> Dict[str, np.ndarray]:
             outs = module.onForward([F.const(feeds[k], list(feeds[k].shape), F.NCHW)
                                      for k in inputs])
             result = {}
-            for name, o in zip(names, outs):
+            for name, o in zip(names, outs):   # read every output at once: MNN reuses memory
                 try:
-                    result[name] = np.array(F.convert(o, F.NCHW).read(), dtype=np.float32)
+                    result[name] = _mnn_nchw(np.array(o.read(), dtype=np.float32), o, F)
                 except Exception:  # a tensor MNN cannot hand out (int shapes...)
                     continue
     return result
+
+
+def _mnn_nchw(raw: np.ndarray, var, F) -> np.ndarray:
+    """Unpack MNN's NC4HW4 (channels in blocks of 4, padded) into NCHW."""
+    shape = list(var.shape)
+    if var.data_format != F.NC4HW4 or len(shape) < 2:
+        return raw.reshape(shape)
+    n, c = shape[0], shape[1]
+    rest = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    c4 = (c + 3) // 4
+    if raw.size != n * c4 * 4 * rest:
+        return np.array(F.convert(var, F.NCHW).read(), dtype=np.float32).reshape(shape)
+    x = raw.reshape(n, c4, rest, 4).transpose(0, 1, 3, 2).reshape(n, c4 * 4, rest)[:, :c]
+    return x.reshape(shape)

@@ -150,20 +150,27 @@ class DigitsResult:
                  if k in self.agreement else "-"] for k, v in self.accuracy.items()]
 
 
-def run(out_dir: str, seed: int = 0, epochs: int = 15, qat_epochs: int = 4) -> DigitsResult:
+def run(out_dir: str, seed: int = 0, epochs: int = 15, qat_epochs: int = 4,
+        load_check: str = "isolated") -> DigitsResult:
     """The whole flow; returns accuracies and agreements on the held-out split."""
     import torch
     from converters import convert
     from quant_tables.producers.qat_torch import fake_quant_reference
 
-    x_tr, x_te, y_tr, y_te = load_split(seed)
-    flt = train_float(x_tr, y_tr, seed, epochs)
-    qat = qat_finetune(flt, x_tr, y_tr, seed, qat_epochs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = convert(qat, targets=("tflite", "mnn"), precision="int8", name="digits",
-                         example_inputs=(torch.from_numpy(x_tr[:1]),), out_dir=out_dir,
-                         verify_inputs={"x": x_te[:1]})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # a small net: one thread is fastest, and deterministic
+    try:
+        x_tr, x_te, y_tr, y_te = load_split(seed)
+        flt = train_float(x_tr, y_tr, seed, epochs)
+        qat = qat_finetune(flt, x_tr, y_tr, seed, qat_epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = convert(qat, targets=("tflite", "mnn"), precision="int8", name="digits",
+                             example_inputs=(torch.from_numpy(x_tr[:1]),), out_dir=out_dir,
+                             verify_inputs={"x": x_te[:1]},
+                             load_check=load_check)
+    finally:
+        torch.set_num_threads(threads)
     sim = fake_quant_reference(qat, (torch.from_numpy(x_te),)).numpy().argmax(1)
     preds = {"float (PyTorch)": predict_torch(flt, x_te), "QAT fake-quant (PyTorch)": sim}
     paths = {}
