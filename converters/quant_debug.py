@@ -173,19 +173,22 @@ def _tflite_tensors(proto, table, feeds) -> Dict[str, np.ndarray]:
 
     model = fold_patterns(_ir(proto))
     plan = plan_layout(model.graph, "source")
-    perms = {}
+    perms, cols = {}, {}
     for node in model.graph:
         for v in node.outputs:
             p = plan.perm(v)
             if p is not None and not is_identity(p):
                 perms[v.name] = tuple(p)
+            c = plan.col_perm(v)
+            if c is not None:      # an NHWC flatten: element j is ONNX element c[j]
+                cols[v.name] = np.asarray(c)
     with tempfile.TemporaryDirectory(prefix="edgert-qdebug-") as tmp:
         path = os.path.join(tmp, "m.tflite")
         TFLiteBackend().convert(model, path, BackendOptions(precision="int8", quant_table=table))
-        return _run_litert(path, feeds, perms)
+        return _run_litert(path, feeds, perms, cols)
 
 
-def _run_litert(path: str, feeds, perms) -> Dict[str, np.ndarray]:
+def _run_litert(path: str, feeds, perms, cols) -> Dict[str, np.ndarray]:
     try:
         from ai_edge_litert import interpreter as lite
     except ImportError as exc:
@@ -217,6 +220,11 @@ def _run_litert(path: str, feeds, perms) -> Dict[str, np.ndarray]:
         p = perms.get(name)
         if p is not None and v.ndim == len(p):
             v = np.transpose(v, np.argsort(p))
+        c = cols.get(name)
+        if c is not None and v.shape[-1] == c.size:
+            back = np.empty_like(v)
+            back[..., c] = v
+            v = back
         out[name] = v
     return out
 
