@@ -29,3 +29,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
+
+# The Android demo's bundled model, labels and samples (android_demo/README.md).
+.PHONY: android-assets
+android-assets: $(STAMP)
+	$(BIN)/python android_demo/scripts/build_demo_assets.py

@@ -117,6 +117,24 @@ class Table:
             return None
         return bytes(self.buf[start:start + count]).decode("utf-8", errors="replace")
 
+    def strings(self, field_id: int) -> List[str]:
+        """A vector of strings, each bounds-checked."""
+        start, count = self._vector(field_id, 4)
+        if start is None:
+            return []
+        out = []
+        n = len(self.buf)
+        for i in range(count):
+            at = start + 4 * i
+            s = at + struct.unpack_from("<I", self.buf, at)[0]
+            if s + 4 > n:
+                raise FlatBufferError(f"string {i} of field {field_id} points past the end")
+            length = struct.unpack_from("<I", self.buf, s)[0]
+            if s + 4 + length > n:
+                raise FlatBufferError(f"string {i} of field {field_id} runs past the end")
+            out.append(bytes(self.buf[s + 4:s + 4 + length]).decode("utf-8", errors="replace"))
+        return out
+
 
 def root(buf: bytes) -> Table:
     """The root table of a FlatBuffer."""

@@ -16,6 +16,8 @@ from edgert.errors import ModelFileError
 from edgert.flatbuf import FlatBufferError, root
 
 FORMATS = ("tflite", "mnn", "onnx")
+# MNN op types run up to GridSample (604) in MNN 3.x; anything far beyond is damage.
+_MNN_MAX_OP_TYPE = 4096
 _EXTENSIONS = {".tflite": "tflite", ".lite": "tflite", ".mnn": "mnn", ".onnx": "onnx"}
 
 
@@ -83,16 +85,32 @@ def _check_tflite(data: bytes) -> Dict[str, object]:
 
 
 def _check_mnn(data: bytes) -> Dict[str, object]:
-    # MNN's own loader verifies the FlatBuffer; here: the root table must be
-    # readable and hold an op list and tensor names (Net fields 3 and 7).
+    """MNN's loader verifies the FlatBuffer framing but then trusts the indices in
+    it; out-of-range tensor indices are the most common way a damaged .mnn file
+    crashes it. Fields of MNN's schema (Net: oplists 3, outputName 4, tensorName 7;
+    Op: inputIndexes 0, main_type 1, main 2, name 3, outputIndexes 4, type 5)."""
     if len(data) >= 8 and data[4:8] == b"TFL3":
         raise FlatBufferError("this is a TFLite file, not MNN")
     net = root(data)
-    n_ops = net.vector_len(3, 4)
-    n_names = net.vector_len(7, 4)
-    if n_ops == 0:
+    ops = net.tables(3)
+    if not ops:
         raise FlatBufferError("the net has no ops")
-    return {"ops": n_ops, "tensors": n_names}
+    names = len(net.strings(7))
+    for i, op in enumerate(ops):
+        op_name = op.string(3)
+        for field_id, what in ((0, "input"), (4, "output")):
+            for idx in op.scalars(field_id, "i"):
+                if not 0 <= idx < names:
+                    raise FlatBufferError(
+                        f"op {i} ({op_name!r}) has {what} tensor index {idx}, but the net "
+                        f"names {names} tensors")
+        op_type = op.scalar(5, "i")
+        if not 0 <= op_type < _MNN_MAX_OP_TYPE:
+            raise FlatBufferError(f"op {i} ({op_name!r}) has an unknown type {op_type}")
+        if op.scalar(1, "B") and op.table(2) is None:
+            raise FlatBufferError(f"op {i} ({op_name!r}) declares parameters it lacks")
+    net.strings(4)  # output names must be readable
+    return {"ops": len(ops), "tensors": names}
 
 
 def _check_onnx(data: bytes) -> Dict[str, object]:

@@ -4,8 +4,10 @@ child, not the caller.
 
 The verdict is cached per (file sha256, engine, engine version, options) under
 ``$EDGERT_CACHE_DIR`` (default ``~/.cache/edgert``), so it costs one child
-process per new file. Only crashes and hangs are verdicts: an ordinary Python
-error in the child is left for the in-process load to raise with its message.
+process per new file. A crash or a hang becomes a ``ModelFileError``; an
+ordinary edgert error in the child (the engine refused the file) is re-raised
+here with the child's message, without loading the file in this process at all:
+an engine that refuses a damaged file in one process may crash on it in another.
 
 Run as ``python -m edgert.probe SPEC_JSON``: loads the model and runs it once on
 seeded random inputs.
@@ -18,8 +20,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from typing import Dict, Optional
 
+from edgert import errors
 from edgert.errors import ModelFileError
 
 PROBE_TIMEOUT_S = float(os.environ.get("EDGERT_PROBE_TIMEOUT", "300"))
@@ -60,25 +64,14 @@ def probe_model(path: str, fmt: str, engine: str, engine_version: str,
     env = dict(os.environ)
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "edgert.probe", json.dumps(spec)],
-                              capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired:
-        raise ModelFileError(
-            f"{path}: {engine} did not finish loading and running the model within "
-            f"{PROBE_TIMEOUT_S:.0f} s in the isolated check; the file may be damaged. "
-            "Pass check='structure' to skip this check.") from None
+    with tempfile.TemporaryDirectory(prefix="edgert-probe-") as tmp:
+        spec["report"] = os.path.join(tmp, "report.json")
+        proc = _run_child(path, engine, spec, env)
+        report = _read_report(spec["report"])
     if proc.returncode < 0:
-        sig = -proc.returncode
-        try:
-            signame = signal.Signals(sig).name
-        except ValueError:
-            signame = f"signal {sig}"
-        tail = proc.stdout.decode(errors="replace").strip().splitlines()[-3:]
-        raise ModelFileError(
-            f"{path}: {engine} crashed ({signame}) loading or running this file in the "
-            f"isolated check: the file is damaged or not a model {engine} can read"
-            + (f" (engine said: {' / '.join(tail)})" if tail else ""))
+        raise _crash_error(path, engine, proc)
+    if report.get("error"):
+        raise _error_class(report["error"])(report["message"])
     if proc.returncode == 0 and marker:
         try:
             with open(marker, "w") as f:
@@ -87,11 +80,60 @@ def probe_model(path: str, fmt: str, engine: str, engine_version: str,
             pass
 
 
+def _run_child(path: str, engine: str, spec: dict, env: dict) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([sys.executable, "-m", "edgert.probe", json.dumps(spec)],
+                              capture_output=True, timeout=PROBE_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(
+            f"{path}: {engine} did not finish loading and running the model within "
+            f"{PROBE_TIMEOUT_S:.0f} s in the isolated check; the file may be damaged. "
+            "Pass check='structure' to skip this check.") from None
+
+
+def _read_report(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):  # the child died before writing it
+        return {}
+
+
+def _crash_error(path: str, engine: str, proc: subprocess.CompletedProcess) -> ModelFileError:
+    sig = -proc.returncode
+    try:
+        signame = signal.Signals(sig).name
+    except ValueError:
+        signame = f"signal {sig}"
+    tail = proc.stdout.decode(errors="replace").strip().splitlines()[-3:]
+    return ModelFileError(
+        f"{path}: {engine} crashed ({signame}) loading or running this file in the "
+        f"isolated check: the file is damaged or not a model {engine} can read"
+        + (f" (engine said: {' / '.join(tail)})" if tail else ""))
+
+
+def _error_class(name: str) -> type:
+    cls = getattr(errors, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, errors.EdgertError) else errors.EngineError
+
+
 def _child(spec_json: str) -> int:
     spec = json.loads(spec_json)
     from edgert.session import load
-    sess = load(spec["path"], engine=spec["engine"], check="structure", **spec["options"])
-    sess.run(sess.random_inputs(seed=0))
+
+    report: Dict[str, object] = {}
+    try:
+        sess = load(spec["path"], engine=spec["engine"], check="structure", **spec["options"])
+        # Random inputs may not suit every model (e.g. token ids): an input or run
+        # error says nothing about the file, so only load errors are reported.
+        try:
+            sess.run(sess.random_inputs(seed=0))
+        except (errors.InputError, errors.EngineError):
+            pass
+    except errors.EdgertError as exc:
+        report = {"error": type(exc).__name__, "message": str(exc)}
+    with open(spec["report"], "w") as f:
+        json.dump(report, f)
     return 0
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgert.engines.base import Engine
 from edgert.errors import EngineError, UnsupportedOptionError
+from edgert.native_output import capture_native_output
 from edgert.tensors import QuantParams, TensorInfo
 
 
@@ -68,11 +69,19 @@ class LiteRTEngine(Engine):
             kwargs["num_threads"] = int(threads)
         if options.get("xnnpack") is False:
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            self._interp = mod.Interpreter(**kwargs)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"LiteRT could not load {path}: {exc}") from None
+        # LiteRT logs "Created TensorFlow Lite XNNPACK delegate" and its load errors
+        # on the C stderr: keep them for the error message, off the user's console.
+        with capture_native_output() as out:
+            try:
+                self._interp = mod.Interpreter(**kwargs)
+                self._interp.allocate_tensors()
+                error = ""
+            except (ValueError, RuntimeError) as exc:
+                error = str(exc)
+        if error:
+            native = "; ".join(ln for ln in out.lines() if "XNNPACK delegate" not in ln)
+            raise EngineError(f"LiteRT could not load {path}: {error}"
+                              + (f" ({native})" if native else ""))
         self._in_idx, self._out_idx, names_in, names_out = self._io_tensors()
         details = {d["index"]: d for d in self._interp.get_input_details()}
         details.update({d["index"]: d for d in self._interp.get_output_details()})

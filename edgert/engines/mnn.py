@@ -64,6 +64,7 @@ class MNNEngine(Engine):
         MNN = _mnn()
         nn, F = MNN.nn, MNN.expr
         self._F = F
+        self._path = path
         config = {"backend": str(options.get("backend", "CPU")),
                   "numThread": int(threads or 4), "precision": _PRECISION[precision]}
         with capture_native_output() as out:
@@ -112,6 +113,9 @@ class MNNEngine(Engine):
         outs = self._module.forward(feeds)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
+        if len(outs) != len(self._out_names):  # MNN's way of failing: an empty list
+            raise RuntimeError(f"MNN returned {len(outs)} outputs, expected "
+                               f"{len(self._out_names)}")
         result = []
         for o in outs:
             if o.data_format == F.NC4HW4:
@@ -139,7 +143,16 @@ class MNNEngine(Engine):
         return result
 
     def op_counts(self) -> Dict[str, int]:
-        return {}
+        """Op types as MNN stores them (one expression per op), read with the expr API."""
+        counts: Dict[str, int] = {}
+        with capture_native_output():
+            try:
+                exprs = self._F.load_as_dict(self._path)
+            except Exception:  # op counts are informative only
+                return counts
+        for var in exprs.values():
+            counts[var.op_type] = counts.get(var.op_type, 0) + 1
+        return counts
 
     def close(self) -> None:
         self._module = None

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgert.engines.base import Engine
-from edgert.errors import EngineError, UnsupportedOptionError
+from edgert.errors import EngineError, ModelFileError, UnsupportedOptionError
 from edgert.tensors import TensorInfo
 
 _ORT_TYPES = {
@@ -58,7 +58,10 @@ class OnnxRuntimeEngine(Engine):
         try:
             self._sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception classes
-            raise EngineError(f"ONNX Runtime could not load {path}: {exc}") from None
+            msg = str(exc)
+            damaged = "INVALID_PROTOBUF" in msg or "INVALID_GRAPH" in msg
+            cls = ModelFileError if damaged else EngineError
+            raise cls(f"ONNX Runtime could not load {path}: {msg}") from None
         self.inputs = [_info(a) for a in self._sess.get_inputs()]
         self.outputs = [_info(a) for a in self._sess.get_outputs()]
         self._in_names = [i.name for i in self.inputs]
