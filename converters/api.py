@@ -116,18 +116,6 @@ class ConversionReport:
         lines.append("verification: " + ("PASSED" if self.ok else "FAILED"))
         return "\n".join(lines)
 
-    def print(self) -> None:
-        """The summary with rich tables where rich is installed."""
-        from edgert.cli.output import print_table
-
-        text = self.summary().splitlines()
-        cut = next((i for i, ln in enumerate(text) if ln.startswith("target ")), len(text) - 1)
-        print("\n".join(text[:cut]))
-        rows = [r for t in self.targets if t.verification for r in t.verification.table_rows()]
-        if rows:
-            print_table("verification", TABLE_COLUMNS, rows)
-        print(text[-1])
-
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"

@@ -41,14 +41,17 @@ class Thresholds:
     min_top1: Optional[float] = None
 
 
-# Per-precision gates. fp32: the converters must agree with the source to float
-# rounding. fp16 weights/compute: about 3 decimal digits. Weight-only int8/int4
-# and full int8: quantization noise, judged by cosine (and top-1 for int8).
+# Per-precision gates, on cosine (SNR carries the same information for unbiased
+# noise, SNR ~ -10 log10(2 (1 - cos)), so it is reported, not gated by default).
+# fp32: agree with the source to float rounding, and on every top-1 class.
+# fp16 weights: about 3 decimal digits. Weight-only int8/int4 and full int8:
+# quantization noise (random-weight depthwise nets of the zoo sit near the int8
+# gate; trained nets are typically above 0.999, see docs/CONVERTERS.md).
 THRESHOLDS: Dict[str, Thresholds] = {
-    "fp32": Thresholds(min_cosine=0.99999, min_snr_db=40.0, min_top1=1.0),
-    "fp16": Thresholds(min_cosine=0.999, min_snr_db=20.0),
-    "int8_weights": Thresholds(min_cosine=0.99, min_snr_db=15.0),
-    "int4_weights": Thresholds(min_cosine=0.9),
+    "fp32": Thresholds(min_cosine=0.99999, min_top1=1.0),
+    "fp16": Thresholds(min_cosine=0.999),
+    "int8_weights": Thresholds(min_cosine=0.99),
+    "int4_weights": Thresholds(min_cosine=0.95),
     "int8": Thresholds(min_cosine=0.98),
 }
 

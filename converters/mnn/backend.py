@@ -5,7 +5,8 @@ want (Conv+ReLU/ReLU6, its own layouts), so we do not write .mnn files
 ourselves; we give it a clean, folded ONNX and the right flags:
 
     fp32            (no flag)
-    fp16            --fp16                 (weights stored as half floats)
+    fp16            --fp16                 (weights stored as half floats; we
+                                            round them to nearest first: fp16.py)
     int8_weights    --weightQuantBits 8    (weight-only; per channel, or
     int4_weights    --weightQuantBits 4     --weightQuantBlock N when
                                             options.weight_block_size = N)
@@ -37,7 +38,7 @@ from typing import Any, Dict, List, Tuple
 import onnx_ir as ir
 
 from converters.backends import Backend, BackendOptions, BackendResult, register_backend
-from converters.mnn import compression, legalize, support
+from converters.mnn import compression, fp16, legalize, support
 from converters.onnx_io import save_onnx
 from edgert.errors import ConversionError, UnsupportedOptionError
 
@@ -121,6 +122,10 @@ class MNNBackend(Backend):
         self.check(model, options)
         out_path = Path(out_path)
         notes = legalize.legalize(model)
+        if options.precision == "fp16":
+            n = fp16.round_weights_to_fp16(model)
+            notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "
+                         "truncates)")
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
             save_onnx(model, onnx_path)

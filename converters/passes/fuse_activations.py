@@ -70,6 +70,8 @@ class FuseActivations(RulePass):
         marked, refusals = self._mark(model)
         result.changes += marked
         result.refusals.extend(refusals)
+        if marked:
+            result.notes.append(f"marked {marked} producer(s) with their fused activation")
         return result
 
     def _mark(self, model: ir.Model):

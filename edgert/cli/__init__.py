@@ -20,6 +20,7 @@ COMMANDS = [
     ("run", "edgert.cli.run"),
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
+    ("convert", "edgert.cli.convert"),
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),

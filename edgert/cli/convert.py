@@ -1,0 +1,119 @@
+"""``edgert convert MODEL --to mnn[,tflite]``: convert, optimize, verify, report.
+
+MODEL is an ONNX file, a zoo model (``zoo:resnet18``, ``zoo:resnet18@224``), or a
+torch model from Python code: ``path/to/file.py:ATTR`` or ``package.module:ATTR``
+where ATTR is an ``nn.Module`` or a no-argument factory returning one (or a
+``(module, example_inputs)`` pair). Torch models without example inputs take
+their shapes from ``--input-shape NAME=1x3x224x224`` (NAME: forward()'s argument).
+
+Exit status: 0 when every target converted and passed verification, 1 when a
+result failed verification, 2 on an error (bad input, unsupported op, ...).
+"""
+from __future__ import annotations
+
+HELP = "convert a PyTorch or ONNX model to MNN / TFLite, verified against the source"
+DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="ONNX file, zoo:NAME[@RES], file.py:ATTR or package.module:ATTR")
+    p.add_argument("--to", default="mnn", metavar="TARGETS",
+                   help="comma-separated targets: mnn, tflite (default mnn)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: ./edgert_out)")
+    p.add_argument("--name", help="base name of the written files (default: from the model)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   help="fix an input's shape (repeatable); for torch models also the shape "
+                        "of the seeded example input")
+    p.add_argument("--precision", default="fp32",
+                   choices=["fp32", "fp16", "int8_weights", "int4_weights", "int8"])
+    p.add_argument("--weight-block", type=int, default=0, metavar="N",
+                   help="block-wise weight quantization with blocks of N (int8/int4 weights)")
+    p.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs dynamic")
+    p.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
+                   help="torch.onnx exporter for torch models (default dynamo)")
+    p.add_argument("--passes", default=None, metavar="LIST",
+                   help="comma-separated passes to run instead of the pipeline, or 'none'")
+    p.add_argument("--verify-inputs", metavar="FILE", help=".npy/.npz inputs for verification")
+    p.add_argument("--threshold", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a verification threshold, e.g. min_cosine=0.9999")
+    p.add_argument("--no-verify", action="store_true", help="skip verification")
+    p.add_argument("--no-isolated-check", action="store_true",
+                   help="load results in-process only (skip the crash-safe child-process load)")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+
+
+def _thresholds(items):
+    from edgert.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"bad --threshold {item!r}: write KEY=NUMBER") from None
+        if not sep:
+            raise InputError(f"bad --threshold {item!r}: write KEY=NUMBER")
+    return out
+
+
+def run(args) -> int:
+    from converters.api import convert
+    from converters.frontends.shapes import parse_input_shapes
+    from edgert.cli.output import print_json
+
+    passes = None
+    if args.passes is not None:
+        passes = [] if args.passes.strip().lower() == "none" else \
+            [p.strip() for p in args.passes.split(",") if p.strip()]
+    report = convert(
+        args.model, targets=args.to, out_dir=args.out or "edgert_out", name=args.name,
+        precision=args.precision, input_shapes=parse_input_shapes(args.input_shape),
+        dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
+        thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
+        passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
+        load_check="structure" if args.no_isolated_check else "isolated")
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        render(report)
+    return 0 if report.ok else 1
+
+
+def render(report) -> None:
+    """Tables for people: passes, written files, verification."""
+    from converters.verify import TABLE_COLUMNS
+    from edgert.cli.output import fmt_num, print_table
+
+    src = report.source
+    print(f"{report.name}: {src['kind']} source"
+          + (f" via the {src['exporter']} exporter" if src.get("exporter") else "")
+          + f"; {report.passes.nodes_before} -> {report.passes.nodes_after} nodes; "
+          f"{report.seconds:.1f} s")
+    for note in src.get("notes", []):
+        print(f"  note: {note}")
+    rows = []
+    for p in report.passes.passes:
+        delta = ", ".join(f"{k} {v:+d}" for k, v in p.op_delta().items())
+        refused = "; ".join(f"{r.node}: {r.reason}" for r in p.refusals[:2])
+        if len(p.refusals) > 2:
+            refused += f"; +{len(p.refusals) - 2} more"
+        rows.append([p.name, p.changes, delta or "-", refused or "-"])
+    print_table("passes", ["pass", "changes", "op count change", "refused"], rows)
+    import os
+
+    rows = [["onnx", "fp32", os.path.basename(report.optimized_path),
+             fmt_num(report.optimized_size / 1e6), f"{report.passes.nodes_after} nodes", "ok"]]
+    for t in report.targets:
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(t.op_counts.items(), key=lambda kv: -kv[1])[:4])
+        rows.append([t.target, t.precision, os.path.basename(t.path or "-"),
+                     fmt_num(t.size_bytes / 1e6), ops or "-", t.error or "ok"])
+    print_table(f"files in {report.out_dir}", ["target", "precision", "file", "MB", "ops",
+                                                "status"], rows)
+    vrows = [r for t in report.targets if t.verification for r in t.verification.table_rows()]
+    if vrows:
+        inputs = next(t.verification.inputs for t in report.targets if t.verification)
+        print_table("verification", TABLE_COLUMNS, vrows, caption=f"inputs: {inputs}")
+    print(f"report: {report.report_path}")
+    print("verification " + ("PASSED" if report.ok else "FAILED"))
