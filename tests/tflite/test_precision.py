@@ -128,3 +128,32 @@ def test_symmetric_int8_and_bias_quantization():
     b, bs = quantize_bias(np.array([0.5, -1.0]), 0.1, np.array([0.01, 0.02]))
     np.testing.assert_allclose(bs, [0.001, 0.002], rtol=1e-6)
     assert b.dtype == np.int32 and b.tolist() == [500, -500]
+
+
+class _TableQuant:
+    """An ActivationQuant answering from a dict, as a quantization table would."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def of(self, name):
+        from converters.tflite.quant import TensorQuant
+        return TensorQuant(*self.table[name]) if name in self.table else None
+
+
+def test_activation_quant_hook_writes_int8_tensors(tmp_path):
+    """The full-int8 hook: tensors it names become int8 with its parameters, and the int8
+    kernel runs on them (edgert quantizes the float feed and dequantizes the result)."""
+    import edgert
+    from tests.tflite.conftest import OpCase, build_model
+    model, feeds = build_model(OpCase("relu", "Relu", [("x", np.linspace(-3, 3, 24, dtype=np.float32)
+                                                        .reshape(2, 12), False)]))
+    hook = _TableQuant({"x": (0.025, -8), "y0": (0.0125, -128)})
+    res = convert_ir(model, tmp_path / "q.tflite", extra={"activation_quant": hook})
+    sess = edgert.load(str(res.path), check="structure")
+    assert sess.inputs[0].dtype == np.int8
+    np.testing.assert_allclose(sess.inputs[0].quantization.scale, [0.025], rtol=1e-6)
+    assert sess.outputs[0].quantization.zero_point == (-128,)
+    assert _versions(res.path)["RELU"] == 2                     # the int8 kernel version
+    out = sess.run(feeds)["y0"]
+    np.testing.assert_allclose(out, np.maximum(feeds["x"], 0), atol=0.0125 + 0.025)

@@ -15,7 +15,7 @@ import numpy as np
 
 from converters.layout.graph import attr, shape_of
 from converters.tflite.ops.common import (
-    choose_padding, first_reason, need_2d, onnx_pads, spatial_attrs)
+    choose_padding, need_2d, onnx_pads, spatial_attrs)
 from converters.tflite.ops.conv import pad_input
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options, padding
