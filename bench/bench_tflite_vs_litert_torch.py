@@ -19,7 +19,8 @@ TorchScript pipeline and the writer alone; latency ours / theirs (goal <= 1.0 on
 every model). The machine is shared: figures are noisy (about +-3% on latency).
 
     python bench/bench_tflite_vs_litert_torch.py [--models resnet18,lstm]
-        [--resolution 128] [--threads 1] [--runs 30] [--json out.json]
+        [--resolution 128] [--threads 1] [--runs 30] [--rounds 5] [--min-seconds 0.3]
+        [--json out.json]
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _transposes(path: str) -> int:
     return read_tflite(open(path, "rb").read()).op_counts.get("TRANSPOSE", 0)
 
 
-def latency(paths, feeds, threads: int, runs: int, rounds: int):
+def latency(paths, feeds, threads: int, runs: int, rounds: int, min_seconds: float):
     """Best median ms of each file over interleaved rounds, and each file's outputs."""
     import edgert
     sessions = [edgert.load(p, engine="litert", threads=threads, check="structure")
@@ -100,7 +101,7 @@ def latency(paths, feeds, threads: int, runs: int, rounds: int):
     best = [float("inf")] * len(paths)
     for _ in range(rounds):
         for k, s in enumerate(sessions):
-            r = s.benchmark(runs=runs, warmup=3, inputs=list(feeds))
+            r = s.benchmark(runs=runs, warmup=5, inputs=list(feeds), min_seconds=min_seconds)
             best[k] = min(best[k], r.median_ms)
     return best, outs
 
@@ -117,7 +118,9 @@ def main() -> int:
                     help="image side for image models (sequence models use their native length)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--min-seconds", type=float, default=0.3,
+                    help="each round runs at least this long (tiny models: thousands of runs)")
     ap.add_argument("--litert-torch-python", default=DEFAULT_LT_PYTHON)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--json", help="also write the rows to this file")
@@ -149,7 +152,8 @@ def main() -> int:
                 records.append(rec)
                 continue
             (ms_a, ms_b), (out_a, out_b) = latency([a["path"], b["path"]], a["example"],
-                                                    args.threads, args.runs, args.rounds)
+                                                    args.threads, args.runs, args.rounds,
+                                                    args.min_seconds)
             cos = min(_cos(x, y) for x, y in zip(out_a.values(), out_b.values()))
             t_b = _transposes(b["path"])
             rec.update(litert_torch_s=b["seconds"], litert_torch_version=b["version"],
@@ -167,7 +171,8 @@ def main() -> int:
                          f"{a['transposes']}/{t_b}", f"{cos:.6f}"])
             print(f"{name}: done", file=sys.stderr, flush=True)
     print_table(f"edgert TFLite writer vs litert-torch ({args.threads} thread(s), XNNPACK, "
-                f"best of {args.rounds} interleaved rounds of {args.runs} runs)",
+                f"best median of {args.rounds} interleaved rounds of >= {args.runs} runs and "
+                f">= {args.min_seconds} s)",
                 ["model", "ours s", "ours s (TS)", "writer s", "litert-torch s", "ratio",
                  "ratio (TS)", "ratio (writer)", "ours ms", "theirs ms", "latency ratio",
                  "TRANSPOSE ours/theirs", "cosine ours~theirs"],
