@@ -308,7 +308,7 @@ class ReshapeRule(LayoutRule):
         free = rewrite.reshape_out_perm(p_in, ins_, outs_)
         if free is not None:
             return Decision([p_in] + rest, [free])
-        if len(outs_) == 2 and _fc_only(node.outputs[0]) and ins_[0] == outs_[0]:
+        if len(outs_) == 2 and fc_only(node.outputs[0]) and ins_[0] == outs_[0]:
             col = rewrite.flatten_col_perm(p_in, ins_)
             if col is not None:
                 return Decision([p_in] + rest, [identity(2)], col_perm=col)
@@ -320,7 +320,7 @@ class ReshapeRule(LayoutRule):
         return Decision([need] + rest, [rewrite.reshape_out_perm(need, ins_, outs_)])
 
 
-def _fc_only(value) -> bool:
+def fc_only(value) -> bool:
     """Every reader is a fully-connected layer with a constant 2-D weight, reading it as A."""
     if value.is_graph_output() or not value.consumers():
         return False

@@ -44,7 +44,10 @@ def _gelu_rules():
     def gelu(op, x):
         return op.Gelu(x, _domain=EDGERT_DOMAIN)
 
-    return [pattern.RewriteRule(p, gelu, commute=True) for p in (p1, p2, p3, p4, p5)]
+    rules = []
+    for p in (p1, p2, p3, p4, p5):
+        rules.extend(pattern.RewriteRule(p, gelu).commute())   # every operand order
+    return rules
 
 
 def _hardswish_rules():

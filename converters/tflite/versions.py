@@ -84,7 +84,7 @@ def _fc(s: _Sig) -> int:
         return 12
     if s.ext.get("sparse_weight"):
         return 8
-    if s.n_inputs == 2 or (s.n_inputs == 3 and s.rec.inputs[2] < 0):
+    if s.n_inputs == 2:            # an omitted bias written as -1 still counts as an input
         return 6
     if s.opt.keepNumDims:
         return 5

@@ -41,7 +41,7 @@ def _aligned_buffer_class():
                 builder.StartVector(1, n, BUFFER_ALIGNMENT)
                 builder.head = builder.head - n
                 builder.Bytes[builder.head:builder.head + n] = self.payload
-                data = builder.EndVector(n)
+                data = builder.EndVector()
             mod.BufferStart(builder)
             if data is not None:
                 mod.BufferAddData(builder, data)

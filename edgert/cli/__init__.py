@@ -21,6 +21,7 @@ COMMANDS = [
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
     ("convert", "edgert.cli.convert"),
+    ("ops", "edgert.cli.ops"),
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),

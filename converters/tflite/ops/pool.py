@@ -2,7 +2,8 @@
 REDUCE_MAX over H, W (XNNPACK runs both as global pooling).
 
 Explicit pads for a max pool are filled with the lowest float (PADV2), so a
-padded cell never wins. An average pool pads only when it counts the padding
+padded cell never wins, or with zeros (PAD) when the input is known non-negative
+(after a Relu), which XNNPACK delegates and PADV2 it does not. An average pool pads only when it counts the padding
 (``count_include_pad=1``: zeros, PAD); otherwise only SAME's own pads are
 representable, since TFLite's SAME average excludes padded cells like ONNX does.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from converters.layout.graph import attr, shape_of
 from converters.tflite.ops.common import (
-    choose_padding, first_reason, need_2d, onnx_pads, spatial_attrs)
+    choose_padding, need_2d, onnx_pads, spatial_attrs)
 from converters.tflite.ops.conv import pad_input
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options, padding
@@ -30,6 +31,21 @@ def _choice(node):
         return None
     return choose_padding(x[2:], kernel, strides, dilations, pads,
                           bool(attr(node, "ceil_mode", 0)))
+
+
+def non_negative(value, ctx) -> bool:
+    """True when ``value`` comes from an op whose output is never negative (then a max pool
+    may pad with zeros: PAD, which XNNPACK runs, instead of PADV2 with -inf, which it does not)."""
+    node = value.producer()
+    if node is None:
+        return False
+    if node.op_type in ("Relu", "Sigmoid", "Softmax", "HardSigmoid", "Abs", "Exp"):
+        return True
+    if node.op_type == "Clip":
+        from converters.tflite.context import clip_bounds
+        lo, _ = clip_bounds(node, ctx)
+        return lo is not None and lo >= 0
+    return False
 
 
 def check_pool(node) -> Optional[str]:
@@ -49,7 +65,8 @@ def check_pool(node) -> Optional[str]:
     return None
 
 
-@lowering("MaxPool", "AveragePool", emits=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"),
+@lowering("MaxPool", "AveragePool", emits={"MaxPool": ("MAX_POOL_2D", "PAD", "PADV2"),
+                                           "AveragePool": ("AVERAGE_POOL_2D", "PAD")},
           check=check_pool)
 def lower_pool(node, ctx) -> None:
     """2-D max/average pooling with SAME/VALID or an explicit pad."""
@@ -62,8 +79,8 @@ def lower_pool(node, ctx) -> None:
         choice.mode = "VALID"
     if choice.explicit is not None:
         stored = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
-        x = pad_input(ctx, x, node.name or node.outputs[0].name, stored, choice.explicit,
-                      _LOWEST if is_max else None)
+        fill = _LOWEST if is_max and not non_negative(node.inputs[0], ctx) else None
+        x = pad_input(ctx, x, node.name or node.outputs[0].name, stored, choice.explicit, fill)
     act, out_value = ctx.fuse_activation(node)
     out = ctx.output(node, value=out_value)
     mode = choice.mode
@@ -77,7 +94,9 @@ def check_global(node) -> Optional[str]:
     return need_2d(node)
 
 
-@lowering("GlobalAveragePool", "GlobalMaxPool", emits=("MEAN", "REDUCE_MAX"), check=check_global)
+@lowering("GlobalAveragePool", "GlobalMaxPool",
+          emits={"GlobalAveragePool": ("MEAN",), "GlobalMaxPool": ("REDUCE_MAX",)},
+          check=check_global)
 def lower_global_pool(node, ctx) -> None:
     """Global pooling as a reduction over the stored H, W axes, keeping dims."""
     x = ctx.input(node, 0)

@@ -37,11 +37,25 @@ def lower_reshape(node, ctx) -> None:
     x = ctx.input(node, 0)
     in_stored = physical_shape(ctx.shape(node.inputs[0]), ctx.input_perm(node, 0))
     out_stored = ctx.stored_shape(node.outputs[0])
-    if list(in_stored) == list(out_stored):
+    if list(in_stored) == list(out_stored) or _flatten_into_fc(node, in_stored, out_stored):
         ctx.bind(node.outputs[0], x)
         return
     out = ctx.output(node)
     ctx.reshape(x, out, out_stored)
+
+
+def _flatten_into_fc(node, in_stored, out_stored) -> bool:
+    """A flatten to ``[N, K]`` read only by FULLY_CONNECTED needs no RESHAPE: FC flattens its
+    input to ``[numel / K, K]`` itself (stored order, so it holds for NHWC + col_perm too)."""
+    from converters.layout.check import fc_only
+    if len(out_stored) != 2 or not in_stored or in_stored[0] != out_stored[0]:
+        return False
+    if any(d is None for d in in_stored[1:]) or out_stored[1] is None:
+        return False
+    if int(np.prod(in_stored[1:])) != out_stored[1]:
+        return False
+    return fc_only(node.outputs[0]) and all(
+        u.node.op_type != "MatMul" for u in node.outputs[0].uses())
 
 
 @lowering("Transpose", emits=("TRANSPOSE", "RESHAPE"))
@@ -188,7 +202,7 @@ def check_gather(node) -> Optional[str]:
 
 @lowering("Gather", emits=("SLICE", "RESHAPE", "GATHER"), check=check_gather)
 def lower_gather(node, ctx) -> None:
-    """A constant scalar index is a SLICE + RESHAPE; other indices use GATHER."""
+    """A constant scalar index is a SLICE + RESHAPE (both delegated); other indices GATHER."""
     x = ctx.input(node, 0)
     perm = ctx.input_perm(node, 0)
     shape = ctx.shape(node.inputs[0])
@@ -200,7 +214,7 @@ def lower_gather(node, ctx) -> None:
         k = int(idx) % shape[axis]
         stored = physical_shape(shape, perm)
         begin = [0] * len(stored)
-        size = [-1] * len(stored)
+        size = [-1 if d is None else int(d) for d in stored]    # explicit: XNNPACK needs it
         begin[j], size[j] = k, 1
         mid_shape = list(stored)
         mid_shape[j] = 1
@@ -299,7 +313,8 @@ def check_depth_to_space(node) -> Optional[str]:
     return None
 
 
-@lowering("DepthToSpace", "SpaceToDepth", emits=("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"),
+@lowering("DepthToSpace", "SpaceToDepth", emits={"DepthToSpace": ("DEPTH_TO_SPACE",),
+                                                  "SpaceToDepth": ("SPACE_TO_DEPTH",)},
           check=check_depth_to_space)
 def lower_depth_to_space(node, ctx) -> None:
     """DCR depth-to-space / space-to-depth on NHWC."""
