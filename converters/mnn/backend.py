@@ -162,7 +162,7 @@ class MNNBackend(Backend):
         flags: Dict[str, Any] = {}
         if options.precision == "int8":
             p, extra_flags, qnotes = compression.quantization_params(
-                model, options.quant_table, bool(options.extra.get("mnn_symmetric_pools", True)))
+                model, options.quant_table, str(options.extra.get("mnn_symmetric", "auto")))
             notes.extend(qnotes)
             params.update(p)
             flags.update({"mnn_args": list(options.extra.get("mnn_args") or []) + extra_flags})

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 
 
-def quantization_params(model: Any, quant_table: Any, symmetric_pools: bool = True
+def quantization_params(model: Any, quant_table: Any, symmetric: str = "auto"
                         ) -> Tuple[Dict[str, Any], List[str], List[str]]:
     """Full-int8 parameters for ``quant_table`` (a quant_tables.QuantTable) on ``model``."""
     from quant_tables.exporters.mnn_compress import mnn_compression_params
@@ -23,14 +23,14 @@ def quantization_params(model: Any, quant_table: Any, symmetric_pools: bool = Tr
 
     if quant_table is None:
         raise ConversionError("mnn: precision='int8' needs a quantization table")
-    doc, report = mnn_compression_params(quant_table, model, symmetric_pools)
+    doc, report = mnn_compression_params(quant_table, model, symmetric)
     notes = [f"int8: {len(report.layers)} layer(s) quantized by MNN's converter"]
     if report.skipped:
         notes.append(f"float: {len(report.skipped)} layer(s): " + "; ".join(
             f"{node} ({why})" for node, why in report.skipped[:10]))
     if report.symmetric:
-        notes.append(f"{len(report.symmetric)} tensor(s) around MaxPool re-expressed with "
-                     f"zero point 0 (MNN's x86 int8 MaxPool needs it)")
+        notes.append(f"{len(report.symmetric)} tensor(s) read by MNN's int8 pooling/elementwise "
+                     f"ops re-expressed with zero point 0 (its x86 kernels need it)")
     return doc, [], notes
 
 

@@ -18,7 +18,7 @@ from converters.layout import IO_LAYOUTS, plan_layout
 from converters.layout.perm import is_identity
 from converters.tflite import registry, support
 from converters.tflite.builder import SubgraphBuilder
-from converters.tflite.context import LoweringContext, np_dtype
+from converters.tflite.context import LoweringContext
 from converters.tflite.patterns import fold_patterns
 from converters.tflite.precision import POLICIES, policy_for
 from converters.tflite.writer import serialize
@@ -53,13 +53,19 @@ def _layout_name(perm) -> str:
 
 
 def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[str, Any]]:
-    """Lower a supported, pattern-folded model; returns the subgraph and I/O facts."""
+    """Lower a supported, pattern-folded model; returns the subgraph and I/O facts.
+
+    ``options.extra["activation_quant"]`` (a ``quant.ActivationQuant``) is the full-int8
+    hook: tensors it names are written int8 with its scale and zero point.
+    """
     graph = model.graph
     plan = plan_layout(graph, options.io_layout)
     sg = SubgraphBuilder()
     # full int8 lowers the float graph first; full_int8.py quantizes it afterwards
+    # (the lowering-time activation_quant hook stays available to other callers)
     weights = "fp32" if options.precision == "int8" else options.precision
-    ctx = LoweringContext(sg, plan, policy_for(weights, options.extra))
+    ctx = LoweringContext(sg, plan, policy_for(weights, options.extra),
+                          quant=options.extra.get("activation_quant"))
     opset = support.opset_of(model)
     inputs: List[Tuple[str, int]] = []
     io: Dict[str, Dict[str, str]] = {"inputs": {}, "outputs": {}}
@@ -156,4 +162,4 @@ def convert_onnx(model: Any, out_path: Path, **option_fields: Any) -> BackendRes
     return TFLiteBackend().convert(model, Path(out_path), BackendOptions(**option_fields))
 
 
-__all__ = ["TFLiteBackend", "convert_onnx", "lower_model", "np_dtype"]
+__all__ = ["TFLiteBackend", "convert_onnx", "lower_model"]

@@ -17,12 +17,11 @@ import numpy as np
 
 from converters.layout import LayoutPlan
 from converters.layout.graph import attr, const_of, is_const, shape_of
-from converters.layout.perm import (
-    Perm, identity, is_identity, permute_array, physical_shape, transpose_between)
+from converters.layout.perm import Perm, identity, permute_array, physical_shape, transpose_between
 from converters.tflite.builder import SubgraphBuilder
 from converters.tflite.precision import WeightPolicy
-from converters.tflite.quant import ActivationQuant
-from converters.tflite.schema import activation
+from converters.tflite.quant import ActivationQuant, quant_params
+from converters.tflite.schema import activation, options
 from edgert.errors import ConversionError
 
 
@@ -139,9 +138,19 @@ class LoweringContext:
 
     def output(self, node, i: int = 0, perm: Optional[Perm] = None, value=None,
                dtype=None) -> int:
-        """A new tensor for ``node.outputs[i]`` (or ``value``) in its planned layout."""
+        """A new tensor for ``node.outputs[i]`` (or ``value``) in its planned layout.
+
+        The full-int8 hook acts here: when ``self.quant`` says the value is quantized, the
+        tensor is int8 with that scale and zero point, and int8 kernels follow from it.
+        """
         v = value if value is not None else node.outputs[i]
         p = tuple(perm) if perm is not None else self.perm(v)
+        q = self.quant.of(v.name)
+        if q is not None:
+            idx = self.sg.tensor(v.name, physical_shape(self.shape(v), p), np.dtype(q.dtype),
+                                 quant=quant_params([q.scale], [q.zero_point]))
+            self._bound[v] = (idx, p)
+            return idx
         idx = self.sg.tensor(v.name, physical_shape(self.shape(v), p),
                              dtype if dtype is not None else np_dtype(v))
         self._bound[v] = (idx, p)
@@ -166,7 +175,6 @@ class LoweringContext:
 
     def reshape(self, src: int, dst: int, stored_shape: Sequence[Optional[int]]) -> None:
         new_shape = np.array([-1 if d is None else int(d) for d in stored_shape], dtype=np.int32)
-        from converters.tflite.schema import options
         shape_t = self.sg.const("shape", new_shape)
         self.sg.op("RESHAPE", [src, shape_t], [dst],
                    options("Reshape", newShape=[int(d) for d in new_shape]))
@@ -220,13 +228,3 @@ def fused_activation_code(node, ctx) -> Optional[str]:
         if lo == 0.0 and hi is None:
             return "RELU"
     return None
-
-
-def const_in_layout(ctx: LoweringContext, value, perm: Perm) -> np.ndarray:
-    """A constant operand broadcast-aligned and stored in ``perm`` (for elementwise ops)."""
-    arr = ctx.const(value)
-    return permute_array(arr, perm) if arr.ndim else arr
-
-
-def is_identity_perm(perm: Sequence[int]) -> bool:
-    return is_identity(perm)

@@ -43,8 +43,8 @@ class Fp16Policy(WeightPolicy):
 
     def store(self, sg, name, array, role):
         min_elements = int(self.extra.get("fp16_min_elements", 16))
-        if array.dtype != np.float32 or array.size < min_elements:
-            return sg.const(name, array), {}
+        if array.dtype != np.float32 or array.size < min_elements or not array.any():
+            return sg.const(name, array), {}      # small or all-zero: fp16 would not save bytes
         half = sg.const(f"{name}_fp16", array.astype(np.float16))
         out = sg.tensor(name, list(array.shape), np.float32)
         sg.op("DEQUANTIZE", [half], [out])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 # The explicit import list: one module per op family. Order is the order of `edgert ops`.
 OP_MODULES = (
@@ -51,21 +51,31 @@ _REGISTRY: Dict[Tuple[str, str], List[Lowering]] = {}
 _loaded = False
 
 
-def lowering(*onnx_ops: str, emits: Tuple[str, ...], opsets: Tuple[int, Optional[int]] = (1, None),
-             check: Optional[CheckFn] = None, domain: str = ""):
-    """Register ``fn(node, ctx)`` as the lowering of ``onnx_ops`` (returns ``fn`` unchanged)."""
+def lowering(*onnx_ops: str, emits: Union[Tuple[str, ...], Dict[str, Tuple[str, ...]]],
+             opsets: Tuple[int, Optional[int]] = (1, None),
+             check: Optional[CheckFn] = None, domain: str = "",
+             table: Optional[Dict[Tuple[str, str], List[Lowering]]] = None):
+    """Register ``fn(node, ctx)`` as the lowering of ``onnx_ops`` (returns ``fn`` unchanged).
+
+    ``emits`` is a tuple of TFLite builtins, or a dict giving them per ONNX op when one
+    function lowers several ops. ``table`` is the registry to add to (default: the TFLite
+    registry; tests pass their own).
+    """
+    reg = _REGISTRY if table is None else table
+
     def deco(fn: Callable) -> Callable:
         family = fn.__module__.rsplit(".", 1)[-1]
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         for op in onnx_ops:
-            entry = Lowering(op, domain, opsets, tuple(emits), family, fn, check, doc)
-            for other in _REGISTRY.get((domain, op), []):
+            out = emits[op] if isinstance(emits, dict) else emits
+            entry = Lowering(op, domain, opsets, tuple(out), family, fn, check, doc)
+            for other in reg.get((domain, op), []):
                 if _overlap(other.opsets, opsets):
                     raise ValueError(
                         f"lowering for {domain or 'ai.onnx'}::{op} opsets {opsets} registered "
                         f"twice ({other.fn.__module__}.{other.fn.__name__} and "
                         f"{fn.__module__}.{fn.__name__})")
-            _REGISTRY.setdefault((domain, op), []).append(entry)
+            reg.setdefault((domain, op), []).append(entry)
         return fn
     return deco
 

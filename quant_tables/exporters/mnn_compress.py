@@ -29,6 +29,10 @@ from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
 
 FUSED_ACTIVATIONS = ("Relu", "Clip")  # MNN folds these into the convolution
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
+# MNN 3.6 turns Gemm/MatMul with a constant weight into a convolution; with 65536
+# or more weight elements its int8 path then fails at load ("Read shape error",
+# "no quantized weight data for ConvInt8"). Measured: 255x257 works, 256x256 fails.
+MATMUL_MAX_INT8_WEIGHTS = 65535
 # MNN renames a layer that produces a graph output to "<name>__before_tr" (the
 # graph output becomes a layout conversion after it); the layer is listed under
 # both names so FullQuantAndCoding finds it either way.
@@ -39,53 +43,75 @@ GRAPH_OUTPUT_SUFFIX = "__before_tr"
 class MNNParamsReport:
     layers: List[str] = field(default_factory=list)                # output tensors quantized
     skipped: List[Tuple[str, str]] = field(default_factory=list)   # (node, reason)
-    symmetric: List[str] = field(default_factory=list)             # re-expressed around MaxPool
+    symmetric: List[str] = field(default_factory=list)             # re-expressed with zp 0
 
 
-POOL_PASSTHROUGH = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose")
+CONV_LIKE = ("Conv", "Gemm", "MatMul", "ConvTranspose")
+SYMMETRIC_MODES = ("auto", "all", "none")
 
 
-def symmetric_pool_groups(table: QuantTable, model) -> List[str]:
-    """Re-express int8 tensors around a MaxPool with zero point 0; return their names.
+def _conv_only(t: str, producer: Dict[str, Any], consumers: Dict[str, List[Any]]) -> bool:
+    """Produced by a convolution (or its fused Relu/Relu6, or the graph input) and read
+    only by convolutions: MNN's int8 convolution handles any zero point there."""
+    p = producer.get(t)
+    if p is not None and p.op_type not in CONV_LIKE:
+        src = producer.get(p.input[0]) if p.op_type in FUSED_ACTIVATIONS and p.input else None
+        if src is None or src.op_type not in CONV_LIKE:
+            return False
+    for c in consumers.get(t, []):
+        if c.op_type in CONV_LIKE and c.input and c.input[0] == t:
+            continue
+        if c.op_type in FUSED_ACTIVATIONS and p is not None and p.op_type in CONV_LIKE:
+            continue
+        return False
+    return True
 
-    MNN's x86 int8 kernels keep int8 data offset by 128, and its int8 MaxPool
-    compares the bytes as signed values: whenever a window mixes values on both
-    sides of q = 0 it returns the wrong one (measured: up to 200 steps off).
-    MNN's own calibration is symmetric, so it never meets this. An asymmetric
-    post-ReLU tensor (zero point -128) spans both sides; with zero point 0 it
-    does not. The pool's input, output and the reshapes after it get one
-    symmetric scale covering their range (one bit of resolution traded for a
-    correct pool; ARM kernels would not need it).
+
+def symmetric_for_mnn(table: QuantTable, model, mode: str = "auto") -> List[str]:
+    """Re-express int8 activations with zero point 0 where MNN needs it; return their names.
+
+    MNN's x86 int8 kernels keep int8 data offset by 128; its int8 MaxPool compares
+    the bytes as signed values and its int8 elementwise ops (the residual Add, a
+    standalone ReLU) assume zero point 0 the same way: with an asymmetric table
+    they return wrong values (measured on the zoo's ResNet-18: cosine 0.78 against
+    float, 0.994 with this). MNN's own calibration is symmetric, so it never meets
+    this. ``auto`` keeps asymmetric parameters where only convolutions touch the
+    tensor (they are exact with any zero point) and makes every other int8 tensor
+    symmetric, covering its range with one scale; ``all`` does it everywhere,
+    ``none`` nowhere. One bit of resolution for post-ReLU tensors is the price.
     """
+    from quant_tables.propagate import PASSTHROUGH
     from quant_tables.qparams import to_signed
 
+    if mode not in SYMMETRIC_MODES:
+        raise ValueError(f"symmetric mode {mode!r}; modes: {', '.join(SYMMETRIC_MODES)}")
+    if mode == "none":
+        return []
+    producer: Dict[str, Any] = {}
     consumers: Dict[str, List[Any]] = {}
     for n in model.graph.node:
+        for o in n.output:
+            producer[o] = n
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     changed: List[str] = []
-    for n in model.graph.node:
-        if n.op_type != "MaxPool":
+    for t, e in list(table.activations.items()):
+        if e.dtype not in ("int8", "uint8"):
             continue
-        group = [n.input[0], n.output[0]]
-        frontier = [n.output[0]]
-        while frontier:
-            t = frontier.pop()
-            for c in consumers.get(t, []):
-                if c.op_type in POOL_PASSTHROUGH:
-                    group.append(c.output[0])
-                    frontier.append(c.output[0])
-        entries = [table.activations.get(t) for t in group]
-        if any(e is None or e.dtype not in ("int8", "uint8") for e in entries):
+        if int(to_signed(e.zero_point, *e.qrange, e.dtype)[0]) == 0:
             continue
-        if all(int(to_signed(e.zero_point, *e.qrange, e.dtype)[0]) == 0 for e in entries):
+        if mode == "auto" and _conv_only(t, producer, consumers):
             continue
-        amax = max(max(abs(e.real_range[0]), abs(e.real_range[1])) for e in entries)
-        for t, e in zip(group, entries):
-            table.activations[t] = ActivationQuant(scale=amax / 127.0, zero_point=0, dtype="int8",
-                                                   min=e.min, max=e.max,
-                                                   source=f"{e.source or 'table'}+mnn_symmetric")
-            changed.append(t)
+        amax = max(abs(e.real_range[0]), abs(e.real_range[1]))
+        table.activations[t] = ActivationQuant(scale=amax / 127.0, zero_point=0, dtype="int8",
+                                               min=e.min, max=e.max,
+                                               source=f"{e.source or 'table'}+mnn_symmetric")
+        changed.append(t)
+    for n in model.graph.node:   # same-scale ops keep one scale from input to output
+        if n.op_type in PASSTHROUGH and n.input and n.input[0] in table.activations:
+            for o in n.output:
+                if o in table.activations and o in changed or n.input[0] in changed:
+                    table.activations[o] = table.activations[n.input[0]]
     return sorted(set(changed))
 
 
@@ -134,12 +160,11 @@ def _is_relu6(model, clip) -> bool:
     return lo == 0.0 and hi == 6.0
 
 
-def mnn_compression_params(table: QuantTable, model: Any, symmetric_pools: bool = True
+def mnn_compression_params(table: QuantTable, model: Any, symmetric: str = "auto"
                            ) -> Tuple[Dict[str, Any], MNNParamsReport]:
     """(Pipeline as a JSON-ready dict, report of layers quantized and skipped).
 
-    ``symmetric_pools``: see ``symmetric_pool_groups`` (the table is not modified;
-    a copy is).
+    ``symmetric``: see ``symmetric_for_mnn`` (a copy of the table is changed).
     """
     import copy
 
@@ -147,9 +172,9 @@ def mnn_compression_params(table: QuantTable, model: Any, symmetric_pools: bool 
 
     proto = load_model(model)
     report = MNNParamsReport()
-    if symmetric_pools:
+    if symmetric != "none":
         table = copy.deepcopy(table)
-        report.symmetric = symmetric_pool_groups(table, proto)
+        report.symmetric = symmetric_for_mnn(table, proto, symmetric)
     graph_outputs = {o.name for o in proto.graph.output}
     layers = []
     for lw in layer_weights(proto):
@@ -172,6 +197,9 @@ def mnn_compression_params(table: QuantTable, model: Any, symmetric_pools: bool 
 def _layer(table: QuantTable, proto, lw: LayerWeight) -> Tuple[Optional[Dict[str, Any]], str]:
     if table.float_override(lw.node, lw.op_type, [lw.output]) is not None:
         return None, "kept in float by the table"
+    if lw.op_type != "Conv" and int(np.prod(lw.shape)) > MATMUL_MAX_INT8_WEIGHTS:
+        return None, (f"{lw.op_type} weight of {int(np.prod(lw.shape))} elements: MNN's int8 "
+                      f"matmul fails from {MATMUL_MAX_INT8_WEIGHTS + 1} (MNN 3.6 bug)")
     out_name = _fused_output(proto, lw.output)
     a_in = table.activations.get(lw.input)
     a_out = table.activations.get(out_name) or table.activations.get(lw.output)
@@ -196,13 +224,13 @@ def _renamed(layer: Dict[str, Any], name: str) -> Dict[str, Any]:
 
 
 def write_mnn_compression_params(table: QuantTable, model: Any, path: str,
-                                 symmetric_pools: bool = True) -> MNNParamsReport:
+                                 symmetric: str = "auto") -> MNNParamsReport:
     """Write the params as JSON (``path`` must end in .json: MNN picks the parser by suffix)."""
     if not os.fspath(path).endswith(".json"):
         from edgert.errors import TableError
         raise TableError(f"{path}: MNN reads compression params as JSON only when the file name "
                          f"ends in .json")
-    doc, report = mnn_compression_params(table, model, symmetric_pools)
+    doc, report = mnn_compression_params(table, model, symmetric)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -89,3 +89,24 @@ def test_import_tensorrt_and_sparsity_show(tmp_path, capsys):
 def test_missing_action(capsys):
     assert main(["quant-table"]) == 2
     assert "needs an action" in capsys.readouterr().err
+
+
+def test_convert_int8_from_the_command_line(small_onnx, cal_data, tmp_path, capsys):
+    np.save(tmp_path / "cal.npy", cal_data[:8])
+    out = tmp_path / "out"
+    assert main(["convert", small_onnx, "--to", "tflite,mnn", "--precision", "int8",
+                 "--calibration-data", str(tmp_path / "cal.npy"), "--out", str(out),
+                 "--no-isolated-check", "--json"]) == 0
+    rep = _json(capsys)
+    assert rep["ok"] and {t["target"] for t in rep["targets"]} == {"tflite", "mnn"}
+    table = out / "small.int8.quant.json"
+    assert QuantTable.load(table).provenance.producer == "calibrate"
+    assert main(["convert", small_onnx, "--to", "tflite", "--precision", "int8", "--quant-table",
+                 str(table), "--io-dtype", "int8", "--out", str(tmp_path / "io8"), "--name", "io8",
+                 "--no-isolated-check", "--json"]) == 0
+    t = _json(capsys)["targets"][0]
+    assert t["details"]["int8"]["quantize_ops"] == 0 and t["details"]["int8"]["dequantize_ops"] == 0
+    assert main(["quant-debug", str(out / "small.optimized.onnx"), "--table", str(table),
+                 "--target", "tflite", "--top", "2", "--json"]) == 0
+    dbg = _json(capsys)
+    assert len(dbg["worst"]) == 2 and dbg["layers"][-1]["cosine"] > 0.99

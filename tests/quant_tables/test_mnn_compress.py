@@ -52,6 +52,7 @@ def test_layers_are_named_after_mnn_fusion(conv_onnx, cal_data):
 
     t = calibrate(conv_onnx, cal_data, "minmax")
     doc, rep = mnn_compression_params(t, conv_onnx)
+    assert rep.symmetric == []              # conv -> relu -> conv chains keep their zero points
     proto = onnx.load(conv_onnx)
     relu_out = [n.output[0] for n in proto.graph.node if n.op_type == "Relu"][0]
     clip_out = [n.output[0] for n in proto.graph.node if n.op_type == "Clip"][0]
@@ -116,3 +117,59 @@ def test_mnn_int8_model_matches_the_simulation(conv_onnx, cal_data, tmp_path):
     assert np.abs(got - flt).max() > step / 4               # and they really are int8
     assert json.load(open(params))["algo"][0]["quantParams"]["layer"][0]["method"] == "QAT"
     assert scales_array(json.load(open(params)), "y").shape == (4,)
+
+
+def residual_net():
+    import torch
+    import torch.nn as nn
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = (nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                                         nn.Conv2d(8, 8, 3, padding=1))
+            self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(8 * 4 * 4, 10)
+
+        def forward(self, x):
+            a = torch.relu(self.c1(x))
+            b = torch.relu(self.c2(a) + a)                 # residual Add, standalone ReLU
+            c = torch.relu(self.c3(b))
+            return self.fc(torch.flatten(self.pool(c), 1))
+    torch.manual_seed(0)
+    return Res().eval()
+
+
+def test_mnn_gets_symmetric_tensors_where_its_x86_kernels_need_them(tmp_path, cal_data):
+    """Asymmetric int8 through MNN's int8 Add/ReLU/MaxPool is wrong on x86; only those
+    tensors become symmetric, conv-only chains keep the table's parameters."""
+    import torch
+    import edgert
+    import onnx
+    from quant_tables.exporters.mnn_compress import symmetric_for_mnn
+
+    path = export(residual_net(), str(tmp_path / "res.onnx"), torch.zeros(1, 1, 8, 8))
+    t = calibrate(path, cal_data, "minmax")
+    proto = onnx.load(path)
+    changed = set(symmetric_for_mnn(copy_table(t), proto, "auto"))
+    ops = {o: n.op_type for n in proto.graph.node for o in n.output}
+    relu1 = [n.output[0] for n in proto.graph.node if n.op_type == "Relu"][0]
+    add_out = [o for o, op in ops.items() if op == "Add"][0]
+    assert t.activations["x"].zero_point != 0 and "x" not in changed   # read by a conv only
+    assert relu1 in changed and add_out in changed          # read by / written by the Add
+    assert any(ops.get(c) == "MaxPool" for c in changed)
+    assert not set(symmetric_for_mnn(copy_table(t), proto, "none"))
+    flt = ort_run(path, cal_data[:1])
+    cos = {}
+    for mode in ("auto", "none"):
+        params = str(tmp_path / f"{mode}.json")
+        write_mnn_compression_params(t, path, params, symmetric=mode)
+        _mnnconvert(path, str(tmp_path / f"{mode}.mnn"), params)
+        y = edgert.load(str(tmp_path / f"{mode}.mnn"), check="structure").run({"x": cal_data[:1]})["y"]
+        cos[mode] = float((y * flt).sum() / np.linalg.norm(y) / np.linalg.norm(flt))
+    assert cos["auto"] > 0.999, cos
+    print("MNN int8 cosine by symmetric mode:", cos)
+
+
+def copy_table(t):
+    import copy
+    return copy.deepcopy(t)

@@ -64,7 +64,7 @@ def lower_clip(node, ctx) -> None:
 _SIMPLE = {"Sigmoid": "LOGISTIC", "Tanh": "TANH", "HardSwish": "HARD_SWISH"}
 
 
-@lowering(*_SIMPLE, emits=tuple(sorted(_SIMPLE.values())))
+@lowering(*_SIMPLE, emits={op: (b,) for op, b in _SIMPLE.items()})
 def lower_simple(node, ctx) -> None:
     """One-to-one activations."""
     x = ctx.input(node, 0)

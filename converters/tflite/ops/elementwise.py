@@ -43,8 +43,8 @@ def check_binary(node) -> Optional[str]:
     return None
 
 
-@lowering(*_BINARY, emits=tuple(sorted({b for b, _ in _BINARY.values()} | {"SQUARE", "SQRT"})),
-          check=check_binary)
+@lowering(*_BINARY, emits={op: (b,) + (("SQUARE", "SQRT") if op == "Pow" else ())
+                           for op, (b, _) in _BINARY.items()}, check=check_binary)
 def lower_binary(node, ctx) -> None:
     """Binary (and variadic Max/Min/Sum, chained) elementwise ops with numpy broadcasting."""
     builtin, opt_kind = _BINARY[node.op_type]
@@ -79,7 +79,7 @@ _UNARY = {
 }
 
 
-@lowering(*_UNARY, emits=tuple(sorted(_UNARY.values())))
+@lowering(*_UNARY, emits={op: (b,) for op, b in _UNARY.items()})
 def lower_unary(node, ctx) -> None:
     """One-input math ops, mapped one to one."""
     x = ctx.input(node, 0)

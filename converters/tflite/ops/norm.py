@@ -20,7 +20,8 @@ from converters.tflite.registry import lowering
 from converters.tflite.schema import options
 
 
-@lowering("Softmax", "LogSoftmax", emits=("SOFTMAX", "LOG_SOFTMAX", "RESHAPE"))
+@lowering("Softmax", "LogSoftmax", emits={"Softmax": ("SOFTMAX", "RESHAPE"),
+                                          "LogSoftmax": ("LOG_SOFTMAX", "RESHAPE")})
 def lower_softmax(node, ctx) -> None:
     """(Log)softmax over the stored last axis (several tail axes are flattened first)."""
     x = ctx.input(node, 0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from converters.layout.graph import attr, shape_of
 from converters.tflite.ops.common import (
-    choose_padding, first_reason, need_2d, onnx_pads, spatial_attrs)
+    choose_padding, need_2d, onnx_pads, spatial_attrs)
 from converters.tflite.ops.conv import pad_input
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options, padding
@@ -65,7 +65,8 @@ def check_pool(node) -> Optional[str]:
     return None
 
 
-@lowering("MaxPool", "AveragePool", emits=("MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"),
+@lowering("MaxPool", "AveragePool", emits={"MaxPool": ("MAX_POOL_2D", "PAD", "PADV2"),
+                                           "AveragePool": ("AVERAGE_POOL_2D", "PAD")},
           check=check_pool)
 def lower_pool(node, ctx) -> None:
     """2-D max/average pooling with SAME/VALID or an explicit pad."""
@@ -93,7 +94,9 @@ def check_global(node) -> Optional[str]:
     return need_2d(node)
 
 
-@lowering("GlobalAveragePool", "GlobalMaxPool", emits=("MEAN", "REDUCE_MAX"), check=check_global)
+@lowering("GlobalAveragePool", "GlobalMaxPool",
+          emits={"GlobalAveragePool": ("MEAN",), "GlobalMaxPool": ("REDUCE_MAX",)},
+          check=check_global)
 def lower_global_pool(node, ctx) -> None:
     """Global pooling as a reduction over the stored H, W axes, keeping dims."""
     x = ctx.input(node, 0)

@@ -86,8 +86,13 @@ class _Rnn:
                      "bidirectional": [False, True]}[attr(node, "direction", "forward")]
         self.name = node.name or node.outputs[0].name
 
+    def shape(self, width: int) -> List[int]:
+        """A step's tensor shape: ``[1, B, width]`` (layout 0) or ``[B, 1, width]`` (layout 1),
+        so steps concatenate into Y with no RESHAPE."""
+        return [1, self.B, width] if self.layout == 0 else [self.B, 1, width]
+
     def proj_steps(self, d: int, w: np.ndarray, bias: np.ndarray) -> List[int]:
-        """Input projection of every step: a list (time order) of [B, G] tensors."""
+        """Input projection of every step: a list (time order) of step-shaped tensors."""
         ctx, T, B = self.ctx, self.T, self.B
         g = w.shape[0]
         x = ctx.input(self.node, 0)
@@ -104,83 +109,91 @@ class _Rnn:
         for t in range(T):
             begin = [t, 0, 0] if self.layout == 0 else [0, t, 0]
             end = [t + 1, B, g] if self.layout == 0 else [B, t + 1, g]
-            one = ctx.tmp(f"{self.name}_x{d}_{t}_3d", [1, B, g] if self.layout == 0 else [B, 1, g])
+            step = ctx.tmp(f"{self.name}_x{d}_{t}", self.shape(g))
             ctx.emit("STRIDED_SLICE", [seq, ctx.const_tensor("begin", np.array(begin, np.int32)),
                                        ctx.const_tensor("end", np.array(end, np.int32)),
                                        ctx.const_tensor("ones3", np.ones(3, np.int32))],
-                     [one], options("StridedSlice"))
-            step = ctx.tmp(f"{self.name}_x{d}_{t}", [B, g])
-            ctx.reshape(one, step, [B, g])
+                     [step], options("StridedSlice"))
             steps.append(step)
         return steps
 
     def initial(self, i: int, d: int) -> int:
         """Initial state ``d`` from optional input ``i`` ([D, B, H], or [B, D, H] if layout=1)."""
-        ctx, node, B, H = self.ctx, self.node, self.B, self.H
+        ctx, node, H = self.ctx, self.node, self.H
         v = node.inputs[i] if len(node.inputs) > i else None
         c = const_of(v) if v is not None else None
         if v is None or (c is not None and not np.any(c)):
-            return ctx.const_tensor(f"{self.name}_zeros", np.zeros((B, H), np.float32))
+            return ctx.const_tensor(f"{self.name}_zeros", np.zeros(self.shape(H), np.float32))
         if c is not None:
             part = c[d] if self.layout == 0 else c[:, d]
-            return ctx.const_tensor(f"{self.name}_init{i}_{d}", part.astype(np.float32))
+            return ctx.const_tensor(f"{self.name}_init{i}_{d}",
+                                    part.astype(np.float32).reshape(self.shape(H)))
         src = ctx.input(node, i)
         begin = [d, 0, 0] if self.layout == 0 else [0, d, 0]
-        size = [1, B, H] if self.layout == 0 else [B, 1, H]
-        mid = ctx.tmp(f"{self.name}_init{i}_{d}_slice", size)
+        out = ctx.tmp(f"{self.name}_init{i}_{d}", self.shape(H))
         ctx.emit("SLICE", [src, ctx.const_tensor("begin", np.array(begin, np.int32)),
-                           ctx.const_tensor("size", np.array(size, np.int32))], [mid])
-        out = ctx.tmp(f"{self.name}_init{i}_{d}", [B, H])
-        ctx.reshape(mid, out, [B, H])
+                           ctx.const_tensor("size", np.array(self.shape(H), np.int32))], [out])
         return out
 
     def op(self, builtin: str, ins, width: int, tag: str, opts=None) -> int:
-        out = self.ctx.tmp(f"{self.name}_{tag}", [self.B, width])
+        out = self.ctx.tmp(f"{self.name}_{tag}", self.shape(width))
         self.ctx.emit(builtin, list(ins), [out], opts)
         return out
 
-    def split(self, x: int, n: int, width: int, tag: str) -> List[int]:
-        """``n`` equal parts of ``[B, n*width]`` (SPLIT; XNNPACK takes up to 4 parts)."""
+    def fc(self, h: int, weight: int, bias: int, width: int, tag: str, facts) -> int:
+        """The recurrent FULLY_CONNECTED of a step (FC flattens ``h`` to ``[B, H]``)."""
         ctx = self.ctx
-        outs = [ctx.tmp(f"{self.name}_{tag}_{k}", [self.B, width]) for k in range(n)]
-        axis = ctx.const_tensor("axis1", np.array(1, np.int32))
+        out = ctx.tmp(f"{self.name}_{tag}", [self.B, width])
+        ctx.emit("FULLY_CONNECTED", [h, weight, bias], [out], options("FullyConnected"), **facts)
+        if self.layout == 0:
+            return out                   # [B, w] broadcasts against [1, B, w]
+        shaped = ctx.tmp(f"{self.name}_{tag}_3d", self.shape(width))
+        ctx.reshape(out, shaped, self.shape(width))
+        return shaped
+
+    def split(self, x: int, n: int, width: int, tag: str) -> List[int]:
+        """``n`` equal parts of the last axis (SPLIT; XNNPACK takes up to 4 parts)."""
+        ctx = self.ctx
+        shape = ctx.sg.shape(x)[:-1] + [width]
+        outs = [ctx.tmp(f"{self.name}_{tag}_{k}", shape) for k in range(n)]
+        axis = ctx.const_tensor("last_axis", np.array(len(shape) - 1, np.int32))
         ctx.emit("SPLIT", [axis, x], outs, options("Split", numSplits=n))
         return outs
 
     def finish(self, hs: List[List[int]], finals: List[List[int]]) -> None:
         """Build Y from per-direction h sequences and Y_h / Y_c from final states."""
-        node, ctx, T, B, H, D = self.node, self.ctx, self.T, self.B, self.H, len(self.dirs)
+        node, ctx, T, B, H = self.node, self.ctx, self.T, self.B, self.H
+        time_axis = 0 if self.layout == 0 else 1
         y = node.outputs[0] if node.outputs else None
         if y is not None and (y.uses() or y.is_graph_output()):
-            parts = []
-            for d, seq in enumerate(hs):
-                one_shape = [1, B, H] if self.layout == 0 else [B, 1, H]
-                steps = []
-                for t, h in enumerate(seq):
-                    step = ctx.tmp(f"{self.name}_y{d}_{t}", one_shape)
-                    ctx.reshape(h, step, one_shape)
-                    steps.append(step)
-                parts.append(concat_tree(ctx, steps, self.layout, f"{self.name}_y{d}"))
+            parts = [concat_tree(ctx, seq, time_axis, f"{self.name}_y{d}")
+                     for d, seq in enumerate(hs)]
             self._stack(parts, [T, 1, B, H] if self.layout == 0 else [B, T, 1, H],
                         1 if self.layout == 0 else 2, y)
         for k, states in enumerate(finals, start=1):
             v = node.outputs[k] if len(node.outputs) > k else None
             if v is None or not (v.uses() or v.is_graph_output()):
                 continue
-            self._stack(states, [1, B, H] if self.layout == 0 else [B, 1, H],
-                        0 if self.layout == 0 else 1, v)
+            self._stack(states, self.shape(H), time_axis, v)
 
     def _stack(self, parts: List[int], one_shape: List[int], axis: int, value) -> None:
+        """Reshape each direction's part to ``one_shape`` and concatenate them along ``axis``."""
         ctx = self.ctx
+        if len(parts) == 1:
+            if ctx.sg.shape(parts[0]) == list(one_shape):
+                ctx.bind(value, parts[0])
+            else:
+                ctx.reshape(parts[0], ctx.output(self.node, value=value), one_shape)
+            return
         shaped = []
         for k, p in enumerate(parts):
-            t = ctx.tmp(f"{value.name}_{k}", one_shape) if len(parts) > 1 else ctx.output(
-                self.node, value=value)
-            ctx.reshape(p, t, one_shape)
-            shaped.append(t)
-        if len(parts) > 1:
-            ctx.emit("CONCATENATION", shaped, [ctx.output(self.node, value=value)],
-                     options("Concatenation", axis=axis))
+            if ctx.sg.shape(p) != list(one_shape):
+                t = ctx.tmp(f"{value.name}_{k}", one_shape)
+                ctx.reshape(p, t, one_shape)
+                p = t
+            shaped.append(p)
+        ctx.emit("CONCATENATION", shaped, [ctx.output(self.node, value=value)],
+                 options("Concatenation", axis=axis))
 
 
 @lowering("LSTM", emits=("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "CONCATENATION", "SPLIT",
@@ -204,9 +217,7 @@ def lower_lstm(node, ctx) -> None:
         seq = [None] * r.T
         for t in (reversed(range(r.T)) if backward else range(r.T)):
             tag = f"d{d}t{t}"
-            rec = r.op("FULLY_CONNECTED", [h, rw, -1], 4 * H, f"{tag}_rec",
-                       options("FullyConnected"))
-            ctx.sg.ops[-1].ext.update(facts)
+            rec = r.fc(h, rw, -1, 4 * H, f"{tag}_rec", facts)
             gates = r.op("ADD", [xs[t], rec], 4 * H, f"{tag}_gates", options("Add"))
             i_in, f_in, o_in, g_in = r.split(gates, 4, H, f"{tag}_ifog")
             i_g = r.op("LOGISTIC", [i_in], H, f"{tag}_i")
@@ -255,14 +266,10 @@ def lower_gru(node, ctx) -> None:
             tag = f"d{d}t{t}"
             x_z, x_r, x_n = r.split(xs[t], 3, H, f"{tag}_x")
             if lbr:
-                rec = r.op("FULLY_CONNECTED", [h, rw, rbias], 3 * H, f"{tag}_rec",
-                           options("FullyConnected"))
-                ctx.sg.ops[-1].ext.update(facts)
+                rec = r.fc(h, rw, rbias, 3 * H, f"{tag}_rec", facts)
                 h_z, h_r, h_n = r.split(rec, 3, H, f"{tag}_h")
             else:
-                h_zr = r.op("FULLY_CONNECTED", [h, rzr, -1], 2 * H, f"{tag}_hzr",
-                            options("FullyConnected"))
-                ctx.sg.ops[-1].ext.update(facts)
+                h_zr = r.fc(h, rzr, -1, 2 * H, f"{tag}_hzr", facts)
                 h_z, h_r = r.split(h_zr, 2, H, f"{tag}_h")
             z = r.op("LOGISTIC", [r.op("ADD", [x_z, h_z], H, f"{tag}_z_in", options("Add"))],
                      H, f"{tag}_z")
@@ -272,8 +279,7 @@ def lower_gru(node, ctx) -> None:
                 gated = r.op("MUL", [rg, h_n], H, f"{tag}_rhn", options("Mul"))
             else:
                 rh_in = r.op("MUL", [rg, h], H, f"{tag}_rh", options("Mul"))
-                gated = r.op("FULLY_CONNECTED", [rh_in, rh, rhb], H, f"{tag}_rhn",
-                             options("FullyConnected"))
+                gated = r.fc(rh_in, rh, rhb, H, f"{tag}_rhn", facts)
             n = r.op("TANH", [r.op("ADD", [x_n, gated], H, f"{tag}_n_in", options("Add"))],
                      H, f"{tag}_n")
             diff = r.op("SUB", [h, n], H, f"{tag}_hn", options("Sub"))

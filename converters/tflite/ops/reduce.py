@@ -29,8 +29,9 @@ def check_reduce(node) -> Optional[str]:
     return None
 
 
-@lowering(*_REDUCE, emits=("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "SQUARE",
-                           "SQRT"), check=check_reduce)
+@lowering(*_REDUCE, emits={op: (b,) + {"ReduceSumSquare": ("SQUARE",),
+                                        "ReduceL2": ("SQUARE", "SQRT")}.get(op, ())
+                            for op, b in _REDUCE.items()}, check=check_reduce)
 def lower_reduce(node, ctx) -> None:
     """Reduction over the stored axes; L2 and sum-of-squares square first."""
     x = ctx.input(node, 0)
@@ -56,7 +57,8 @@ def lower_reduce(node, ctx) -> None:
              options("Reducer", keepDims=keep))
 
 
-@lowering("ArgMax", "ArgMin", emits=("ARG_MAX", "ARG_MIN", "RESHAPE"), check=check_reduce)
+@lowering("ArgMax", "ArgMin", emits={"ArgMax": ("ARG_MAX", "RESHAPE"),
+                                     "ArgMin": ("ARG_MIN", "RESHAPE")}, check=check_reduce)
 def lower_arg(node, ctx) -> None:
     """ARG_MAX/ARG_MIN (which drop the axis), reshaped back when keepdims=1."""
     x = ctx.input(node, 0)

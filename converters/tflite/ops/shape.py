@@ -313,7 +313,8 @@ def check_depth_to_space(node) -> Optional[str]:
     return None
 
 
-@lowering("DepthToSpace", "SpaceToDepth", emits=("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"),
+@lowering("DepthToSpace", "SpaceToDepth", emits={"DepthToSpace": ("DEPTH_TO_SPACE",),
+                                                  "SpaceToDepth": ("SPACE_TO_DEPTH",)},
           check=check_depth_to_space)
 def lower_depth_to_space(node, ctx) -> None:
     """DCR depth-to-space / space-to-depth on NHWC."""
