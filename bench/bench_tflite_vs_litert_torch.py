@@ -93,15 +93,18 @@ def _transposes(path: str) -> int:
 
 
 def latency(paths, feeds, threads: int, runs: int, rounds: int, min_seconds: float):
-    """Best median ms of each file over interleaved rounds, and each file's outputs."""
+    """Best median ms of each file over interleaved rounds (the first file goes first in even
+    rounds, last in odd ones), and each file's outputs."""
     import edgert
     sessions = [edgert.load(p, engine="litert", threads=threads, check="structure")
                 for p in paths]
     outs = [s.run(list(feeds)) for s in sessions]
     best = [float("inf")] * len(paths)
-    for _ in range(rounds):
-        for k, s in enumerate(sessions):
-            r = s.benchmark(runs=runs, warmup=5, inputs=list(feeds), min_seconds=min_seconds)
+    for rnd in range(rounds):
+        order = range(len(sessions)) if rnd % 2 == 0 else reversed(range(len(sessions)))
+        for k in order:                       # alternate who goes first: no order bias
+            r = sessions[k].benchmark(runs=runs, warmup=5, inputs=list(feeds),
+                                      min_seconds=min_seconds)
             best[k] = min(best[k], r.median_ms)
     return best, outs
 
