@@ -39,75 +39,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from converters.tflite.builder import OpRecord, SubgraphBuilder
-from converters.tflite.schema import schema
+from converters.tflite.sparsity import block_sparsity, encode
 
 MIN_BLOCK = 0.5          # fraction of all-zero blocks for a block-sparse FC
 MIN_CSR = 0.5            # fraction of zeros for a CSR FC or a DENSIFY conv weight
 HYBRID_MAX_BLOCKS = 255  # the hybrid kernel's ledger stores counts and indices in uint8
 F32, I8 = 0, 9
 WEIGHTED = {"FULLY_CONNECTED": "fc", "CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise"}
-
-
-@dataclass
-class Encoded:
-    values: np.ndarray
-    sparsity: Any                       # SparsityParametersT
-    block: int
-
-
-def _index_vector(values: np.ndarray) -> Tuple[int, Any]:
-    s = schema()
-    top = int(values.max()) if values.size else 0
-    if top < 256:
-        vec, kind, dtype = s.Uint8VectorT(), s.SparseIndexVector.Uint8Vector, np.uint8
-    elif top < 65536:
-        vec, kind, dtype = s.Uint16VectorT(), s.SparseIndexVector.Uint16Vector, np.uint16
-    else:
-        vec, kind, dtype = s.Int32VectorT(), s.SparseIndexVector.Int32Vector, np.int32
-    vec.values = values.astype(dtype).tolist()
-    return kind, vec
-
-
-def encode(w: np.ndarray, block: int = 1) -> Optional[Encoded]:
-    """``w`` with its last dim CSR-compressed in blocks of ``block`` (None if all zero)."""
-    s = schema()
-    lead, last = int(np.prod(w.shape[:-1])), int(w.shape[-1])
-    if last % block:
-        return None
-    blocks = w.reshape(lead, last // block, block)
-    live = np.any(blocks != 0, axis=2)
-    if not live.any():
-        return None
-    segments = np.concatenate([[0], np.cumsum(live.sum(axis=1))])
-    indices = np.nonzero(live)[1]
-    values = blocks[live].reshape(-1)
-    dims = []
-    for d in w.shape[:-1]:
-        m = s.DimensionMetadataT()
-        m.format, m.denseSize = s.DimensionType.DENSE, int(d)
-        dims.append(m)
-    csr = s.DimensionMetadataT()
-    csr.format = s.DimensionType.SPARSE_CSR
-    csr.arraySegmentsType, csr.arraySegments = _index_vector(segments)
-    csr.arrayIndicesType, csr.arrayIndices = _index_vector(indices)
-    dims.append(csr)
-    params = s.SparsityParametersT()
-    rank = w.ndim
-    params.traversalOrder = list(range(rank + (1 if block > 1 else 0)))
-    if block > 1:
-        inner = s.DimensionMetadataT()
-        inner.format, inner.denseSize = s.DimensionType.DENSE, int(block)
-        dims.append(inner)
-        params.blockMap = [rank - 1]
-    params.dimMetadata = dims
-    return Encoded(np.ascontiguousarray(values), params, block)
-
-
-def block_sparsity(w: np.ndarray, block: int) -> float:
-    if w.shape[-1] % block:
-        return 0.0
-    b = w.reshape(-1, w.shape[-1] // block, block)
-    return float(1.0 - np.any(b != 0, axis=2).mean())
 
 
 @dataclass
@@ -236,7 +174,7 @@ def _encode_op(sg: SubgraphBuilder, rec: OpRecord, kind: str, row: Dict[str, Any
         if block is None:
             return None
         enc = encode(w, block)
-        if enc is None:
+        if not enc.values.size:
             row["why"] = "all-zero weight: kept dense"
             return None
         _store(sg, t, enc, row, "CSR" if block == 1 else f"1x{block} blocks")
@@ -254,7 +192,7 @@ def _encode_op(sg: SubgraphBuilder, rec: OpRecord, kind: str, row: Dict[str, Any
         row["why"] = f"{row['zeros']:.0%} zeros < {MIN_CSR:.0%}: sparse storage would not pay"
         return None
     enc = encode(w, 1)
-    if enc is None:
+    if not enc.values.size:
         row["why"] = "all-zero weight: kept dense"
         return None
     dense_out = sg.tensor(f"{ten.name}_densified", list(ten.shape), np.float32)
