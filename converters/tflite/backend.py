@@ -42,6 +42,10 @@ def _check_options(options: BackendOptions) -> None:
         raise UnsupportedOptionError(f"tflite: io_dtype {options.io_dtype!r}; choose float or int8")
     if options.io_dtype == "int8" and options.precision != "int8":
         raise UnsupportedOptionError("tflite: io_dtype='int8' needs precision='int8'")
+    if options.sparsity_table is not None and not hasattr(options.sparsity_table, "weights"):
+        raise UnsupportedOptionError("tflite: sparsity_table must be a quant_tables.SparsityTable "
+                                     "(sparse weights), not "
+                                     f"{type(options.sparsity_table).__name__}")
 
 
 def _layout_name(perm) -> str:
