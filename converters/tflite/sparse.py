@@ -6,7 +6,8 @@ delegates/xnnpack/README.md "Sparse Inference"):
 * FULLY_CONNECTED, float32 weights: a sparse filter in CSR (``FullyConnectedSparseWeight``)
   or in 1x4 blocks along the input (``FullyConnectedSparseWeight1x4``, optimized and
   multi-threaded). Chosen here: 1x4 blocks when at least ``MIN_BLOCK`` of the 1x4
-  blocks are zero, CSR when at least ``MIN_CSR`` of the elements are.
+  blocks are zero, CSR when at least ``MIN_CSR`` of the elements are (thresholds
+  measured, see below).
 * FULLY_CONNECTED, int8 weights (full int8, and dynamic-range "hybrid"): only 1x16
   blocks along the input, symmetric weights (zero point 0); the hybrid kernel's
   ledger also caps a row at 256 blocks of 16 (4096 inputs), never computes the row
@@ -41,8 +42,12 @@ import numpy as np
 from converters.tflite.builder import OpRecord, SubgraphBuilder
 from converters.tflite.sparsity import block_sparsity, encode
 
-MIN_BLOCK = 0.5          # fraction of all-zero blocks for a block-sparse FC
-MIN_CSR = 0.5            # fraction of zeros for a CSR FC or a DENSIFY conv weight
+# Measured with bench/bench_sparsity.py (ai-edge-litert 2.3, x86, 1 thread, FC 1024x1024):
+# 1x4 blocks break even with the dense kernel near 50% zero blocks (2.5x at 80%); CSR is
+# slower than dense at 80% zeros (0.85x), and past 90% zeros the 1x4 blocks win anyway.
+MIN_BLOCK = 0.6          # fraction of all-zero blocks for a block-sparse FC
+MIN_CSR = 0.9            # fraction of zeros for a CSR FC
+MIN_DENSIFY = 0.5        # fraction of zeros for a sparse-stored (DENSIFY) conv weight
 HYBRID_MAX_BLOCKS = 255  # the hybrid kernel's ledger stores counts and indices in uint8
 F32, I8 = 0, 9
 WEIGHTED = {"FULLY_CONNECTED": "fc", "CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise"}
@@ -102,13 +107,16 @@ def _fc_choice(w: np.ndarray, ten, hybrid: bool, allow_hybrid: bool = False
         bs = block_sparsity(w, 16)
         if bs < MIN_BLOCK:
             return None, f"{bs:.0%} of 1x16 blocks are zero (< {MIN_BLOCK:.0%}; int8 FC takes 1x16 blocks only)"
-        return 16, f"{bs:.0%} of 1x16 blocks zero: LiteRT's 1x16 block-sparse {'hybrid' if hybrid else 'int8'} kernel"
+        return 16, (f"{bs:.0%} of 1x16 blocks zero: LiteRT's 1x16 block-sparse "
+                    f"{'hybrid' if hybrid else 'int8'} kernel (built-in; XNNPACK leaves sparse "
+                    "filters to it)")
     bs4 = block_sparsity(w, 4)
     if bs4 >= MIN_BLOCK:
         return 4, f"{bs4:.0%} of 1x4 blocks zero: LiteRT's 1x4 block-sparse float kernel"
     if zeros >= MIN_CSR:
         return 1, f"{zeros:.0%} zeros (1x4 blocks {bs4:.0%}): LiteRT's CSR sparse float kernel"
-    return None, f"{zeros:.0%} zeros < {MIN_CSR:.0%}: the dense kernel is faster"
+    return None, (f"{zeros:.0%} zeros, {bs4:.0%} of 1x4 blocks: below {MIN_CSR:.0%} / "
+                  f"{MIN_BLOCK:.0%} LiteRT's dense kernel is faster (measured)")
 
 
 def _layer_of(onnx, sg: SubgraphBuilder, rec: OpRecord):
@@ -188,8 +196,8 @@ def _encode_op(sg: SubgraphBuilder, rec: OpRecord, kind: str, row: Dict[str, Any
     if ten.type != F32:
         row["why"] = "DENSIFY is used for float convolution weights only"
         return None
-    if row["zeros"] < MIN_CSR:
-        row["why"] = f"{row['zeros']:.0%} zeros < {MIN_CSR:.0%}: sparse storage would not pay"
+    if row["zeros"] < MIN_DENSIFY:
+        row["why"] = f"{row['zeros']:.0%} zeros < {MIN_DENSIFY:.0%}: sparse storage would not pay"
         return None
     enc = encode(w, 1)
     if not enc.values.size:
