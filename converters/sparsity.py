@@ -69,8 +69,6 @@ def apply_channel_pruning(src: Any, model: Any, table: Any) -> Tuple[Any, Option
 
 def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
     """``src`` whose reference run computes the source with the removed channels masked."""
-    import onnx_ir as ir
-
     from converters.pruning.mask import mask_onnx, mask_torch
 
     note = (f"verification reference: the source with the {report.removed_classes} removed "
@@ -80,8 +78,8 @@ def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
         if masked is not None:
             return replace(src, torch_module=masked, notes=src.notes + [note])
         note += (f" in the ONNX graph (the module has no parameter named {missing[0]!r})")
-    data = ir.serde.serialize_model(mask_onnx(cleaned, report.mask)).SerializeToString()
-    return replace(src, torch_module=None, _reference_bytes=data, _ort=None,
+    # ONNX Runtime runs ``src.model`` as the reference: make it the masked graph
+    return replace(src, model=mask_onnx(cleaned, report.mask), torch_module=None, _ort=None,
                    notes=src.notes + [note])
 
 
