@@ -84,13 +84,28 @@ def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
 
 
 def graph_name_notes(table: Any, model: Any) -> List[str]:
-    """Notes on table weights the optimized graph does not have (shape errors raise)."""
+    """Notes on table weights the optimized graph lacks or that do not hold their zeros yet.
+
+    A ``measured`` figure the weight contradicts is an error (a table made for other
+    weights); a ``target`` the weight does not reach is a note: backends store what
+    the weights hold, so prune first (``edgert prune``).
+    """
     if table is None:
         return []
-    from quant_tables.sparsity_table import check_graph_names
+    from quant_tables.sparsity_table import check_graph_names, check_weights, pattern_sparsity
 
+    notes: List[str] = []
     unknown = check_graph_names(table, model)
-    if not unknown:
-        return []
-    return [f"sparsity table: {len(unknown)} weight(s) are not in the graph and are ignored: "
-            + ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else "")]
+    if unknown:
+        notes.append(f"sparsity table: {len(unknown)} weight(s) are not in the graph and are "
+                     "ignored: " + ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else ""))
+    arrays = {n: v.const_value.numpy() for n, v in model.graph.initializers.items()
+              if n in table.weights and v.const_value is not None}
+    check_weights(table, arrays, where="sparsity table vs the graph's weights")
+    short = [n for n, e in table.weights.items() if n in arrays and e.measured is None
+             and e.target is not None and pattern_sparsity(arrays[n], e) < e.target - 0.01]
+    if short:
+        notes.append(f"sparsity table: {len(short)} weight(s) do not reach their target yet "
+                     f"and are converted as they are (prune first: edgert prune): "
+                     + ", ".join(short[:8]))
+    return notes

@@ -75,3 +75,23 @@ def test_bad_pattern_and_table_are_clear_errors(small_onnx, tmp_path, capsys):
     assert main(["convert", small_onnx, "--sparsity-table", str(bad), "--out",
                  str(tmp_path / "x")]) == 2
     assert "n:m needs n < m" in capsys.readouterr().err
+
+
+def test_table_that_does_not_fit_the_weights(small_onnx, tmp_path, capsys):
+    def table(**entry):
+        path = tmp_path / f"t{len(entry)}.json"
+        path.write_text(json.dumps({"format": "edgert.sparsity-table", "version": 1, "weights": {
+            "2.weight": {"pattern": "unstructured", "mask_source": "target", **entry}}}))
+        return str(path)
+
+    assert main(["convert", small_onnx, "--sparsity-table", table(target=0.8), "--out",
+                 str(tmp_path / "a"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert any("do not reach their target" in n and "2.weight" in n
+               for n in rep["source"]["notes"])
+    (row,) = rep["targets"][0]["details"]["sparsity"]["layers"]
+    assert row["runs"] == "dense" and row["zeros"] == 0
+    assert main(["convert", small_onnx, "--sparsity-table", table(measured=0.8, target=0.8),
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "table says unstructured sparsity 0.8000, the weight has 0.0000" in \
+        capsys.readouterr().err

@@ -175,16 +175,19 @@ def test_tflite_hybrid_and_fp16_stay_dense_with_a_reason(tmp_path):
     assert cos > 0.999
 
 
-def test_channel_table_through_convert(zoo_sources, tmp_path):
+@pytest.mark.parametrize("name, targets", [("mobilenet_v2", "mnn,tflite"),
+                                           ("resnet18", "mnn"), ("unet", "tflite")])
+def test_channel_table_through_convert(zoo_sources, tmp_path, name, targets):
     from converters.pruning import plan_channels
 
-    zm, src = zoo_sources["mobilenet_v2"]
+    zm, src = zoo_sources[name]
     table = plan_channels(src.model.clone(), keep=0.7)
-    rep = convert(src, targets="mnn,tflite", out_dir=tmp_path, sparsity_table=table)
+    rep = convert(src, targets=targets, out_dir=tmp_path, sparsity_table=table)
     assert rep.ok
     p = rep.pruning
     assert p.flops_after < 0.7 * p.flops_before and p.params_after < 0.7 * p.params_before
     assert any("masked" in n for n in rep.source["notes"])
     for t in rep.targets:
         assert t.size_bytes < 4 * p.params_before * 0.75
-        assert t.verification.outputs[0].cosine >= 0.99999 and t.verification.outputs[0].top1 == 1.0
+        out = t.verification.outputs[0]
+        assert out.cosine >= 0.99999 and out.top1 in (None, 1.0)
