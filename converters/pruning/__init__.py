@@ -15,7 +15,7 @@ to zero in the source to get the model the pruned one equals.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from converters.pruning.analyze import ChannelAnalysis, analyze_channels
 from converters.pruning.plan import PrunePlan, channel_table, plan_from_table, plan_keep_ratio

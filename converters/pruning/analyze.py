@@ -10,7 +10,7 @@ follows it), and why it cannot be removed, if it cannot.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 
