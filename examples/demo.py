@@ -2,7 +2,7 @@
 
 Steps (each prints a header and a table):
   1. build a small image classifier in PyTorch (seeded weights) and export ONNX;
-  2. convert it to MNN;
+  2. convert it to MNN, and to TFLite with edgert's own writer (no TensorFlow);
   3. run it on every installed engine and compare outputs and latency with the
      PyTorch model in one table.
 """
@@ -56,6 +56,18 @@ def convert_mnn(onnx_path: str, out_dir: str) -> str:
     return path
 
 
+def convert_tflite(onnx_path: str, out_dir: str) -> str:
+    """ONNX -> .tflite with edgert's writer: passes, NHWC layout, verified on LiteRT."""
+    from converters import convert
+
+    rep = convert(onnx_path, targets=["tflite"], out_dir=out_dir, name="example")
+    t = rep.target("tflite")
+    worst = min(o.cosine for o in t.verification.outputs)
+    print(f"converted to {t.path} ({t.size_bytes / 1e3:.1f} kB, {t.seconds:.2f} s): "
+          f"{'; '.join(t.notes)}; cosine vs ONNX {worst:.7f}")
+    return t.path
+
+
 def compare_engines(reference: np.ndarray, x: np.ndarray, files) -> None:
     import edgert
     from edgert.cli.output import fmt_num, print_table
@@ -90,9 +102,10 @@ def main() -> int:
         reference = model(x).numpy()
     header("2. convert")
     mnn_path = convert_mnn(onnx_path, args.out)
+    tflite_path = convert_tflite(onnx_path, args.out)
     header("3. run on every installed engine: " + ", ".join(
         f"{k} ({v})" for k, v in edgert.available_engines().items()))
-    compare_engines(reference, x.numpy(), [onnx_path, mnn_path])
+    compare_engines(reference, x.numpy(), [onnx_path, mnn_path, tflite_path])
     print(f"\nfiles are in {os.path.abspath(args.out)}")
     return 0
 

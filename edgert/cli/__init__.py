@@ -21,10 +21,14 @@ COMMANDS = [
     ("bench", "edgert.cli.bench"),
     ("engines", "edgert.cli.engines"),
     ("convert", "edgert.cli.convert"),
+    ("ops", "edgert.cli.ops"),
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),
     ("farm", "edgert.cli.farm"),
+    ("quant-table", "edgert.cli.quant_table"),
+    ("calibrate", "edgert.cli.calibrate"),
+    ("quant-debug", "edgert.cli.quant_debug"),
 ]
 
 

@@ -1,0 +1,160 @@
+"""The "tflite" backend: optimized ONNX (onnx_ir) -> .tflite, written directly (no TensorFlow).
+
+Steps: refuse options we cannot honor; fold multi-node patterns (patterns.py);
+check every node (support.py) before writing anything; plan the layout
+(converters.layout); lower node by node through the registry into a
+SubgraphBuilder; serialize (writer.py). The result reports op counts, how many
+TRANSPOSE ops remain (and how many sit at the I/O boundary), and each I/O's
+stored layout, so a caller feeding NHWC knows what to feed.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from converters.backends import Backend, BackendOptions, BackendResult, register_backend
+from converters.layout import IO_LAYOUTS, plan_layout
+from converters.layout.perm import is_identity
+from converters.tflite import registry, support
+from converters.tflite.builder import SubgraphBuilder
+from converters.tflite.context import LoweringContext
+from converters.tflite.patterns import fold_patterns
+from converters.tflite.precision import POLICIES, policy_for
+from converters.tflite.writer import serialize
+from edgert.errors import ConversionError, UnsupportedOptionError
+
+FULL_INT8_NOTE = ("full int8 needs a quantization table (precision='int8' with quant_table; "
+                  "converters.convert completes one from a QAT model or calibration data)")
+
+
+def _check_options(options: BackendOptions) -> None:
+    if options.precision == "int8" and options.quant_table is None:
+        raise UnsupportedOptionError(f"tflite: {FULL_INT8_NOTE}")
+    if options.precision not in POLICIES and options.precision != "int8":
+        raise UnsupportedOptionError(
+            f"tflite: precision {options.precision!r} is not supported; "
+            f"choose one of {', '.join(POLICIES)}")
+    if options.io_layout not in IO_LAYOUTS:
+        raise UnsupportedOptionError(
+            f"tflite: io_layout {options.io_layout!r}; choose one of {', '.join(IO_LAYOUTS)}")
+    if options.io_dtype not in ("float", "int8"):
+        raise UnsupportedOptionError(f"tflite: io_dtype {options.io_dtype!r}; choose float or int8")
+    if options.io_dtype == "int8" and options.precision != "int8":
+        raise UnsupportedOptionError("tflite: io_dtype='int8' needs precision='int8'")
+    if options.sparsity_table is not None:
+        raise UnsupportedOptionError(
+            "tflite: sparse weights are not written yet (the SparsityParameters hook is in "
+            "builder.const; see docs/TFLITE.md)")
+
+
+def _layout_name(perm) -> str:
+    if perm is None or is_identity(perm):
+        return "source"
+    if len(perm) == 4 and tuple(perm) == (0, 2, 3, 1):
+        return "NHWC"
+    return "perm" + "".join(map(str, perm))
+
+
+def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[str, Any]]:
+    """Lower a supported, pattern-folded model; returns the subgraph and I/O facts.
+
+    ``options.extra["activation_quant"]`` (a ``quant.ActivationQuant``) is the full-int8
+    hook: tensors it names are written int8 with its scale and zero point.
+    """
+    graph = model.graph
+    plan = plan_layout(graph, options.io_layout)
+    sg = SubgraphBuilder()
+    # full int8 lowers the float graph first; full_int8.py quantizes it afterwards
+    # (the lowering-time activation_quant hook stays available to other callers)
+    weights = "fp32" if options.precision == "int8" else options.precision
+    ctx = LoweringContext(sg, plan, policy_for(weights, options.extra),
+                          quant=options.extra.get("activation_quant"))
+    opset = support.opset_of(model)
+    inputs: List[Tuple[str, int]] = []
+    io: Dict[str, Dict[str, str]] = {"inputs": {}, "outputs": {}}
+    for v in graph.inputs:
+        if v.const_value is not None:
+            continue
+        idx = ctx.output(None, value=v, perm=plan.perm(v))
+        sg.inputs.append(idx)
+        inputs.append((v.name, idx))
+        io["inputs"][v.name] = _layout_name(plan.perm(v))
+    for node in graph:
+        if id(node) in ctx.consumed:
+            continue
+        entry = registry.find(node.op_type, node.domain, opset)
+        entry.fn(node, ctx)
+    outputs: List[Tuple[str, int]] = []
+    for v in graph.outputs:
+        perm = plan.output_perms.get(v.name)
+        idx = ctx.tensor_of(v, perm)
+        sg.outputs.append(idx)
+        outputs.append((v.name, idx))
+        io["outputs"][v.name] = _layout_name(perm if perm is not None else ctx.perm(v))
+    return sg, {"inputs": inputs, "outputs": outputs, "io_layouts": io, "plan": plan,
+                "notes": ctx.notes}
+
+
+def _boundary_transposes(sg: SubgraphBuilder) -> int:
+    """TRANSPOSE ops reading a graph input or writing a graph output."""
+    ins, outs = set(sg.inputs), set(sg.outputs)
+    return sum(1 for r in sg.ops if r.builtin == "TRANSPOSE"
+               and (r.inputs[0] in ins or r.outputs[0] in outs))
+
+
+@register_backend
+class TFLiteBackend(Backend):
+    name = "tflite"
+    extension = ".tflite"
+
+    def check(self, model: Any, options: BackendOptions) -> None:
+        _check_options(options)
+        support.check_model(fold_patterns(model))
+
+    def convert(self, model: Any, out_path: Path, options: BackendOptions) -> BackendResult:
+        t0 = time.perf_counter()
+        _check_options(options)
+        model = fold_patterns(model)
+        support.check_model(model)
+        int8 = None
+        try:
+            sg, facts = lower_model(model, options)
+            if options.precision == "int8":
+                from converters.tflite.full_int8 import quantize_subgraph
+                facts["inputs"], facts["outputs"], int8 = quantize_subgraph(
+                    sg, model, options.quant_table, options.io_dtype, facts["inputs"],
+                    facts["outputs"])
+            data = serialize(sg, facts["inputs"], facts["outputs"],
+                             description=f"edgert ({options.precision})")
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ConversionError(f"tflite: lowering failed: {exc}") from exc
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_bytes(data)
+        counts = sg.op_counts()
+        transposes = counts.get("TRANSPOSE", 0)
+        boundary = _boundary_transposes(sg)
+        notes = [f"{transposes} TRANSPOSE op(s) remain ({boundary} at the I/O boundary)"]
+        if options.io_layout == "nhwc":
+            notes.append("I/O layouts: " + ", ".join(
+                f"{k}={v}" for d in facts["io_layouts"].values() for k, v in d.items()))
+        notes += facts["notes"]
+        if int8 is not None:
+            notes += int8.notes()
+        details = {"transposes": transposes, "boundary_transposes": boundary,
+                   "io_layouts": facts["io_layouts"], "precision": options.precision,
+                   "seconds": time.perf_counter() - t0, "tensors": len(sg.tensors),
+                   "operators": len(sg.ops)}
+        if int8 is not None:
+            details["int8"] = int8.to_dict()
+        return BackendResult(target=self.name, path=out_path, size_bytes=len(data),
+                             op_counts=counts, notes=notes, details=details)
+
+
+def convert_onnx(model: Any, out_path: Path, **option_fields: Any) -> BackendResult:
+    """Convenience: ``TFLiteBackend().convert`` with ``BackendOptions(**option_fields)``."""
+    return TFLiteBackend().convert(model, Path(out_path), BackendOptions(**option_fields))
+
+
+__all__ = ["TFLiteBackend", "convert_onnx", "lower_model"]

@@ -1,0 +1,1 @@
+"""TFLite lowerings, one module per op family (listed in ``registry.OP_MODULES``)."""

@@ -1,0 +1,175 @@
+"""Softmax and normalizations: Softmax/LogSoftmax -> SOFTMAX/LOG_SOFTMAX on the stored last
+axis; LayerNormalization, InstanceNormalization and a BatchNormalization left unfolded
+-> MEAN/SUB/MUL/ADD/RSQRT chains (TFLite has no normalization builtin; XNNPACK runs
+every op of the chain); LpNormalization(p=2) -> L2_NORMALIZATION.
+
+The layout plan already stored the normalized axes last, so these lowerings never
+transpose. Pre-opset-13 Softmax normalizes the flattened tail ``axis..``: it is
+reshaped to one axis around the SOFTMAX.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from converters.layout.check import LastAxesRule
+from converters.layout.graph import attr, is_const, rank_of
+from converters.layout.perm import permute_array
+from converters.tflite.registry import lowering
+from converters.tflite.schema import options
+
+
+@lowering("Softmax", "LogSoftmax", emits={"Softmax": ("SOFTMAX", "RESHAPE"),
+                                          "LogSoftmax": ("LOG_SOFTMAX", "RESHAPE")})
+def lower_softmax(node, ctx) -> None:
+    """(Log)softmax over the stored last axis (several tail axes are flattened first)."""
+    x = ctx.input(node, 0)
+    perm = ctx.input_perm(node, 0)
+    tail = LastAxesRule.tail(node, len(perm))
+    builtin = "SOFTMAX" if node.op_type == "Softmax" else "LOG_SOFTMAX"
+    opts = options("Softmax", beta=1.0) if builtin == "SOFTMAX" else None
+    if len(tail) == 1:
+        ctx.emit(builtin, [x], [ctx.output(node)], opts)
+        return
+    stored = ctx.stored_shape(node.inputs[0], perm)
+    k = len(tail)
+    flat = stored[:-k] + [int(np.prod(stored[-k:]))]
+    name = node.outputs[0].name
+    a, b = ctx.tmp(f"{name}_flat", flat), ctx.tmp(f"{name}_soft", flat)
+    ctx.reshape(x, a, flat)
+    ctx.emit(builtin, [a], [b], opts)
+    ctx.reshape(b, ctx.output(node), ctx.stored_shape(node.outputs[0]))
+
+
+def _chain(ctx, name: str, shape, steps: List[tuple], x: int, out: int) -> None:
+    """Emit ``steps`` (builtin, [operands: 'x' | 'prev' | tensor index], options) in order."""
+    prev = x
+    values = {"x": x}
+    for k, (builtin, operands, opts, tag) in enumerate(steps):
+        ins = [values.get(o, o) if isinstance(o, str) else o for o in operands]
+        ins = [prev if o == "prev" else o for o in ins]
+        dst = out if k == len(steps) - 1 else ctx.tmp(f"{name}_{tag}", shape[tag]
+                                                       if isinstance(shape, dict) else shape)
+        ctx.emit(builtin, ins, [dst], opts)
+        values[tag] = dst
+        prev = dst
+
+
+def _normalize(ctx, node, x: int, axes: List[int], eps: float,
+               scale: Optional[np.ndarray], shift: Optional[np.ndarray]) -> None:
+    """(x - mean) * rsqrt(var + eps) * scale + shift over stored ``axes``."""
+    stored = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
+    reduced = [1 if k in axes else d for k, d in enumerate(stored)]
+    name = node.outputs[0].name
+    axes_t = ctx.const_tensor(f"{name}_axes", np.array(axes, np.int32))
+    keep = options("Reducer", keepDims=True)
+    eps_t = ctx.const_tensor(f"{name}_eps", np.array(eps, np.float32))
+    steps = [("MEAN", ["x", axes_t], keep, "mean"),
+             ("SUB", ["x", "mean"], options("Sub"), "centered"),
+             ("MUL", ["centered", "centered"], options("Mul"), "sq"),
+             ("MEAN", ["sq", axes_t], keep, "var"),
+             ("ADD", ["var", eps_t], options("Add"), "var_eps"),
+             ("RSQRT", ["var_eps"], None, "inv_std"),
+             ("MUL", ["centered", "inv_std"], options("Mul"), "normed")]
+    if scale is not None:
+        steps.append(("MUL", ["normed", ctx.weight(f"{name}_scale", scale, "other")[0]],
+                      options("Mul"), "scaled"))
+    if shift is not None:
+        steps.append(("ADD", ["prev", ctx.weight(f"{name}_shift", shift, "other")[0]],
+                      options("Add"), "shifted"))
+    shapes = {tag: (reduced if tag in ("mean", "var", "var_eps", "inv_std") else stored)
+              for _, _, _, tag in steps}
+    _chain(ctx, name, shapes, steps, x, ctx.output(node))
+
+
+def check_layer_norm(node) -> Optional[str]:
+    for i in (1, 2):
+        if len(node.inputs) > i and node.inputs[i] is not None and not is_const(node.inputs[i]):
+            return "scale and bias must be constant"
+    if any(v is not None and v.uses() for v in node.outputs[1:]):
+        return "the Mean/InvStdDev outputs are not supported"
+    return None
+
+
+@lowering("LayerNormalization", emits=("MEAN", "SUB", "MUL", "ADD", "RSQRT"),
+          check=check_layer_norm)
+def lower_layer_norm(node, ctx) -> None:
+    """LayerNormalization over the trailing axes, as an elementwise chain."""
+    x = ctx.input(node, 0)
+    perm = ctx.input_perm(node, 0)
+    r = len(perm)
+    tail = LastAxesRule.tail(node, r)
+    axes = list(range(r - len(tail), r))
+    scale = ctx.const(node.inputs[1]) if len(node.inputs) > 1 else None
+    shift = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
+        else None
+    aligned = lambda a: None if a is None else permute_array(  # noqa: E731
+        a.astype(np.float32), perm)
+    _normalize(ctx, node, x, axes, float(attr(node, "epsilon", 1e-5)), aligned(scale),
+               aligned(shift))
+
+
+def _per_channel(arr: np.ndarray, rank: int, perm) -> np.ndarray:
+    """A per-channel vector [C] stored to broadcast over a tensor of ``rank`` in ``perm``."""
+    shape = [1] * rank
+    shape[1] = -1
+    return permute_array(arr.astype(np.float32).reshape(shape), perm)
+
+
+def check_instance_norm(node) -> Optional[str]:
+    if rank_of(node.inputs[0]) != 4:
+        return "only 2-D (rank 4) instance normalization is supported"
+    if not (is_const(node.inputs[1]) and is_const(node.inputs[2])):
+        return "scale and bias must be constant"
+    return None
+
+
+@lowering("InstanceNormalization", emits=("MEAN", "SUB", "MUL", "ADD", "RSQRT"),
+          check=check_instance_norm)
+def lower_instance_norm(node, ctx) -> None:
+    """Per-sample, per-channel normalization over the stored H, W axes."""
+    x = ctx.input(node, 0)
+    perm = ctx.input_perm(node, 0)
+    _normalize(ctx, node, x, [1, 2], float(attr(node, "epsilon", 1e-5)),
+               _per_channel(ctx.const(node.inputs[1]), 4, perm),
+               _per_channel(ctx.const(node.inputs[2]), 4, perm))
+
+
+def check_batch_norm(node) -> Optional[str]:
+    if not all(is_const(v) for v in node.inputs[1:5]):
+        return "scale, bias, mean and variance must be constant"
+    if attr(node, "training_mode", 0):
+        return "training_mode=1"
+    return None
+
+
+@lowering("BatchNormalization", emits=("MUL", "ADD"), check=check_batch_norm)
+def lower_batch_norm(node, ctx) -> None:
+    """An unfolded inference BatchNormalization as x * a + b with per-channel a, b."""
+    x = ctx.input(node, 0)
+    perm = ctx.input_perm(node, 0)
+    r = len(perm)
+    gamma, beta, mean, var = (ctx.const(v).astype(np.float64) for v in node.inputs[1:5])
+    a = gamma / np.sqrt(var + float(attr(node, "epsilon", 1e-5)))
+    b = beta - mean * a
+    name = node.outputs[0].name
+    mid = ctx.tmp(f"{name}_scaled", ctx.stored_shape(node.inputs[0], perm))
+    a_t, _ = ctx.weight(f"{name}_a", _per_channel(a, r, perm), "other")
+    b_t, _ = ctx.weight(f"{name}_b", _per_channel(b, r, perm), "other")
+    ctx.emit("MUL", [x, a_t], [mid], options("Mul"))
+    act, out_value = ctx.fuse_activation(node)
+    ctx.emit("ADD", [mid, b_t], [ctx.output(node, value=out_value)],
+             options("Add", fusedActivationFunction=act))
+
+
+def check_lp_norm(node) -> Optional[str]:
+    if int(attr(node, "p", 2)) != 2:
+        return "only p=2 (L2_NORMALIZATION)"
+    return None
+
+
+@lowering("LpNormalization", emits=("L2_NORMALIZATION",), check=check_lp_norm)
+def lower_lp_norm(node, ctx) -> None:
+    """L2 normalization over the stored last axis."""
+    ctx.emit("L2_NORMALIZATION", [ctx.input(node, 0)], [ctx.output(node)])

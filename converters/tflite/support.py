@@ -1,0 +1,100 @@
+"""Can TFLite run this node, and if not, why? Asked of every node before anything is written.
+
+Kept apart from emitting (the ExecuTorch split): a node is supported when a
+lowering is registered for its op at the model's opset, the lowering's own
+``check`` accepts this particular node (constant weights, known shapes, a padding
+or resize mode TFLite has...), and its values have types TFLite kernels take. The
+first refusal becomes an ``UnsupportedOpError`` naming the node, its op type, the
+reason and the ops that *are* supported.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from converters.layout.graph import opset_of
+from converters.tflite import registry
+from edgert.errors import UnsupportedOpError
+
+TARGET = "tflite"
+
+# Ops with no lowering, and why (so the error says more than "not supported").
+KNOWN_GAPS = {
+    "Erf": "TFLite has no ERF kernel; erf converts only inside the GELU pattern "
+           "x * 0.5 * (1 + erf(x / sqrt(2)))",
+    "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
+    "Scan": "control flow (Scan) is not supported",
+    "NonMaxSuppression": "NMS has no builtin (TFLite's NMS ops differ in semantics)",
+    "Einsum": "Einsum is not supported; export MatMul/Transpose instead",
+    "Shape": "Shape of a tensor must be folded to a constant (static shapes)",
+    "ConstantOfShape": "ConstantOfShape must be folded to a constant (static shapes)",
+    "QuantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
+    "DequantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
+    "Conv3D": "3-D convolution is not supported",
+}
+_VALUE_TYPES = {np.dtype(t) for t in (np.float32, np.float16, np.int32, np.int64, np.int8,
+                                      np.uint8, np.bool_, np.int16)}
+
+
+def _value_reason(node) -> Optional[str]:
+    for v in list(node.inputs) + list(node.outputs):
+        if v is None or v.dtype is None:
+            continue
+        try:
+            dt = np.dtype(v.dtype.numpy())
+        except Exception:  # string, complex, custom types numpy cannot name
+            return f"value {v.name!r} has type {v.dtype}, which TFLite kernels do not take"
+        if dt not in _VALUE_TYPES:
+            return f"value {v.name!r} has type {dt}, which TFLite kernels do not take"
+    return None
+
+
+def node_reason(node, opset: int) -> Optional[str]:
+    """Why ``node`` cannot be lowered (``None`` if it can)."""
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    entry = registry.find(node.op_type, domain, opset)
+    if entry is None:
+        others = registry.lowerings_of(node.op_type, domain)
+        if others:
+            spans = ", ".join(f"{lo}..{hi or ''}" for lo, hi in (e.opsets for e in others))
+            return f"opset {opset} is outside the supported opsets ({spans})"
+        if domain:
+            return f"custom-domain op {domain}::{node.op_type} has no TFLite lowering"
+        return KNOWN_GAPS.get(node.op_type, "no TFLite lowering for this op")
+    reason = _value_reason(node)
+    if reason:
+        return reason
+    if entry.check is not None:
+        return entry.check(node)
+    return None
+
+
+def unsupported_nodes(model) -> List[Tuple[object, str]]:
+    """Every node TFLite cannot take, with the reason (for reports that list them all)."""
+    opset = opset_of(model)
+    return [(n, r) for n in model.graph for r in [node_reason(n, opset)] if r]
+
+
+def graph_reason(model) -> Optional[str]:
+    for v in model.graph.inputs:
+        if v.shape is None:
+            return f"graph input {v.name!r} has an unknown rank"
+    for v in model.graph.outputs:
+        if v.shape is None:
+            return f"graph output {v.name!r} has an unknown shape (run shape inference)"
+    return None
+
+
+def check_model(model) -> None:
+    """Raise ``UnsupportedOpError`` for the first node TFLite cannot take."""
+    bad = unsupported_nodes(model)
+    if bad:
+        node, reason = bad[0]
+        more = f" ({len(bad) - 1} more unsupported node(s) after it)" if len(bad) > 1 else ""
+        raise UnsupportedOpError(node.name or node.outputs[0].name, node.op_type, TARGET,
+                                 reason + more, supported=registry.supported_op_names())
+    reason = graph_reason(model)
+    if reason:
+        from edgert.errors import ConversionError
+        raise ConversionError(f"{TARGET}: {reason}")

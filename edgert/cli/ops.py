@@ -1,0 +1,69 @@
+"""``edgert ops``: which ONNX ops a conversion target takes.
+
+For tflite the answer is the lowering registry itself: each ONNX op, the opsets
+it covers, the TFLite builtins it becomes, its op family and how the layout
+planner treats it (so "will this need a TRANSPOSE?" has an answer). For mnn it
+is the list MNN's own converter prints. Heavy imports happen inside ``run``.
+"""
+from __future__ import annotations
+
+HELP = "list the ONNX ops a conversion target supports (tflite, mnn)"
+TARGETS = ("tflite", "mnn")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--target", choices=TARGETS, default="tflite", help="conversion target")
+    p.add_argument("--op", help="show only this ONNX op type")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _tflite_rows():
+    from converters.layout.check import layout_kinds
+    from converters.tflite.registry import all_lowerings
+
+    kinds = layout_kinds()
+    rows = []
+    for e in all_lowerings():
+        name = f"{e.domain}::{e.onnx_op}" if e.domain else e.onnx_op
+        lo, hi = e.opsets
+        rows.append({"onnx_op": name, "opsets": f"{lo}-{hi}" if hi else f"{lo}+",
+                     "emits": list(e.emits), "family": e.family,
+                     "layout": kinds.get(name, "logical"),
+                     "node_checks": e.check is not None, "description": e.doc})
+    return rows
+
+
+def _mnn_rows():
+    from converters.mnn.support import supported_ops
+
+    return [{"onnx_op": op} for op in sorted(supported_ops())]
+
+
+def run(args) -> int:
+    from edgert.cli.output import print_json, print_table
+
+    rows = _tflite_rows() if args.target == "tflite" else _mnn_rows()
+    if args.op:
+        rows = [r for r in rows if r["onnx_op"].lower() == args.op.lower()
+                or r["onnx_op"].lower().endswith("::" + args.op.lower())]
+        if not rows:
+            from edgert.errors import UnsupportedOpError
+            raise UnsupportedOpError("-", args.op, args.target, "no lowering for this op",
+                                     supported=[r["onnx_op"] for r in (
+                                         _tflite_rows() if args.target == "tflite"
+                                         else _mnn_rows())])
+    if args.json:
+        print_json({"target": args.target, "ops": rows})
+        return 0
+    if args.target == "tflite":
+        print_table(f"tflite: {len(rows)} lowerings", ["ONNX op", "opsets", "TFLite ops",
+                                                        "family", "layout", "description"],
+                    [[r["onnx_op"], r["opsets"], " ".join(r["emits"]) or "(none)", r["family"],
+                      r["layout"], r["description"]] for r in rows],
+                    caption="layout: spatial ops run NHWC; follow/reduce/last-axis ops are "
+                            "rewritten for the stored layout; logical ops need the source "
+                            "layout (a TRANSPOSE when it differs)")
+    else:
+        print_table(f"mnn: {len(rows)} ONNX ops (as MNN's converter lists them)", ["ONNX op"],
+                    [[r["onnx_op"]] for r in rows])
+    return 0

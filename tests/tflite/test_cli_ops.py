@@ -1,0 +1,36 @@
+"""``edgert ops``: the support table of each conversion target, as the registry has it."""
+from __future__ import annotations
+
+import json
+
+from edgert.cli import main
+
+
+def test_ops_tflite_json(capsys):
+    assert main(["ops", "--target", "tflite", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["onnx_op"]: r for r in data["ops"]}
+    assert data["target"] == "tflite"
+    assert rows["Conv"]["emits"] == ["CONV_2D", "DEPTHWISE_CONV_2D", "PAD"]
+    assert rows["Conv"]["layout"] == "spatial" and rows["Conv"]["node_checks"]
+    assert rows["MatMul"]["layout"] == "matmul" and rows["Reshape"]["layout"] == "reshape"
+    assert rows["Gelu"]["opsets"] == "20+" and "ai.edgert::Gelu" in rows
+    assert rows["LSTM"]["family"] == "recurrent"
+    assert "Erf" not in rows
+
+
+def test_ops_filter_and_unknown_op(capsys):
+    assert main(["ops", "--op", "softmax", "--json"]) == 0
+    assert [r["onnx_op"] for r in json.loads(capsys.readouterr().out)["ops"]] == ["Softmax"]
+    assert main(["ops", "--op", "Einsum"]) == 2
+    err = capsys.readouterr().err
+    assert "'Einsum'" in err and "tflite" in err and "Supported ops:" in err
+
+
+def test_ops_table_and_mnn(capsys):
+    assert main(["ops"]) == 0
+    out = capsys.readouterr().out
+    assert "tflite:" in out and "CONV_2D" in out
+    assert main(["ops", "--target", "mnn", "--json"]) == 0
+    mnn = {r["onnx_op"] for r in json.loads(capsys.readouterr().out)["ops"]}
+    assert {"Conv", "Gemm", "LSTM"} <= mnn
