@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["convert"]
+__all__ = ["convert", "load_source"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: heavy imports only when used
     if name == "convert":
         from converters.api import convert
         return convert
+    if name == "load_source":
+        from converters.frontends import load_source
+        return load_source
     raise AttributeError(f"module 'converters' has no attribute {name!r}")

@@ -116,18 +116,6 @@ class ConversionReport:
         lines.append("verification: " + ("PASSED" if self.ok else "FAILED"))
         return "\n".join(lines)
 
-    def print(self) -> None:
-        """The summary with rich tables where rich is installed."""
-        from edgert.cli.output import print_table
-
-        text = self.summary().splitlines()
-        cut = next((i for i, ln in enumerate(text) if ln.startswith("target ")), len(text) - 1)
-        print("\n".join(text[:cut]))
-        rows = [r for t in self.targets if t.verification for r in t.verification.table_rows()]
-        if rows:
-            print_table("verification", TABLE_COLUMNS, rows)
-        print(text[-1])
-
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
@@ -153,7 +141,8 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
             example_inputs: Any = None, out_dir: Union[str, "os.PathLike[str]"] = "edgert_out",
             name: Optional[str] = None, precision: str = "fp32",
             input_shapes: Optional[Mapping[str, Sequence]] = None, dynamic_batch: bool = False,
-            quant_table: Any = None, sparsity_table: Any = None, verify: bool = True,
+            quant_table: Any = None, sparsity_table: Any = None,
+            calibration_data: Any = None, verify: bool = True,
             thresholds: Optional[Mapping[str, float]] = None, verify_inputs: Any = None,
             verify_seed: int = 0, passes: Optional[Sequence] = None, exporter: str = "dynamo",
             opset: Optional[int] = None, io_layout: str = "source", io_dtype: str = "float",
@@ -171,7 +160,12 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         input_shapes: {input name: shape}; fixes dynamic dims, or makes example inputs for
             a torch model when ``example_inputs`` is None.
         dynamic_batch: export / mark dim 0 of every input as dynamic.
-        quant_table, sparsity_table: quant_tables objects passed to the backends.
+        quant_table, sparsity_table: quant_tables objects (or table paths) for the backends.
+            With precision="int8" the table is completed against the optimized graph
+            (``converters.quantize.prepare_int8``); a QAT model (torch.ao fake-quant
+            modules) brings its own table.
+        calibration_data: arrays to calibrate int8 tensors a table lacks (or a whole table
+            when there is none): a dict, one array, a .npy/.npz path or a directory.
         verify: run source and result on the same inputs and compare.
         thresholds: overrides of the precision's thresholds (``converters.verify.Thresholds``
             fields, e.g. {"min_cosine": 0.9999}).
@@ -192,6 +186,8 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     backends = {t: get_backend(t) for t in target_names}   # unknown targets fail here
+    from converters.quantize import split_qat
+    model_or_path, qat = split_qat(model_or_path)   # a QAT model converts as its float twin
     src = load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name=name,
                       exporter=exporter, opset=opset, seed=verify_seed)
     out = Path(out_dir)
@@ -201,6 +197,8 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     pass_report = optimize(model, passes)
     optimized_path = out / f"{src.name}.optimized.onnx"
     save_onnx(model, optimized_path)
+    if precision == "int8":
+        quant_table = _int8_table(model, quant_table, calibration_data, qat, src, out)
 
     feeds, feeds_desc = _verification_feeds(src, verify_inputs, verify_seed) if verify else \
         (None, "")
@@ -231,6 +229,18 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
                 rep._exception.report = report  # type: ignore[attr-defined]
                 raise rep._exception
     return report
+
+
+def _int8_table(model, quant_table, calibration_data, qat, src, out: Path):
+    """The completed table (written next to the models) every int8 backend gets."""
+    from converters.quantize import prepare_int8
+
+    plan = prepare_int8(model, quant_table, calibration_data=calibration_data, qat=qat,
+                        example_inputs=src.example_inputs)
+    path = out / f"{src.name}.int8.quant.json"
+    plan.table.save(path)
+    src.notes.extend(plan.notes + [f"int8 quantization table: {path}"])
+    return plan.table
 
 
 def _run_target(backend, tname: str, model, path: Path, options: BackendOptions

@@ -83,7 +83,13 @@ def get_backend(name: str) -> Backend:
     if name not in _BACKEND_MODULES:
         raise ConversionError(f"unknown target {name!r}; targets: {', '.join(_BACKEND_MODULES)}")
     if name not in _REGISTRY:
-        importlib.import_module(_BACKEND_MODULES[name])
+        try:
+            importlib.import_module(_BACKEND_MODULES[name])
+        except ImportError as exc:
+            raise ConversionError(f"target {name!r} is not available in this install: "
+                                  f"{exc}") from None
+        if name not in _REGISTRY:
+            raise ConversionError(f"{_BACKEND_MODULES[name]} did not register target {name!r}")
     return _REGISTRY[name]()
 
 

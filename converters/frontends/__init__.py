@@ -41,7 +41,6 @@ class SourceModel:
     exporter: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     seconds: float = 0.0
-    _reference_bytes: Optional[bytes] = field(default=None, repr=False)
     _ort: Any = field(default=None, repr=False)
 
     @property
@@ -79,14 +78,27 @@ class SourceModel:
                                   f"{len(names)} ({names})")
         return dict(zip(names, outs))
 
+    def _reference_source(self):
+        """ONNX Runtime runs the source from memory (external data already loaded:
+        ORT cannot shape-infer through small external tensors), or from the file
+        when the model is over protobuf's 2 GB."""
+        import onnx_ir as ir
+
+        proto = ir.serde.serialize_model(self.model)
+        if proto.ByteSize() < 2 ** 31 - 1:
+            return proto.SerializeToString()
+        if self.source_path is None:
+            raise ConversionError("a model over 2 GB must be given as a file path")
+        return self.source_path
+
     def _ort_session(self):
         if self._ort is None:
             import onnxruntime as ort
 
             so = ort.SessionOptions()
             so.log_severity_level = 3
-            src = self.source_path if self._reference_bytes is None else self._reference_bytes
-            self._ort = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+            self._ort = ort.InferenceSession(self._reference_source(), so,
+                                             providers=["CPUExecutionProvider"])
         return self._ort
 
 
@@ -161,12 +173,8 @@ def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
     model, path, notes = load_onnx(obj, shapes, dynamic_batch)
     if name is None:
         name = os.path.splitext(os.path.basename(path))[0] if path else (model.graph.name or "model")
-    ref_bytes = None
-    if path is None or shapes or dynamic_batch:
-        ref_bytes = ir.serde.serialize_model(model).SerializeToString()
     return SourceModel(name=_safe(name), model=model, kind="onnx", source_path=path,
-                       notes=notes, seconds=time.perf_counter() - t0,
-                       _reference_bytes=ref_bytes)
+                       notes=notes, seconds=time.perf_counter() - t0)
 
 
 def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names,
@@ -210,7 +218,9 @@ def _inputs_from_shapes(module, shapes, input_names, seed):
             f"a torch model ({type(module).__name__}) needs example inputs to be exported: "
             "pass example_inputs=(tensor, ...) or input_shapes={'x': (1, 3, 224, 224)} "
             "(CLI: --input-shape x=1x3x224x224)")
-    names = list(input_names or forward_input_names(module, len(shapes)))
+    from converters.frontends.torch_export import forward_parameters
+
+    names = list(input_names or forward_parameters(module) or list(shapes))
     check_known(shapes, names)
     missing = [n for n in names if n not in shapes]
     if missing:

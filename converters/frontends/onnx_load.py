@@ -26,8 +26,13 @@ def read_onnx(path: str) -> onnx.ModelProto:
         raise ModelFileError(f"{path}: no such file")
     from edgert.model_file import check_model_file
 
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) >= 8 and head[4:8] == b"TFL3":
+        raise ModelFileError(f"{path}: this is a TFLite model, not ONNX; convert from the "
+                             "model's source (PyTorch or ONNX)")
     try:
-        check_model_file(path, "onnx")  # cheap byte checks: TFLite, zip, HTML, text
+        check_model_file(path, "onnx")  # cheap byte checks: zip, HTML, text
     except ModelFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not ONNX"
@@ -104,9 +109,10 @@ def apply_shapes(proto: onnx.ModelProto, shapes: Mapping[str, Shape], dynamic_ba
                 tshape.dim.add().dim_param = str(d)
     if changed:
         del proto.graph.value_info[:]
-        for out in proto.graph.output:
+        for out in proto.graph.output:         # keep the rank, forget the dims
             if out.type.HasField("tensor_type"):
-                out.type.tensor_type.ClearField("shape")
+                for d in out.type.tensor_type.shape.dim:
+                    d.Clear()
     return changed
 
 

@@ -32,14 +32,19 @@ EXPORTERS = ("dynamo", "torchscript")
 TORCHSCRIPT_OPSET = 18  # dynamo picks its own default (18+); MNN reads both
 
 
-def forward_input_names(module, n: int) -> List[str]:
-    """Names of ``forward``'s first ``n`` positional parameters, else input_0..."""
+def forward_parameters(module) -> List[str]:
+    """Names of ``forward``'s positional parameters (those without defaults first)."""
     try:
         params = [p for p in inspect.signature(module.forward).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        names = [p.name for p in params[:n]]
     except (TypeError, ValueError):
-        names = []
+        return []
+    return [p.name for p in params if p.default is p.empty] or [p.name for p in params]
+
+
+def forward_input_names(module, n: int) -> List[str]:
+    """Names of ``forward``'s first ``n`` positional parameters, else input_0..."""
+    names = forward_parameters(module)[:n]
     if len(names) != n:
         names = ["input"] if n == 1 else [f"input_{i}" for i in range(n)]
     return names

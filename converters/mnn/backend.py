@@ -129,7 +129,7 @@ class MNNBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
             save_onnx(model, onnx_path)
-            params_path, flags = self._compression(model, options, out_path)
+            params_path, flags = self._compression(model, options, out_path, notes)
             opts = options
             if flags:
                 opts = BackendOptions(**{**options.__dict__,
@@ -151,13 +151,15 @@ class MNNBackend(Backend):
             details={"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
                      "converter_output": output.splitlines()[-20:]})
 
-    def _compression(self, model, options: BackendOptions, out_path: Path
-                     ) -> Tuple[str, Dict[str, Any]]:
+    def _compression(self, model, options: BackendOptions, out_path: Path,
+                     notes: List[str]) -> Tuple[str, Dict[str, Any]]:
         """Write the compression-params JSON when full int8 or sparsity is asked."""
         params: Dict[str, Any] = {}
         flags: Dict[str, Any] = {}
         if options.precision == "int8":
-            p, extra_flags = compression.quantization_params(model, options.quant_table)
+            p, extra_flags, qnotes = compression.quantization_params(
+                model, options.quant_table, str(options.extra.get("mnn_symmetric", "auto")))
+            notes.extend(qnotes)
             params.update(p)
             flags.update({"mnn_args": list(options.extra.get("mnn_args") or []) + extra_flags})
         if options.sparsity_table is not None:

@@ -39,7 +39,10 @@ class FuseBatchNormIntoMatMul(RewriteRuleClassBase):
         if len(w.const_value.shape) != 2:
             return result.fail(f"MatMul weight {w.name} has rank {len(w.const_value.shape)}, "
                                "not 2.")
-        rank = len(mm_out.shape) if mm_out.shape is not None else None
+        known = mm_out.shape if mm_out.shape is not None else x.shape
+        rank = len(known) if known is not None else None
+        if rank is None:
+            return result.fail("MatMul output rank unknown (no shape information).")
         if rank != 2:
             return result.fail(
                 f"MatMul output has rank {rank}: BatchNormalization scales axis 1, the "

@@ -1,16 +1,92 @@
-"""Dead code and no-ops: unused nodes, Identity, Dropout (inference), x+0, x*1,
+"""Dead code and no-ops: unused nodes, Identity, Dropout at inference, x*1, x+0,
 x-0, x/1, no-op Cast/Expand/Transpose.
 
 onnx-ir's RemoveUnusedNodesPass and IdentityEliminationPass and onnxscript's
-no-op rules do the work; this module groups them into one reported pass.
-Dropout at inference is the identity (its ratio never applies in eval), so the
-rules drop it whether or not ``training_mode`` is given as a constant false.
+no-op Cast/Expand/Transpose rules are reused. The Dropout and arithmetic rules
+are ours because onnxscript's match only ``Dropout`` with an explicit
+``ratio=0`` or ``training_mode=False`` and only scalar constants: exporters
+write ``Dropout(x)`` (training_mode defaults to false, so it is the identity at
+inference) and 1-element tensors like ``[1.0]``. An arithmetic no-op is
+removed only when the constant cannot change the result's shape (it
+broadcasts into ``x``) or its dtype.
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx_ir as ir
+from onnxscript.rewriter import MatchResult, RewriteRuleClassBase
 
 from converters.passes.base import PassResult, RulePass
+
+
+class DropoutAtInference(RewriteRuleClassBase):
+    """``Dropout(x[, ratio[, training_mode]])`` -> ``x`` unless training_mode may be true."""
+
+    def pattern(self, op, x):
+        return op.Dropout(x, _allow_other_inputs=True, _outputs=["y"])
+
+    def check(self, context, x, y) -> MatchResult:
+        result = MatchResult()
+        node = y.producer()
+        if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
+            return result.fail("the Dropout mask output is used")
+        mode = node.inputs[2] if len(node.inputs) > 2 else None
+        if mode is not None:
+            value = mode.const_value
+            if value is None:
+                return result.fail("training_mode is not a constant")
+            if bool(np.asarray(value.numpy()).reshape(-1)[0]):
+                return result.fail("training_mode is true")
+        return result
+
+    def rewrite(self, op, x, y):
+        return op.Identity(x)
+
+
+class _ArithmeticNoOp(RewriteRuleClassBase):
+    op_name = ""
+    neutral = 0.0
+
+    def pattern(self, op, x, c):
+        return getattr(op, self.op_name)(x, c)
+
+    def check(self, context, x, c) -> MatchResult:
+        result = MatchResult()
+        if c.const_value is None:
+            return result.fail("operand is not a constant")
+        value = c.const_value.numpy()
+        if not np.all(value == self.neutral):
+            return result.fail(f"constant is not {self.neutral:g}")
+        if x.shape is None or x.dtype is None or x.dtype != c.dtype:
+            return result.fail("shape or dtype of x unknown or different from the constant")
+        if value.ndim > len(x.shape) or any(
+                d != 1 and (not isinstance(xd, int) or d != xd)
+                for d, xd in zip(reversed(value.shape), reversed(list(x.shape)))):
+            return result.fail("the constant would broadcast x to a larger shape")
+        return result
+
+    def rewrite(self, op, x, c):
+        return op.Identity(x)
+
+
+class MulByOne(_ArithmeticNoOp):
+    op_name, neutral = "Mul", 1.0
+
+
+class AddZero(_ArithmeticNoOp):
+    op_name, neutral = "Add", 0.0
+
+
+class SubZero(_ArithmeticNoOp):
+    op_name, neutral = "Sub", 0.0
+
+
+class DivByOne(_ArithmeticNoOp):
+    op_name, neutral = "Div", 1.0
+
+
+_NOOP_RULES = [DropoutAtInference.rule(), *MulByOne.rule().commute(),
+               *AddZero.rule().commute(), SubZero.rule(), DivByOne.rule()]
 
 
 class RemoveDead(RulePass):
@@ -20,28 +96,24 @@ class RemoveDead(RulePass):
     def rules(self):
         from onnxscript.rewriter.rules import common as R
 
-        return [R.dropout_inference_rule, R.dropout_zero_rule,
-                *R.mul_by_1_rule.commute(), *R.add_0_rule.commute(), R.sub_0_rule,
-                R.div_by_1_rule, R.no_op_cast_rule, R.no_op_expand_rule, R.no_op_transpose_rule]
+        return _NOOP_RULES + [R.no_op_cast_rule, R.no_op_expand_rule, R.no_op_transpose_rule]
 
     def reported_rules(self):
-        from onnxscript.rewriter.rules import common as R
-
-        return [R.dropout_inference_rule]  # "why is this Dropout still here?"
+        return [_NOOP_RULES[0]]  # "why is this Dropout still here?"
 
     def run(self, model: ir.Model) -> PassResult:
-        before = _node_count(model)
+        """Changes = nodes removed (a no-op first becomes an Identity, then goes)."""
+        start = _node_count(model)
         ir.passes.common.RemoveUnusedNodesPass()(model)
-        unused = before - _node_count(model)
-        before = _node_count(model)
-        ir.passes.common.IdentityEliminationPass()(model)
-        identities = before - _node_count(model)
+        unused = start - _node_count(model)
         result = super().run(model)
-        result.changes += unused + identities
+        ir.passes.common.IdentityEliminationPass()(model)
+        ir.passes.common.RemoveUnusedNodesPass()(model)
+        result.changes = start - _node_count(model)
         if unused:
             result.notes.append(f"removed {unused} unused node(s)")
-        if identities:
-            result.notes.append(f"removed {identities} Identity node(s)")
+        if result.changes - unused:
+            result.notes.append(f"removed {result.changes - unused} Identity/no-op node(s)")
         return result
 
 

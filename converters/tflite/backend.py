@@ -25,23 +25,24 @@ from converters.tflite.precision import POLICIES, policy_for
 from converters.tflite.writer import serialize
 from edgert.errors import ConversionError, UnsupportedOptionError
 
-FULL_INT8_NOTE = ("full int8 needs a quantization table (precision='int8' with quant_table); "
-                  "the TFLite writer has the hooks (docs/TFLITE.md) but no table-driven "
-                  "quantizer yet")
+FULL_INT8_NOTE = ("full int8 needs a quantization table (precision='int8' with quant_table; "
+                  "converters.convert completes one from a QAT model or calibration data)")
 
 
 def _check_options(options: BackendOptions) -> None:
-    if options.precision not in POLICIES:
-        if options.precision == "int8":
-            raise UnsupportedOptionError(f"tflite: {FULL_INT8_NOTE}")
+    if options.precision == "int8" and options.quant_table is None:
+        raise UnsupportedOptionError(f"tflite: {FULL_INT8_NOTE}")
+    if options.precision not in POLICIES and options.precision != "int8":
         raise UnsupportedOptionError(
             f"tflite: precision {options.precision!r} is not supported; "
             f"choose one of {', '.join(POLICIES)}")
     if options.io_layout not in IO_LAYOUTS:
         raise UnsupportedOptionError(
             f"tflite: io_layout {options.io_layout!r}; choose one of {', '.join(IO_LAYOUTS)}")
-    if options.io_dtype != "float":
-        raise UnsupportedOptionError("tflite: io_dtype int8 comes with full int8 (not yet)")
+    if options.io_dtype not in ("float", "int8"):
+        raise UnsupportedOptionError(f"tflite: io_dtype {options.io_dtype!r}; choose float or int8")
+    if options.io_dtype == "int8" and options.precision != "int8":
+        raise UnsupportedOptionError("tflite: io_dtype='int8' needs precision='int8'")
     if options.sparsity_table is not None:
         raise UnsupportedOptionError(
             "tflite: sparse weights are not written yet (the SparsityParameters hook is in "
@@ -65,7 +66,10 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
     graph = model.graph
     plan = plan_layout(graph, options.io_layout)
     sg = SubgraphBuilder()
-    ctx = LoweringContext(sg, plan, policy_for(options.precision, options.extra),
+    # full int8 lowers the float graph first; full_int8.py quantizes it afterwards
+    # (the lowering-time activation_quant hook stays available to other callers)
+    weights = "fp32" if options.precision == "int8" else options.precision
+    ctx = LoweringContext(sg, plan, policy_for(weights, options.extra),
                           quant=options.extra.get("activation_quant"))
     opset = opset_of(model)
     inputs: List[Tuple[str, int]] = []
@@ -114,8 +118,14 @@ class TFLiteBackend(Backend):
         _check_options(options)
         model = fold_patterns(model)
         support.check_model(model)
+        int8 = None
         try:
             sg, facts = lower_model(model, options)
+            if options.precision == "int8":
+                from converters.tflite.full_int8 import quantize_subgraph
+                facts["inputs"], facts["outputs"], int8 = quantize_subgraph(
+                    sg, model, options.quant_table, options.io_dtype, facts["inputs"],
+                    facts["outputs"])
             data = serialize(sg, facts["inputs"], facts["outputs"],
                              description=f"edgert ({options.precision})")
         except (ValueError, KeyError, IndexError) as exc:
@@ -131,10 +141,14 @@ class TFLiteBackend(Backend):
             notes.append("I/O layouts: " + ", ".join(
                 f"{k}={v}" for d in facts["io_layouts"].values() for k, v in d.items()))
         notes += facts["notes"]
+        if int8 is not None:
+            notes += int8.notes()
         details = {"transposes": transposes, "boundary_transposes": boundary,
                    "io_layouts": facts["io_layouts"], "precision": options.precision,
                    "seconds": time.perf_counter() - t0, "tensors": len(sg.tensors),
                    "operators": len(sg.ops)}
+        if int8 is not None:
+            details["int8"] = int8.to_dict()
         return BackendResult(target=self.name, path=out_path, size_bytes=len(data),
                              op_counts=counts, notes=notes, details=details)
 

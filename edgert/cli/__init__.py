@@ -25,6 +25,10 @@ COMMANDS = [
     ("roofs", "edgert.cli.roofs"),
     ("roofline", "edgert.cli.roofline"),
     ("android-assets", "edgert.cli.android_assets"),
+    ("farm", "edgert.cli.farm"),
+    ("quant-table", "edgert.cli.quant_table"),
+    ("calibrate", "edgert.cli.calibrate"),
+    ("quant-debug", "edgert.cli.quant_debug"),
 ]
 
 

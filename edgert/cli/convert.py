@@ -27,6 +27,13 @@ def add_arguments(p) -> None:
                         "of the seeded example input")
     p.add_argument("--precision", default="fp32",
                    choices=["fp32", "fp16", "int8_weights", "int4_weights", "int8"])
+    p.add_argument("--quant-table", metavar="TABLE",
+                   help="quantization table (.json) for --precision int8 (docs/QUANTIZATION.md)")
+    p.add_argument("--calibration-data", metavar="DATA",
+                   help="int8: .npz/.npy or a folder of them; calibrates what the table lacks "
+                        "(or a whole table when none is given)")
+    p.add_argument("--io-dtype", default="float", choices=["float", "int8"],
+                   help="int8: TFLite model inputs/outputs as int8 tensors (default float)")
     p.add_argument("--weight-block", type=int, default=0, metavar="N",
                    help="block-wise weight quantization with blocks of N (int8/int4 weights)")
     p.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs dynamic")
@@ -73,6 +80,8 @@ def run(args) -> int:
         dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
         thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
+        quant_table=args.quant_table, calibration_data=args.calibration_data,
+        io_dtype=args.io_dtype,
         load_check="structure" if args.no_isolated_check else "isolated")
     if args.json:
         print_json(report.to_dict())

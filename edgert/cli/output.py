@@ -59,15 +59,18 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     rows = [[str(c) for c in r] for r in rows]
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
     except ImportError:
         _plain_table(title, list(columns), rows, caption)
         return
-    table = Table(title=title, caption=caption, title_justify="left")
+    # cells are data (model names like "net[1].onnx"), never rich markup
+    table = Table(title=escape(title), caption=escape(caption) if caption else None,
+                  title_justify="left")
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(escape(c), overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(escape(c) for c in r))
     # Piped output (make demo | tee, CI logs) would otherwise wrap at 80 columns.
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 

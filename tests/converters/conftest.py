@@ -1,21 +1,8 @@
-"""Fixtures of the converter tests: zoo models built once per session, and a
-private edgert cache so tests never touch the user's ~/.cache."""
+"""Fixtures of the converter tests: zoo models built and exported once per session
+(the private edgert cache comes from tests/conftest.py)."""
 from __future__ import annotations
 
-import os
-
 import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _converters_private_cache(tmp_path_factory):
-    old = os.environ.get("EDGERT_CACHE_DIR")
-    os.environ["EDGERT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgert-cache-converters"))
-    yield
-    if old is None:
-        os.environ.pop("EDGERT_CACHE_DIR", None)
-    else:
-        os.environ["EDGERT_CACHE_DIR"] = old
 
 
 class _ZooCache:
@@ -39,3 +26,27 @@ def zoo_test_resolution(name: str):
 @pytest.fixture(scope="session")
 def zoo_models():
     return _ZooCache()
+
+
+class _SourceCache:
+    """``zoo_sources["resnet18"]``: each zoo model exported once (default exporter)."""
+
+    def __init__(self, models: _ZooCache) -> None:
+        self._models = models
+        self._sources = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._sources:
+            from converters.frontends import load_source
+            self._sources[name] = load_source(self._models[name])
+        return self._sources[name]
+
+
+@pytest.fixture(scope="session")
+def zoo_sources(zoo_models):
+    return _SourceCache(zoo_models)
+
+
+@pytest.fixture(scope="session")
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("converted")

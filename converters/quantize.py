@@ -1,0 +1,180 @@
+"""Full int8: the one quantization table every backend gets, checked against the graph.
+
+``convert(..., precision="int8")`` calls ``prepare_int8`` once, on the optimized
+graph, before any backend runs, so TFLite and MNN quantize from the same table:
+
+1. the table comes from ``quant_table`` (a QuantTable or a path), from a QAT
+   model (``torch.ao.quantization`` fake-quant modules: its float twin is
+   exported and its sites are matched to the optimized graph by value, see
+   quant_tables/SCHEMA.md), or, when neither is given, from calibration data;
+2. names the graph lacks: a warning with the list (tables are shared between
+   model variants), channel-count mismatches: an error naming the weight;
+3. pass-through ops (MaxPool, Reshape, ...) inherit their input's entry;
+4. tensors the int8 graph needs but the table lacks are calibrated when
+   ``calibration_data`` is given, otherwise a ConversionError lists them;
+   weights the table lacks get per-channel scales from their own values.
+
+Pre-activation outputs of Conv/Gemm nodes whose Relu/Relu6 both backends fuse
+(the ``edgert.fused_activation`` mark) are not needed: they never exist as a
+tensor in the converted model.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from edgert.errors import ConversionError
+
+FUSED_CODES = ("RELU", "RELU6", "RELU_N1_TO_1")
+MAX_LISTED = 20
+
+
+@dataclass
+class Int8Plan:
+    """The completed table and what was done to complete it."""
+
+    table: Any                                       # quant_tables.QuantTable
+    notes: List[str] = field(default_factory=list)
+    unknown: List[str] = field(default_factory=list)      # table names the graph lacks
+    calibrated: List[str] = field(default_factory=list)   # tensors filled by calibration
+    weights_from_values: List[str] = field(default_factory=list)
+    qat_unmatched: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"activations": len(self.table.activations), "weights": len(self.table.weights),
+                "unknown": self.unknown, "calibrated": self.calibrated,
+                "weights_from_values": self.weights_from_values,
+                "qat_unmatched": self.qat_unmatched, "notes": self.notes}
+
+
+def is_qat_model(obj: Any) -> bool:
+    """An nn.Module holding torch.ao fake-quant modules (prepared for QAT)."""
+    if not hasattr(obj, "named_modules") or not callable(obj.named_modules):
+        return False
+    try:
+        from torch.ao.quantization import FakeQuantizeBase
+    except ImportError:
+        return False
+    return any(isinstance(m, FakeQuantizeBase) for _, m in obj.named_modules())
+
+
+def split_qat(model_or_path: Any) -> Tuple[Any, Any]:
+    """(what to export, the QAT model or None): a QAT model is exported as its float twin."""
+    if is_qat_model(model_or_path):
+        from quant_tables.producers.qat_torch import float_model
+        return float_model(model_or_path), model_or_path
+    return model_or_path, None
+
+
+def resolve_table(quant_table: Any):
+    if quant_table is None:
+        return None
+    from quant_tables import QuantTable
+
+    if isinstance(quant_table, QuantTable):
+        return quant_table
+    if isinstance(quant_table, (str, os.PathLike)):
+        return QuantTable.load(quant_table)
+    raise ConversionError(f"quant_table must be a quant_tables.QuantTable or a path, not "
+                          f"{type(quant_table).__name__}")
+
+
+def _listed(names: Sequence[str]) -> str:
+    more = f" ... and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
+
+
+def needed_activations(proto, table) -> List[str]:
+    """Float tensors an int8 graph needs parameters for (graph order)."""
+    from quant_tables.onnx_tensors import float_tensors
+
+    floats = float_tensors(proto)
+    fused_pre = set()
+    kept_float = set()
+    for n in proto.graph.node:
+        meta = {p.key: p.value for p in n.metadata_props}
+        if meta.get("edgert.fused_activation") in FUSED_CODES:
+            fused_pre.add(n.output[0])
+        if table.float_override(n.name, n.op_type, list(n.output)) is not None:
+            kept_float.add(n.name or n.output[0])
+    used_by_int8 = set()
+    for n in proto.graph.node:
+        if (n.name or n.output[0]) in kept_float:
+            continue
+        used_by_int8.update(n.input)
+        used_by_int8.update(n.output)
+    return [t for t in floats if t in used_by_int8 and t not in fused_pre]
+
+
+def _qat_inputs(example_inputs: Optional[Dict[str, Any]], names: Sequence[str]):
+    import torch
+
+    if not example_inputs:
+        raise ConversionError("a QAT model needs example inputs to match its fake-quant sites "
+                              "to the graph")
+    return tuple(torch.from_numpy(example_inputs[n]) for n in names)
+
+
+def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any = None,
+                 qat: Any = None, example_inputs: Optional[Dict[str, Any]] = None,
+                 calibration_method: str = "minmax") -> Int8Plan:
+    """The complete table for the optimized graph ``model`` (onnx_ir.Model or ModelProto)."""
+    from quant_tables.onnx_tensors import load_model
+    from quant_tables.producers.calibrate import calibrate, weight_entries
+    from quant_tables.propagate import fill_passthrough
+    from quant_tables.validate import check_against_graph
+
+    proto = load_model(model)
+    plan = Int8Plan(table=None)
+    table = resolve_table(quant_table)
+    if qat is not None:
+        from quant_tables.producers.qat_torch import table_from_qat
+
+        inputs = [i.name for i in proto.graph.input
+                  if i.name not in {x.name for x in proto.graph.initializer}]
+        res = table_from_qat(qat, _qat_inputs(example_inputs, inputs), proto)
+        plan.qat_unmatched = res.unmatched
+        plan.notes.append(f"QAT: {len(res.activation_matches)} activation and "
+                          f"{len(res.weight_matches)} weight fake-quant sites matched to the graph"
+                          + (f"; unmatched: {_listed(res.unmatched)}" if res.unmatched else ""))
+        table = res.table if table is None else table.merged(res.table)
+    if table is None:
+        if calibration_data is None:
+            raise ConversionError("precision='int8' needs a quantization table (quant_table=), "
+                                  "a QAT model, or calibration_data= to calibrate one")
+        table = calibrate(proto, calibration_data, calibration_method)
+        plan.notes.append(f"calibrated a table ({table.provenance.method}, "
+                          f"{table.provenance.details.get('samples')} samples)")
+    table = copy.deepcopy(table)
+    check = check_against_graph(table, proto, where="quant_table")
+    if check.unknown:
+        plan.unknown = check.unknown
+        msg = (f"the quantization table names {len(check.unknown)} tensor(s) the graph lacks: "
+               f"{_listed(check.unknown)}")
+        plan.notes.append(msg)
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    fill_passthrough(table, proto)
+    missing = table.missing(needed_activations(proto, table))
+    from quant_tables.layer_weights import layer_weights
+    missing_w = [lw.name for lw in layer_weights(proto) if lw.name not in table.weights]
+    if missing_w:
+        table.weights.update(weight_entries(proto, names=missing_w))
+        plan.weights_from_values = sorted(set(missing_w))
+        plan.notes.append(f"{len(plan.weights_from_values)} weight(s) not in the table got "
+                          f"per-channel scales from their values")
+    if missing:
+        if calibration_data is None:
+            raise ConversionError(
+                f"the quantization table lacks {len(missing)} tensor(s) the int8 graph needs: "
+                f"{_listed(missing)}; pass calibration_data= (CLI: --calibration-data) to "
+                f"calibrate them, or complete the table with `edgert calibrate --table`")
+        table = calibrate(proto, calibration_data, calibration_method, table=table,
+                          tensors=missing, weights=False)
+        plan.calibrated = missing
+        plan.notes.append(f"calibrated {len(missing)} tensor(s) the table lacked "
+                          f"({calibration_method})")
+    plan.table = table
+    return plan

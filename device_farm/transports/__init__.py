@@ -1,0 +1,36 @@
+"""Transports by name, imported only when a device uses them (paramiko and
+adbutils stay unimported for a farm of local devices).
+
+Adding a transport is one module with a ``Transport`` subclass and one row here.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Dict, Tuple
+
+from device_farm.transports.base import (
+    CommandTimeout, HostKeyError, RemoteCommandError, ShellResult, TransientTransportError,
+    Transport, TransportError, quote_argv)
+
+__all__ = ["CommandTimeout", "HostKeyError", "RemoteCommandError", "ShellResult",
+           "TransientTransportError", "Transport", "TransportError", "quote_argv",
+           "open_transport", "transport_kinds"]
+
+_TRANSPORTS: Dict[str, Tuple[str, str]] = {
+    "local": ("device_farm.transports.local", "LocalTransport"),
+    "ssh": ("device_farm.transports.ssh", "SSHTransport"),
+    "adb": ("device_farm.transports.adb", "ADBTransport"),
+}
+
+
+def transport_kinds() -> Tuple[str, ...]:
+    return tuple(_TRANSPORTS)
+
+
+def open_transport(spec) -> Transport:
+    """The transport for a device spec (no connection is made until first use)."""
+    if spec.transport not in _TRANSPORTS:
+        raise TransportError(f"device {spec.name!r}: unknown transport {spec.transport!r}; "
+                             f"known: {', '.join(_TRANSPORTS)}")
+    module, cls = _TRANSPORTS[spec.transport]
+    return getattr(importlib.import_module(module), cls)(spec)

@@ -1,0 +1,56 @@
+"""``edgert calibrate MODEL --data D --method M -o table.json``: post-training calibration.
+
+Runs the float ONNX model over the user's calibration arrays and writes a
+quantization table (int8 activations by min/max, percentile or entropy;
+per-channel symmetric int8 weights). With ``--table`` it fills only what a
+partial table (for example from QAT) lacks.
+"""
+from __future__ import annotations
+
+HELP = "make a quantization table from calibration data (min/max, percentile, entropy)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="float ONNX model")
+    p.add_argument("--data", required=True,
+                   help=".npz (arrays by input name, first axis = samples), .npy (one input), "
+                        "or a directory of such files (one feed each)")
+    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"],
+                   help="range estimator (default minmax)")
+    p.add_argument("--percentile", type=float, default=99.99,
+                   help="percentile kept by --method percentile (default 99.99)")
+    p.add_argument("--table", help="partial table: calibrate only the tensors it lacks")
+    p.add_argument("--symmetric-activations", action="store_true",
+                   help="zero point 0 for activations (default: asymmetric int8)")
+    p.add_argument("--per-tensor-weights", action="store_true",
+                   help="one scale per weight (default: one per output channel)")
+    p.add_argument("--batch", type=int, default=16,
+                   help="samples per run when the model's batch dimension is dynamic")
+    p.add_argument("--limit", type=int, help="use at most this many batches")
+    p.add_argument("-o", "--output", required=True, help="table to write (.json)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def run(args) -> int:
+    from edgert.cli.output import print_json
+    from quant_tables import QuantTable
+    from quant_tables.producers.calibrate import calibrate
+
+    partial = QuantTable.load(args.table) if args.table else None
+    table = calibrate(args.model, args.data, args.method, percentile=args.percentile,
+                      table=partial, symmetric_activations=args.symmetric_activations,
+                      per_channel=not args.per_tensor_weights, batch=args.batch,
+                      limit=args.limit, source_name=args.model)
+    table.save(args.output)
+    summary = {"output": args.output, **table.summary()}
+    if partial is not None:
+        summary["filled"] = (len(table.activations) - len(partial.activations)
+                             + len(table.weights) - len(partial.weights))
+    if args.json:
+        print_json(summary)
+        return 0
+    extra = f", {summary['filled']} filled into {args.table}" if partial is not None else ""
+    print(f"wrote {args.output}: {summary['activations']} activations, {summary['weights']} "
+          f"weights ({table.provenance.method}, "
+          f"{table.provenance.details.get('samples', 0)} samples{extra})")
+    return 0

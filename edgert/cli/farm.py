@@ -1,0 +1,203 @@
+"""``edgert farm``: benchmark models on phones, boards and the host.
+
+    edgert farm devices                      # inventory with live state (+ attached adb devices)
+    edgert farm bench m.tflite m.mnn --devices pixel7,jetson --precision fp32,fp16
+    edgert farm bench --resume               # finish the last run after a kill
+    edgert farm report --out farm_report     # Markdown + HTML tables and plots
+    edgert farm results --json               # the stored rows
+
+The device_farm package (paramiko, adbutils, matplotlib) is imported inside each
+subcommand, so ``edgert --help`` stays light on a board.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "benchmark models on ADB phones, SSH boards and the host (device farm)"
+
+_DB_HELP = "results database (SQLite; default farm_results.sqlite)"
+
+
+def _csv(text: str):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
+
+    d = sub.add_parser("devices", help="list devices with live state")
+    d.add_argument("--inventory", help="devices.toml (default: $EDGERT_DEVICES, ./devices.toml)")
+    d.add_argument("--no-probe", action="store_true", help="list the inventory only")
+    d.add_argument("--no-engines", action="store_true", help="skip the engine check on devices")
+    d.add_argument("--json", action="store_true", help="print JSON")
+
+    b = sub.add_parser("bench", help="benchmark model files on devices")
+    b.add_argument("models", nargs="*", help="model files (.tflite, .mnn, .onnx)")
+    b.add_argument("--inventory", help="devices.toml")
+    b.add_argument("--devices", type=_csv, help="device names, comma separated (default: all)")
+    b.add_argument("--tags", type=_csv, help="only devices with all these tags")
+    b.add_argument("--precision", type=_csv, default=["auto"],
+                   help="runtime precisions, comma separated: auto,fp32,fp16 (default auto)")
+    b.add_argument("--engine", help="engine for the edgert runner (default: from the file)")
+    b.add_argument("--threads", type=int, help="threads (default: up to 4)")
+    b.add_argument("--runs", type=int, default=50)
+    b.add_argument("--warmup", type=int, default=5)
+    b.add_argument("--cooldown", type=float, default=0.0, help="pause before each job (s)")
+    b.add_argument("--timeout", type=float, default=600.0, help="per-job timeout (s)")
+    b.add_argument("--retries", type=int, default=2, help="retries on transient link errors")
+    b.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    b.add_argument("--run-id", help="name of the new run (default: run-<time>-<hex>)")
+    b.add_argument("--resume", nargs="?", const="", metavar="RUN_ID",
+                   help="finish a killed run (the latest when no id is given)")
+    b.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
+    b.add_argument("--report", metavar="DIR", help="write the report into DIR afterwards")
+    b.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+    r = sub.add_parser("report", help="write Markdown/HTML comparison tables and plots")
+    r.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    r.add_argument("--run", help="run id (default: the latest)")
+    r.add_argument("--all-runs", action="store_true", help="every run in the database")
+    r.add_argument("--out", default="farm_report", help="output folder (default farm_report)")
+    r.add_argument("--no-plots", action="store_true")
+
+    s = sub.add_parser("results", help="list stored results")
+    s.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    s.add_argument("--run", help="run id (default: the latest)")
+    s.add_argument("--all", action="store_true", help="every attempt, not the latest per job")
+    s.add_argument("--json", action="store_true")
+
+
+def run(args) -> int:
+    handler = {"devices": _devices, "bench": _bench, "report": _report,
+               "results": _results}.get(args.farm_command)
+    if handler is None:
+        print("usage: edgert farm {devices,bench,report,results} ... (see edgert farm -h)")
+        return 2
+    return handler(args)
+
+
+def _devices(args) -> int:
+    from device_farm.farm import probe_devices
+    from device_farm.inventory import load_inventory
+    from device_farm.transports.adb import list_devices
+    from edgert.cli.output import print_json, print_table
+
+    inv = load_inventory(args.inventory)
+    specs = inv.devices
+    rows = ([{"name": s.name, "online": None, "spec": s.public_dict()} for s in specs]
+            if args.no_probe else probe_devices(specs, engines=not args.no_engines))
+    servers = {s.adb_server or "127.0.0.1:5037" for s in specs if s.transport == "adb"}
+    servers.add("127.0.0.1:5037")
+    listed = {(s.serial) for s in specs if s.transport == "adb"}
+    for server in sorted(servers):
+        for serial, state in list_devices(server):
+            if serial not in listed:
+                rows.append({"name": None, "online": state == "device", "discovered": True,
+                             "spec": {"transport": "adb", "address": f"{serial} @ {server}"},
+                             "error": None if state == "device" else state})
+    if args.json:
+        print_json(rows)
+        return 0
+    table = []
+    for r in rows:
+        info = r.get("info") or {}
+        state = ("not probed" if r["online"] is None else "online" if r["online"]
+                 else f"offline: {r.get('error')}")
+        table.append([r["name"] or "(not in inventory)", r["spec"]["transport"],
+                      r["spec"]["address"], state, info.get("arch", ""),
+                      info.get("soc") or info.get("cpu", ""), info.get("cores", ""),
+                      "/".join(str(f) for f in info.get("max_freqs_mhz", [])),
+                      info.get("memory_mb", ""),
+                      " ".join(filter(None, [info.get("os", ""), info.get("jetpack", "")])),
+                      ", ".join(f"{k} {v}" for k, v in (info.get("engines") or {}).items())])
+    print_table(f"devices ({inv.source or 'no inventory file: host only'})",
+                ["name", "transport", "address", "state", "arch", "SoC / CPU", "cores",
+                 "max MHz", "memory MB", "OS", "engines"], table)
+    return 0
+
+
+def _bench(args) -> int:
+    import sys
+
+    from device_farm import farm
+    from device_farm.inventory import load_inventory
+    from device_farm.progress import make_progress
+    from edgert.errors import EdgertError
+
+    inv = load_inventory(args.inventory)
+    progress = make_progress(args.progress)
+    ctx = progress if progress is not None else _Null()
+    with ctx:
+        if args.resume is not None:
+            summary = farm.resume(args.resume or None, db=args.db, inventory=inv,
+                                  retries=args.retries, on_event=progress)
+        else:
+            if not args.models:
+                raise EdgertError("give model files to benchmark (or --resume)")
+            summary = farm.bench(args.models, devices=args.devices, tags=args.tags, inventory=inv,
+                                 db=args.db, precisions=args.precision, engine=args.engine,
+                                 threads=args.threads, runs=args.runs, warmup=args.warmup,
+                                 cooldown_s=args.cooldown, timeout_s=args.timeout,
+                                 retries=args.retries, run_id=args.run_id, on_event=progress,
+                                 argv=sys.argv)
+    out = {"run_id": summary.run_id, "ok": summary.ok, "failed": summary.failed,
+           "skipped_done_earlier": summary.skipped, "dropped": summary.dropped,
+           "wall_s": round(summary.wall_s, 3), "db": args.db}
+    if args.report:
+        from device_farm.report import write_report
+
+        out["report"] = write_report(args.db, args.report, summary.run_id)["markdown"]
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        from device_farm.report import print_comparison
+
+        print_comparison(args.db, summary.run_id)
+        print(f"run {summary.run_id}: {summary.ok} ok, {summary.failed} failed, "
+              f"{summary.skipped} done earlier, {summary.wall_s:.1f} s -> {args.db}")
+        for dev, why in summary.dropped.items():
+            print(f"  device {dev} dropped: {why}")
+        if "report" in out:
+            print(f"  report: {out['report']}")
+    return 130 if summary.interrupted else (0 if summary.failed == 0 else 1)
+
+
+def _report(args) -> int:
+    from device_farm.report import write_report
+
+    res = write_report(args.db, args.out, args.run, all_runs=args.all_runs,
+                       plots=not args.no_plots)
+    print(f"{res['ok']} results, {res['failed']} failures -> {res['markdown']}, {res['html']}"
+          + (f", {len(res['plots'])} plot(s)" if res["plots"] else ""))
+    return 0
+
+
+def _results(args) -> int:
+    from device_farm.store import ResultStore
+    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.errors import EdgertError
+    import os
+
+    if not os.path.exists(args.db):
+        raise EdgertError(f"{args.db}: no results database")
+    with ResultStore(args.db) as store:
+        run_id = args.run or store.latest_run_id()
+        rows = store.results(run_id, latest=not args.all)
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(f"results of {run_id}", ["device", "model", "format", "precision", "status",
+                                         "median ms", "p90 ms", "mean ms", "engine", "error"],
+                [[r["device"], r["model_name"], r["format"], r["precision"], r["status"],
+                  fmt_num(r["median_ms"]), fmt_num(r["p90_ms"]), fmt_num(r["mean_ms"]),
+                  r["engine_version"] or r["engine"], (r["error"] or "")[:80]] for r in rows])
+    return 0
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass

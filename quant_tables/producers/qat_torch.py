@@ -1,0 +1,309 @@
+"""From a PyTorch QAT model (eager-mode ``torch.ao.quantization``): a table keyed by ONNX names.
+
+The hard part is naming. QAT knows modules (``features.3.conv``); the
+converters see ONNX tensors (``/features/features.3/conv/Conv_output_0`` with the
+TorchScript exporter, ``conv2d_3`` with the dynamo exporter, the BatchNorm's
+output name after BN folding...). Names differ between exporters and passes;
+values do not. So the match is made by value:
+
+1. collect the fake-quant sites: every module's ``activation_post_process``
+   (it quantizes that module's output; a QuantStub's output is the model
+   input) and every ``weight_fake_quant``;
+2. run a copy of the model with fake quantization and observers disabled (it
+   then computes the float model exactly, fused Conv+BN+ReLU modules included)
+   and record each site's float tensor;
+3. run the float ONNX graph with ONNX Runtime, every intermediate exposed, on
+   the same inputs, and give each site the ONNX tensors holding the same values
+   (same element count, equal within a relative 1e-4; reshapes such as Flatten
+   match too, which is right: they keep the quantization);
+4. weights match ONNX constants by value, raw or BatchNorm-folded, transposed
+   for MatMul; the scales are those of the folded weight, which is what QAT
+   fake-quantized and what the converter deploys;
+5. outputs of MaxPool/Flatten/Reshape... inherit their input's entry
+   (``propagate.py``): eager QAT does not observe them.
+
+This works for any exporter and for the graph before or after edgert's passes,
+needs no scope metadata, and reports sites it could not place. A site whose
+value occurs nowhere in the graph (an op the export split differently) is
+listed in ``unmatched``; calibration can fill the tensors the table still lacks.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgert.errors import ConversionError, InputError
+from quant_tables.provenance import Provenance
+from quant_tables.qparams import dtype_range
+from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
+
+RTOL = 1e-4
+
+
+@dataclass
+class QATResult:
+    table: QuantTable
+    activation_matches: Dict[str, List[str]] = field(default_factory=dict)  # module -> tensors
+    weight_matches: Dict[str, str] = field(default_factory=dict)            # module -> initializer
+    unmatched: List[str] = field(default_factory=list)                      # sites not placed
+    notes: List[str] = field(default_factory=list)
+
+
+def _dtype_name(torch_dtype) -> str:
+    import torch
+
+    names = {torch.quint8: "uint8", torch.qint8: "int8", torch.qint32: "int32",
+             torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
+             torch.uint16: "uint16"}
+    if torch_dtype not in names:
+        raise ConversionError(f"fake-quant dtype {torch_dtype} has no table dtype")
+    return names[torch_dtype]
+
+
+def _is_fake_quant(m) -> bool:
+    return hasattr(m, "scale") and hasattr(m, "zero_point") and hasattr(m, "quant_min")
+
+
+def _qparams(fq) -> Tuple[np.ndarray, np.ndarray, str, int, int, Any]:
+    import torch
+
+    scale = fq.scale.detach().cpu().double().numpy().reshape(-1)
+    zp = fq.zero_point.detach().cpu().numpy().astype(np.int64).reshape(-1)
+    qscheme = getattr(fq, "qscheme", torch.per_tensor_affine)
+    return scale, zp, _dtype_name(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
+
+
+def _observed(fq) -> bool:
+    obs = getattr(fq, "activation_post_process", None)
+    lo = getattr(obs, "min_val", None)
+    if lo is None or lo.numel() == 0:
+        return True
+    return bool(np.all(np.isfinite(lo.detach().cpu().numpy())))
+
+
+def activation_sites(model) -> List[Tuple[str, Any]]:
+    """(module name, fake-quant) for every module whose output is fake-quantized."""
+    out = []
+    for name, mod in model.named_modules():
+        fq = getattr(mod, "activation_post_process", None)
+        if fq is not None and _is_fake_quant(fq) and not _is_fake_quant(mod):
+            out.append((name, fq))
+    return out
+
+
+def weight_sites(model) -> List[Tuple[str, Any, Any]]:
+    """(module name, module, weight fake-quant) for every fake-quantized weight."""
+    return [(name, mod, mod.weight_fake_quant) for name, mod in model.named_modules()
+            if _is_fake_quant(getattr(mod, "weight_fake_quant", None) or object())
+            and hasattr(mod, "weight")]
+
+
+def deployed_weights(mod) -> List[np.ndarray]:
+    """The weight as QAT quantizes it (BN-folded for fused Conv+BN) and the raw one."""
+    import torch
+
+    with torch.no_grad():
+        w = mod.weight.detach().float()
+        forms = [w]
+        bn = getattr(mod, "bn", None)
+        if bn is not None and getattr(bn, "running_var", None) is not None:
+            gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+            factor = gamma / torch.sqrt(bn.running_var + bn.eps)
+            forms.insert(0, w * factor.reshape([-1] + [1] * (w.dim() - 1)))
+    return [f.cpu().numpy() for f in forms]
+
+
+def _capture(model, inputs: Tuple) -> Dict[str, np.ndarray]:
+    """Float value each activation fake-quant receives (fake quant and observers off).
+
+    The hook sits on the fake-quant module itself, so sites whose owner calls it
+    directly (FloatFunctional.add/cat) are captured like forward-hook sites.
+    """
+    import torch
+    from torch.ao.quantization import disable_fake_quant, disable_observer
+
+    sim = copy.deepcopy(model).eval()
+    sim.apply(disable_fake_quant)
+    sim.apply(disable_observer)
+    values: Dict[str, np.ndarray] = {}
+    hooks = []
+    for name, fq in activation_sites(sim):
+        def hook(_m, args, name=name):
+            if args and isinstance(args[0], torch.Tensor):
+                values[name] = args[0].detach().float().cpu().numpy()
+        hooks.append(fq.register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            sim(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return values
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.size != b.size:
+        return False
+    a, b = a.reshape(-1), b.reshape(-1).astype(np.float32)
+    scale = max(1.0, float(np.abs(a).max()) if a.size else 1.0)
+    return bool(np.max(np.abs(a - b)) <= RTOL * scale) if a.size else False
+
+
+def _by_size(arrays: Dict[str, np.ndarray]) -> Dict[int, List[str]]:
+    idx: Dict[int, List[str]] = {}
+    for k, v in arrays.items():
+        idx.setdefault(int(np.asarray(v).size), []).append(k)
+    return idx
+
+
+def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
+                   source_name: str = "") -> QATResult:
+    """The table of an eager-mode QAT ``model``, keyed by the tensor names of ``onnx_model``.
+
+    ``onnx_model``: the float ONNX graph the table is for (path, ModelProto or
+    onnx_ir.Model): the float model exported, before or after edgert's passes.
+    ``example_inputs``: a tensor or tuple of tensors; real samples match best
+    (random inputs work; several samples per batch make accidental matches rare).
+    """
+    import torch
+    from quant_tables.layer_weights import constant_arrays
+    from quant_tables.onnx_tensors import TensorTap, load_model
+    from quant_tables.propagate import fill_passthrough
+
+    inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    inputs = tuple(inputs)
+    if not activation_sites(model) and not weight_sites(model):
+        raise ConversionError("the model has no fake-quant modules; prepare it with "
+                              "torch.ao.quantization.prepare_qat (and train) first")
+    proto = load_model(onnx_model)
+    tap = TensorTap(proto)
+    if len(tap.inputs) != len(inputs):
+        raise InputError(f"the ONNX model has {len(tap.inputs)} inputs, "
+                         f"{len(inputs)} example inputs were given")
+    feeds = {i.name: np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
+             for i, x in zip(tap.inputs, inputs)}
+    onnx_values = tap.run(feeds)
+    result = QATResult(QuantTable(provenance=Provenance(
+        producer="qat_torch", source=source_name or type(model).__name__,
+        method=f"torch.ao eager QAT (torch {torch.__version__})")))
+    _match_activations(model, inputs, onnx_values, result)
+    _match_weights(model, constant_arrays(proto), result)
+    filled = fill_passthrough(result.table, proto)
+    if filled:
+        result.notes.append(f"{len(filled)} pass-through tensors took their input's "
+                            f"quantization: {filled[:5]}{' ...' if len(filled) > 5 else ''}")
+    return result
+
+
+def _match_activations(model, inputs: Tuple, onnx_values: Dict[str, np.ndarray],
+                       result: QATResult) -> None:
+    sites = activation_sites(model)
+    captured = _capture(model, inputs)
+    by_size = _by_size(onnx_values)
+    owner: Dict[str, int] = {}  # onnx tensor -> index of the site that claimed it (last wins)
+    for order, (name, fq) in enumerate(sites):
+        if name not in captured:
+            result.unmatched.append(f"{name} (activation; its fake-quant never ran)")
+            continue
+        if not _observed(fq):
+            result.unmatched.append(f"{name} (activation; its observer never saw data)")
+            continue
+        val = captured[name]
+        hits = [t for t in by_size.get(int(val.size), []) if _close(val, onnx_values[t])]
+        if not hits:
+            result.unmatched.append(f"{name} (activation; no ONNX tensor holds its values)")
+            continue
+        result.activation_matches[name] = hits
+        for t in hits:
+            owner[t] = order
+    for tensor, order in owner.items():
+        name, fq = sites[order]
+        result.table.activations[tensor] = _activation_entry(fq, name)
+
+
+def _activation_entry(fq, module_name: str) -> ActivationQuant:
+    scale, zp, dtype, qmin, qmax, _ = _qparams(fq)
+    full = dtype_range(dtype)
+    narrow = (qmin, qmax) != full
+    return ActivationQuant(scale=float(scale[0]), zero_point=int(zp[0]), dtype=dtype,
+                           quant_min=qmin if narrow else None, quant_max=qmax if narrow else None,
+                           source=f"qat:{module_name}")
+
+
+def _match_weights(model, consts: Dict[str, np.ndarray], result: QATResult) -> None:
+    import torch
+
+    by_size = _by_size(consts)
+    for name, mod, fq in weight_sites(model):
+        forms = deployed_weights(mod)
+        hit: Optional[Tuple[str, bool]] = None
+        for cand in by_size.get(int(forms[0].size), []):
+            c = np.asarray(consts[cand])
+            if c.dtype.kind != "f":
+                continue
+            for f in forms:
+                if c.shape == f.shape and _close(f, c):
+                    hit = (cand, False)
+                elif f.ndim == 2 and c.shape == f.T.shape and _close(f.T, c):
+                    hit = (cand, True)
+                if hit:
+                    break
+            if hit:
+                break
+        if hit is None:
+            result.unmatched.append(f"{name} (weight; no ONNX constant holds it)")
+            continue
+        tensor, transposed = hit
+        scale, zp, dtype, qmin, qmax, qscheme = _qparams(fq)
+        per_channel = qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        axis = int(fq.ch_axis) if per_channel else None
+        if axis is not None and transposed:
+            axis = 1 - axis
+        symmetric = qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
+        result.table.weights[tensor] = WeightQuant(
+            scale=scale, zero_point=zp, axis=axis, dtype=dtype, quant_min=qmin, quant_max=qmax,
+            symmetric=symmetric, source=f"qat:{name}")
+        result.weight_matches[name] = tensor
+
+
+def fake_quant_reference(model: Any, inputs: Sequence[Any]):
+    """The QAT model's own fake-quant simulation (eval mode, observers frozen): the
+    reference the int8 models must agree with."""
+    import torch
+    from torch.ao.quantization import disable_observer
+
+    sim = copy.deepcopy(model).eval()
+    sim.apply(disable_observer)
+    with torch.no_grad():
+        return sim(*inputs)
+
+
+def float_model(model: Any):
+    """A float copy of a QAT model: fused QAT modules ``to_float()`` (Conv+BN folded, as
+    deployed), fake-quant hooks and stubs removed. Export this one to ONNX."""
+    import torch.nn as nn
+    from torch.ao.quantization import DeQuantStub, QuantStub
+
+    out = copy.deepcopy(model).eval()
+    _floatify(out, nn, (QuantStub, DeQuantStub))
+    return out
+
+
+def _floatify(module, nn, stubs) -> None:
+    for name, child in list(module.named_children()):
+        if isinstance(child, stubs):
+            setattr(module, name, nn.Identity())
+            continue
+        if hasattr(child, "weight_fake_quant") and hasattr(child, "to_float"):
+            child = child.to_float().eval()
+            setattr(module, name, child)
+        _floatify(child, nn, stubs)
+    if hasattr(module, "activation_post_process"):
+        module.activation_post_process = nn.Identity()  # FloatFunctional calls it directly
+    for hooks in (module._forward_hooks, module._forward_pre_hooks):
+        for key, fn in list(hooks.items()):
+            if getattr(fn, "__name__", "").startswith("_observer_forward"):
+                del hooks[key]

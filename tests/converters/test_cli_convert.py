@@ -1,0 +1,78 @@
+"""``edgert convert`` as users run it: exit codes, JSON report, files, error messages."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.converters import onnx_builders as ob
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _edgert(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", "edgert", "convert", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def conv_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "padconv.onnx"
+    onnx.save(ob.pad_conv(np.random.default_rng(0)), str(path))
+    return path
+
+
+def test_zoo_model_to_mnn_with_json_report(tmp_path):
+    out = tmp_path / "out"
+    proc = _edgert("zoo:dynamic_batch_cnn", "--to", "mnn", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["source"]["exporter"] == "dynamo"
+    [target] = report["targets"]
+    assert target["verification"]["passed"]
+    assert target["verification"]["outputs"][0]["cosine"] >= 0.99999
+    assert (out / "dynamic_batch_cnn.mnn").exists()
+    assert (out / "dynamic_batch_cnn.optimized.onnx").exists()
+    on_disk = json.loads((out / "dynamic_batch_cnn.report.json").read_text())
+    assert on_disk["targets"][0]["size_bytes"] == (out / "dynamic_batch_cnn.mnn").stat().st_size
+
+
+def test_failed_verification_exits_1_and_says_why(conv_onnx, tmp_path):
+    proc = _edgert(str(conv_onnx), "--out", str(tmp_path), "--threshold", "min_cosine=1.5",
+                   "--no-isolated-check")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verification FAILED" in proc.stdout and "cosine" in proc.stdout
+    assert (tmp_path / "padconv.report.json").exists()
+
+
+def test_unknown_input_shape_name_exits_2(conv_onnx, tmp_path):
+    proc = _edgert(str(conv_onnx), "--out", str(tmp_path), "--input-shape", "image=1x3x8x8")
+    assert proc.returncode == 2
+    assert "unknown input(s) ['image']; model inputs: ['x']" in proc.stderr
+
+
+def test_unsupported_op_exits_2_naming_node_op_and_target(tmp_path):
+    path = tmp_path / "hardmax.onnx"
+    onnx.save(ob.single_op("Hardmax"), str(path))
+    proc = _edgert(str(path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "mnn: node 'my_hardmax' has op 'Hardmax', which mnn cannot take" in proc.stderr
+
+
+def test_torch_file_without_shapes_asks_for_input_shape(tmp_path):
+    (tmp_path / "net.py").write_text(
+        "import torch\nnet = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
+    proc = _edgert(f"{tmp_path / 'net.py'}:net", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "--input-shape" in proc.stderr
+    proc = _edgert(f"{tmp_path / 'net.py'}:net", "--out", str(tmp_path / "o"),
+                   "--input-shape", "input=1x3x16x16", "--exporter", "torchscript",
+                   "--no-isolated-check")
+    assert proc.returncode == 0, proc.stderr
+    assert "verification PASSED" in proc.stdout
+    assert (tmp_path / "o" / "net.mnn").exists()

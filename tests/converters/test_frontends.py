@@ -1,0 +1,137 @@
+"""Front-ends: torch and ONNX sources, and the errors users can cause."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from converters import convert
+from converters.frontends import load_source, parse_input_shapes
+from edgert.errors import ConversionError, InputError, ModelFileError
+from tests.converters import onnx_builders as ob
+
+
+class TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, features, bias):
+        return torch.relu(self.fc(features)) + bias
+
+
+class DataDependent(torch.nn.Module):
+    """Python control flow on a tensor value: torch.export cannot capture it."""
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+
+
+@pytest.fixture(scope="module")
+def relu_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "dead.onnx"
+    onnx.save(ob.dead_code(np.random.default_rng(0)), str(path))
+    return path
+
+
+def test_torch_model_without_example_inputs_says_what_to_give():
+    with pytest.raises(InputError, match=r"needs example inputs.*--input-shape"):
+        load_source(TwoInputs())
+
+
+def test_torch_model_from_input_shapes_names_forward_arguments():
+    src = load_source(TwoInputs(), input_shapes={"features": (2, 6), "bias": (2, 3)},
+                      exporter="torchscript")
+    assert src.input_names == ["features", "bias"]
+    assert src.example_inputs["features"].shape == (2, 6)
+    with pytest.raises(InputError, match=r"unknown input\(s\) \['x'\]; model inputs: "
+                                         r"\['features', 'bias'\]"):
+        load_source(TwoInputs(), input_shapes={"x": (2, 6), "bias": (2, 3)})
+
+
+def test_onnx_input_shape_for_unknown_input_is_named(relu_onnx):
+    with pytest.raises(InputError, match=r"unknown input\(s\) \['image'\]; model inputs: \['x'\]"):
+        load_source(str(relu_onnx), input_shapes=parse_input_shapes(["image=1x3x8x8"]))
+
+
+def test_onnx_input_shape_conflicting_with_a_fixed_dim(relu_onnx):
+    with pytest.raises(InputError, match="dim 0 is fixed at 2 in the model"):
+        load_source(str(relu_onnx), input_shapes={"x": (3, 5)})
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"hello, I am a text file\n", "not an ONNX model|not a readable ONNX model"),
+    (b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64, "TFLite"),
+    (b"PK\x03\x04" + b"\x00" * 64, "archive"),
+])
+def test_non_onnx_files_are_rejected_with_the_reason(tmp_path, content, match):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=match):
+        load_source(str(path))
+
+
+def test_missing_file_and_bad_spec(tmp_path):
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_source(str(tmp_path / "nope.onnx"))
+    with pytest.raises(ConversionError, match="cannot import 'no_such_pkg_xyz.models'"):
+        load_source("no_such_pkg_xyz.models:build")
+
+
+def test_onnx_with_external_data_converts(tmp_path):
+    rng = np.random.default_rng(1)
+    proto = ob.pad_conv(rng)
+    onnx.save(proto, str(tmp_path / "ext.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    assert (tmp_path / "ext.onnx.data").stat().st_size > 400
+    report = convert(str(tmp_path / "ext.onnx"), "mnn", out_dir=tmp_path / "out",
+                     load_check="structure")
+    assert report.ok and report.source["kind"] == "onnx"
+    assert report.target("mnn").verification.outputs[0].cosine >= 0.99999
+    assert report.passes.ops_after == {"Conv": 1}        # the Pad folded into the Conv
+
+
+def test_dynamic_batch_on_a_static_onnx_model():
+    src = load_source(ob.dead_code(np.random.default_rng(2)), dynamic_batch=True)
+    (name, shape, dtype), = src.input_specs()
+    assert name == "x" and shape == ("batch", 5)
+    assert any("batch dim 2 made dynamic" in n for n in src.notes)
+
+
+def test_dynamo_failure_falls_back_to_torchscript_and_says_so():
+    src = load_source(DataDependent(), example_inputs=(torch.ones(2, 3),))
+    assert src.exporter == "torchscript"
+    assert any("dynamo exporter failed" in n for n in src.notes)
+    out = src.run_reference({"x": np.ones((2, 3), np.float32)})
+    assert np.array_equal(out["output"], np.full((2, 3), 2.0, np.float32))
+
+
+def test_python_file_factory_spec(tmp_path):
+    code = ("import torch\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.conv = torch.nn.Conv2d(3, 4, 3)\n"
+            "    def forward(self, image):\n"
+            "        return torch.relu(self.conv(image))\n"
+            "def build():\n"
+            "    torch.manual_seed(0)\n"
+            "    return Net(), (torch.randn(1, 3, 8, 8),)\n")
+    (tmp_path / "mynet.py").write_text(code)
+    src = load_source(f"{tmp_path / 'mynet.py'}:build", exporter="torchscript")
+    assert src.kind == "torch" and src.name == "build" and src.input_names == ["image"]
+    assert src.example_inputs["image"].shape == (1, 3, 8, 8)
+    with pytest.raises(ConversionError, match="has no attribute 'missing'"):
+        load_source(f"{tmp_path / 'mynet.py'}:missing")
+
+
+def test_parse_input_shapes_errors():
+    assert parse_input_shapes(["x=1x3x224x224", "m=Nx16"]) == {"x": (1, 3, 224, 224),
+                                                               "m": ("n", 16)}
+    with pytest.raises(InputError, match="write NAME=1x3x224x224"):
+        parse_input_shapes(["1x3x224x224"])
+    with pytest.raises(InputError, match="dims must be at least 1"):
+        parse_input_shapes(["x=0x3"])

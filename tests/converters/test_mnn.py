@@ -1,0 +1,190 @@
+"""MNN backend: the whole zoo converts and matches PyTorch; fp16 and weight-only
+int8/int4 match what they should; unsupported ops and converter failures are
+named clearly."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+
+import edgert
+from converters import convert, zoo
+from converters.mnn import legalize, support
+from converters.mnn.backend import run_converter
+from converters.verify import metrics
+from edgert.errors import ConversionError, UnsupportedOpError
+from tests.converters import onnx_builders as ob
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_model_converts_to_mnn_fp32_and_matches_pytorch(zoo_sources, out_dir, name):
+    src = zoo_sources[name]
+    report = convert(src, "mnn", out_dir=out_dir / "fp32", load_check="structure")
+    assert report.ok, report.summary()
+    target = report.target("mnn")
+    assert target.size_bytes > 1000 and target.op_counts
+    for check in target.verification.outputs:
+        assert check.cosine >= 0.99999, (name, check)
+        assert check.max_rel < 1e-3, (name, check)
+    # verified against PyTorch itself, on the export's example inputs
+    assert report.source["kind"] == "torch" and report.source["exporter"] == "dynamo"
+    assert target.verification.inputs.startswith("torch example inputs")
+
+
+def test_dynamic_batch_survives_into_mnn(zoo_sources, out_dir):
+    src = zoo_sources["dynamic_batch_cnn"]
+    report = convert(src, "mnn", out_dir=out_dir / "dyn", load_check="structure")
+    x = np.random.default_rng(3).standard_normal((5, 3, 64, 64)).astype(np.float32)
+    with edgert.load(report.target("mnn").path, check="structure", precision="fp32") as sess:
+        got = sess.run({"input": x})["logits"]
+    want = src.run_reference({"input": x})["logits"]
+    assert got.shape == (5, 10)
+    assert metrics(want, got)["cosine"] >= 0.99999
+
+
+def _simulate_weights(optimized_path: str, feeds, transform) -> np.ndarray:
+    """ONNX Runtime on the optimized graph with ``transform`` applied to every
+    Conv/Gemm/MatMul weight: the reference a weight-only format should reproduce."""
+    model = ir.load(optimized_path)
+    for node in model.graph:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
+            w = node.inputs[1]
+            if w is not None and w.const_value is not None:
+                arr = w.const_value.numpy()
+                if node.op_type == "Gemm" and not node.attributes.get_int("transB", 0):
+                    new = transform(arr.T).T
+                else:
+                    new = transform(arr)
+                w.const_value = ir.tensor(new.astype(np.float32), name=w.name)
+    sess = ort.InferenceSession(ir.serde.serialize_model(model).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)[0]
+
+
+def _fp16_nearest(w):
+    return w.astype(np.float16).astype(np.float32)
+
+
+def _fp16_truncated(w):
+    return (w.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def _int8_asymmetric(w):
+    flat = w.reshape(w.shape[0], -1)
+    lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0)
+    return (np.round((flat - lo) / scale) * scale + lo).reshape(w.shape)
+
+
+def _int8_symmetric(w):
+    flat = w.reshape(w.shape[0], -1)
+    scale = np.abs(flat).max(1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    return (np.round(flat / scale).clip(-127, 127) * scale).reshape(w.shape)
+
+
+def _mnn_out(path, feeds):
+    with edgert.load(path, check="structure", precision="fp32") as sess:
+        return next(iter(sess.run(feeds).values()))
+
+
+def test_fp16_weights_are_rounded_to_nearest_not_truncated(zoo_sources, out_dir):
+    src = zoo_sources["mobilenet_v2"]
+    report = convert(src, "mnn", out_dir=out_dir / "fp16", precision="fp16",
+                     load_check="structure")
+    assert report.ok, report.summary()
+    t = report.target("mnn")
+    assert t.size_bytes < 0.55 * (out_dir / "fp32" / "mobilenet_v2.mnn").stat().st_size
+    feeds = dict(src.example_inputs)
+    got = _mnn_out(t.path, feeds)
+    nearest = _simulate_weights(report.optimized_path, feeds, _fp16_nearest)
+    truncated = _simulate_weights(report.optimized_path, feeds, _fp16_truncated)
+    assert metrics(nearest, got)["cosine"] > 0.9999999     # MNN's file == nearest-fp16 weights
+    assert metrics(truncated, got)["cosine"] < 0.9999      # ... not MNN's own truncation
+    assert t.verification.outputs[0].cosine >= 0.999
+
+
+def test_int8_weights_match_asymmetric_per_channel_and_flag_makes_symmetric(zoo_sources,
+                                                                           out_dir):
+    src = zoo_sources["resnet18"]
+    feeds = dict(src.example_inputs)
+    default = convert(src, "mnn", out_dir=out_dir / "int8w", precision="int8_weights",
+                      load_check="structure")
+    sym = convert(src, "mnn", out_dir=out_dir / "int8w_sym", precision="int8_weights",
+                  backend_options={"weight_quant_asymmetric": True}, load_check="structure")
+    assert default.ok and sym.ok
+    fp32_size = (out_dir / "fp32" / "resnet18.mnn").stat().st_size
+    assert default.target("mnn").size_bytes < 0.3 * fp32_size
+    got, got_sym = _mnn_out(default.target("mnn").path, feeds), _mnn_out(sym.target("mnn").path,
+                                                                         feeds)
+    asym_ref = _simulate_weights(default.optimized_path, feeds, _int8_asymmetric)
+    sym_ref = _simulate_weights(default.optimized_path, feeds, _int8_symmetric)
+    # MNN 3.6: asymmetric by default; --weightQuantAsymmetric turns it *off*
+    assert metrics(asym_ref, got)["cosine"] > 0.99999
+    assert metrics(sym_ref, got_sym)["cosine"] > 0.99999
+    assert metrics(sym_ref, got)["cosine"] < metrics(asym_ref, got)["cosine"]
+
+
+def test_int4_weights_block_wise_on_transformer(zoo_sources, out_dir):
+    src = zoo_sources["transformer_encoder"]
+    per_channel = convert(src, "mnn", out_dir=out_dir / "int4", precision="int4_weights",
+                          load_check="structure")
+    blocks = convert(src, "mnn", out_dir=out_dir / "int4b", precision="int4_weights",
+                     weight_block_size=32, load_check="structure")
+    assert per_channel.ok and blocks.ok
+    assert "--weightQuantBlock 32" in " ".join(blocks.target("mnn").notes)
+    cos_pc = min(o.cosine for o in per_channel.target("mnn").verification.outputs)
+    cos_b = min(o.cosine for o in blocks.target("mnn").verification.outputs)
+    assert 0.95 <= cos_pc < 0.9999 and cos_b > cos_pc   # smaller blocks, smaller error
+
+
+def test_unsupported_op_names_node_op_and_target(tmp_path):
+    with pytest.raises(UnsupportedOpError) as err:
+        convert(ob.single_op("Hardmax"), "mnn", out_dir=tmp_path, verify=False)
+    e = err.value
+    assert (e.node, e.op_type, e.target) == ("my_hardmax", "Hardmax", "mnn")
+    assert "mnnconvert --OP" in str(e)
+    assert not (tmp_path / "model.mnn").exists()
+    # the report was still written, with the failure in it
+    assert "Hardmax" in (tmp_path / "g.report.json").read_text()
+
+
+def test_custom_domain_op_is_refused(tmp_path):
+    model = ob.single_op("FancyGelu", domain="com.example")
+    with pytest.raises(UnsupportedOpError, match="com.example::FancyGelu.*not standard ONNX"):
+        convert(model, "mnn", out_dir=tmp_path, verify=False)
+
+
+def test_mnn_support_list_comes_from_mnn():
+    ops = support.supported_ops()
+    assert {"Conv", "LSTM", "GRU", "Gelu", "LayerNormalization", "HardSwish"} <= ops
+    assert "Hardmax" not in ops and len(ops) > 150
+
+
+def test_converter_failure_carries_mnns_own_message(tmp_path):
+    bogus = tmp_path / "not_a_model.onnx"
+    bogus.write_text("this is not protobuf")
+    with pytest.raises(ConversionError, match=r"MNN.s converter failed: .*Invalid ONNX Model"):
+        run_converter(["mnnconvert", "-f", "ONNX", "--modelFile", str(bogus), "--MNNModel",
+                       str(tmp_path / "x.mnn"), "--bizCode", "edgert"], str(tmp_path / "x.mnn"))
+
+
+def test_rnn_outputs_completed_for_mnn(zoo_sources):
+    model = zoo_sources["lstm"].model.clone()
+    from converters.passes import optimize
+    optimize(model)
+    lstms = [n for n in model.graph if n.op_type == "LSTM"]
+    assert lstms and all(len(n.outputs) == 1 for n in lstms)   # as the dynamo exporter writes
+    notes = legalize.legalize(model)
+    assert all(len(n.outputs) == 3 for n in model.graph if n.op_type == "LSTM")
+    assert "2 RNN node(s)" in notes[0]
+    onnx.checker.check_model(ir.serde.serialize_model(model))
+
+
+def test_mnn_tools_wrapper_is_never_imported():
+    # MNN.tools' __init__ imports the mnnconvert wrapper, which pip-installs a logging SDK
+    assert "MNN.tools" not in sys.modules and "MNN.tools.mnnconvert" not in sys.modules

@@ -1,0 +1,169 @@
+"""Every pass leaves outputs numerically unchanged (ONNX Runtime before and after),
+changes what it claims, and explains what it refuses."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+
+from converters import zoo
+from converters.passes import FUSED_ACTIVATION_KEY, PIPELINE, get_pass, op_counts, optimize
+from converters.verify import assert_close, random_feeds
+from tests.converters import onnx_builders as ob
+
+
+def _run(model: ir.Model, feeds):
+    proto = ir.serde.serialize_model(model)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def _ir(proto: onnx.ModelProto) -> ir.Model:
+    """As the ONNX front-end hands models to the passes: checked and shape-inferred."""
+    onnx.checker.check_model(proto)
+    return ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
+
+
+def _feeds(model: ir.Model, seed: int = 0):
+    specs = [(v.name, tuple(d if isinstance(d, int) else 2 for d in v.shape),
+              v.dtype.numpy()) for v in model.graph.inputs]
+    return random_feeds(specs, seed)
+
+
+def _step_through(model: ir.Model, feeds):
+    """Run the pipeline pass by pass; check outputs after each; return changes per pass."""
+    changes = {}
+    before = _run(model, feeds)
+    for cls in PIPELINE:
+        res = cls().run(model)
+        changes[cls.name] = res.changes
+        after = _run(model, feeds)
+        onnx.checker.check_model(ir.serde.serialize_model(model))
+        for i, (a, b) in enumerate(zip(before, after)):
+            assert_close(a, b, "fp32", name=f"{cls.name} output {i}")
+        before = after
+    return changes
+
+
+def test_every_pass_keeps_every_zoo_model_numerically_unchanged(zoo_sources):
+    totals = dict.fromkeys((c.name for c in PIPELINE), 0)
+    for name in zoo.names():
+        src = zoo_sources[name]
+        model = src.model.clone()
+        changes = _step_through(model, dict(src.example_inputs))
+        for k, v in changes.items():
+            totals[k] += v
+    # the zoo exercises these passes for real (the others have targeted tests below)
+    for name in ("fold_constants", "fold_shapes", "fold_batchnorm", "fuse_activations", "tidy"):
+        assert totals[name] > 0, f"{name} changed nothing on the whole zoo"
+
+
+def test_pipeline_converges_and_reports_op_changes(zoo_sources):
+    model = zoo_sources["mobilenet_v2"].model.clone()
+    report = optimize(model)
+    assert report.converged and report.rounds <= 3
+    assert report.ops_before.get("BatchNormalization") == 52
+    assert "BatchNormalization" not in report.ops_after
+    assert report.effect("fold_batchnorm").op_delta() == {"BatchNormalization": -52}
+    assert report.ops_after["Conv"] == 52 and report.nodes_after == 100
+    marked = [n for n in model.graph if n.metadata_props.get(FUSED_ACTIVATION_KEY) == "RELU6"]
+    assert len(marked) == 35    # every Conv followed by ReLU6 (Clip 0..6)
+    assert "passes: 560 -> 100 nodes" in report.summary()
+
+
+def test_batchnorm_folds_into_matmul_at_rank_2(tmp_path):
+    rng = np.random.default_rng(1)
+    model = _ir(ob.matmul_batchnorm(rng, rank=2))
+    feeds = _feeds(model)
+    want = _run(model, feeds)
+    res = get_pass("fold_batchnorm").run(model)
+    assert res.changes == 1
+    assert op_counts(model) == {"Add": 1, "MatMul": 1}
+    assert_close(want[0], _run(model, feeds)[0], "fp32")
+
+
+def test_batchnorm_after_rank3_matmul_is_refused_with_reason():
+    model = _ir(ob.matmul_batchnorm(np.random.default_rng(2), rank=3))
+    res = get_pass("fold_batchnorm").run(model)
+    assert res.changes == 0
+    assert op_counts(model) == {"BatchNormalization": 1, "MatMul": 1}
+    reasons = [r.reason for r in res.refusals if r.rule == "FuseBatchNormIntoMatMul"]
+    assert reasons and "rank 3" in reasons[0]
+
+
+def test_matmul_add_becomes_gemm_only_when_bias_broadcasts_into_result():
+    rng = np.random.default_rng(3)
+    model = _ir(ob.matmul_add(rng, (4,)))
+    feeds = _feeds(model)
+    want = _run(model, feeds)
+    assert get_pass("fuse_matmul_add").run(model).changes == 1
+    assert op_counts(model) == {"Gemm": 1}
+    assert_close(want[0], _run(model, feeds)[0], "fp32")
+
+    model = _ir(ob.matmul_add(rng, (3, 2, 4)))      # Add broadcasts the result up to rank 3
+    res = get_pass("fuse_matmul_add").run(model)
+    assert res.changes == 0 and op_counts(model) == {"Add": 1, "MatMul": 1}
+    assert any("rank 3 > 2" in r.reason for r in res.refusals)
+
+
+def test_zero_pad_folds_into_conv_and_reflect_pad_is_refused():
+    rng = np.random.default_rng(4)
+    model = _ir(ob.pad_conv(rng, "constant"))
+    feeds = _feeds(model)
+    want = _run(model, feeds)
+    assert get_pass("fuse_pad_conv").run(model).changes >= 1
+    assert op_counts(model) == {"Conv": 1}
+    conv = next(iter(model.graph))
+    assert list(conv.attributes["pads"].value) == [1, 2, 1, 2]
+    assert_close(want[0], _run(model, feeds)[0], "fp32")
+
+    model = _ir(ob.pad_conv(rng, "reflect"))
+    res = get_pass("fuse_pad_conv").run(model)
+    assert res.changes == 0 and op_counts(model) == {"Conv": 1, "Pad": 1}
+    assert any(r.node == "pad" or r.op_type in ("Conv", "Pad") for r in res.refusals)
+    assert any("constant" in r.reason.lower() or "mode" in r.reason.lower()
+               for r in res.refusals)
+
+
+def test_dead_code_identity_dropout_and_noops_are_removed():
+    model = _ir(ob.dead_code(np.random.default_rng(5)))
+    feeds = _feeds(model)
+    want = _run(model, feeds)
+    res = get_pass("remove_dead").run(model)
+    assert op_counts(model) == {"Relu": 1}
+    assert res.changes == 5
+    assert_close(want[0], _run(model, feeds)[0], "fp32")
+
+
+def test_activation_mark_refused_when_conv_output_is_shared():
+    model = _ir(ob.conv_relu_shared(np.random.default_rng(6)))
+    res = get_pass("fuse_activations").run(model)
+    conv = next(n for n in model.graph if n.op_type == "Conv")
+    assert FUSED_ACTIVATION_KEY not in conv.metadata_props
+    [refusal] = [r for r in res.refusals if r.rule == "mark_fused_activation"]
+    assert refusal.node == "conv_shared" and "feeds 2 nodes" in refusal.reason
+
+
+def test_shape_chain_with_dynamic_batch_becomes_constant_reshape(zoo_sources):
+    model = zoo_sources["dynamic_batch_cnn"].model.clone()
+    assert op_counts(model).get("Shape", 0) > 0
+    report = optimize(model)
+    ops = op_counts(model)
+    assert "Shape" not in ops and "Concat" not in ops
+    reshape = next(n for n in model.graph if n.op_type == "Reshape")
+    assert reshape.inputs[1].const_value.numpy().tolist() == [-1, 64]
+    assert report.effect("fold_shapes").changes > 0
+    x = np.random.default_rng(7).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    src = zoo_sources["dynamic_batch_cnn"]
+    assert_close(src.run_reference({"input": x})["logits"], _run(model, {"input": x})[0])
+
+
+def test_unknown_pass_name_is_a_clear_error():
+    from edgert.errors import ConversionError
+
+    with pytest.raises(ConversionError, match="unknown pass 'fold_everything'.*fold_constants"):
+        optimize(_ir(ob.dead_code(np.random.default_rng(0))), ["fold_everything"])

@@ -1,0 +1,121 @@
+"""The SSH transport against a real OpenSSH server (localhost plays the board)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from device_farm.deploy import DeployCache
+from device_farm.testing.sshd import LinkProxy
+from device_farm.transports import CommandTimeout, HostKeyError, open_transport
+from device_farm.transports.base import TransientTransportError
+from device_farm.transports.ssh import _POOL
+from tests.farm.helpers import HOSTILE_NAME, board_spec, pids_matching
+
+pytestmark = pytest.mark.needs_sshd
+
+
+def test_shell_streams_exit_code_and_quoting(sshd, clean_cwd):
+    t = open_transport(board_spec(sshd))
+    res = t.shell("echo out; echo err >&2; exit 9", timeout=20)
+    assert (res.exit_code, res.stdout, res.stderr) == (9, "out\n", "err\n")
+    args = [HOSTILE_NAME, "$(id)", "a b"]
+    res = t.run(["python3", "-c", "import sys; print(repr(sys.argv[1:]))", *args], timeout=20,
+                cwd=str(clean_cwd))
+    assert res.stdout.strip() == repr(args)
+    assert os.listdir(clean_cwd) == []  # nothing injected ran in that folder
+
+
+def test_one_connection_per_host_with_keepalive(sshd):
+    a = open_transport(board_spec(sshd, "a"))
+    b = open_transport(board_spec(sshd, "b"))
+    a.shell("true", timeout=20)
+    b.shell("true", timeout=20)
+    client = _POOL[a._key]
+    assert b._key == a._key
+    assert a._client() is client and b._client() is client
+    assert client.get_transport().packetizer._Packetizer__keepalive_interval == 15
+
+
+def test_sftp_push_through_the_cache(sshd, tmp_path):
+    t = open_transport(board_spec(sshd, workdir=str(tmp_path / "board")))
+    src = tmp_path / "m.bin"
+    src.write_bytes(os.urandom(200_000))
+    cache = DeployCache(t, str(tmp_path / "board"))
+    path = cache.ensure(str(src), name=HOSTILE_NAME)
+    assert open(path, "rb").read() == src.read_bytes()
+    cache.ensure(str(src), name=HOSTILE_NAME)
+    assert (t.push_count, cache.pushes, cache.hits) == (1, 1, 1)
+    t.pull(path, str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+
+
+def test_timeout_stops_the_remote_command(sshd):
+    t = open_transport(board_spec(sshd))
+    marker = f"farm-ssh-hang-{os.getpid()}"
+    t0 = time.monotonic()
+    with pytest.raises(CommandTimeout, match="stopped on the device"):
+        t.shell(f"sh -c 'sleep 120; echo {marker}' & wait", timeout=1)
+    assert time.monotonic() - t0 < 6
+    time.sleep(0.3)
+    assert pids_matching(marker) == []
+    assert t.shell("echo still", timeout=20).stdout == "still\n"  # the link is fine
+
+
+def test_hung_link_client_deadline_and_remote_cleanup(sshd):
+    """The link freezes mid-command: the client gives up at its own deadline, and the
+    device-side timeout has already stopped the command."""
+    proxy = LinkProxy(sshd.port)
+    t = open_transport(board_spec(sshd, "frozen", port=proxy.port))
+    marker = f"farm-ssh-frozen-{os.getpid()}"
+    assert t.shell("echo up", timeout=20).stdout == "up\n"
+    import threading
+
+    threading.Timer(0.5, proxy.freeze).start()  # the command is running by then
+    t0 = time.monotonic()
+    with pytest.raises(CommandTimeout, match="no answer within"):
+        t.shell(f"sh -c 'sleep 120; echo {marker}' & wait", timeout=1.5)
+    waited = time.monotonic() - t0
+    assert 6 < waited < 13  # 1.5 s + 2 s kill grace + 3 s slack
+    assert pids_matching(marker) == []
+    proxy.cut()
+    t.reset()
+
+
+def test_dropped_link_is_transient(sshd):
+    proxy = LinkProxy(sshd.port)
+    t = open_transport(board_spec(sshd, "dropping", port=proxy.port))
+    assert t.shell("echo up", timeout=20).stdout == "up\n"
+    proxy.cut()
+    t0 = time.monotonic()
+    with pytest.raises(TransientTransportError):
+        t.shell("sleep 5", timeout=20)
+    assert time.monotonic() - t0 < 5
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    import subprocess
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = sshd.write_known_hosts(str(tmp_path / "known_hosts"), key_file=str(other))
+    for trust in (False, True):  # trusting new keys never accepts a changed one
+        spec = board_spec(sshd, "impostor", known_hosts=known, trust_new_host_key=trust)
+        with pytest.raises(HostKeyError, match="host key changed.*Refusing"):
+            open_transport(spec).shell("true", timeout=20)
+
+
+def test_unknown_host_key_needs_explicit_trust(sshd, tmp_path):
+    known = tmp_path / "kh"
+    known.write_text("")
+    with pytest.raises(HostKeyError, match="not in .*refusing"):
+        open_transport(board_spec(sshd, "new", known_hosts=str(known))).shell("true", 20)
+    with pytest.raises(HostKeyError, match="does not exist"):
+        open_transport(board_spec(sshd, "new", known_hosts=str(tmp_path / "nope"))).shell(
+            "true", 20)
+    t = open_transport(board_spec(sshd, "new", known_hosts=str(known), trust_new_host_key=True))
+    assert t.shell("echo ok", timeout=20).stdout == "ok\n"
+    with open(sshd.host_key + ".pub") as f:
+        key_b64 = f.read().split()[1]
+    assert key_b64 in known.read_text()  # recorded for next time

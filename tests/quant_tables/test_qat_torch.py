@@ -1,0 +1,135 @@
+"""The QAT producer: fake-quant sites land on the right ONNX tensors, checked by simulation.
+
+The strongest check there is: the table, written back into the float ONNX model
+as QDQ and run by ONNX Runtime, must reproduce PyTorch's own fake-quant output.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from edgert.errors import ConversionError
+from quant_tables.exporters.qdq_onnx import insert_qdq
+from quant_tables.producers.qat_torch import fake_quant_reference, float_model, table_from_qat
+
+from .conftest import export, ort_run
+
+torch = pytest.importorskip("torch")
+
+
+def residual_net():
+    import torch.nn as nn
+    import torch.ao.quantization as tq
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+            self.conv1, self.bn1, self.relu1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+            self.conv2, self.bn2, self.relu2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+            self.add = torch.ao.nn.quantized.FloatFunctional()
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(8 * 4 * 4, 10)
+
+        def forward(self, x):
+            x = self.quant(x)
+            y = self.relu1(self.bn1(self.conv1(x)))
+            z = self.relu2(self.bn2(self.conv2(y)))
+            x = torch.flatten(self.pool(self.add.add(y, z)), 1)
+            return self.dequant(self.fc(x))
+    return Net()
+
+
+def prepare(backend: str, seed: int = 0):
+    import torch.ao.quantization as tq
+
+    torch.manual_seed(seed)
+    m = residual_net().train()
+    m.qconfig = tq.get_default_qat_qconfig(backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = tq.fuse_modules_qat(m, [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"]])
+        p = tq.prepare_qat(m)
+    opt = torch.optim.SGD(p.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(15):
+        x = torch.randn(16, 1, 8, 8, generator=g)
+        loss = p(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return p
+
+
+@pytest.fixture(scope="module", params=["x86", "qnnpack"])
+def qat(request, tmp_path_factory):
+    p = prepare(request.param)
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    path = export(float_model(p), str(tmp_path_factory.mktemp("qat") / "float.onnx"), x)
+    return request.param, p, x, path, table_from_qat(p, x, path)
+
+
+def test_every_site_is_placed(qat):
+    backend, p, x, path, r = qat
+    assert r.unmatched == []
+    assert set(r.activation_matches) == {"quant", "conv1", "conv2", "add", "fc"}
+    assert r.activation_matches["quant"] == ["x"] and r.activation_matches["fc"] == ["y"]
+    assert set(r.weight_matches) == {"conv1", "conv2", "fc"}
+    pool = [t for t in r.table.activations if "MaxPool" in t]
+    assert pool and r.table.activations[pool[0]].source.startswith("shared:")
+
+
+def test_entries_carry_the_fake_quant_parameters(qat):
+    backend, p, x, path, r = qat
+    fq = p.conv1.weight_fake_quant
+    w = r.table.weights[r.weight_matches["conv1"]]
+    np.testing.assert_allclose(np.asarray(w.scale), fq.scale.double().numpy())
+    per_channel = backend == "x86"
+    assert (w.axis == 0) == per_channel and len(w.scale) == (8 if per_channel else 1)
+    assert w.dtype == "int8" and w.symmetric and (w.quant_min, w.quant_max) == (-128, 127)
+    a = r.table.activations[r.activation_matches["conv1"][0]]
+    assert a.scale == pytest.approx(float(p.conv1.activation_post_process.scale))
+    assert a.dtype == "uint8"
+    assert a.qrange == ((0, 127) if backend == "x86" else (0, 255))   # reduce_range on x86
+
+
+def test_table_simulation_reproduces_pytorch_fake_quant(qat):
+    backend, p, x, path, r = qat
+    qdq, _ = insert_qdq(path, r.table)
+    xt = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    sim = ort_run(qdq, xt.numpy())
+    ref = fake_quant_reference(p, (xt,)).numpy()
+    step = r.table.activations["y"].scale
+    # identical up to one output step (float summation order can flip a rounding)
+    assert np.abs(sim - ref).max() <= step * 1.01
+    assert np.mean(np.abs(sim - ref) > 1e-6) < 0.02
+    assert (sim.argmax(1) == ref.argmax(1)).mean() >= 0.98
+
+
+def test_float_model_computes_the_float_function(qat):
+    backend, p, x, path, r = qat
+    import copy
+    from torch.ao.quantization import disable_fake_quant, disable_observer
+
+    sim = copy.deepcopy(p).eval()
+    sim.apply(disable_fake_quant)
+    sim.apply(disable_observer)
+    with torch.no_grad():
+        np.testing.assert_allclose(ort_run(path, x.numpy()), sim(x).numpy(), atol=1e-4)
+
+
+def test_sites_the_graph_lacks_are_reported(qat, small_onnx):
+    backend, p, x, path, r = qat
+    other = table_from_qat(p, x, small_onnx)   # a different model with the same input
+    assert any(u.startswith("conv1 (activation") for u in other.unmatched)
+    assert any(u.startswith("fc (weight") for u in other.unmatched)
+    assert other.activation_matches.get("quant") == ["x"]
+
+
+def test_model_without_fake_quant_is_refused(small_onnx):
+    import torch.nn as nn
+
+    with pytest.raises(ConversionError, match="no fake-quant modules"):
+        table_from_qat(nn.Sequential(nn.Flatten()), torch.zeros(1, 1, 8, 8), small_onnx)
