@@ -284,17 +284,38 @@ def _verify_target(rep: TargetReport, feeds, reference, desc: str, thresholds,
     # MNN has a runtime precision switch: compute in fp32 so the check measures the
     # file (fp16/int8 weights), not a lower-precision kernel choice of the host.
     precision = "fp32" if str(rep.path).endswith(".mnn") else "auto"
+    perms_in, perms_out = _io_perms(rep.details or {})
     try:
         sess = edgert.load(rep.path, threads=threads, check=load_check, precision=precision)
         try:
-            result = sess.run(feeds)
+            result = sess.run({k: np.transpose(v, perms_in[k]) if k in perms_in else v
+                               for k, v in feeds.items()})
         finally:
             sess.close()
+        result = {k: np.transpose(v, np.argsort(perms_out[k])) if k in perms_out else v
+                  for k, v in result.items()}
         rep.verification = compare(reference, result, rep.target, rep.precision, thresholds,
                                    desc)
     except EdgertError as exc:
         rep.error = f"verification could not run the {rep.target} model: {exc}"
         rep.error_type, rep._exception = type(exc).__name__, exc
+
+
+def _io_perms(details: Mapping[str, Any]):
+    """Per input/output name, the permutation the written model stores it in when its
+    I/O layout differs from the source's (TFLite ``io_layout="nhwc"``): feeds are
+    transposed by it, outputs transposed back, so the comparison is like for like."""
+    layouts = details.get("io_layouts") or {}
+
+    def perm(name: str):
+        if name == "NHWC":
+            return (0, 2, 3, 1)
+        if name.startswith("perm"):
+            return tuple(int(c) for c in name[4:])
+        return None
+
+    return tuple({k: p for k, v in layouts.get(side, {}).items() if (p := perm(v))}
+                 for side in ("inputs", "outputs"))
 
 
 def _verification_feeds(src, verify_inputs, seed: int):

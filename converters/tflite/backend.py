@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 from converters.backends import Backend, BackendOptions, BackendResult, register_backend
 from converters.layout import IO_LAYOUTS, plan_layout
+from converters.layout.graph import opset_of
 from converters.layout.perm import is_identity
 from converters.tflite import registry, support
 from converters.tflite.builder import SubgraphBuilder
@@ -70,7 +71,7 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
     weights = "fp32" if options.precision == "int8" else options.precision
     ctx = LoweringContext(sg, plan, policy_for(weights, options.extra),
                           quant=options.extra.get("activation_quant"))
-    opset = support.opset_of(model)
+    opset = opset_of(model)
     inputs: List[Tuple[str, int]] = []
     io: Dict[str, Dict[str, str]] = {"inputs": {}, "outputs": {}}
     for v in graph.inputs:

@@ -34,6 +34,9 @@ def add_arguments(p) -> None:
                         "(or a whole table when none is given)")
     p.add_argument("--io-dtype", default="float", choices=["float", "int8"],
                    help="int8: TFLite model inputs/outputs as int8 tensors (default float)")
+    p.add_argument("--io-layout", default="source", choices=["source", "nhwc"],
+                   help="TFLite: keep the source's NCHW inputs/outputs (default) or take "
+                        "and give NHWC, dropping the boundary transposes")
     p.add_argument("--weight-block", type=int, default=0, metavar="N",
                    help="block-wise weight quantization with blocks of N (int8/int4 weights)")
     p.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs dynamic")
@@ -84,7 +87,7 @@ def run(args) -> int:
         thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
         quant_table=args.quant_table, calibration_data=args.calibration_data,
-        io_dtype=args.io_dtype,
+        io_dtype=args.io_dtype, io_layout=args.io_layout,
         sparsity_table=args.sparsity_table,
         load_check="structure" if args.no_isolated_check else "isolated")
     if args.json:

@@ -47,11 +47,10 @@ def run(args) -> int:
         rows = [r for r in rows if r["onnx_op"].lower() == args.op.lower()
                 or r["onnx_op"].lower().endswith("::" + args.op.lower())]
         if not rows:
-            from edgert.errors import UnsupportedOpError
-            raise UnsupportedOpError("-", args.op, args.target, "no lowering for this op",
-                                     supported=[r["onnx_op"] for r in (
-                                         _tflite_rows() if args.target == "tflite"
-                                         else _mnn_rows())])
+            from edgert.errors import InputError
+            known = _tflite_rows() if args.target == "tflite" else _mnn_rows()
+            raise InputError(f"{args.target} takes no ONNX op {args.op!r}. Supported ops: "
+                             + ", ".join(sorted(r["onnx_op"] for r in known)))
     if args.json:
         print_json({"target": args.target, "ops": rows})
         return 0
