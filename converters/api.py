@@ -75,6 +75,7 @@ class ConversionReport:
     targets: List[TargetReport]
     seconds: float = 0.0
     report_path: Optional[str] = None
+    pruning: Optional[Any] = None          # converters.pruning.ChannelPruneReport
 
     @property
     def ok(self) -> bool:
@@ -90,7 +91,8 @@ class ConversionReport:
         return {"name": self.name, "ok": self.ok, "out_dir": self.out_dir,
                 "seconds": round(self.seconds, 3), "source": self.source,
                 "optimized": {"path": self.optimized_path, "size_bytes": self.optimized_size},
-                "passes": self.passes.to_dict(), "targets": [t.to_dict() for t in self.targets]}
+                "passes": self.passes.to_dict(), "targets": [t.to_dict() for t in self.targets],
+                "pruning": self.pruning.to_dict() if self.pruning is not None else None}
 
     def summary(self) -> str:
         """A plain-text summary: sizes, op counts, pass effects, verification table."""
@@ -99,6 +101,8 @@ class ConversionReport:
                  + (f" ({src['exporter']} exporter)" if src.get("exporter") else "")
                  + f", converted in {self.seconds:.2f} s -> {self.out_dir}"]
         lines += [f"  note: {n}" for n in src.get("notes", [])]
+        if self.pruning is not None:
+            lines += ["  " + ln for ln in self.pruning.summary().splitlines()]
         lines.append(f"  optimized ONNX: {_size(self.optimized_size)}, "
                      f"{self.passes.nodes_before} -> {self.passes.nodes_after} nodes")
         lines.append(self.passes.summary())
@@ -160,7 +164,9 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         input_shapes: {input name: shape}; fixes dynamic dims, or makes example inputs for
             a torch model when ``example_inputs`` is None.
         dynamic_batch: export / mark dim 0 of every input as dynamic.
-        quant_table, sparsity_table: quant_tables objects (or table paths) for the backends.
+        quant_table, sparsity_table: quant_tables objects (or table paths) for the backends;
+            a sparsity table's ``channel`` entries are removed from the graph first
+            (``converters.sparsity``), the rest become sparse weights where a kernel runs them.
             With precision="int8" the table is completed against the optimized graph
             (``converters.quantize.prepare_int8``); a QAT model (torch.ao fake-quant
             modules) brings its own table.
@@ -180,6 +186,7 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     """
     from converters.frontends import load_source
     from converters.passes import optimize
+    from converters import sparsity as sparse_prep
 
     t0 = time.perf_counter()
     target_names = _target_list(targets)
@@ -188,13 +195,18 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     backends = {t: get_backend(t) for t in target_names}   # unknown targets fail here
     from converters.quantize import split_qat
     model_or_path, qat = split_qat(model_or_path)   # a QAT model converts as its float twin
+    sparsity_table = sparse_prep.load_sparsity_table(sparsity_table)
+    model_or_path = sparse_prep.prepare_source(model_or_path, sparsity_table)
     src = load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name=name,
                       exporter=exporter, opset=opset, seed=verify_seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     model = src.model.clone()
+    src, pruning = sparse_prep.apply_channel_pruning(src, model, sparsity_table)
+    sparsity_table = sparse_prep.element_entries(sparsity_table)
     pass_report = optimize(model, passes)
+    src.notes.extend(sparse_prep.graph_name_notes(sparsity_table, model))
     optimized_path = out / f"{src.name}.optimized.onnx"
     save_onnx(model, optimized_path)
     if precision == "int8":
@@ -220,7 +232,7 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     report = ConversionReport(
         name=src.name, out_dir=str(out), source=_source_dict(src),
         optimized_path=str(optimized_path), optimized_size=optimized_path.stat().st_size,
-        passes=pass_report, targets=reports, seconds=time.perf_counter() - t0)
+        passes=pass_report, targets=reports, seconds=time.perf_counter() - t0, pruning=pruning)
     report.report_path = str(out / f"{src.name}.report.json")
     _write_json(report)
     if raise_on_error:

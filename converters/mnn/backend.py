@@ -12,7 +12,8 @@ ourselves; we give it a clean, folded ONNX and the right flags:
                                             options.weight_block_size = N)
     int8            --compressionParamsFile params.json (full int8; the
                                             quant-table hook in compression.py)
-    sparsity table  --detectSparseSpeedUp + params (hook in compression.py)
+    sparsity table  --detectSparseSpeedUp + PRUNE params (sparse.py; which
+                    layers went sparse, and why, in details["sparsity"])
 
 ``options.extra``: ``weight_quant_asymmetric=True`` passes
 ``--weightQuantAsymmetric`` (see docs/CONVERTERS.md for what it does in MNN
@@ -38,7 +39,7 @@ from typing import Any, Dict, List, Tuple
 import onnx_ir as ir
 
 from converters.backends import Backend, BackendOptions, BackendResult, register_backend
-from converters.mnn import compression, fp16, legalize, support
+from converters.mnn import compression, fp16, legalize, sparse, support
 from converters.onnx_io import save_onnx
 from edgert.errors import ConversionError, UnsupportedOptionError
 
@@ -129,7 +130,7 @@ class MNNBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
             save_onnx(model, onnx_path)
-            params_path, flags = self._compression(model, options, out_path, notes)
+            params_path, flags, sparse_plan = self._compression(model, options, out_path, notes)
             opts = options
             if flags:
                 opts = BackendOptions(**{**options.__dict__,
@@ -145,16 +146,19 @@ class MNNBackend(Backend):
         notes.append("MNN converter: " + " ".join(shown[1:]))
         if result.get("op_count_error"):
             notes.append(f"op counts unavailable: {result['op_count_error']}")
+        details = {"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
+                   "converter_output": output.splitlines()[-20:]}
+        if sparse_plan is not None:
+            details["sparsity"] = sparse.report(out_path, sparse_plan, options.precision, notes)
         return BackendResult(
             target=self.name, path=out_path, size_bytes=out_path.stat().st_size,
-            op_counts=result.get("op_counts", {}), notes=notes,
-            details={"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
-                     "converter_output": output.splitlines()[-20:]})
+            op_counts=result.get("op_counts", {}), notes=notes, details=details)
 
     def _compression(self, model, options: BackendOptions, out_path: Path,
-                     notes: List[str]) -> Tuple[str, Dict[str, Any]]:
+                     notes: List[str]) -> Tuple[str, Dict[str, Any], Any]:
         """Write the compression-params JSON when full int8 or sparsity is asked."""
         params: Dict[str, Any] = {}
+        plan = None
         flags: Dict[str, Any] = {}
         if options.precision == "int8":
             p, extra_flags, qnotes = compression.quantization_params(
@@ -163,13 +167,16 @@ class MNNBackend(Backend):
             params.update(p)
             flags.update({"mnn_args": list(options.extra.get("mnn_args") or []) + extra_flags})
         if options.sparsity_table is not None:
-            p, extra_flags = compression.sparsity_params(model, options.sparsity_table)
-            params.update(p)
+            p, extra_flags, snotes, plan = compression.sparsity_params(
+                model, options.sparsity_table)
+            notes.extend(snotes)
+            params["algo"] = list(params.get("algo", [])) + p.pop("algo")  # QUANTIZE + PRUNE
+            params.update({k: v for k, v in p.items() if k not in params})
             flags["detect_sparse_speedup"] = True
             flags["mnn_args"] = list(flags.get("mnn_args") or options.extra.get("mnn_args")
                                      or []) + extra_flags
         if not params:
-            return "", {}
+            return "", {}, None
         path = out_path.with_suffix(".compression.json")
         path.write_text(json.dumps(params, indent=1))
-        return str(path), flags
+        return str(path), flags, plan

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from edgert.errors import UnsupportedOptionError
 
 
 def quantization_params(model: Any, quant_table: Any, symmetric: str = "auto"
@@ -35,8 +34,13 @@ def quantization_params(model: Any, quant_table: Any, symmetric: str = "auto"
     return doc, [], notes
 
 
-def sparsity_params(model: Any, sparsity_table: Any) -> Tuple[Dict[str, Any], List[str]]:
-    """PRUNE/SIMD_OC parameters (and ``--detectSparseSpeedUp``) for ``sparsity_table``."""
-    raise UnsupportedOptionError(
-        "MNN sparsity tables need the sparsity-params writer from the quantization-table "
-        "work, which is not in this build")
+def sparsity_params(model: Any, sparsity_table: Any
+                    ) -> Tuple[Dict[str, Any], List[str], List[str], Any]:
+    """PRUNE/SIMD_OC parameters for ``sparsity_table``: (params, extra flags, notes, plan).
+
+    The backend adds ``--detectSparseSpeedUp``; ``converters.mnn.sparse`` holds MNN's
+    rule and reads back which layers went sparse.
+    """
+    from converters.mnn.sparse import sparsity_params as _params
+
+    return _params(model, sparsity_table)

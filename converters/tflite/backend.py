@@ -43,10 +43,10 @@ def _check_options(options: BackendOptions) -> None:
         raise UnsupportedOptionError(f"tflite: io_dtype {options.io_dtype!r}; choose float or int8")
     if options.io_dtype == "int8" and options.precision != "int8":
         raise UnsupportedOptionError("tflite: io_dtype='int8' needs precision='int8'")
-    if options.sparsity_table is not None:
-        raise UnsupportedOptionError(
-            "tflite: sparse weights are not written yet (the SparsityParameters hook is in "
-            "builder.const; see docs/TFLITE.md)")
+    if options.sparsity_table is not None and not hasattr(options.sparsity_table, "weights"):
+        raise UnsupportedOptionError("tflite: sparsity_table must be a quant_tables.SparsityTable "
+                                     "(sparse weights), not "
+                                     f"{type(options.sparsity_table).__name__}")
 
 
 def _layout_name(perm) -> str:
@@ -126,6 +126,11 @@ class TFLiteBackend(Backend):
                 facts["inputs"], facts["outputs"], int8 = quantize_subgraph(
                     sg, model, options.quant_table, options.io_dtype, facts["inputs"],
                     facts["outputs"])
+            sparse = None
+            if options.sparsity_table is not None:
+                from converters.tflite.sparse import sparsify
+                sparse = sparsify(sg, model, options.sparsity_table, options.precision,
+                                  options.extra)
             data = serialize(sg, facts["inputs"], facts["outputs"],
                              description=f"edgert ({options.precision})")
         except (ValueError, KeyError, IndexError) as exc:
@@ -143,12 +148,16 @@ class TFLiteBackend(Backend):
         notes += facts["notes"]
         if int8 is not None:
             notes += int8.notes()
+        if sparse is not None:
+            notes += sparse.notes()
         details = {"transposes": transposes, "boundary_transposes": boundary,
                    "io_layouts": facts["io_layouts"], "precision": options.precision,
                    "seconds": time.perf_counter() - t0, "tensors": len(sg.tensors),
                    "operators": len(sg.ops)}
         if int8 is not None:
             details["int8"] = int8.to_dict()
+        if sparse is not None:
+            details["sparsity"] = sparse.to_dict()
         return BackendResult(target=self.name, path=out_path, size_bytes=len(data),
                              op_counts=counts, notes=notes, details=details)
 

@@ -29,6 +29,7 @@ COMMANDS = [
     ("quant-table", "edgert.cli.quant_table"),
     ("calibrate", "edgert.cli.calibrate"),
     ("quant-debug", "edgert.cli.quant_debug"),
+    ("prune", "edgert.cli.prune"),
 ]
 
 

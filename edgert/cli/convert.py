@@ -40,6 +40,9 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-block", type=int, default=0, metavar="N",
                    help="block-wise weight quantization with blocks of N (int8/int4 weights)")
     p.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs dynamic")
+    p.add_argument("--sparsity-table", metavar="FILE",
+                   help="sparsity table (edgert prune writes one): channel entries are removed "
+                        "from the graph, the others become sparse weights where a kernel runs them")
     p.add_argument("--exporter", default="dynamo", choices=["dynamo", "torchscript"],
                    help="torch.onnx exporter for torch models (default dynamo)")
     p.add_argument("--passes", default=None, metavar="LIST",
@@ -85,6 +88,7 @@ def run(args) -> int:
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
         quant_table=args.quant_table, calibration_data=args.calibration_data,
         io_dtype=args.io_dtype, io_layout=args.io_layout,
+        sparsity_table=args.sparsity_table,
         load_check="structure" if args.no_isolated_check else "isolated")
     if args.json:
         print_json(report.to_dict())
@@ -123,9 +127,25 @@ def render(report) -> None:
                      fmt_num(t.size_bytes / 1e6), ops or "-", t.error or "ok"])
     print_table(f"files in {report.out_dir}", ["target", "precision", "file", "MB", "ops",
                                                 "status"], rows)
+    render_sparsity(report)
     vrows = [r for t in report.targets if t.verification for r in t.verification.table_rows()]
     if vrows:
         inputs = next(t.verification.inputs for t in report.targets if t.verification)
         print_table("verification", TABLE_COLUMNS, vrows, caption=f"inputs: {inputs}")
     print(f"report: {report.report_path}")
     print("verification " + ("PASSED" if report.ok else "FAILED"))
+
+
+def render_sparsity(report) -> None:
+    """Channel pruning effects and, per target, which sparse layers run sparse and why."""
+    from edgert.cli.output import print_table
+
+    if getattr(report, "pruning", None) is not None:
+        print(report.pruning.summary())
+    rows = []
+    for t in report.targets:
+        for r in (t.details or {}).get("sparsity", {}).get("layers", []):
+            rows.append([t.target, r["weight"], r["kind"], f"{r['zeros']:.0%}", r["runs"],
+                         r["why"]])
+    if rows:
+        print_table("sparse weights", ["target", "weight", "kind", "zeros", "runs", "why"], rows)

@@ -71,7 +71,7 @@ def test_check_reports_before_convert(tmp_path):
     (dict(precision="int4_weights"), "not supported"),
     (dict(io_layout="nchw"), "io_layout"),
     (dict(io_dtype="int8"), "io_dtype"),
-    (dict(sparsity_table=object()), "sparse"),
+    (dict(sparsity_table=object()), "SparsityTable"),
 ])
 def test_options_refused(options, match, tmp_path):
     model, _ = build_model(OpCase("relu", "Relu", [rt("x", (2, 3))]))

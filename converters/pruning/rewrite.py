@@ -1,0 +1,105 @@
+"""Apply a plan: physically remove channels, or zero them (the masked source).
+
+``remove_channels`` slices every recorded initializer axis down to the kept
+positions, runs the fix-ups (depthwise ``group``, Resize sizes, Reshape shapes)
+and rewrites the static shapes of every tracked tensor, so the graph stays
+valid ONNX with smaller weights. ``mask_channels`` instead zeroes the removed
+positions of the class parameters (producer rows, biases, norm scale and
+shift, per-channel constants) and keeps every shape: the model the pruned one
+must equal.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Set, Tuple
+
+import numpy as np
+
+from converters.pruning.graph import ChannelGraph
+
+
+def _keep_cache(cg: ChannelGraph, removed: Set[int]):
+    cache: Dict[Any, np.ndarray] = {}
+
+    def keep_of(value) -> np.ndarray:
+        if value not in cache:
+            cache[value] = cg.keep_positions(value, removed)
+        return cache[value]
+    return keep_of
+
+
+def _set_array(value, array: np.ndarray) -> None:
+    import onnx_ir as ir
+
+    value.const_value = ir.tensor(np.ascontiguousarray(array), name=value.name)
+    value.shape = ir.Shape(list(array.shape))
+
+
+def remove_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> int:
+    """Slice ``model`` in place; returns how many slices changed an initializer."""
+    import onnx_ir as ir
+
+    keep_of = _keep_cache(cg, removed)
+    done: Set[Tuple[int, int]] = set()
+    changed = 0
+    for s in cg.slices:
+        key = (id(s.value), s.axis)
+        if key in done:
+            continue
+        done.add(key)
+        keep = keep_of(s.space)
+        arr = s.value.const_value.numpy()
+        if len(keep) == arr.shape[s.axis]:
+            continue
+        _set_array(s.value, np.take(arr, keep, axis=s.axis))
+        changed += 1
+    for fix in cg.fixups:
+        fix(keep_of)
+    graph = model.graph
+    for name, v in list(graph.initializers.items()):      # shapes the fix-ups replaced
+        if not list(v.uses()) and not v.is_graph_output():
+            graph.initializers.pop(name)
+    for value, ids in cg.ids.items():
+        keep = keep_of(value)
+        if len(keep) == len(ids) or value.shape is None or len(value.shape) < 2:
+            continue
+        dims = list(value.shape)
+        dims[1] = int(len(keep))
+        value.shape = ir.Shape(dims)
+    return changed
+
+
+def mask_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> Dict[str, np.ndarray]:
+    """Zero the removed classes' parameters in place; returns {initializer: zeroed positions}."""
+    keep_of = _keep_cache(cg, removed)
+    zeroed: Dict[str, np.ndarray] = {}
+    for s in cg.slices:
+        if not s.mask:
+            continue
+        n = len(cg.ids[s.space])
+        gone = np.setdiff1d(np.arange(n), keep_of(s.space))
+        if not len(gone):
+            continue
+        arr = np.array(s.value.const_value.numpy(), copy=True)
+        index = [slice(None)] * arr.ndim
+        index[s.axis] = gone
+        arr[tuple(index)] = 0
+        _set_array(s.value, arr)
+        zeroed[s.value.name] = gone
+    return zeroed
+
+
+def mask_slices(cg: ChannelGraph, removed: Set[int]):
+    """(initializer name, axis, zeroed positions) of every masked parameter (for torch).
+
+    Positions that are zero already (a bias-free conv exported with a zero bias) need
+    no mask and are left out.
+    """
+    keep_of = _keep_cache(cg, removed)
+    out = []
+    for s in cg.slices:
+        if not s.mask:
+            continue
+        gone = np.setdiff1d(np.arange(len(cg.ids[s.space])), keep_of(s.space))
+        if len(gone) and np.any(np.take(s.value.const_value.numpy(), gone, axis=s.axis) != 0):
+            out.append((s.value.name, s.axis, gone))
+    return out

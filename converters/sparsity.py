@@ -1,0 +1,111 @@
+"""What ``convert(..., sparsity_table=...)`` does before any backend runs.
+
+1. The table may be a SparsityTable or a path (validated on load).
+2. A torch model pruned with ``torch.nn.utils.prune`` is exported from a copy
+   with its masks applied (``bake_masks``): the initializers then carry the
+   parameter names the table uses, and the copy computes exactly what the
+   masked model does, so it is also the verification reference.
+3. ``channel`` entries are applied to the graph: the channels are physically
+   removed (``converters.pruning``), and the verification reference becomes the
+   source with those channels masked — the model the pruned one must equal.
+4. The other entries go to the backends (sparse storage and kernels); names the
+   optimized graph lacks are listed in a note, shape mismatches are an error.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, List, Optional, Tuple
+
+from edgert.errors import TableError
+
+
+def load_sparsity_table(obj: Any) -> Any:
+    """A SparsityTable from a table, a path, or None."""
+    if obj is None:
+        return None
+    from quant_tables import SparsityTable
+
+    if isinstance(obj, SparsityTable):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        return SparsityTable.load(obj)
+    raise TableError(f"sparsity_table must be a SparsityTable or a path, not {type(obj).__name__}")
+
+
+def prepare_source(model_or_path: Any, table: Any) -> Any:
+    """The model to export: masks of torch.nn.utils.prune baked into a copy."""
+    if table is None:
+        return model_or_path
+    from quant_tables.producers.sparsity_torch import bake_masks
+
+    return bake_masks(model_or_path)
+
+
+def element_entries(table: Any) -> Any:
+    """The table without its channel entries (what the backends consume), or None."""
+    if table is None:
+        return None
+    from quant_tables import SparsityTable
+
+    kept = {k: v for k, v in table.weights.items() if v.pattern != "channel"}
+    if not kept:
+        return None
+    return SparsityTable(weights=kept, provenance=table.provenance, extra=dict(table.extra))
+
+
+def apply_channel_pruning(src: Any, model: Any, table: Any) -> Tuple[Any, Optional[Any]]:
+    """Remove the table's channels from ``model`` (in place); (source for reference, report)."""
+    from converters.passes import optimize
+    from converters.pruning import CLEANUP_PASSES, has_channel_entries, prune_channels
+
+    if not has_channel_entries(table):
+        return src, None
+    optimize(model, list(CLEANUP_PASSES))
+    cleaned = model.clone()
+    report = prune_channels(model, table=table)
+    return masked_source(src, cleaned, report), report
+
+
+def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
+    """``src`` whose reference run computes the source with the removed channels masked."""
+    from converters.pruning.mask import mask_onnx, mask_torch
+
+    note = (f"verification reference: the source with the {report.removed_classes} removed "
+            "channel(s) masked (zeroed)")
+    if src.torch_module is not None:
+        masked, missing = mask_torch(src.torch_module, report.mask)
+        if masked is not None:
+            return replace(src, torch_module=masked, notes=src.notes + [note])
+        note += (f" in the ONNX graph (the module has no parameter named {missing[0]!r})")
+    # ONNX Runtime runs ``src.model`` as the reference: make it the masked graph
+    return replace(src, model=mask_onnx(cleaned, report.mask), torch_module=None, _ort=None,
+                   notes=src.notes + [note])
+
+
+def graph_name_notes(table: Any, model: Any) -> List[str]:
+    """Notes on table weights the optimized graph lacks or that do not hold their zeros yet.
+
+    A ``measured`` figure the weight contradicts is an error (a table made for other
+    weights); a ``target`` the weight does not reach is a note: backends store what
+    the weights hold, so prune first (``edgert prune``).
+    """
+    if table is None:
+        return []
+    from quant_tables.sparsity_table import check_graph_names, check_weights, pattern_sparsity
+
+    notes: List[str] = []
+    unknown = check_graph_names(table, model)
+    if unknown:
+        notes.append(f"sparsity table: {len(unknown)} weight(s) are not in the graph and are "
+                     "ignored: " + ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else ""))
+    arrays = {n: v.const_value.numpy() for n, v in model.graph.initializers.items()
+              if n in table.weights and v.const_value is not None}
+    check_weights(table, arrays, where="sparsity table vs the graph's weights")
+    short = [n for n, e in table.weights.items() if n in arrays and e.measured is None
+             and e.target is not None and pattern_sparsity(arrays[n], e) < e.target - 0.01]
+    if short:
+        notes.append(f"sparsity table: {len(short)} weight(s) do not reach their target yet "
+                     f"and are converted as they are (prune first: edgert prune): "
+                     + ", ".join(short[:8]))
+    return notes
