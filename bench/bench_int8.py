@@ -14,7 +14,6 @@ measured. The host is shared, so figures are noisy: compare ratios, not ms.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

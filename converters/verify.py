@@ -253,18 +253,9 @@ def load_feeds(source: Union[str, "os.PathLike[str]", Mapping[str, np.ndarray], 
                input_names: Sequence[str]) -> Dict[str, np.ndarray]:
     """User inputs: a dict, one array (single-input models), or a .npy/.npz path."""
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise InputError(f"{path}: no such input file")
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{path}: not a .npy or .npz file ({exc})") from None
-        if isinstance(data, np.ndarray):
-            source = data
-        else:
-            with data:
-                source = {k: data[k] for k in data.files}
+        from edgert.files import load_arrays
+
+        source = load_arrays(source)
     if isinstance(source, np.ndarray):
         if len(input_names) != 1:
             raise InputError(f"one array given but the model has inputs {list(input_names)}; "

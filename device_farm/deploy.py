@@ -21,18 +21,12 @@ import threading
 import zipfile
 from typing import Dict, Optional, Sequence, Set, Tuple
 
+from edgert.files import file_sha256
+
 from device_farm.transports.base import RemoteCommandError, Transport, TransportError
 
 _ZIP_LOCK = threading.Lock()
 _ZIP_CACHE: Dict[str, str] = {}
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class DeployCache:

@@ -19,7 +19,6 @@ Manifest (version 1)::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgert.errors import InputError, ModelFileError
+from edgert.files import file_sha256
 from edgert.postprocess import looks_like_probabilities
 from edgert.preprocess import PreprocessSpec, infer_layout, spec_for_input
 
@@ -68,14 +68,6 @@ def read_labels(path: str) -> List[str]:
     return labels
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def app_format(path: str) -> str:
     ext = os.path.splitext(path)[1].lower()
     if ext not in APP_FORMATS:
@@ -105,7 +97,7 @@ def describe_model(path: str, opts: AssetOptions) -> Dict[str, object]:
         engine = sess.engine_version
     return {
         "name": os.path.basename(path), "file": os.path.basename(path), "format": fmt,
-        "sha256": sha256_of(path), "size_bytes": os.path.getsize(path),
+        "sha256": file_sha256(path), "size_bytes": os.path.getsize(path),
         "host_engine": engine,
         "inputs": [i.to_dict() for i in inputs], "outputs": [o.to_dict() for o in outputs],
         "preprocess": spec.to_dict(),

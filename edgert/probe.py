@@ -25,6 +25,7 @@ from typing import Dict, Optional
 
 from edgert import errors
 from edgert.errors import ModelFileError
+from edgert.files import file_sha256
 
 PROBE_TIMEOUT_S = float(os.environ.get("EDGERT_PROBE_TIMEOUT", "300"))
 
@@ -39,14 +40,6 @@ def cache_dir() -> Optional[str]:
     except OSError:
         return None
     return path if os.access(path, os.W_OK) else None
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def probe_model(path: str, fmt: str, engine: str, engine_version: str,

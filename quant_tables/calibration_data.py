@@ -18,20 +18,15 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from edgert.errors import InputError
+from edgert.files import load_arrays
 
 DataLike = Union[str, "os.PathLike[str]", np.ndarray, Mapping[str, np.ndarray],
                  Sequence[Mapping[str, np.ndarray]]]
 
 
 def _load_file(path: str) -> Dict[str, np.ndarray]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a .npy or .npz file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        return {"__single__": data}
-    with data:
-        return {k: data[k] for k in data.files}
+    data = load_arrays(path)
+    return {"__single__": data} if isinstance(data, np.ndarray) else data
 
 
 def _name_single(arrays: Dict[str, np.ndarray], input_names: List[str], where: str

@@ -7,22 +7,15 @@ table carries the answer, written by the producer that made it.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from edgert.files import file_sha256
+
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _tool_version() -> str:

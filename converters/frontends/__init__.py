@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from converters.frontends.shapes import (Shape, check_known, concrete, normalize_input_shapes,
+from converters.frontends.shapes import (check_known, concrete, normalize_input_shapes,
                                          parse_input_shapes, parse_shape)
 from edgert.errors import ConversionError, InputError
 

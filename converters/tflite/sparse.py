@@ -40,7 +40,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from converters.tflite.builder import OpRecord, SubgraphBuilder
-from converters.tflite.sparsity import block_sparsity, encode
+from converters.tflite.sparsity import Encoded, block_sparsity, encode
 
 # Measured with bench/bench_sparsity.py (ai-edge-litert 2.3, x86, 1 thread, FC 1024x1024):
 # 1x4 blocks break even with the dense kernel near 50% zero blocks (2.5x at 80%); CSR is

@@ -22,11 +22,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgert.cli.common import feeds_for, load_from_args, read_inputs
+    from edgert.cli.common import load_from_args, read_inputs
     from edgert.cli.output import fmt_num, print_json, print_table
 
     sess = load_from_args(args)
-    feeds = feeds_for(sess, read_inputs(args.input)) if args.input else None
+    feeds = read_inputs(args.input) if args.input else None
     res = sess.benchmark(runs=args.runs, warmup=args.warmup, inputs=feeds,
                          min_seconds=args.min_seconds, cooldown_s=args.cooldown)
     if args.json:

@@ -2,12 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-from typing import Dict
-
-import numpy as np
-
-from edgert.errors import InputError
 
 
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,21 +23,8 @@ def load_from_args(args: argparse.Namespace):
                        check="structure" if args.no_isolated_check else "isolated")
 
 
-def read_inputs(path: str) -> Dict[str, np.ndarray]:
-    """Feeds from a .npy (one array, for a single-input model) or .npz (by input name)."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such input file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a .npy or .npz file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        return {"__single__": data}
-    with data:
-        return {k: data[k] for k in data.files}
+def read_inputs(path: str):
+    """Feeds from a .npy (one array, for a single-input model) or a .npz (by input name)."""
+    from edgert.files import load_arrays
 
-
-def feeds_for(session, arrays: Dict[str, np.ndarray]):
-    if list(arrays) == ["__single__"]:
-        return arrays["__single__"]
-    return arrays
+    return load_arrays(path)

@@ -18,12 +18,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from edgert.cli.common import feeds_for, load_from_args, read_inputs
+    from edgert.cli.common import load_from_args, read_inputs
     from edgert.cli.output import fmt_num, print_json, print_table
     from edgert.tensors import shape_str
 
     sess = load_from_args(args)
-    feeds = (feeds_for(sess, read_inputs(args.input)) if args.input
+    feeds = (read_inputs(args.input) if args.input
              else sess.random_inputs(args.seed))
     outputs = sess.run(feeds, raw=args.raw)
     if args.output:

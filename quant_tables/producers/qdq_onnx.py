@@ -19,7 +19,7 @@ Graph surgery uses onnx-ir (values know their producer and uses).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from edgert.android_assets import MANIFEST_NAME, load_manifest, sha256_of
+from edgert.android_assets import MANIFEST_NAME, load_manifest
+from edgert.files import file_sha256
 from edgert.cli import main
 
 
@@ -36,7 +37,7 @@ def test_writes_models_manifest_and_samples(tmp_path, model_files, labels, capsy
     assert printed == manifest
     logits, probs = manifest["models"]
     assert logits["file"] == "tiny_logits.mnn" and logits["format"] == "mnn"
-    assert logits["sha256"] == sha256_of(model_files["mnn"]) == sha256_of(out / "tiny_logits.mnn")
+    assert logits["sha256"] == file_sha256(model_files["mnn"]) == file_sha256(out / "tiny_logits.mnn")
     assert logits["inputs"] == [{"name": "image", "shape": [1, 3, 8, 8], "dtype": "float32",
                                  "quantization": None}]
     assert logits["outputs"][0]["name"] == "logits" and logits["outputs"][0]["shape"] == [1, 10]

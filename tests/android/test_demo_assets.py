@@ -7,7 +7,8 @@ import os
 import pytest
 
 import edgert
-from edgert.android_assets import load_manifest, sha256_of
+from edgert.android_assets import load_manifest
+from edgert.files import file_sha256
 from edgert.postprocess import softmax, top_k
 from edgert.preprocess import PreprocessSpec, preprocess, read_image
 
@@ -41,7 +42,7 @@ def test_committed_assets_are_consistent_and_classify_their_samples():
     manifest = load_manifest(APP_ASSETS)
     for m in manifest["models"]:
         path = os.path.join(APP_ASSETS, m["file"])
-        assert sha256_of(path) == m["sha256"] and os.path.getsize(path) == m["size_bytes"]
+        assert file_sha256(path) == m["sha256"] and os.path.getsize(path) == m["size_bytes"]
     assert len(manifest["samples"]) == 10
     results = classify_samples(APP_ASSETS)
     assert {k: v for k, v in results.items()} == {k: _expected_digit(k[1]) for k in results}

@@ -2,22 +2,10 @@
 onnxruntime's quantize_static, seeded calibration data. Built once per session."""
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _quant_private_cache(tmp_path_factory):
-    old = os.environ.get("EDGERT_CACHE_DIR")
-    os.environ["EDGERT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgert-cache-quant"))
-    yield
-    if old is None:
-        os.environ.pop("EDGERT_CACHE_DIR", None)
-    else:
-        os.environ["EDGERT_CACHE_DIR"] = old
 
 
 def small_cnn(seed: int = 0):

@@ -10,7 +10,7 @@ import pytest
 from edgert.errors import ConversionError
 from quant_tables import ActivationQuant, LayerOverride, QuantTable
 
-from .conftest import ort_run, small_cnn
+from .conftest import small_cnn
 
 torch = pytest.importorskip("torch")
 
@@ -79,7 +79,6 @@ def calibrated(tmp_path_factory, cal_data):
 
 
 def _sim(out, x):
-    from quant_tables.exporters.qdq_onnx import insert_qdq
     from converters.quant_debug import _sim_tensors
     import onnx
 

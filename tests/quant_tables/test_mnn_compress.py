@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgert.errors import TableError
-from quant_tables import ActivationQuant, QuantTable, WeightQuant
+from quant_tables import ActivationQuant, WeightQuant
 from quant_tables.exporters.mnn_compress import (GRAPH_OUTPUT_SUFFIX, mnn_compression_params,
                                                   scales_array, write_mnn_compression_params)
 from quant_tables.exporters.qdq_onnx import insert_qdq

@@ -1,23 +1,11 @@
 """Fixtures of the roofline tests: tiny ONNX graphs built with onnx.helper, zoo
-models exported once per session, a private edgert cache."""
+models exported once per session (the root conftest keeps the edgert cache private)."""
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _roofline_private_cache(tmp_path_factory):
-    old = os.environ.get("EDGERT_CACHE_DIR")
-    os.environ["EDGERT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgert-cache-roofline"))
-    yield
-    if old is None:
-        os.environ.pop("EDGERT_CACHE_DIR", None)
-    else:
-        os.environ["EDGERT_CACHE_DIR"] = old
 
 
 def make_model(nodes, inputs, outputs, initializers=(), opset=21):

@@ -7,7 +7,6 @@ conversion of the same model, and the verification (fp32 gate, cosine >= 0.99999
 """
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest
