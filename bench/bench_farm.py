@@ -144,7 +144,8 @@ def main() -> int:
                                    port=sshd.port, user=sshd.user, key_file=sshd.user_key,
                                    known_hosts=sshd.known_hosts, python=sys.executable,
                                    workdir=work)
-                from device_farm.deploy import edgert_zip, file_sha256
+                from device_farm.deploy import edgert_zip
+                from edgert.files import file_sha256
 
                 zip_on_board = os.path.join(work, "cache", file_sha256(edgert_zip()),
                                             "edgert.zip")
@@ -153,7 +154,11 @@ def main() -> int:
                 close_pool()
         else:
             print(f"ssh board: skipped ({available()})")
-        parallel(tmp, models[:3])
+        # N = the host's cores measures the scheduler; N = twice that also measures the
+        # simulated phones' own Python work competing for the same cores.
+        cores = os.cpu_count() or 2
+        for n in sorted({cores, 2 * cores}):
+            parallel(tmp, models[:3], n_phones=n)
     return 0
 
 

@@ -28,7 +28,7 @@ class ModelFile:
 
     @classmethod
     def from_path(cls, path: str) -> "ModelFile":
-        from device_farm.deploy import file_sha256
+        from edgert.files import file_sha256
         from edgert.model_file import check_model_file
 
         path = os.path.abspath(path)
@@ -92,7 +92,7 @@ class Job:
 
     def check_model_unchanged(self) -> None:
         """A resumed job must benchmark the same bytes it was planned with."""
-        from device_farm.deploy import file_sha256
+        from edgert.files import file_sha256
 
         if not os.path.exists(self.model.path):
             raise ModelFileError(f"{self.model.path}: the model file of this run is gone")

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from device_farm import farm
-from device_farm.deploy import file_sha256
+from edgert.files import file_sha256
 from device_farm.store import ResultStore
 from device_farm.testing.sshd import LinkProxy
 from tests.farm.helpers import board_spec, inventory, phone_spec, pids_matching

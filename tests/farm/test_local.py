@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from device_farm.deploy import DeployCache, edgert_zip, file_sha256
+from device_farm.deploy import DeployCache, edgert_zip
+from edgert.files import file_sha256
 from device_farm.inventory import DeviceSpec
 from device_farm.transports import CommandTimeout, open_transport
 from device_farm.transports.base import TransportError, env_prefix
