@@ -93,6 +93,7 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
         sg.outputs.append(idx)
         outputs.append((v.name, idx))
         io["outputs"][v.name] = _layout_name(perm if perm is not None else ctx.perm(v))
+    sg.remove_dead_ops()
     return sg, {"inputs": inputs, "outputs": outputs, "io_layouts": io, "plan": plan,
                 "notes": ctx.notes}
 

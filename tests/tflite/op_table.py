@@ -58,6 +58,23 @@ CONV = [
                                                                 const("w", w(3, 2, 3, 3))],
            {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
     OpCase("conv_transpose_k3s1", "ConvTranspose", [X(1, 3, 5, 6), const("w", w(3, 4, 3, 3))]),
+    # 1-D (NCW): the 2-D kernels on a [N, 1, W, C] view
+    OpCase("conv1d_same_k5", "Conv", [X(1, 4, 16), const("w", w(6, 4, 5)), const("b", w(6))],
+           {"pads": [2, 2]}),
+    OpCase("conv1d_explicit_pad_stride2", "Conv", [X(1, 3, 15), const("w", w(5, 3, 3))],
+           {"strides": [2], "pads": [1, 1]}),
+    OpCase("conv1d_depthwise_dilated", "Conv", [X(1, 4, 20), const("w", w(4, 1, 3))],
+           {"group": 4, "dilations": [2], "pads": [2, 2]}),
+    OpCase("conv1d_depthwise_multiplier2", "Conv", [X(1, 3, 10), const("w", w(6, 1, 3))],
+           {"group": 3}),
+    OpCase("conv1d_grouped_stride2", "Conv", [X(2, 8, 12), const("w", w(8, 4, 3))],
+           {"group": 2, "strides": [2]}),
+    OpCase("conv_transpose1d_k4s2p1", "ConvTranspose", [X(1, 4, 7), const("w", w(4, 3, 4)),
+                                                        const("b", w(3))],
+           {"strides": [2], "pads": [1, 1]}),
+    OpCase("conv_transpose1d_output_padding_crop", "ConvTranspose",
+           [X(1, 3, 5), const("w", w(3, 2, 3))],
+           {"strides": [2], "pads": [1, 1], "output_padding": [1]}),
 ]
 
 POOL = [
@@ -74,6 +91,12 @@ POOL = [
            {"kernel_shape": [2, 2], "strides": [2, 2]}),
     OpCase("global_avgpool", "GlobalAveragePool", [X(1, 5, 7, 6)]),
     OpCase("global_maxpool", "GlobalMaxPool", [X(1, 5, 7, 6)]),
+    OpCase("maxpool1d_k3_s2_p1", "MaxPool", [X(1, 3, 11)],
+           {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+    OpCase("avgpool1d_count_include_pad", "AveragePool", [X(1, 4, 9)],
+           {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "count_include_pad": 1}),
+    OpCase("avgpool1d_k2_s2", "AveragePool", [X(2, 3, 8)], {"kernel_shape": [2], "strides": [2]}),
+    OpCase("global_avgpool_1d", "GlobalAveragePool", [X(1, 5, 7)]),
 ]
 
 FC = [

@@ -160,3 +160,23 @@ def test_nhwc_io_layout_plan():
     with pytest.raises(ValueError, match="io_layout"):
         plan_layout(g, "nchw")
     assert identity(3) == (0, 1, 2)
+
+
+def test_conv1d_stack_stays_nwc(tmp_path):
+    """A Conv1d stack (conv, depthwise, max pool, conv transpose) is stored NWC throughout:
+    one TRANSPOSE at each end, one RESHAPE to [N, 1, W, C] and one back, whatever its depth."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[2, 2]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["d"], group=8, pads=[1, 1]),
+             helper.make_node("MaxPool", ["d"], ["p"], kernel_shape=[2], strides=[2]),
+             helper.make_node("Conv", ["p", "w3"], ["c"], strides=[2], pads=[1, 1]),
+             helper.make_node("ConvTranspose", ["c", "w4"], ["y"], strides=[2])]
+    inits = {"w1": _w(8, 4, 5), "w2": _w(8, 1, 3, seed=1), "w3": _w(6, 8, 3, seed=2),
+             "w4": _w(6, 3, 2, seed=3)}
+    model = _model(nodes, [helper.make_tensor_value_info("x", F, [1, 4, 32])], inits,
+                   [helper.make_tensor_value_info("y", F, None)])
+    assert plan_layout(ir.from_proto(model).graph).transpose_count() == 2
+    x = np.random.default_rng(3).standard_normal((1, 4, 32)).astype(np.float32)
+    res = _check(model, {"x": x}, tmp_path, transposes=2)
+    assert res.op_counts["RESHAPE"] == 2 and res.op_counts["CONV_2D"] == 2, res.op_counts
+    assert "RELU" not in res.op_counts                       # fused into the first conv
