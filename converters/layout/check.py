@@ -136,7 +136,8 @@ def pick(perms: Sequence[Optional[Perm]], wish: Wish) -> Optional[Perm]:
 
 @register("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
           "GlobalMaxPool", "LpPool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth",
-          "BatchNormalization", "InstanceNormalization", "LRN")
+          "BatchNormalization", "InstanceNormalization", "LRN", "GroupNormalization",
+          "ai.edgert::GroupNorm")
 class SpatialRule(LayoutRule):
     """Runs on channel-last data (TFLite kernels are NHWC)."""
     kind = "spatial"
@@ -224,7 +225,8 @@ class ReduceRule(LayoutRule):
 
 @register("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "LpNormalization")
 class LastAxesRule(LayoutRule):
-    """The op's axes (axis.. for LayerNormalization and pre-13 Softmax) must be stored last."""
+    """The op's axes (axis.. for LayerNormalization and pre-13 Softmax) must be stored last
+    (LayerNormalization's in any order: C, H, W of an NHWC tensor are already last)."""
     kind = "last-axis"
 
     @staticmethod
@@ -239,6 +241,9 @@ class LastAxesRule(LayoutRule):
 
     def _fit(self, node, perm: Perm) -> Perm:
         tail = self.tail(node, len(perm))
+        if (node.op_type == "LayerNormalization" and len(tail) > 1
+                and set(perm[len(perm) - len(tail):]) == set(tail)):
+            return tuple(perm)    # normalized as a set: their stored order does not matter
         return tuple([p for p in perm if p not in tail] + tail)
 
     def backward(self, node, out_wishes):
