@@ -208,6 +208,8 @@ SHAPE = [
     OpCase("tile", "Tile", [X(2, 3), const("r", i64([2, 1]))]),
     OpCase("expand", "Expand", [X(3, 1), const("s", i64([2, 3, 4]))]),
     OpCase("depth_to_space_dcr", "DepthToSpace", [X(1, 8, 2, 3)], {"blocksize": 2}),
+    OpCase("depth_to_space_crd_pixel_shuffle", "DepthToSpace", [X(2, 12, 3, 2)],
+           {"blocksize": 2, "mode": "CRD"}),
     OpCase("space_to_depth", "SpaceToDepth", [X(1, 2, 4, 6)], {"blocksize": 2}),
     OpCase("cast_to_int32", "Cast", [rt("x", (3, 4), 0, low=-5, high=5)], {"to": 6}),
 ]

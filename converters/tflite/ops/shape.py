@@ -308,17 +308,32 @@ def lower_constant(node, ctx) -> None:
 
 
 def check_depth_to_space(node) -> Optional[str]:
-    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") != "DCR":
-        return "mode=CRD (PixelShuffle) is not TFLite's DEPTH_TO_SPACE order"
+    x = shape_of(node.inputs[0])
+    if x is None or len(x) != 4:
+        return "only rank-4 (NCHW) inputs are supported"
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "CRD" \
+            and any(d is None for d in x[1:]):
+        return "mode=CRD needs channels and spatial dims known at conversion time"
     return None
 
 
-@lowering("DepthToSpace", "SpaceToDepth", emits={"DepthToSpace": ("DEPTH_TO_SPACE",),
-                                                  "SpaceToDepth": ("SPACE_TO_DEPTH",)},
+@lowering("DepthToSpace", "SpaceToDepth",
+          emits={"DepthToSpace": ("DEPTH_TO_SPACE", "RESHAPE", "TRANSPOSE"),
+                 "SpaceToDepth": ("SPACE_TO_DEPTH",)},
           check=check_depth_to_space)
 def lower_depth_to_space(node, ctx) -> None:
-    """DCR depth-to-space / space-to-depth on NHWC."""
+    """DCR depth-to-space / space-to-depth on NHWC; CRD (PixelShuffle) as RESHAPE,
+    TRANSPOSE, RESHAPE (``patterns.py`` makes it DCR when a conv's weights can be permuted)."""
     x = ctx.input(node, 0)
+    b = int(attr(node, "blocksize"))
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "CRD":
+        n, h, w, c = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
+        name = node.outputs[0].name
+        split = ctx.view(x, [n, h, w, c // (b * b), b, b], f"{name}_split")
+        moved = ctx.tmp(f"{name}_moved", [n, h, b, w, b, c // (b * b)])
+        ctx.permute(split, [n, h, w, c // (b * b), b, b], [0, 1, 4, 2, 5, 3], moved)
+        ctx.reshape(moved, ctx.output(node), ctx.stored_shape(node.outputs[0]))
+        return
     kind = "DepthToSpace" if node.op_type == "DepthToSpace" else "SpaceToDepth"
     ctx.emit("DEPTH_TO_SPACE" if kind == "DepthToSpace" else "SPACE_TO_DEPTH", [x],
-             [ctx.output(node)], options(kind, blockSize=int(attr(node, "blocksize"))))
+             [ctx.output(node)], options(kind, blockSize=b))
