@@ -25,6 +25,8 @@ def i64(v):
 
 X = lambda *s, seed=0: rt("x", s, seed)  # noqa: E731
 NONE = ("", None, True)            # an omitted optional input
+WIDE = ("x", np.array([[-100, -60, -20, -3, -0.5, 0, 0.5, 3],
+                       [20, 60, 88, 89, 95, 100, -1e-3, 1e-3]], np.float32), False)
 
 CONV = [
     OpCase("conv_same_3x3", "Conv", [X(1, 4, 9, 9), const("w", w(6, 4, 3, 3)), const("b", w(6))],
@@ -170,6 +172,16 @@ ACTIVATION = [
     OpCase("elu", "Elu", [X(2, 8)]),
     OpCase("gelu_exact", "Gelu", [X(2, 8)], opset=20),
     OpCase("gelu_tanh", "Gelu", [X(2, 8)], {"approximate": "tanh"}, opset=20),
+    # no TFLite builtin: decomposed (converters/passes/decompose.py); WIDE reaches past
+    # exp's float32 overflow (88.7), where a naive log(1 + exp(x)) gives inf
+    OpCase("softplus_wide_range", "Softplus", [WIDE]),
+    OpCase("mish_wide_range", "Mish", [WIDE]),
+    OpCase("mish_nchw", "Mish", [X(1, 3, 4, 4)]),
+    OpCase("selu", "Selu", [WIDE]),
+    OpCase("celu_alpha2", "Celu", [WIDE], {"alpha": 2.0}),
+    OpCase("elu_alpha_half", "Elu", [WIDE], {"alpha": 0.5}),
+    OpCase("thresholded_relu", "ThresholdedRelu", [X(3, 5)], {"alpha": 0.3}),
+    OpCase("softsign", "Softsign", [WIDE]),
 ]
 
 SHAPE = [

@@ -1,0 +1,128 @@
+"""Decompositions: the Einsum pass (equations against numpy's einsum, refusals named with
+node and equation) and the table of ops a target lacks (Mish, Softplus, ...), through
+the real MNN converter + runtime and the real LiteRT interpreter."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from converters import convert
+from converters.passes import optimize
+from converters.passes.decompose import decompositions
+from converters.verify import assert_close
+from edgert.errors import UnsupportedOpError
+
+F = TensorProto.FLOAT
+
+# (equation, operand shapes, ops expected after the pass)
+EQUATIONS = [
+    ("bti,oi->bto", [(2, 5, 8), (16, 8)], ["Transpose", "MatMul"]),
+    ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)], ["Transpose", "MatMul"]),
+    ("ij,kj", [(3, 4), (5, 4)], ["Transpose", "MatMul"]),            # implicit output "ik"
+    ("bij,bjk,bkl->bil", [(2, 3, 4), (2, 4, 5), (2, 5, 6)], ["MatMul", "MatMul"]),
+    ("ij,ij->i", [(3, 4), (3, 4)], ["Mul", "ReduceSum"]),
+    ("i,j->ij", [(3,), (4,)], ["Reshape", "Reshape", "Mul"]),
+    ("abcd,cd->ab", [(2, 3, 4, 5), (4, 5)], ["Reshape", "Reshape", "MatMul", "Reshape"]),
+    ("nchw,oc->nohw", [(1, 3, 4, 5), (6, 3)], ["Transpose", "Transpose", "MatMul", "Transpose"]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)], ["MatMul"]),
+    ("bik,bi->bk", [(2, 3, 4), (2, 3)], ["Transpose", "Reshape", "MatMul", "Reshape"]),
+    ("ijk->ki", [(2, 3, 4)], ["ReduceSum", "Transpose"]),
+]
+
+
+def _einsum_model(equation, shapes, opset=18):
+    names = [f"x{k}" for k in range(len(shapes))]
+    g = helper.make_graph([helper.make_node("Einsum", names, ["y"], equation=equation,
+                                            name="ein")], "g",
+                          [helper.make_tensor_value_info(n, F, s) for n, s in zip(names, shapes)],
+                          [helper.make_tensor_value_info("y", F, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return onnx.shape_inference.infer_shapes(m), names
+
+
+@pytest.mark.parametrize("equation,shapes,ops", EQUATIONS, ids=[e[0] for e in EQUATIONS])
+def test_einsum_pass_matches_numpy(equation, shapes, ops):
+    proto, names = _einsum_model(equation, shapes)
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in zip(names, shapes)}
+    model = ir.from_proto(proto)
+    report = optimize(model)
+    assert sorted(n.op_type for n in model.graph) == sorted(ops)
+    assert report.effect("decompose_einsum").changes == 1
+    out = ir.to_proto(model)
+    onnx.checker.check_model(out)
+    got = ort.InferenceSession(out.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert_close(np.einsum(equation, *(feeds[n] for n in names)), got, "fp32")
+
+
+def test_einsum_refusal_names_node_and_equation(tmp_path):
+    proto, _ = _einsum_model("ii->i", [(3, 3)])
+    model = ir.from_proto(proto)
+    report = optimize(model)
+    (refusal,) = report.effect("decompose_einsum").refusals
+    assert (refusal.node, refusal.op_type) == ("ein", "Einsum")
+    assert "'ii->i'" in refusal.reason and "diagonal" in refusal.reason
+    with pytest.raises(UnsupportedOpError) as err:
+        convert(proto, "tflite", out_dir=tmp_path, verify=False)
+    assert err.value.node == "ein" and "'ii->i'" in err.value.reason
+
+
+def _activation_model():
+    """x [2, 6, 8] -> Mish, Softplus, Selu, Celu(2), ThresholdedRelu, Softsign, Elu(0.5);
+    x @ W^T and an attention-like score by Einsum: one model, eight outputs."""
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((5, 8)) * 0.3).astype(np.float32)
+    nodes = [helper.make_node("Mish", ["x"], ["mish"]),
+             helper.make_node("Softplus", ["x"], ["softplus"]),
+             helper.make_node("Selu", ["x"], ["selu"]),
+             helper.make_node("Celu", ["x"], ["celu"], alpha=2.0),
+             helper.make_node("ThresholdedRelu", ["x"], ["thresholded"], alpha=0.5),
+             helper.make_node("Softsign", ["x"], ["softsign"]),
+             helper.make_node("Elu", ["x"], ["elu"], alpha=0.5),
+             helper.make_node("Einsum", ["x", "w"], ["proj"], equation="bti,oi->bto"),
+             helper.make_node("Einsum", ["x", "x"], ["scores"], equation="bqd,bkd->bqk")]
+    outs = ["mish", "softplus", "selu", "celu", "thresholded", "softsign", "elu", "proj",
+            "scores"]
+    g = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", F, [2, 6, 8])],
+                          [helper.make_tensor_value_info(o, F, None) for o in outs],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 8
+    return onnx.shape_inference.infer_shapes(m)
+
+
+def test_decompositions_on_mnn_and_tflite(tmp_path):
+    """MNN lacks Mish, TFLite lacks all seven activations and Einsum: both convert, run and
+    match ONNX Runtime, inputs reaching +-100 (past exp's float32 overflow)."""
+    proto = _activation_model()
+    x = np.random.default_rng(2).uniform(-100, 100, (2, 6, 8)).astype(np.float32)
+    x[0, 0, :4] = [-1e-3, 0.0, 1e-3, 0.7]
+    ref = ort.InferenceSession(proto.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    report = convert(proto, ("mnn", "tflite"), out_dir=tmp_path, verify_inputs={"x": x},
+                     load_check="structure")
+    assert report.ok, report.summary()
+    assert report.passes.effect("decompose_einsum").changes == 2
+    mnn, tfl = report.target("mnn"), report.target("tflite")
+    assert any("decomposed for mnn (no kernel): Mish x1" in n for n in mnn.notes), mnn.notes
+    note = next(n for n in tfl.notes if n.startswith("decomposed for tflite"))
+    for op in ("Mish", "Softplus", "Selu", "Celu", "ThresholdedRelu", "Softsign", "Elu"):
+        assert f"{op} x" in note
+    assert "Softplus x2" in note                     # its own node and the one from Mish
+    import edgert
+    for target in (mnn, tfl):
+        with edgert.load(target.path, check="structure", precision="fp32") as sess:
+            got = sess.run({"x": x})
+        for (name, r) in zip([o.name for o in proto.graph.output], ref):
+            assert_close(r, got[name], "fp32", name=f"{target.target} {name}")
+
+
+def test_decomposition_table_is_covered_by_tflite_rows():
+    from tests.tflite.op_table import CASES
+    assert set(decompositions()) <= {c.op for c in CASES}
