@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
+import numpy as np
 import onnx_ir as ir
 
 from converters.passes.graph_edit import Emitter
@@ -32,17 +33,20 @@ class Decomposition:
     op_type: str
     formula: str
     fn: Callable[[Emitter, ir.Node], List[ir.Value]]
+    check: Optional[Callable[[ir.Node], bool]] = None     # can it decompose this node?
 
 
 _TABLE: Dict[str, Decomposition] = {}
 
 
-def decomposition(op_type: str, formula: str):
-    """Register ``fn(emitter, node)`` as the decomposition of ``op_type`` (default domain)."""
+def decomposition(op_type: str, formula: str,
+                  check: Optional[Callable[[ir.Node], bool]] = None):
+    """Register ``fn(emitter, node)`` as the decomposition of ``op_type`` (default domain);
+    ``check(node)`` says whether it applies to a particular node."""
     def deco(fn):
         if op_type in _TABLE:
             raise ValueError(f"decomposition of {op_type!r} registered twice")
-        _TABLE[op_type] = Decomposition(op_type, formula, fn)
+        _TABLE[op_type] = Decomposition(op_type, formula, fn, check)
         return fn
     return deco
 
@@ -54,7 +58,10 @@ def decompositions() -> Dict[str, Decomposition]:
 def _entry(node: ir.Node) -> Optional[Decomposition]:
     if node.domain not in ("", "ai.onnx"):
         return None
-    return _TABLE.get(node.op_type)
+    entry = _TABLE.get(node.op_type)
+    if entry is None or (entry.check is not None and not entry.check(node)):
+        return None
+    return entry
 
 
 @dataclass
@@ -82,12 +89,13 @@ def decompose_unsupported(model: ir.Model, reason: ReasonFn, max_rounds: int = 4
     """Replace, in place, every node ``reason`` refuses that has a decomposition (repeated,
     since a decomposition may use an op the target lacks and the table covers)."""
     report = DecomposeReport()
+    opset = int(model.opset_imports.get("", model.opset_imports.get("ai.onnx", 13)))
     for _ in range(max_rounds):
         todo = [n for n in model.graph if _entry(n) is not None and reason(n)]
         if not todo:
             break
         for node in todo:
-            e = Emitter(model.graph, node)
+            e = Emitter(model.graph, node, opset)
             e.replace(_entry(node).fn(e, node))
             report.counts[node.op_type] += 1
     return report
@@ -169,3 +177,89 @@ def _thresholded_relu(e: Emitter, node: ir.Node) -> List[ir.Value]:
 def _softsign(e: Emitter, node: ir.Node) -> List[ir.Value]:
     x = node.inputs[0]
     return [e.op("Div", [x, e.op("Add", [e.op("Abs", [x]), e.like(1.0, x)])])]
+
+
+@decomposition("Less", "Greater(b, a)")
+def _less(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    a, b = node.inputs[0], node.inputs[1]
+    return [e.op("Greater", [b, a], like=node.outputs[0])]
+
+
+@decomposition("Mod", "a - b * trunc(a / b) (fmod=1)",
+               check=lambda node: node.attributes.get_int("fmod", 0) == 1)
+def _fmod(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    a, b = node.inputs[0], node.inputs[1]
+    out = node.outputs[0]
+    q = e.op("Div", [a, b], like=out)
+    trunc = e.op("Mul", [e.op("Sign", [q]), e.op("Floor", [e.op("Abs", [q])])])
+    return [e.op("Sub", [a, e.op("Mul", [b, trunc], like=out)], like=out)]
+
+
+# -- reductions: the L1/L2/log forms as ReduceSum/ReduceMax of elementwise ops ----------
+
+def _axes(node: ir.Node) -> Optional[List[int]]:
+    """The reduce node's axes (None: all), from its input (opset 18+) or attribute."""
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        c = node.inputs[1].const_value
+        return None if c is None else [int(a) for a in c.numpy().reshape(-1)]
+    a = node.attributes.get_ints("axes", None)
+    return list(a) if a else None
+
+
+def _reduce(e: Emitter, op: str, x: ir.Value, node: ir.Node, keepdims: int) -> ir.Value:
+    """``op`` over ``node``'s axes (in the form ``e.opset`` wants) with ``keepdims``."""
+    axes = _axes(node)
+    rank = len(x.shape) if x.shape is not None else None
+    shape = None
+    if rank is not None:
+        gone = {a % rank for a in axes} if axes else set(range(rank))
+        shape = [1 if k in gone else d for k, d in enumerate(x.shape) if keepdims or k not in gone]
+    attrs = {"keepdims": keepdims}
+    inputs = [x]
+    if axes is not None:
+        if e.opset >= 18 or (op == "ReduceSum" and e.opset >= 13):
+            inputs.append(e.const(np.array(axes, np.int64), np.int64, "axes"))
+        else:
+            attrs["axes"] = axes
+    return e.op(op, inputs, attrs, shape=shape, like=x)
+
+
+def _check_reduce(node: ir.Node) -> bool:
+    return not (len(node.inputs) > 1 and node.inputs[1] is not None
+                and node.inputs[1].const_value is None)
+
+
+def _keep(node: ir.Node) -> int:
+    return node.attributes.get_int("keepdims", 1)
+
+
+@decomposition("ReduceSumSquare", "ReduceSum(x * x)", check=_check_reduce)
+def _sum_square(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x = node.inputs[0]
+    return [_reduce(e, "ReduceSum", e.op("Mul", [x, x]), node, _keep(node))]
+
+
+@decomposition("ReduceL2", "sqrt(ReduceSum(x * x))", check=_check_reduce)
+def _l2(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x = node.inputs[0]
+    return [e.op("Sqrt", [_reduce(e, "ReduceSum", e.op("Mul", [x, x]), node, _keep(node))])]
+
+
+@decomposition("ReduceL1", "ReduceSum(|x|)", check=_check_reduce)
+def _l1(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    return [_reduce(e, "ReduceSum", e.op("Abs", [node.inputs[0]]), node, _keep(node))]
+
+
+@decomposition("ReduceLogSum", "log(ReduceSum(x))", check=_check_reduce)
+def _log_sum(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    return [e.op("Log", [_reduce(e, "ReduceSum", node.inputs[0], node, _keep(node))])]
+
+
+@decomposition("ReduceLogSumExp", "m + log(ReduceSum(exp(x - m))), m = ReduceMax(x)",
+               check=_check_reduce)
+def _log_sum_exp(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x = node.inputs[0]
+    m = _reduce(e, "ReduceMax", x, node, 1)
+    total = _reduce(e, "ReduceSum", e.op("Exp", [e.op("Sub", [x, m])]), node, _keep(node))
+    m_out = m if _keep(node) else _reduce(e, "ReduceMax", x, node, 0)
+    return [e.op("Add", [e.op("Log", [total]), m_out])]

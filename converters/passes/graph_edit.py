@@ -18,9 +18,10 @@ import onnx_ir as ir
 
 
 class Emitter:
-    def __init__(self, graph: ir.Graph, node: ir.Node) -> None:
+    def __init__(self, graph: ir.Graph, node: ir.Node, opset: int = 18) -> None:
         self.graph = graph
         self.node = node
+        self.opset = opset                   # the default-domain opset the new nodes follow
         self.base = node.name or (node.outputs[0].name if node.outputs else "") or node.op_type
         self.nodes: List[ir.Node] = []
         self._k = 0

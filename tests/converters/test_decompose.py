@@ -73,11 +73,18 @@ def test_einsum_refusal_names_node_and_equation(tmp_path):
     assert err.value.node == "ein" and "'ii->i'" in err.value.reason
 
 
-def _activation_model():
-    """x [2, 6, 8] -> Mish, Softplus, Selu, Celu(2), ThresholdedRelu, Softsign, Elu(0.5);
-    x @ W^T and an attention-like score by Einsum: one model, eight outputs."""
+def _gaps_model():
+    """x [2, 6, 8] -> one output per op a target lacks or MNN computes wrongly: Mish,
+    Softplus, Selu, Celu(2), ThresholdedRelu, Softsign, Elu(0.5); Less (via Where);
+    ReduceL2 / L1 / SumSquare / LogSumExp with axes as input (opset 18); float Mod;
+    x @ W^T and an attention score by Einsum."""
     rng = np.random.default_rng(1)
     w = (rng.standard_normal((5, 8)) * 0.3).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"),
+             numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+             numpy_helper.from_array(np.array([1, 2], np.int64), "ax12"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+             numpy_helper.from_array(np.array(7.0, np.float32), "seven")]
     nodes = [helper.make_node("Mish", ["x"], ["mish"]),
              helper.make_node("Softplus", ["x"], ["softplus"]),
              helper.make_node("Selu", ["x"], ["selu"]),
@@ -85,22 +92,31 @@ def _activation_model():
              helper.make_node("ThresholdedRelu", ["x"], ["thresholded"], alpha=0.5),
              helper.make_node("Softsign", ["x"], ["softsign"]),
              helper.make_node("Elu", ["x"], ["elu"], alpha=0.5),
+             helper.make_node("Less", ["x", "half"], ["lt"]),
+             helper.make_node("Where", ["lt", "x", "half"], ["less_where"]),
+             helper.make_node("ReduceL2", ["x", "ax2"], ["l2"]),
+             helper.make_node("ReduceL1", ["x", "ax12"], ["l1"], keepdims=0),
+             helper.make_node("ReduceSumSquare", ["x", "ax2"], ["sumsq"]),
+             helper.make_node("ReduceLogSumExp", ["x", "ax2"], ["lse"], keepdims=0),
+             helper.make_node("Mod", ["x", "seven"], ["fmod"], fmod=1),
              helper.make_node("Einsum", ["x", "w"], ["proj"], equation="bti,oi->bto"),
              helper.make_node("Einsum", ["x", "x"], ["scores"], equation="bqd,bkd->bqk")]
-    outs = ["mish", "softplus", "selu", "celu", "thresholded", "softsign", "elu", "proj",
-            "scores"]
-    g = helper.make_graph(nodes, "acts", [helper.make_tensor_value_info("x", F, [2, 6, 8])],
+    outs = ["mish", "softplus", "selu", "celu", "thresholded", "softsign", "elu",
+            "less_where", "l2", "l1", "sumsq", "lse", "fmod", "proj", "scores"]
+    g = helper.make_graph(nodes, "gaps", [helper.make_tensor_value_info("x", F, [2, 6, 8])],
                           [helper.make_tensor_value_info(o, F, None) for o in outs],
-                          initializer=[numpy_helper.from_array(w, "w")])
+                          initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = 8
     return onnx.shape_inference.infer_shapes(m)
 
 
 def test_decompositions_on_mnn_and_tflite(tmp_path):
-    """MNN lacks Mish, TFLite lacks all seven activations and Einsum: both convert, run and
-    match ONNX Runtime, inputs reaching +-100 (past exp's float32 overflow)."""
-    proto = _activation_model()
+    """MNN lacks Mish and computes Softplus (x > 87), Less, float Mod and the L1/L2/log
+    reductions with an axes input wrongly; TFLite lacks the activations, L1/log reductions,
+    Mod and Einsum: both convert, run and match ONNX Runtime, on inputs reaching +-100
+    (past exp's float32 overflow)."""
+    proto = _gaps_model()
     x = np.random.default_rng(2).uniform(-100, 100, (2, 6, 8)).astype(np.float32)
     x[0, 0, :4] = [-1e-3, 0.0, 1e-3, 0.7]
     ref = ort.InferenceSession(proto.SerializeToString(),
@@ -110,11 +126,16 @@ def test_decompositions_on_mnn_and_tflite(tmp_path):
     assert report.ok, report.summary()
     assert report.passes.effect("decompose_einsum").changes == 2
     mnn, tfl = report.target("mnn"), report.target("tflite")
-    assert any("decomposed for mnn (no kernel): Mish x1" in n for n in mnn.notes), mnn.notes
+    note = next(n for n in mnn.notes if n.startswith("decomposed for mnn"))
+    for op in ("Mish", "Softplus", "Less", "ReduceL2", "ReduceL1", "ReduceSumSquare",
+               "ReduceLogSumExp", "Mod"):
+        assert f"{op} x" in note, note
+    assert "Selu" not in note and "Elu" not in note          # MNN's own kernels are right
     note = next(n for n in tfl.notes if n.startswith("decomposed for tflite"))
-    for op in ("Mish", "Softplus", "Selu", "Celu", "ThresholdedRelu", "Softsign", "Elu"):
-        assert f"{op} x" in note
-    assert "Softplus x2" in note                     # its own node and the one from Mish
+    for op in ("Mish", "Softplus", "Selu", "Celu", "ThresholdedRelu", "Softsign", "Elu",
+               "ReduceL1", "ReduceLogSumExp", "Mod"):
+        assert f"{op} x" in note, note
+    assert "Softplus x2" in note and "ReduceL2" not in note  # from Mish too; L2 is a lowering
     import edgert
     for target in (mnn, tfl):
         with edgert.load(target.path, check="structure", precision="fp32") as sess:

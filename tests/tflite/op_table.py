@@ -237,6 +237,14 @@ REDUCE = [
                                          const("a", i64([1]))]),
     OpCase("reduce_l2", "ReduceL2", [X(2, 3, 4), const("a", i64([2]))]),
     OpCase("reduce_sum_square", "ReduceSumSquare", [X(2, 3, 4), const("a", i64([1]))]),
+    # no TFLite builtin: decomposed (converters/passes/decompose.py)
+    OpCase("reduce_l1_channels_nchw", "ReduceL1", [X(1, 3, 4, 5), const("a", i64([1]))]),
+    OpCase("reduce_log_sum", "ReduceLogSum", [rt("x", (2, 3, 4), 0, low=0.1, high=2.0),
+                                              const("a", i64([2]))], {"keepdims": 0}),
+    OpCase("reduce_log_sum_exp_wide", "ReduceLogSumExp", [WIDE, const("a", i64([1]))]),
+    OpCase("reduce_log_sum_exp_all_opset13", "ReduceLogSumExp", [X(2, 3, 4)], {"keepdims": 0},
+           opset=13),
+    OpCase("mod_fmod", "Mod", [X(3, 4, seed=2), const("m", np.float32(0.7))], {"fmod": 1}),
     OpCase("argmax_channels_nchw", "ArgMax", [X(1, 5, 3, 3)], {"axis": 1, "keepdims": 0}),
     OpCase("argmin_keepdims", "ArgMin", [X(2, 6)], {"axis": 1}),
 ]
