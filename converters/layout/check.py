@@ -162,7 +162,7 @@ class SpatialRule(LayoutRule):
           "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Sign", "Not", "Cast", "Identity",
           "Dropout", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
           "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Where", "Mod",
-          "Concat", "Split", "Slice", "Pad", "Tile", "ai.edgert::Gelu")
+          "Concat", "Split", "Slice", "Pad", "Tile", "CumSum", "ai.edgert::Gelu")
 class FollowRule(LayoutRule):
     """Elementwise ops and ops whose axis attributes the lowering rewrites (Concat, Split,
     Slice, Pad, Tile): outputs keep the inputs' layout; constants are transposed to it."""
@@ -223,7 +223,7 @@ class ReduceRule(LayoutRule):
         return Decision(ins, [out])
 
 
-@register("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "LpNormalization")
+@register("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "LpNormalization", "TopK")
 class LastAxesRule(LayoutRule):
     """The op's axes (axis.. for LayerNormalization and pre-13 Softmax) must be stored last
     (LayerNormalization's in any order: C, H, W of an NHWC tensor are already last)."""
@@ -233,7 +233,7 @@ class LastAxesRule(LayoutRule):
     def tail(node, rank: int) -> List[int]:
         if node.op_type == "LayerNormalization":
             return list(range(attr(node, "axis", -1) % rank, rank))
-        if node.op_type == "LpNormalization":
+        if node.op_type in ("LpNormalization", "TopK"):
             return [attr(node, "axis", -1) % rank]
         opset = node_opset(node)
         a = attr(node, "axis", -1 if opset >= 13 else 1) % rank

@@ -33,6 +33,9 @@ KNOWN_GAPS = {
     "QuantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "DequantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "Conv3D": "3-D convolution is not supported",
+    "GridSample": "TFLite has no grid-sample builtin (bilinear reads at run-time coordinates "
+                  "need a gather per output pixel); MNN converts it",
+    "NonZero": "NonZero has a data-dependent output shape; TFLite needs static shapes",
 }
 
 

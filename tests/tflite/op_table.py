@@ -210,6 +210,10 @@ SHAPE = [
     OpCase("gather_scalar_axis0", "Gather", [X(3, 2, 4), const("i", i64(1))], {"axis": 0}),
     OpCase("gather_vector_axis1", "Gather", [X(2, 5, 3), const("i", i64([4, 0, 2]))],
            {"axis": 1}),
+    OpCase("gather_nd_const_indices", "GatherND",
+           [X(4, 5, 3), const("i", i64([[[0, 1], [3, -1]], [[2, 2], [1, 0]]]))]),
+    OpCase("gather_nd_runtime_indices", "GatherND",
+           [X(4, 5), ("i", np.array([[3], [0], [2]], np.int64), False)]),
     OpCase("gather_embedding_runtime_ids", "Gather",
            [const("table", w(10, 4)), ("ids", np.array([[1, 7, 3]], np.int64), False)]),
     OpCase("pad_constant_nchw", "Pad", [X(1, 2, 3, 3), const("p", i64([0, 0, 1, 2, 0, 0, 2, 1]))]),
@@ -247,6 +251,12 @@ REDUCE = [
     OpCase("mod_fmod", "Mod", [X(3, 4, seed=2), const("m", np.float32(0.7))], {"fmod": 1}),
     OpCase("argmax_channels_nchw", "ArgMax", [X(1, 5, 3, 3)], {"axis": 1, "keepdims": 0}),
     OpCase("argmin_keepdims", "ArgMin", [X(2, 6)], {"axis": 1}),
+    OpCase("cumsum_channels_nchw", "CumSum", [X(1, 3, 4, 5), const("a", i64(1))]),
+    OpCase("cumsum_exclusive_reverse", "CumSum", [X(2, 6), const("a", i64(-1))],
+           {"exclusive": 1, "reverse": 1}),
+    OpCase("topk_last_axis", "TopK", [X(3, 10), const("k", i64([4]))], n_outputs=2),
+    OpCase("topk_smallest_channels_nchw", "TopK", [X(1, 6, 3, 2), const("k", i64([2]))],
+           {"axis": 1, "largest": 0}, n_outputs=2),
 ]
 
 RESIZE = [

@@ -1,4 +1,5 @@
-"""Data movement: Reshape family, Transpose, Concat, Split, Slice, Gather, Pad, Tile, Expand.
+"""Data movement: Reshape family, Transpose, Concat, Split, Slice, Gather, GatherND, Pad,
+Tile, Expand, DepthToSpace/SpaceToDepth.
 
 Every axis an op names is a *logical* axis; the lowering maps it to the stored
 axis with the value's layout (``perm.index(axis)``), so Concat over channels on
@@ -230,6 +231,27 @@ def lower_gather(node, ctx) -> None:
     else:
         idx_t = ctx.input(node, 1)
     ctx.emit("GATHER", [x, idx_t], [ctx.output(node)], options("Gather", axis=j))
+
+
+def check_gather_nd(node) -> Optional[str]:
+    if int(attr(node, "batch_dims", 0)) != 0:
+        return "batch_dims != 0 has no TFLite GATHER_ND equivalent"
+    return check_gather(node)
+
+
+@lowering("GatherND", emits=("GATHER_ND",), check=check_gather_nd)
+def lower_gather_nd(node, ctx) -> None:
+    """GATHER_ND on source-layout data (constant indices made non-negative, int32)."""
+    x = ctx.input(node, 0)
+    idx = ctx.const(node.inputs[1])
+    if idx is not None:
+        dims = np.array([d if d is not None else 1 << 31
+                         for d in ctx.shape(node.inputs[0])[:idx.shape[-1]]], np.int64)
+        idx_t = ctx.const_tensor(f"{node.outputs[0].name}_indices",
+                                 (np.asarray(idx, np.int64) % dims).astype(np.int32))
+    else:
+        idx_t = ctx.input(node, 1)
+    ctx.emit("GATHER_ND", [x, idx_t], [ctx.output(node)])
 
 
 def check_pad(node) -> Optional[str]:
