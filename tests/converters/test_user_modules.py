@@ -14,7 +14,7 @@ from tests.converters.user_modules import BY_NAME, convert_case, outcome
 SUBSET = {
     "kws_conv1d_stack": {"TRANSPOSE": 1, "RESHAPE": 2, "CONV_2D": 4, "DEPTHWISE_CONV_2D": 3},
     "convtranspose1d_pool1d": {"TRANSPOSE": 2, "TRANSPOSE_CONV": 1},
-    "groupnorm_gelu": {"TRANSPOSE": 2, "MEAN": 2},
+    "groupnorm_gelu": {"TRANSPOSE": 2, "MEAN": 4},
     "groupnorm1d_instancenorm1d": {"TRANSPOSE": 2},
     "layernorm_2_axes": {"TRANSPOSE": 2},
     "pixelshuffle": {"TRANSPOSE": 2, "DEPTH_TO_SPACE": 1},
