@@ -96,7 +96,25 @@ WRONG = {
                          if node.attributes.get_int("fmod", 0) == 1 else None),
     **{op: _axes_input(op) for op in ("ReduceL1", "ReduceL2", "ReduceSumSquare",
                                       "ReduceLogSum", "ReduceLogSumExp")},
+    "MaxPool": lambda node: ("MNN's runtime crashes (SIGFPE) on a dilated MaxPool"
+                             if any(d != 1 for d in node.attributes.get_ints("dilations", []))
+                             else None),
+    "LpPool": "MNN's runtime crashes (SIGFPE) on LpPool",
+    "Resize": lambda node: _cubic_resize(node),
 }
+
+
+def _cubic_resize(node: ir.Node) -> Optional[str]:
+    a = node.attributes
+    if a.get_string("mode", "nearest") != "cubic":
+        return None
+    coord = a.get_string("coordinate_transformation_mode", "half_pixel")
+    if coord in ("align_corners", "asymmetric") and a.get_float("cubic_coeff_a", -0.75) == -0.75 \
+            and not a.get_int("exclude_outside", 0):
+        return None
+    return (f"MNN's cubic Resize matches ONNX only for align_corners/asymmetric coordinates "
+            f"with cubic_coeff_a=-0.75 (this one: {coord}, cosine 0.88 measured for "
+            "half_pixel)")
 
 
 def node_reason(node: ir.Node) -> Optional[str]:

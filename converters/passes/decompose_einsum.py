@@ -18,10 +18,12 @@ stay separate (MatMul broadcasts them, as einsum does for ``...``); transposes
 and reshapes that change nothing are not written. Constant operands (a weight)
 are folded afterwards by constant folding.
 
+An index repeated inside one operand (a diagonal, a trace: ``ii->i``) is first
+taken out by multiplying with the identity on those two axes and summing one away.
 Refused, with the node and equation in the pass report (and in a target's error
-when it cannot take the Einsum itself): an index repeated inside one operand (a
-diagonal/trace), operand ranks unknown, contracted dims of different sizes, and a
-merged dim that is dynamic together with another one.
+when it cannot take the Einsum itself): operand ranks unknown, a repeated index
+of dynamic size, contracted dims of different sizes, and a merged dim that is
+dynamic together with another one.
 """
 from __future__ import annotations
 
@@ -72,11 +74,6 @@ def parse(equation: str, ranks: Sequence[int]) -> Union[Equation, str]:
     else:
         counts = {c: sum(t.count(c) for t in inputs) for c in used}
         output = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
-    for k, t in enumerate(inputs):
-        for c in set(t):
-            if t.count(c) > 1:
-                return (f"index {c!r} repeats in operand {k} ({terms[k]!r}): a diagonal/trace "
-                        "has no MatMul form")
     if len(set(output)) != len(output) or not set(output) <= set("".join(inputs)):
         return f"output {rhs!r} repeats an index or names one no operand has"
     return Equation(inputs, output)
@@ -148,6 +145,28 @@ class _Builder:
                           shape=a.dims(rest))
         return _Operand(v, rest, a.sizes)
 
+    def diagonal(self, a: _Operand, shape: List[Dim]) -> _Operand:
+        """An index repeated in one operand (a diagonal, a trace): multiply by the identity
+        on those two axes and sum one of them away, until no index repeats."""
+        letters, value, dims = a.letters, a.value, list(shape)
+        for c in dict.fromkeys(letters):
+            while letters.count(c) > 1:
+                p, q = letters.index(c), letters.index(c, letters.index(c) + 1)
+                n = dims[p]
+                if not isinstance(n, int) or dims[q] != n:
+                    raise _Refused(f"repeated index {c!r} needs equal static sizes")
+                mask = np.eye(n, dtype=np.float32).reshape(
+                    [n if k in (p, q) else 1 for k in range(len(letters))])
+                dtype = value.dtype.numpy() if value.dtype is not None else np.float32
+                value = self.e.op("Mul", [value, self.e.const(mask.astype(dtype), dtype)],
+                                  shape=dims)
+                letters, dims = letters[:q] + letters[q + 1:], dims[:q] + dims[q + 1:]
+                axes = self.e.const(np.array([q], np.int64), np.int64, "axes")
+                value = self.e.op("ReduceSum", [value, axes], {"keepdims": 0}, shape=dims) \
+                    if self.opset >= 13 else self.e.op("ReduceSum", [value], {
+                        "axes": [q], "keepdims": 0}, shape=dims)
+        return _Operand(value, letters, a.sizes)
+
     def contract(self, a: _Operand, b: _Operand, keep: str) -> _Operand:
         la, lb = a.letters, b.letters
         batch = "".join(c for c in la if c in lb and c in keep)
@@ -207,6 +226,9 @@ def decompose(graph: ir.Graph, node: ir.Node, opset: int) -> Optional[str]:
     bld = _Builder(graph, node, opset)
     operands = [_operand(v, t) for v, t in zip(node.inputs, eq.inputs)]
     try:
+        operands = [bld.diagonal(o, [o.sizes[c] for c in o.letters] if v.shape is None else
+                                 [d if isinstance(d, int) else None for d in v.shape])
+                    for o, v in zip(operands, node.inputs)]
         cur = None
         for j, b in enumerate(operands):
             later = "".join(o.letters for o in operands[j + 1:]) + eq.output

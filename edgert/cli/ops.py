@@ -76,7 +76,9 @@ def run(args) -> int:
         print_json({"target": args.target, "ops": rows})
         return 0
     if args.target == "tflite":
-        print_table(f"tflite: {len(rows)} lowerings", ["ONNX op", "opsets", "TFLite ops",
+        n_dec = sum(1 for r in rows if r["family"] == "decomposed")
+        print_table(f"tflite: {len(rows) - n_dec} lowerings, {n_dec} decomposed ops",
+                    ["ONNX op", "opsets", "TFLite ops",
                                                         "family", "layout", "description"],
                     [[r["onnx_op"], r["opsets"], " ".join(r["emits"]) or "(none)", r["family"],
                       r["layout"], r["description"]] for r in rows],

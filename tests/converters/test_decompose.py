@@ -31,10 +31,13 @@ EQUATIONS = [
     ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)], ["MatMul"]),
     ("bik,bi->bk", [(2, 3, 4), (2, 3)], ["Transpose", "Reshape", "MatMul", "Reshape"]),
     ("ijk->ki", [(2, 3, 4)], ["ReduceSum", "Transpose"]),
+    ("ii->i", [(3, 3)], ["Mul", "ReduceSum"]),                      # a diagonal
+    ("bii->b", [(2, 4, 4)], ["Mul", "ReduceSum", "ReduceSum"]),     # a batched trace
 ]
 
 
 def _einsum_model(equation, shapes, opset=18):
+    """One Einsum node; a str dim in a shape is dynamic."""
     names = [f"x{k}" for k in range(len(shapes))]
     g = helper.make_graph([helper.make_node("Einsum", names, ["y"], equation=equation,
                                             name="ein")], "g",
@@ -62,15 +65,18 @@ def test_einsum_pass_matches_numpy(equation, shapes, ops):
 
 
 def test_einsum_refusal_names_node_and_equation(tmp_path):
-    proto, _ = _einsum_model("ii->i", [(3, 3)])
+    """Two dynamic dims merged into one MatMul row dim cannot be a static Reshape."""
+    eq = "bnti,boi->bnto"
+    proto, _ = _einsum_model(eq, [(2, "N", "T", 8), (2, 5, 8)])
     model = ir.from_proto(proto)
     report = optimize(model)
     (refusal,) = report.effect("decompose_einsum").refusals
     assert (refusal.node, refusal.op_type) == ("ein", "Einsum")
-    assert "'ii->i'" in refusal.reason and "diagonal" in refusal.reason
+    assert f"'{eq}'" in refusal.reason and "dynamic" in refusal.reason
     with pytest.raises(UnsupportedOpError) as err:
-        convert(proto, "tflite", out_dir=tmp_path, verify=False)
-    assert err.value.node == "ein" and "'ii->i'" in err.value.reason
+        convert(proto, "tflite", out_dir=tmp_path, verify=False,
+                input_shapes={"x0": [2, "N", "T", 8]})
+    assert err.value.node == "ein" and f"'{eq}'" in err.value.reason
 
 
 def _gaps_model():
@@ -147,3 +153,22 @@ def test_decompositions_on_mnn_and_tflite(tmp_path):
 def test_decomposition_table_is_covered_by_tflite_rows():
     from tests.tflite.op_table import CASES
     assert set(decompositions()) <= {c.op for c in CASES}
+
+
+@pytest.mark.parametrize("op,attrs,shape,reason", [
+    ("Resize", {"mode": "cubic"}, [1, 2, 4, 4], "cubic Resize"),        # half_pixel: cos 0.88
+    ("MaxPool", {"kernel_shape": [3, 3], "dilations": [2, 2]}, [1, 2, 8, 8], "SIGFPE"),
+    ("LpPool", {"kernel_shape": [2, 2]}, [1, 2, 4, 4], "SIGFPE"),
+])
+def test_mnn_refuses_what_it_computes_wrongly_or_crashes_on(op, attrs, shape, reason):
+    """Measured on MNN 3.x: these convert but run wrong or crash; refused up front instead."""
+    from converters.backends import BackendOptions, get_backend
+    inputs = ["x", "", "scales"] if op == "Resize" else ["x"]
+    inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")] \
+        if op == "Resize" else []
+    g = helper.make_graph([helper.make_node(op, inputs, ["y"], name="n", **attrs)], "g",
+                          [helper.make_tensor_value_info("x", F, shape)],
+                          [helper.make_tensor_value_info("y", F, None)], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(UnsupportedOpError, match=reason):
+        get_backend("mnn").check(ir.from_proto(m), BackendOptions())
