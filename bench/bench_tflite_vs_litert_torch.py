@@ -81,9 +81,13 @@ def ours(name: str, res, out_dir: str) -> dict:
     seconds = time.perf_counter() - t0
     t = rep.target("tflite")
     t1 = time.perf_counter()
-    convert(m, targets=["tflite"], out_dir=os.path.join(out_dir, "ts"), verify=False,
-            exporter="torchscript", **kw)
-    ts_seconds = time.perf_counter() - t1
+    try:
+        convert(m, targets=["tflite"], out_dir=os.path.join(out_dir, "ts"), verify=False,
+                exporter="torchscript", **kw)
+        ts_seconds = time.perf_counter() - t1
+    except Exception as exc:   # the TorchScript exporter lacks ops dynamo has (adaptive pools)
+        print(f"{name}: TorchScript export failed: {str(exc)[:120]}", file=sys.stderr)
+        ts_seconds = float("nan")
     return {"path": t.path, "seconds": seconds, "ts_seconds": ts_seconds,
             "backend_seconds": t.seconds, "transposes": t.details.get("transposes"),
             "ops": sum(t.op_counts.values()), "example": [x.numpy() for x in inputs]}
@@ -206,7 +210,7 @@ def main() -> int:
     ok = [r for r in records if "latency_ratio" in r]
     if ok:
         print(f"worst convert ratio {max(r['convert_ratio'] for r in ok):.3f} (dynamo), "
-              f"{max(r['convert_ratio_torchscript'] for r in ok):.3f} (TorchScript), "
+              f"{np.nanmax([r['convert_ratio_torchscript'] for r in ok]):.3f} (TorchScript), "
               f"{max(r['convert_ratio_writer'] for r in ok):.4f} (writer alone); "
               f"worst latency ratio {max(r['latency_ratio'] for r in ok):.2f}, "
               f"geomean latency ratio "
