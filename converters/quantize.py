@@ -102,10 +102,13 @@ def trained_producer(obj: Any) -> Optional[TrainedProducer]:
 def split_qat(model_or_path: Any) -> Tuple[Any, Any]:
     """(what to export, the quantized model or None): an eager QAT or PT2E model is
     exported as its float twin and brings its own table."""
-    producer = trained_producer(model_or_path)
-    if producer is not None:
-        return producer.float_model(model_or_path), model_or_path
-    return model_or_path, None
+    pair = isinstance(model_or_path, tuple) and len(model_or_path) == 2   # (module, inputs)
+    model = model_or_path[0] if pair else model_or_path
+    producer = trained_producer(model)
+    if producer is None:
+        return model_or_path, None
+    twin = producer.float_model(model)
+    return ((twin, model_or_path[1]) if pair else twin), model
 
 
 def resolve_table(quant_table: Any):
@@ -182,6 +185,7 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
                           f"{len(res.weight_matches)} weight quantization sites matched to the "
                           f"graph" + (f"; unmatched: {_listed(res.unmatched)}"
                                       if res.unmatched else ""))
+        plan.notes.extend(res.notes)
         table = res.table if table is None else table.merged(res.table)
     if table is None:
         if calibration_data is None:

@@ -44,7 +44,7 @@ import numpy as np
 from edgert.errors import ConversionError, InputError, TableError
 from quant_tables.producers.value_match import (ActivationSite, MatchResult, WeightSite,
                                                 finish, onnx_values, place_activations,
-                                                place_weights)
+                                                place_weights, table_dtype)
 from quant_tables.provenance import Provenance
 from quant_tables.qparams import dtype_range
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
@@ -63,6 +63,7 @@ class FloatTwin:
     activations: List[Tuple[str, ActivationQuant]] = field(default_factory=list)  # node, entry
     weights: Dict[str, WeightQuant] = field(default_factory=dict)   # attribute -> entry
     stage: str = "converted"
+    notes: List[str] = field(default_factory=list)
 
 
 def _op(node) -> Optional[str]:
@@ -158,12 +159,6 @@ def converted_model(model: Any):
     return converted
 
 
-def _dtype_name(torch_dtype) -> str:
-    from quant_tables.producers.qat_torch import _dtype_name as name
-
-    return name(torch_dtype)
-
-
 def _value(gm, arg):
     """A Q/DQ argument: a Python number, or a get_attr tensor."""
     if hasattr(arg, "op") and arg.op == "get_attr":
@@ -187,7 +182,7 @@ def _params(gm, node) -> Tuple[np.ndarray, np.ndarray, Optional[int], int, int, 
     zp = np.asarray(_as_numpy(_value(gm, args[2])), dtype=np.int64).reshape(-1)
     rest = args[4:] if per_channel else args[3:]
     axis = int(args[3]) if per_channel else None
-    qmin, qmax, dtype = int(rest[0]), int(rest[1]), _dtype_name(rest[2])
+    qmin, qmax, dtype = int(rest[0]), int(rest[1]), table_dtype(rest[2])
     return scale, zp, axis, qmin, qmax, dtype
 
 
@@ -259,8 +254,13 @@ def _strip_quantize(gm, q, op: str, twin: FloatTwin, consts) -> None:
     if params[2] is not None:
         raise TableError(f"PT2E tensor {x.name!r}: per-channel activation quantization "
                          f"({q.name!r}) is not supported by the table format")
-    if all(n != x.name for n, _ in twin.activations):
-        twin.activations.append((x.name, _activation_entry(params, x.name)))
+    entry = _activation_entry(params, x.name)
+    prev = next((e for n, e in twin.activations if n == x.name), None)
+    if prev is None:
+        twin.activations.append((x.name, entry))
+    elif (prev.scale, prev.zero_point) != (entry.scale, entry.zero_point):
+        twin.notes.append(f"{x.name} is quantized twice with different parameters; kept the "
+                          f"first ({prev.scale:g}, {prev.zero_point})")
     for dq in users:
         dq.replace_all_uses_with(x)
         gm.graph.erase_node(dq)
@@ -374,6 +374,7 @@ def table_from_pt2e(model: Any, example_inputs: Any, onnx_model: Any,
         producer="pt2e_torch", source=source_name or "pt2e GraphModule",
         method=f"torchao PT2E, {twin.stage} graph (torchao {_torchao_version()}, "
                f"torch {torch.__version__})", details={"stage": twin.stage})))
+    result.notes.extend(twin.notes)
     sites = [ActivationSite(n, captured[n], e) for n, e in twin.activations if n in captured]
     result.unmatched += [f"{n} (activation; not computed on the example inputs)"
                          for n, _ in twin.activations if n not in captured]

@@ -38,23 +38,12 @@ import numpy as np
 from edgert.errors import ConversionError
 from quant_tables.producers.value_match import (ActivationSite, MatchResult, WeightSite,
                                                 finish, onnx_values, place_activations,
-                                                place_weights)
+                                                place_weights, table_dtype)
 from quant_tables.provenance import Provenance
 from quant_tables.qparams import dtype_range
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
 
 QATResult = MatchResult   # sites are module names
-
-
-def _dtype_name(torch_dtype) -> str:
-    import torch
-
-    names = {torch.quint8: "uint8", torch.qint8: "int8", torch.qint32: "int32",
-             torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
-             torch.uint16: "uint16"}
-    if torch_dtype not in names:
-        raise ConversionError(f"fake-quant dtype {torch_dtype} has no table dtype")
-    return names[torch_dtype]
 
 
 def _is_fake_quant(m) -> bool:
@@ -67,7 +56,7 @@ def _qparams(fq) -> Tuple[np.ndarray, np.ndarray, str, int, int, Any]:
     scale = fq.scale.detach().cpu().double().numpy().reshape(-1)
     zp = fq.zero_point.detach().cpu().numpy().astype(np.int64).reshape(-1)
     qscheme = getattr(fq, "qscheme", torch.per_tensor_affine)
-    return scale, zp, _dtype_name(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
+    return scale, zp, table_dtype(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
 
 
 def _observed(fq) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import InputError
+from edgert.errors import ConversionError, InputError
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
 
 RTOL = 1e-4
@@ -56,6 +56,18 @@ class WeightSite:
     name: str
     forms: List[np.ndarray]
     entry: WeightQuant
+
+
+def table_dtype(torch_dtype) -> str:
+    """The table's dtype name for a torch (quantized) dtype."""
+    import torch
+
+    names = {torch.quint8: "uint8", torch.qint8: "int8", torch.qint32: "int32",
+             torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
+             torch.uint16: "uint16", torch.int32: "int32"}
+    if torch_dtype not in names:
+        raise ConversionError(f"quantization dtype {torch_dtype} has no table dtype")
+    return names[torch_dtype]
 
 
 def close(a: np.ndarray, b: np.ndarray) -> bool:

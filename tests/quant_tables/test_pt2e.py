@@ -256,3 +256,46 @@ def test_digits_table_holds_the_converted_graph_parameters(digits):
             np.testing.assert_allclose(w.scale, _params(conv, n)[0], rtol=1e-9)
             checked += 1
     assert checked >= 12
+
+
+SPEC_FILE = '''
+import torch, torch.nn as nn
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+
+def build():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 3)).eval()
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    g = torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    q = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(g.module(), q)
+    prepared(x)
+    return convert_pt2e(prepared), (x[:1],)
+'''
+
+
+def test_cli_converts_a_pt2e_spec(tmp_path, cal_data, capsys):
+    """`edgert convert file.py:build --precision int8`: the spec's PT2E graph brings its table."""
+    import json
+
+    from edgert.cli import main
+    from quant_tables import QuantTable
+
+    (tmp_path / "pt2e_model.py").write_text(SPEC_FILE)
+    np.save(tmp_path / "cal.npy", cal_data[:16])
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["convert", f"{tmp_path / 'pt2e_model.py'}:build", "--to", "tflite",
+                     "--precision", "int8", "--calibration-data", str(tmp_path / "cal.npy"),
+                     "--out", str(out), "--no-isolated-check", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["name"] == "build"
+    assert any(n.startswith("PT2E: 3 activation and 2 weight") for n in report["source"]["notes"])
+    table = QuantTable.load(out / "build.int8.quant.json")
+    assert table.provenance.producer == "pt2e_torch"
+    assert sorted(table.weights) == ["0.weight", "3.weight"]
