@@ -23,6 +23,7 @@ import copy
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +33,13 @@ if ROOT not in sys.path:
 
 from examples.quantize_digits import (DigitsResult, _train, load_split,  # noqa: E402
                                       predict_file, predict_torch, train_float)
+
+
+@dataclass
+class PT2EResult(DigitsResult):
+    prepared: object = None        # the QAT graph after fine-tuning (prepared stage)
+    converted: object = None       # its convert_pt2e result: the reference simulation
+    x_train: object = None
 
 
 def pt2e_qat(float_model, x, y, seed: int = 0, epochs: int = 2):
@@ -57,7 +65,7 @@ def pt2e_qat(float_model, x, y, seed: int = 0, epochs: int = 2):
 
 
 def run(out_dir: str, seed: int = 0, epochs: int = 15, qat_epochs: int = 2,
-        load_check: str = "isolated") -> DigitsResult:
+        load_check: str = "isolated") -> "PT2EResult":
     """The whole flow; returns accuracies and agreements on the held-out split."""
     import torch
     from converters import convert
@@ -87,9 +95,7 @@ def run(out_dir: str, seed: int = 0, epochs: int = 15, qat_epochs: int = 2,
     agree = {k: float(np.mean(v == sim)) for k, v in preds.items() if k.startswith("int8")}
     paths["table"] = os.path.join(out_dir, "digits_pt2e.int8.quant.json")
     paths["optimized"] = report.optimized_path
-    result = DigitsResult(acc, agree, paths, report)
-    result.prepared, result.converted, result.x_train = prepared, converted, x_tr
-    return result
+    return PT2EResult(acc, agree, paths, report, prepared, converted, x_tr)
 
 
 def main(argv=None) -> int:

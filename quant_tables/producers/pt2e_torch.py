@@ -74,20 +74,17 @@ def _op(node) -> Optional[str]:
     return target.overloadpacket.__name__ if hasattr(target, "overloadpacket") else str(target)
 
 
+def _is_observer(mod) -> bool:
+    """A torchao PT2E observer or fake-quant (by class, without importing torchao: it takes
+    ~2 s, and a plain GraphModule must not pay for it)."""
+    return any(c.__module__.startswith("torchao.quantization.pt2e")
+               and c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in type(mod).__mro__)
+
+
 def _observers(gm) -> List[Tuple[str, Any]]:
     """(node name, module) of every torchao observer / fake-quant call in ``gm``'s graph."""
-    try:
-        from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
-        from torchao.quantization.pt2e.observer import ObserverBase
-    except ImportError:
-        return []
-    out = []
-    for n in gm.graph.nodes:
-        if n.op == "call_module":
-            mod = gm.get_submodule(n.target)
-            if isinstance(mod, (ObserverBase, FakeQuantizeBase)):
-                out.append((n.name, mod))
-    return out
+    return [(n.name, gm.get_submodule(n.target)) for n in gm.graph.nodes
+            if n.op == "call_module" and _is_observer(gm.get_submodule(n.target))]
 
 
 def pt2e_stage(obj: Any) -> Optional[str]:
