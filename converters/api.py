@@ -193,8 +193,10 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     backends = {t: get_backend(t) for t in target_names}   # unknown targets fail here
+    from converters.frontends.spec import resolve_named
     from converters.quantize import split_qat
-    model_or_path, qat = split_qat(model_or_path)   # a QAT model converts as its float twin
+    model_or_path, name = resolve_named(model_or_path, name)   # a spec may hold a QAT model
+    model_or_path, qat = split_qat(model_or_path)   # a QAT/PT2E model converts as its float twin
     sparsity_table = sparse_prep.load_sparsity_table(sparsity_table)
     model_or_path = sparse_prep.prepare_source(model_or_path, sparsity_table)
     src = load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name=name,

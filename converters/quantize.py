@@ -3,10 +3,11 @@
 ``convert(..., precision="int8")`` calls ``prepare_int8`` once, on the optimized
 graph, before any backend runs, so TFLite and MNN quantize from the same table:
 
-1. the table comes from ``quant_table`` (a QuantTable or a path), from a QAT
-   model (``torch.ao.quantization`` fake-quant modules: its float twin is
-   exported and its sites are matched to the optimized graph by value, see
-   quant_tables/SCHEMA.md), or, when neither is given, from calibration data;
+1. the table comes from ``quant_table`` (a QuantTable or a path), from a
+   quantized torch model (eager ``torch.ao.quantization`` QAT, or a torchao PT2E
+   graph, prepared or converted: its float twin is exported and its sites are
+   matched to the optimized graph by value, see quant_tables/SCHEMA.md), or,
+   when neither is given, from calibration data;
 2. names the graph lacks: a warning with the list (tables are shared between
    model variants), channel-count mismatches: an error naming the weight;
 3. pass-through ops (MaxPool, Reshape, ...) inherit their input's entry;
@@ -24,7 +25,7 @@ import copy
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from edgert.errors import ConversionError
 
@@ -61,12 +62,53 @@ def is_qat_model(obj: Any) -> bool:
     return any(isinstance(m, FakeQuantizeBase) for _, m in obj.named_modules())
 
 
+@dataclass(frozen=True)
+class TrainedProducer:
+    """A kind of quantized torch model that brings its own table: how to recognise it,
+    its float twin (what gets exported) and its table for the exported graph."""
+
+    kind: str
+    accepts: Callable[[Any], bool]
+    float_model: Callable[[Any], Any]
+    table: Callable[..., Any]          # (model, example inputs, onnx graph) -> MatchResult
+
+
+def _pt2e_producer() -> TrainedProducer:
+    from quant_tables.producers import pt2e_torch as p
+    return TrainedProducer("PT2E", p.is_pt2e_model, p.float_model, p.table_from_pt2e)
+
+
+def _eager_qat_producer() -> TrainedProducer:
+    from quant_tables.producers import qat_torch as p
+    return TrainedProducer("QAT", is_qat_model, p.float_model, p.table_from_qat)
+
+
+# Checked in order. PT2E first: a prepared PT2E graph holds observer modules too.
+TRAINED_PRODUCERS: Tuple[Callable[[], TrainedProducer], ...] = (_pt2e_producer,
+                                                                 _eager_qat_producer)
+
+
+def trained_producer(obj: Any) -> Optional[TrainedProducer]:
+    """The producer for a quantized torch model (eager QAT, PT2E), or None."""
+    if not hasattr(obj, "named_modules"):
+        return None
+    for make in TRAINED_PRODUCERS:
+        producer = make()
+        if producer.accepts(obj):
+            return producer
+    return None
+
+
 def split_qat(model_or_path: Any) -> Tuple[Any, Any]:
-    """(what to export, the QAT model or None): a QAT model is exported as its float twin."""
-    if is_qat_model(model_or_path):
-        from quant_tables.producers.qat_torch import float_model
-        return float_model(model_or_path), model_or_path
-    return model_or_path, None
+    """(what to export, the quantized model or None): an eager QAT or PT2E model is
+    exported as its float twin and brings its own table."""
+    pair = isinstance(model_or_path, tuple) and len(model_or_path) == 2   # (module, inputs)
+    model = model_or_path[0] if pair else model_or_path
+    producer = trained_producer(model)
+    if producer is None:
+        return model_or_path, None
+    twin = producer.float_model(model)
+    return ((twin, model_or_path[1]) if pair else twin), model
 
 
 def resolve_table(quant_table: Any):
@@ -131,15 +173,19 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
     plan = Int8Plan(table=None)
     table = resolve_table(quant_table)
     if qat is not None:
-        from quant_tables.producers.qat_torch import table_from_qat
-
+        producer = trained_producer(qat)
+        if producer is None:
+            raise ConversionError(f"qat: {type(qat).__name__} is neither an eager QAT model "
+                                  f"nor a PT2E graph")
         inputs = [i.name for i in proto.graph.input
                   if i.name not in {x.name for x in proto.graph.initializer}]
-        res = table_from_qat(qat, _qat_inputs(example_inputs, inputs), proto)
+        res = producer.table(qat, _qat_inputs(example_inputs, inputs), proto)
         plan.qat_unmatched = res.unmatched
-        plan.notes.append(f"QAT: {len(res.activation_matches)} activation and "
-                          f"{len(res.weight_matches)} weight fake-quant sites matched to the graph"
-                          + (f"; unmatched: {_listed(res.unmatched)}" if res.unmatched else ""))
+        plan.notes.append(f"{producer.kind}: {len(res.activation_matches)} activation and "
+                          f"{len(res.weight_matches)} weight quantization sites matched to the "
+                          f"graph" + (f"; unmatched: {_listed(res.unmatched)}"
+                                      if res.unmatched else ""))
+        plan.notes.extend(res.notes)
         table = res.table if table is None else table.merged(res.table)
     if table is None:
         if calibration_data is None:

@@ -133,8 +133,7 @@ def load_source(model_or_path: Any, example_inputs: Any = None,
             obj = replace(obj, name=_safe(name))
         return obj
     if isinstance(obj, (str, os.PathLike)) and spec_mod.is_spec(os.fspath(obj)):
-        name = name or os.fspath(obj).split(":", 1)[1].split("@")[0].replace("/", "_")
-        obj = spec_mod.resolve_spec(os.fspath(obj))
+        obj, name = spec_mod.resolve_named(obj, name)
     if isinstance(obj, tuple) and len(obj) == 2:          # (module, example_inputs)
         obj, example_inputs = obj[0], example_inputs if example_inputs is not None else obj[1]
     from converters.zoo import ZooModel

@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Any
+from typing import Any, Optional, Tuple
 
 from edgert.errors import ConversionError, ModelFileError
 
@@ -25,6 +25,19 @@ def is_spec(text: str) -> bool:
         return False
     target, sep, attr = text.rpartition(":")
     return bool(sep and target and attr.isidentifier())
+
+
+def spec_name(text: str) -> str:
+    """The default base name of a spec's files: ``resnet18`` for ``zoo:resnet18@96``."""
+    return text.split(":", 1)[1].split("@")[0].replace("/", "_")
+
+
+def resolve_named(obj: Any, name: Optional[str]) -> Tuple[Any, Optional[str]]:
+    """(the object a spec names, its default name); anything else passes through. Lets
+    ``convert`` see what a spec holds (a QAT or PT2E model brings its own table)."""
+    if isinstance(obj, (str, os.PathLike)) and is_spec(os.fspath(obj)):
+        return resolve_spec(os.fspath(obj)), name or spec_name(os.fspath(obj))
+    return obj, name
 
 
 def resolve_spec(text: str) -> Any:

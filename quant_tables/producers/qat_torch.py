@@ -26,41 +26,24 @@ This works for any exporter and for the graph before or after edgert's passes,
 needs no scope metadata, and reports sites it could not place. A site whose
 value occurs nowhere in the graph (an op the export split differently) is
 listed in ``unmatched``; calibration can fill the tensors the table still lacks.
+Steps 3 and 4 are ``value_match.py``, shared with the PT2E producer.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError, InputError
+from edgert.errors import ConversionError
+from quant_tables.producers.value_match import (ActivationSite, MatchResult, WeightSite,
+                                                finish, onnx_values, place_activations,
+                                                place_weights, table_dtype)
 from quant_tables.provenance import Provenance
 from quant_tables.qparams import dtype_range
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
 
-RTOL = 1e-4
-
-
-@dataclass
-class QATResult:
-    table: QuantTable
-    activation_matches: Dict[str, List[str]] = field(default_factory=dict)  # module -> tensors
-    weight_matches: Dict[str, str] = field(default_factory=dict)            # module -> initializer
-    unmatched: List[str] = field(default_factory=list)                      # sites not placed
-    notes: List[str] = field(default_factory=list)
-
-
-def _dtype_name(torch_dtype) -> str:
-    import torch
-
-    names = {torch.quint8: "uint8", torch.qint8: "int8", torch.qint32: "int32",
-             torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
-             torch.uint16: "uint16"}
-    if torch_dtype not in names:
-        raise ConversionError(f"fake-quant dtype {torch_dtype} has no table dtype")
-    return names[torch_dtype]
+QATResult = MatchResult   # sites are module names
 
 
 def _is_fake_quant(m) -> bool:
@@ -73,7 +56,7 @@ def _qparams(fq) -> Tuple[np.ndarray, np.ndarray, str, int, int, Any]:
     scale = fq.scale.detach().cpu().double().numpy().reshape(-1)
     zp = fq.zero_point.detach().cpu().numpy().astype(np.int64).reshape(-1)
     qscheme = getattr(fq, "qscheme", torch.per_tensor_affine)
-    return scale, zp, _dtype_name(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
+    return scale, zp, table_dtype(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
 
 
 def _observed(fq) -> bool:
@@ -144,21 +127,6 @@ def _capture(model, inputs: Tuple) -> Dict[str, np.ndarray]:
     return values
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.size != b.size:
-        return False
-    a, b = a.reshape(-1), b.reshape(-1).astype(np.float32)
-    scale = max(1.0, float(np.abs(a).max()) if a.size else 1.0)
-    return bool(np.max(np.abs(a - b)) <= RTOL * scale) if a.size else False
-
-
-def _by_size(arrays: Dict[str, np.ndarray]) -> Dict[int, List[str]]:
-    idx: Dict[int, List[str]] = {}
-    for k, v in arrays.items():
-        idx.setdefault(int(np.asarray(v).size), []).append(k)
-    return idx
-
-
 def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
                    source_name: str = "") -> QATResult:
     """The table of an eager-mode QAT ``model``, keyed by the tensor names of ``onnx_model``.
@@ -170,58 +138,32 @@ def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
     """
     import torch
     from quant_tables.layer_weights import constant_arrays
-    from quant_tables.onnx_tensors import TensorTap, load_model
-    from quant_tables.propagate import fill_passthrough
 
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     inputs = tuple(inputs)
     if not activation_sites(model) and not weight_sites(model):
         raise ConversionError("the model has no fake-quant modules; prepare it with "
                               "torch.ao.quantization.prepare_qat (and train) first")
-    proto = load_model(onnx_model)
-    tap = TensorTap(proto)
-    if len(tap.inputs) != len(inputs):
-        raise InputError(f"the ONNX model has {len(tap.inputs)} inputs, "
-                         f"{len(inputs)} example inputs were given")
-    feeds = {i.name: np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x)
-             for i, x in zip(tap.inputs, inputs)}
-    onnx_values = tap.run(feeds)
+    proto, values = onnx_values(onnx_model, inputs)
     result = QATResult(QuantTable(provenance=Provenance(
         producer="qat_torch", source=source_name or type(model).__name__,
         method=f"torch.ao eager QAT (torch {torch.__version__})")))
-    _match_activations(model, inputs, onnx_values, result)
-    _match_weights(model, constant_arrays(proto), result)
-    filled = fill_passthrough(result.table, proto)
-    if filled:
-        result.notes.append(f"{len(filled)} pass-through tensors took their input's "
-                            f"quantization: {filled[:5]}{' ...' if len(filled) > 5 else ''}")
-    return result
+    place_activations(_activation_sites(model, inputs, result), values, result)
+    place_weights(_weight_sites(model), constant_arrays(proto), result)
+    return finish(result, proto)
 
 
-def _match_activations(model, inputs: Tuple, onnx_values: Dict[str, np.ndarray],
-                       result: QATResult) -> None:
-    sites = activation_sites(model)
+def _activation_sites(model, inputs: Tuple, result: QATResult) -> List[ActivationSite]:
     captured = _capture(model, inputs)
-    by_size = _by_size(onnx_values)
-    owner: Dict[str, int] = {}  # onnx tensor -> index of the site that claimed it (last wins)
-    for order, (name, fq) in enumerate(sites):
+    sites = []
+    for name, fq in activation_sites(model):
         if name not in captured:
             result.unmatched.append(f"{name} (activation; its fake-quant never ran)")
-            continue
-        if not _observed(fq):
+        elif not _observed(fq):
             result.unmatched.append(f"{name} (activation; its observer never saw data)")
-            continue
-        val = captured[name]
-        hits = [t for t in by_size.get(int(val.size), []) if _close(val, onnx_values[t])]
-        if not hits:
-            result.unmatched.append(f"{name} (activation; no ONNX tensor holds its values)")
-            continue
-        result.activation_matches[name] = hits
-        for t in hits:
-            owner[t] = order
-    for tensor, order in owner.items():
-        name, fq = sites[order]
-        result.table.activations[tensor] = _activation_entry(fq, name)
+        else:
+            sites.append(ActivationSite(name, captured[name], _activation_entry(fq, name)))
+    return sites
 
 
 def _activation_entry(fq, module_name: str) -> ActivationQuant:
@@ -233,40 +175,19 @@ def _activation_entry(fq, module_name: str) -> ActivationQuant:
                            source=f"qat:{module_name}")
 
 
-def _match_weights(model, consts: Dict[str, np.ndarray], result: QATResult) -> None:
+def _weight_sites(model) -> List[WeightSite]:
     import torch
 
-    by_size = _by_size(consts)
+    sites = []
     for name, mod, fq in weight_sites(model):
-        forms = deployed_weights(mod)
-        hit: Optional[Tuple[str, bool]] = None
-        for cand in by_size.get(int(forms[0].size), []):
-            c = np.asarray(consts[cand])
-            if c.dtype.kind != "f":
-                continue
-            for f in forms:
-                if c.shape == f.shape and _close(f, c):
-                    hit = (cand, False)
-                elif f.ndim == 2 and c.shape == f.T.shape and _close(f.T, c):
-                    hit = (cand, True)
-                if hit:
-                    break
-            if hit:
-                break
-        if hit is None:
-            result.unmatched.append(f"{name} (weight; no ONNX constant holds it)")
-            continue
-        tensor, transposed = hit
         scale, zp, dtype, qmin, qmax, qscheme = _qparams(fq)
         per_channel = qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
-        axis = int(fq.ch_axis) if per_channel else None
-        if axis is not None and transposed:
-            axis = 1 - axis
         symmetric = qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
-        result.table.weights[tensor] = WeightQuant(
-            scale=scale, zero_point=zp, axis=axis, dtype=dtype, quant_min=qmin, quant_max=qmax,
-            symmetric=symmetric, source=f"qat:{name}")
-        result.weight_matches[name] = tensor
+        entry = WeightQuant(scale=scale, zero_point=zp, axis=int(fq.ch_axis) if per_channel
+                            else None, dtype=dtype, quant_min=qmin, quant_max=qmax,
+                            symmetric=symmetric, source=f"qat:{name}")
+        sites.append(WeightSite(name, deployed_weights(mod), entry))
+    return sites
 
 
 def fake_quant_reference(model: Any, inputs: Sequence[Any]):
