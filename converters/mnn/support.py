@@ -4,9 +4,10 @@ MNN's converter prints the ONNX ops it supports (``--OP``); that list is read
 once per MNN version (in a child process, cached under $EDGERT_CACHE_DIR) and
 every node is checked against it before conversion, so an unsupported op is
 named (node, op type, target) instead of surfacing as a converter crash or a
-model that fails at run time. A few listed ops that MNN computes wrongly on part
-of their domain (``WRONG``) count as unsupported, so they are decomposed. Ops in a non-ONNX domain (custom ops) are never
-supported: MNN's converter reads standard ONNX only.
+model that fails at run time. Listed ops that MNN computes wrongly or crashes on
+(``WRONG``, measured) count as unsupported: those the decomposition table covers are
+rewritten, the others refused with the reason. Ops in a non-ONNX domain (custom ops)
+are never supported: MNN's converter reads standard ONNX only.
 """
 from __future__ import annotations
 
