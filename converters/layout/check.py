@@ -136,7 +136,8 @@ def pick(perms: Sequence[Optional[Perm]], wish: Wish) -> Optional[Perm]:
 
 @register("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
           "GlobalMaxPool", "LpPool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth",
-          "BatchNormalization", "InstanceNormalization", "LRN")
+          "BatchNormalization", "InstanceNormalization", "LRN", "GroupNormalization",
+          "ai.edgert::GroupNorm")
 class SpatialRule(LayoutRule):
     """Runs on channel-last data (TFLite kernels are NHWC)."""
     kind = "spatial"
@@ -161,7 +162,7 @@ class SpatialRule(LayoutRule):
           "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Sign", "Not", "Cast", "Identity",
           "Dropout", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
           "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Where", "Mod",
-          "Concat", "Split", "Slice", "Pad", "Tile", "ai.edgert::Gelu")
+          "Concat", "Split", "Slice", "Pad", "Tile", "CumSum", "ai.edgert::Gelu")
 class FollowRule(LayoutRule):
     """Elementwise ops and ops whose axis attributes the lowering rewrites (Concat, Split,
     Slice, Pad, Tile): outputs keep the inputs' layout; constants are transposed to it."""
@@ -222,16 +223,17 @@ class ReduceRule(LayoutRule):
         return Decision(ins, [out])
 
 
-@register("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "LpNormalization")
+@register("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "LpNormalization", "TopK")
 class LastAxesRule(LayoutRule):
-    """The op's axes (axis.. for LayerNormalization and pre-13 Softmax) must be stored last."""
+    """The op's axes (axis.. for LayerNormalization and pre-13 Softmax) must be stored last
+    (LayerNormalization's in any order: C, H, W of an NHWC tensor are already last)."""
     kind = "last-axis"
 
     @staticmethod
     def tail(node, rank: int) -> List[int]:
         if node.op_type == "LayerNormalization":
             return list(range(attr(node, "axis", -1) % rank, rank))
-        if node.op_type == "LpNormalization":
+        if node.op_type in ("LpNormalization", "TopK"):
             return [attr(node, "axis", -1) % rank]
         opset = node_opset(node)
         a = attr(node, "axis", -1 if opset >= 13 else 1) % rank
@@ -239,6 +241,9 @@ class LastAxesRule(LayoutRule):
 
     def _fit(self, node, perm: Perm) -> Perm:
         tail = self.tail(node, len(perm))
+        if (node.op_type == "LayerNormalization" and len(tail) > 1
+                and set(perm[len(perm) - len(tail):]) == set(tail)):
+            return tuple(perm)    # normalized as a set: their stored order does not matter
         return tuple([p for p in perm if p not in tail] + tail)
 
     def backward(self, node, out_wishes):

@@ -15,6 +15,9 @@ ourselves; we give it a clean, folded ONNX and the right flags:
     sparsity table  --detectSparseSpeedUp + PRUNE params (sparse.py; which
                     layers went sparse, and why, in details["sparsity"])
 
+Ops MNN lacks that ``converters.passes.decompose`` can write as other ops (Mish) are
+decomposed first, on the backend's own copy of the graph.
+
 ``options.extra``: ``weight_quant_asymmetric=True`` passes
 ``--weightQuantAsymmetric`` (see docs/CONVERTERS.md for what it does in MNN
 3.6), ``mnn_args=[...]`` appends raw converter flags, ``timeout_s`` bounds the
@@ -40,6 +43,7 @@ import onnx_ir as ir
 
 from converters.backends import Backend, BackendOptions, BackendResult, register_backend
 from converters.mnn import compression, fp16, legalize, sparse, support
+from converters.passes import decompose
 from converters.onnx_io import save_onnx
 from edgert.errors import ConversionError, UnsupportedOptionError
 
@@ -116,13 +120,14 @@ class MNNBackend(Backend):
         if options.weight_block_size and options.precision not in _WEIGHT_BITS:
             raise UnsupportedOptionError("weight_block_size applies to int8_weights and "
                                          f"int4_weights, not {options.precision}")
-        support.check_model(model)
+        support.check_model(decompose.prepared(model, support.node_reason)[0])
 
     def convert(self, model: ir.Model, out_path: Path, options: BackendOptions
                 ) -> BackendResult:
+        decomposed = decompose.decompose_unsupported(model, support.node_reason)
         self.check(model, options)
         out_path = Path(out_path)
-        notes = legalize.legalize(model)
+        notes = decomposed.notes(self.name) + legalize.legalize(model)
         if options.precision == "fp16":
             n = fp16.round_weights_to_fp16(model)
             notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "

@@ -4,8 +4,10 @@ MNN's converter prints the ONNX ops it supports (``--OP``); that list is read
 once per MNN version (in a child process, cached under $EDGERT_CACHE_DIR) and
 every node is checked against it before conversion, so an unsupported op is
 named (node, op type, target) instead of surfacing as a converter crash or a
-model that fails at run time. Ops in a non-ONNX domain (custom ops) are never
-supported: MNN's converter reads standard ONNX only.
+model that fails at run time. Listed ops that MNN computes wrongly or crashes on
+(``WRONG``, measured) count as unsupported: those the decomposition table covers are
+rewritten, the others refused with the reason. Ops in a non-ONNX domain (custom ops)
+are never supported: MNN's converter reads standard ONNX only.
 """
 from __future__ import annotations
 
@@ -75,15 +77,64 @@ def _nodes(model: ir.Model) -> Iterator[ir.Node]:
     yield from ir.traversal.RecursiveGraphIterator(model.graph)
 
 
+def _axes_input(what: str):
+    def reason(node: ir.Node) -> Optional[str]:
+        if len(node.inputs) > 1 and node.inputs[1] is not None:
+            return (f"MNN's converter ignores the axes *input* of {what} (opset 18+) and "
+                    "reduces over every axis")
+        return None
+    return reason
+
+
+# Ops MNN lists but computes wrongly (measured on MNN 3.x; tests/converters/
+# test_decompose.py): a reason (or a function of the node giving one) makes them count as
+# unsupported, so the decomposition table's form is used instead.
+WRONG = {
+    "Softplus": "MNN writes Softplus as LOG(1 + EXP(x)) and its EXP saturates at x = 87, "
+                "so Softplus(x) = 87 for every x > 87",
+    "Less": "MNN's Less gives wrong results (about half the elements of a random test)",
+    "Mod": lambda node: ("MNN's float Mod (fmod=1) gives wrong results"
+                         if node.attributes.get_int("fmod", 0) == 1 else None),
+    **{op: _axes_input(op) for op in ("ReduceL1", "ReduceL2", "ReduceSumSquare",
+                                      "ReduceLogSum", "ReduceLogSumExp")},
+    "MaxPool": lambda node: ("MNN's runtime crashes (SIGFPE) on a dilated MaxPool"
+                             if any(d != 1 for d in node.attributes.get_ints("dilations", []))
+                             else None),
+    "LpPool": "MNN's runtime crashes (SIGFPE) on LpPool",
+    "Resize": lambda node: _cubic_resize(node),
+}
+
+
+def _cubic_resize(node: ir.Node) -> Optional[str]:
+    a = node.attributes
+    if a.get_string("mode", "nearest") != "cubic":
+        return None
+    coord = a.get_string("coordinate_transformation_mode", "half_pixel")
+    if coord in ("align_corners", "asymmetric") and a.get_float("cubic_coeff_a", -0.75) == -0.75 \
+            and not a.get_int("exclude_outside", 0):
+        return None
+    return (f"MNN's cubic Resize matches ONNX only for align_corners/asymmetric coordinates "
+            f"with cubic_coeff_a=-0.75 (this one: {coord}, cosine 0.88 measured for "
+            "half_pixel)")
+
+
+def node_reason(node: ir.Node) -> Optional[str]:
+    """Why MNN cannot take ``node`` (None: it can)."""
+    if node.domain not in ("", "ai.onnx"):
+        return (f"op domain {node.domain!r} is not standard ONNX; MNN's converter "
+                "reads ai.onnx ops only")
+    if node.op_type not in supported_ops():
+        return "not in the ONNX ops MNN's converter lists (mnnconvert --OP)"
+    wrong = WRONG.get(node.op_type)
+    return wrong(node) if callable(wrong) else wrong
+
+
 def unsupported_node(model: ir.Model) -> Optional[Tuple[ir.Node, str]]:
     """The first node MNN cannot take, with the reason, or None."""
-    ops = supported_ops()
     for node in _nodes(model):
-        if node.domain not in ("", "ai.onnx"):
-            return node, (f"op domain {node.domain!r} is not standard ONNX; MNN's converter "
-                          "reads ai.onnx ops only")
-        if node.op_type not in ops:
-            return node, "not in the ONNX ops MNN's converter lists (mnnconvert --OP)"
+        reason = node_reason(node)
+        if reason:
+            return node, reason
     return None
 
 

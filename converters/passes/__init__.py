@@ -7,7 +7,8 @@ The pipeline below runs round after round until nothing changes. Every pass
 leaves the graph plain, valid ONNX with the same outputs (tests compare ONNX
 Runtime before and after each pass), because MNN's converter reads it.
 
-Order matters only for speed, not for the result: constants fold first so the
+Order matters only for speed, not for the result: Einsum is decomposed first so its
+constant operands fold like any weight; constants fold next so the
 pattern passes see constant weights and shapes; BN folds before MatMul+Add so a
 folded Linear+BN still becomes a Gemm; activation marks come after every
 rewrite that can replace the producing Conv; tidy runs last in each round.
@@ -19,6 +20,7 @@ from typing import List, Optional, Sequence
 import onnx_ir as ir
 
 from converters.passes.base import GraphPass, PassResult, Refusal, op_counts
+from converters.passes.decompose_einsum import DecomposeEinsum
 from converters.passes.fold_batchnorm import FoldBatchNorm
 from converters.passes.fold_constants import FoldConstants
 from converters.passes.fold_shapes import FoldShapes
@@ -36,6 +38,7 @@ __all__ = ["PIPELINE", "optimize", "get_pass", "pass_names", "GraphPass", "PassR
 # The declared pipeline, in order. Adding a pass: one module, one line here.
 PIPELINE: List[type] = [
     InlineFunctions,
+    DecomposeEinsum,
     FoldConstants,
     RemoveDead,
     FoldShapes,

@@ -1,6 +1,7 @@
 """The "tflite" backend: optimized ONNX (onnx_ir) -> .tflite, written directly (no TensorFlow).
 
 Steps: refuse options we cannot honor; fold multi-node patterns (patterns.py);
+decompose ops TFLite lacks (``converters.passes.decompose``: Mish, Softplus, ...);
 check every node (support.py) before writing anything; plan the layout
 (converters.layout); lower node by node through the registry into a
 SubgraphBuilder; serialize (writer.py). The result reports op counts, how many
@@ -17,6 +18,7 @@ from converters.backends import Backend, BackendOptions, BackendResult, register
 from converters.layout import IO_LAYOUTS, plan_layout
 from converters.layout.graph import opset_of
 from converters.layout.perm import is_identity
+from converters.passes import decompose
 from converters.tflite import registry, support
 from converters.tflite.builder import SubgraphBuilder
 from converters.tflite.context import LoweringContext
@@ -93,8 +95,19 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
         sg.outputs.append(idx)
         outputs.append((v.name, idx))
         io["outputs"][v.name] = _layout_name(perm if perm is not None else ctx.perm(v))
+    sg.remove_dead_ops()
     return sg, {"inputs": inputs, "outputs": outputs, "io_layouts": io, "plan": plan,
                 "notes": ctx.notes}
+
+
+def prepare(model: Any):
+    """(model ready to check and lower, decomposition report): multi-node patterns folded,
+    ops TFLite lacks decomposed (``converters.passes.decompose``); the caller's model is
+    never changed (a copy is made when anything changes)."""
+    folded = fold_patterns(model)
+    opset = opset_of(folded)
+    return decompose.prepared(folded, lambda n: support.node_reason(n, opset),
+                              copy=folded is model)
 
 
 def _boundary_transposes(sg: SubgraphBuilder) -> int:
@@ -111,12 +124,12 @@ class TFLiteBackend(Backend):
 
     def check(self, model: Any, options: BackendOptions) -> None:
         _check_options(options)
-        support.check_model(fold_patterns(model))
+        support.check_model(prepare(model)[0])
 
     def convert(self, model: Any, out_path: Path, options: BackendOptions) -> BackendResult:
         t0 = time.perf_counter()
         _check_options(options)
-        model = fold_patterns(model)
+        model, decomposed = prepare(model)
         support.check_model(model)
         int8 = None
         try:
@@ -142,6 +155,7 @@ class TFLiteBackend(Backend):
         transposes = counts.get("TRANSPOSE", 0)
         boundary = _boundary_transposes(sg)
         notes = [f"{transposes} TRANSPOSE op(s) remain ({boundary} at the I/O boundary)"]
+        notes += decomposed.notes(self.name)
         if options.io_layout == "nhwc":
             notes.append("I/O layouts: " + ", ".join(
                 f"{k}={v}" for d in facts["io_layouts"].values() for k, v in d.items()))

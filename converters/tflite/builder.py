@@ -112,6 +112,20 @@ class SubgraphBuilder:
         self.ops.append(rec)
         return rec
 
+    def remove_dead_ops(self) -> int:
+        """Drop operators whose outputs nobody reads (a RESHAPE made redundant by a view
+        taken directly from the rank-4 tensor it came from). Our ops have no side effects.
+        Returns how many were removed."""
+        needed = set(self.outputs)
+        keep: List[OpRecord] = []
+        for rec in reversed(self.ops):
+            if any(o in needed for o in rec.outputs):
+                keep.append(rec)
+                needed.update(i for i in rec.inputs if i >= 0)
+        removed = len(self.ops) - len(keep)
+        self.ops = keep[::-1]
+        return removed
+
     def op_counts(self) -> Dict[str, int]:
         counts: Dict[str, int] = {}
         for rec in self.ops:

@@ -43,6 +43,7 @@ class LoweringContext:
         self._converted: Dict[Tuple[object, Perm], int] = {}
         self._consts: Dict[object, np.ndarray] = {}
         self._weights: Dict[tuple, Tuple[int, dict]] = {}
+        self._views: Dict[Tuple[int, Tuple], int] = {}     # (tensor, shape) -> its reshape
         self.consumed: set = set()          # ids of nodes folded into an earlier op
         self.notes: List[str] = []
 
@@ -172,6 +173,25 @@ class LoweringContext:
     def emit(self, builtin: str, inputs: Sequence[int], outputs: Sequence[int],
              options=None, **ext):
         return self.sg.op(builtin, inputs, outputs, options, **ext)
+
+    def view(self, src: int, stored_shape: Sequence[Optional[int]], name: str = "") -> int:
+        """Tensor ``src`` reshaped to ``stored_shape`` (one RESHAPE per tensor and shape,
+        none when an op already wrote that view: see ``add_view``)."""
+        key = (src, tuple(stored_shape))
+        if key not in self._views:
+            t = self.sg.tensors[src]
+            dst = self.sg.tensor(name or f"{t.name}_view", stored_shape, np.float32,
+                                 quant=t.quantization)
+            self.sg.tensors[dst].type = t.type
+            self.reshape(src, dst, stored_shape)
+            self._views[key] = dst
+        return self._views[key]
+
+    def add_view(self, tensor: int, stored_shape: Sequence[Optional[int]], view: int) -> None:
+        """Say that ``view`` holds ``tensor``'s data in ``stored_shape`` (a rank-4 result a
+        RESHAPE turned into ``tensor``), so a later reader of that shape takes ``view``
+        directly; the RESHAPE is dropped when nobody else reads ``tensor``."""
+        self._views[(tensor, tuple(stored_shape))] = view
 
     def reshape(self, src: int, dst: int, stored_shape: Sequence[Optional[int]]) -> None:
         new_shape = np.array([-1 if d is None else int(d) for d in stored_shape], dtype=np.int32)

@@ -3,7 +3,17 @@
 * erf-GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))`` in any of the orders exporters
   write it, -> ``ai.edgert::Gelu`` (lowered to GELU; TFLite has no ERF kernel);
 * ``HardSigmoid(x) * x`` and ``x * clip(x + 3, 0, 6) / 6`` -> ``HardSwish`` (onnxscript's
-  own rules).
+  own rules);
+* ``Reshape(x, [N, G, -1]) -> InstanceNormalization -> Reshape(back to x's shape)``, how
+  PyTorch exports GroupNorm, -> ``ai.edgert::GroupNorm`` (per-group scale/bias, like ONNX's
+  GroupNormalization-18). Not a builtin, but lowered on channel-last data with no
+  TRANSPOSE, where the three ops as written would need one before and one after (the
+  ``[N, G, C/G*H*W]`` view has no channel-last form);
+* ``Conv -> [unary activations] -> DepthToSpace(CRD)`` (PixelShuffle after a conv) ->
+  the conv's output channels permuted from CRD to DCR order and ``mode=DCR``, which is
+  TFLite's DEPTH_TO_SPACE: exact (a permutation of weights), one op instead of
+  RESHAPE + TRANSPOSE + RESHAPE. Plain Python: it creates new weights, which a rewrite
+  rule does not do.
 
 The matching is onnxscript's rewriter (commutation included), not hand-written.
 It runs on a copy of the model, and only when the graph contains the ops a
@@ -14,11 +24,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 EDGERT_DOMAIN = "ai.edgert"
 
 
 def _wanted(ops: set) -> bool:
-    return "Erf" in ops or "HardSigmoid" in ops or {"Clip", "Div", "Mul"} <= ops
+    return ("Erf" in ops or "HardSigmoid" in ops or {"Clip", "Div", "Mul"} <= ops
+            or "InstanceNormalization" in ops or "DepthToSpace" in ops)
 
 
 def _gelu_rules():
@@ -56,6 +69,100 @@ def _hardswish_rules():
     return list(_fuse_hardswish.fuse_hardswish_rules().rules)
 
 
+def _group_norm_rules():
+    from onnxscript.rewriter import pattern
+
+    class GroupNormFromInstanceNorm(pattern.RewriteRuleClassBase):
+        def pattern(self, op, x, shape_in, scale, bias, shape_out):
+            grouped = op.Reshape(x, shape_in, _outputs=["grouped"])
+            normed = op.InstanceNormalization(grouped, scale, bias, _outputs=["normed"])
+            return op.Reshape(normed, shape_out, _outputs=["out"])
+
+        def check(self, context, x, scale, bias, grouped, out, **_):
+            result = pattern.MatchResult()
+            xs, gs, ys = x.shape, grouped.shape, out.shape
+            if xs is None or gs is None or ys is None or len(xs) < 3 or len(gs) != 3:
+                return result.fail("shapes unknown, or not [N, C, ...] -> [N, G, -1]")
+            if list(ys) != list(xs) or gs[0] != xs[0]:
+                return result.fail("the second Reshape does not restore the input's shape")
+            dims = [d for d in list(xs[1:]) + [gs[1], gs[2]]]
+            if not all(isinstance(d, int) for d in dims):
+                return result.fail("channels and spatial dims must be static")
+            if xs[1] % gs[1] or int(np.prod(xs[1:])) != gs[1] * gs[2]:
+                return result.fail("the first Reshape does not split channels into groups")
+            if scale.const_value is None or bias.const_value is None:
+                return result.fail("scale and bias must be constant")
+            return result
+
+        def rewrite(self, op, x, scale, bias, grouped, normed, **_):
+            eps = normed.producer().attributes.get_float("epsilon", 1e-5)
+            return op.GroupNorm(x, scale, bias, num_groups=int(grouped.shape[1]),
+                                epsilon=float(eps), _domain=EDGERT_DOMAIN)
+
+    return [GroupNormFromInstanceNorm().rule()]
+
+
+# unary ops with no per-channel parameter: a channel permutation commutes with them
+_CHANNEL_FREE = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip",
+                 "Elu", "Selu", "Celu", "Gelu", "Softplus", "Mish", "Identity"}
+
+
+def _crd_conv(node):
+    """The Conv whose output reaches the CRD DepthToSpace ``node`` only through unary
+    channel-free ops, each read once; ``None`` when there is none."""
+    from converters.layout.graph import is_const
+
+    v = node.inputs[0]
+    while True:
+        if v.is_graph_output() or len(v.uses()) != 1:
+            return None
+        prod = v.producer()
+        if prod is None or prod.domain not in ("", "ai.onnx"):
+            return None
+        if prod.op_type == "Conv":
+            weights = prod.inputs[1:3]
+            return prod if all(w is None or is_const(w) for w in weights) else None
+        if prod.op_type not in _CHANNEL_FREE or any(
+                i is not None and not is_const(i) for i in prod.inputs[1:]):
+            return None
+        v = prod.inputs[0]
+
+
+def crd_to_dcr(model) -> int:
+    """Make CRD DepthToSpace after a conv DCR by permuting the conv's output channels."""
+    import onnx_ir as ir
+
+    from converters.layout.graph import const_of
+
+    changed = 0
+    for node in list(model.graph):
+        if node.op_type != "DepthToSpace" or node.attributes.get_string("mode", "DCR") != "CRD":
+            continue
+        conv = _crd_conv(node)
+        if conv is None:
+            continue
+        b = node.attributes.get_int("blocksize")
+        channels = const_of(conv.inputs[1]).shape[0]
+        c = channels // (b * b)
+        # DCR channel (i*b + j)*c + k holds what CRD channel k*b*b + i*b + j held
+        order = np.array([k * b * b + ij for ij in range(b * b) for k in range(c)])
+        for idx in (1, 2):
+            w = conv.inputs[idx] if len(conv.inputs) > idx else None
+            if w is None:
+                continue
+            name = f"{w.name}_dcr"
+            while name in model.graph.initializers:
+                name += "_"
+            new = ir.Value(name=name,
+                           const_value=ir.tensor(np.ascontiguousarray(const_of(w)[order])))
+            new.shape, new.dtype = w.shape, w.dtype
+            model.graph.register_initializer(new)
+            conv.replace_input_with(idx, new)
+        node.attributes["mode"] = ir.AttrString("mode", "DCR")
+        changed += 1
+    return changed
+
+
 def fold_patterns(model):
     """``model`` itself if no pattern can apply, else a rewritten copy."""
     ops = {n.op_type for n in model.graph}
@@ -69,7 +176,12 @@ def fold_patterns(model):
         rules += _gelu_rules()
     if ops & {"HardSigmoid", "Clip"}:
         rules += _hardswish_rules()
-    copy = rewrite(copy, pattern_rewrite_rules=rules)
+    if "InstanceNormalization" in ops:
+        rules += _group_norm_rules()
+    if rules:
+        copy = rewrite(copy, pattern_rewrite_rules=rules)
+    if "DepthToSpace" in ops:
+        crd_to_dcr(copy)
     if any(n.domain == EDGERT_DOMAIN for n in copy.graph):
         copy.opset_imports.setdefault(EDGERT_DOMAIN, 1)
     return copy

@@ -19,20 +19,35 @@ from edgert.errors import UnsupportedOpError
 
 TARGET = "tflite"
 
-# Ops with no lowering, and why (so the error says more than "not supported").
+# Ops with no lowering, and why (so the error says more than "not supported"; a function
+# of the node when the reason depends on it).
 KNOWN_GAPS = {
     "Erf": "TFLite has no ERF kernel; erf converts only inside the GELU pattern "
            "x * 0.5 * (1 + erf(x / sqrt(2)))",
     "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
     "Scan": "control flow (Scan) is not supported",
     "NonMaxSuppression": "NMS has no builtin (TFLite's NMS ops differ in semantics)",
-    "Einsum": "Einsum is not supported; export MatMul/Transpose instead",
+    "Einsum": lambda node: _einsum_reason(node),
     "Shape": "Shape of a tensor must be folded to a constant (static shapes)",
     "ConstantOfShape": "ConstantOfShape must be folded to a constant (static shapes)",
     "QuantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "DequantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "Conv3D": "3-D convolution is not supported",
+    "GridSample": "TFLite has no grid-sample builtin (bilinear reads at run-time coordinates "
+                  "need a gather per output pixel); MNN converts it",
+    "NonZero": "NonZero has a data-dependent output shape; TFLite needs static shapes",
 }
+
+
+def _einsum_reason(node) -> str:
+    from converters.passes.decompose_einsum import refusal_reason
+
+    why = refusal_reason(node)
+    return ("TFLite has no einsum kernel; the decompose_einsum pass rewrites equations that "
+            "are Transpose/Reshape + MatMul (+ ReduceSum) "
+            + (f"but refused this one: {why}" if why else "(it did not run on this graph)"))
+
+
 _VALUE_TYPES = {np.dtype(t) for t in (np.float32, np.float16, np.int32, np.int64, np.int8,
                                       np.uint8, np.bool_, np.int16)}
 
@@ -61,7 +76,8 @@ def node_reason(node, opset: int) -> Optional[str]:
             return f"opset {opset} is outside the supported opsets ({spans})"
         if domain:
             return f"custom-domain op {domain}::{node.op_type} has no TFLite lowering"
-        return KNOWN_GAPS.get(node.op_type, "no TFLite lowering for this op")
+        gap = KNOWN_GAPS.get(node.op_type, "no TFLite lowering for this op")
+        return gap(node) if callable(gap) else gap
     reason = _value_reason(node)
     if reason:
         return reason

@@ -3,7 +3,9 @@
 For tflite the answer is the lowering registry itself: each ONNX op, the opsets
 it covers, the TFLite builtins it becomes, its op family and how the layout
 planner treats it (so "will this need a TRANSPOSE?" has an answer). For mnn it
-is the list MNN's own converter prints. Heavy imports happen inside ``run``.
+is the list MNN's own converter prints. Both add the ops the target lacks that
+convert as other ops (``converters.passes.decompose``, Einsum's pass). Heavy
+imports happen inside ``run``.
 """
 from __future__ import annotations
 
@@ -33,29 +35,50 @@ def _tflite_rows():
     return rows
 
 
-def _mnn_rows():
-    from converters.mnn.support import supported_ops
+def _decomposed_tflite_rows():
+    """Ops with no lowering that convert as other ops: the decomposition table's and
+    Einsum (the decompose_einsum pass)."""
+    from converters.passes.decompose import decompositions
+    from converters.tflite.registry import lowerings_of
 
-    return [{"onnx_op": op} for op in sorted(supported_ops())]
+    table = {op: d.formula for op, d in decompositions().items() if not lowerings_of(op)}
+    table["Einsum"] = "Transpose/Reshape + MatMul (+ ReduceSum) (decompose_einsum pass)"
+    return [{"onnx_op": op, "opsets": "", "emits": [], "family": "decomposed",
+             "layout": "-", "node_checks": False, "description": f"as {formula}"}
+            for op, formula in sorted(table.items())]
+
+
+def _mnn_rows():
+    from converters.mnn.support import WRONG, supported_ops
+    from converters.passes.decompose import decompositions
+
+    table = {op: d.formula for op, d in decompositions().items()
+             if op not in supported_ops() or op in WRONG}
+    return [{"onnx_op": op, **({"decomposed": table[op]} if op in table else {})}
+            for op in sorted(supported_ops() | set(table))]
 
 
 def run(args) -> int:
     from edgert.cli.output import print_json, print_table
 
-    rows = _tflite_rows() if args.target == "tflite" else _mnn_rows()
+    rows = _tflite_rows() + _decomposed_tflite_rows() if args.target == "tflite" \
+        else _mnn_rows()
     if args.op:
         rows = [r for r in rows if r["onnx_op"].lower() == args.op.lower()
                 or r["onnx_op"].lower().endswith("::" + args.op.lower())]
         if not rows:
             from edgert.errors import InputError
-            known = _tflite_rows() if args.target == "tflite" else _mnn_rows()
+            known = _tflite_rows() + _decomposed_tflite_rows() if args.target == "tflite" \
+                else _mnn_rows()
             raise InputError(f"{args.target} takes no ONNX op {args.op!r}. Supported ops: "
                              + ", ".join(sorted(r["onnx_op"] for r in known)))
     if args.json:
         print_json({"target": args.target, "ops": rows})
         return 0
     if args.target == "tflite":
-        print_table(f"tflite: {len(rows)} lowerings", ["ONNX op", "opsets", "TFLite ops",
+        n_dec = sum(1 for r in rows if r["family"] == "decomposed")
+        print_table(f"tflite: {len(rows) - n_dec} lowerings, {n_dec} decomposed ops",
+                    ["ONNX op", "opsets", "TFLite ops",
                                                         "family", "layout", "description"],
                     [[r["onnx_op"], r["opsets"], " ".join(r["emits"]) or "(none)", r["family"],
                       r["layout"], r["description"]] for r in rows],
@@ -63,6 +86,7 @@ def run(args) -> int:
                             "rewritten for the stored layout; logical ops need the source "
                             "layout (a TRANSPOSE when it differs)")
     else:
-        print_table(f"mnn: {len(rows)} ONNX ops (as MNN's converter lists them)", ["ONNX op"],
-                    [[r["onnx_op"]] for r in rows])
+        print_table(f"mnn: {len(rows)} ONNX ops (MNN's list; decompositions)",
+                    ["ONNX op", "decomposed as"],
+                    [[r["onnx_op"], r.get("decomposed", "")] for r in rows])
     return 0

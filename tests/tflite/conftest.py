@@ -28,6 +28,7 @@ class OpCase:
     domain: str = ""
     family: str = ""
     reference: Optional[str] = None      # name of a reference recipe when ORT lacks the op form
+    out_shapes: Optional[List[tuple]] = None   # for ops ONNX shape inference cannot infer
 
 
 def rt(name: str, shape, seed: int = 0, dtype=np.float32, low=None, high=None) -> tuple:
@@ -73,6 +74,8 @@ def build_model(case: OpCase):
     model.ir_version = 8
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     out_types = {vi.name: vi for vi in model.graph.value_info}
+    for o, shape in zip(outs, case.out_shapes or ()):
+        out_types.setdefault(o, helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, shape))
     del model.graph.output[:]
     model.graph.output.extend(out_types[o] for o in outs)
     return model, feeds

@@ -25,6 +25,8 @@ def i64(v):
 
 X = lambda *s, seed=0: rt("x", s, seed)  # noqa: E731
 NONE = ("", None, True)            # an omitted optional input
+WIDE = ("x", np.array([[-100, -60, -20, -3, -0.5, 0, 0.5, 3],
+                       [20, 60, 88, 89, 95, 100, -1e-3, 1e-3]], np.float32), False)
 
 CONV = [
     OpCase("conv_same_3x3", "Conv", [X(1, 4, 9, 9), const("w", w(6, 4, 3, 3)), const("b", w(6))],
@@ -58,6 +60,23 @@ CONV = [
                                                                 const("w", w(3, 2, 3, 3))],
            {"strides": [2, 2], "pads": [1, 1, 1, 1], "output_padding": [1, 1]}),
     OpCase("conv_transpose_k3s1", "ConvTranspose", [X(1, 3, 5, 6), const("w", w(3, 4, 3, 3))]),
+    # 1-D (NCW): the 2-D kernels on a [N, 1, W, C] view
+    OpCase("conv1d_same_k5", "Conv", [X(1, 4, 16), const("w", w(6, 4, 5)), const("b", w(6))],
+           {"pads": [2, 2]}),
+    OpCase("conv1d_explicit_pad_stride2", "Conv", [X(1, 3, 15), const("w", w(5, 3, 3))],
+           {"strides": [2], "pads": [1, 1]}),
+    OpCase("conv1d_depthwise_dilated", "Conv", [X(1, 4, 20), const("w", w(4, 1, 3))],
+           {"group": 4, "dilations": [2], "pads": [2, 2]}),
+    OpCase("conv1d_depthwise_multiplier2", "Conv", [X(1, 3, 10), const("w", w(6, 1, 3))],
+           {"group": 3}),
+    OpCase("conv1d_grouped_stride2", "Conv", [X(2, 8, 12), const("w", w(8, 4, 3))],
+           {"group": 2, "strides": [2]}),
+    OpCase("conv_transpose1d_k4s2p1", "ConvTranspose", [X(1, 4, 7), const("w", w(4, 3, 4)),
+                                                        const("b", w(3))],
+           {"strides": [2], "pads": [1, 1]}),
+    OpCase("conv_transpose1d_output_padding_crop", "ConvTranspose",
+           [X(1, 3, 5), const("w", w(3, 2, 3))],
+           {"strides": [2], "pads": [1, 1], "output_padding": [1]}),
 ]
 
 POOL = [
@@ -74,6 +93,12 @@ POOL = [
            {"kernel_shape": [2, 2], "strides": [2, 2]}),
     OpCase("global_avgpool", "GlobalAveragePool", [X(1, 5, 7, 6)]),
     OpCase("global_maxpool", "GlobalMaxPool", [X(1, 5, 7, 6)]),
+    OpCase("maxpool1d_k3_s2_p1", "MaxPool", [X(1, 3, 11)],
+           {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}),
+    OpCase("avgpool1d_count_include_pad", "AveragePool", [X(1, 4, 9)],
+           {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "count_include_pad": 1}),
+    OpCase("avgpool1d_k2_s2", "AveragePool", [X(2, 3, 8)], {"kernel_shape": [2], "strides": [2]}),
+    OpCase("global_avgpool_1d", "GlobalAveragePool", [X(1, 5, 7)]),
 ]
 
 FC = [
@@ -147,6 +172,16 @@ ACTIVATION = [
     OpCase("elu", "Elu", [X(2, 8)]),
     OpCase("gelu_exact", "Gelu", [X(2, 8)], opset=20),
     OpCase("gelu_tanh", "Gelu", [X(2, 8)], {"approximate": "tanh"}, opset=20),
+    # no TFLite builtin: decomposed (converters/passes/decompose.py); WIDE reaches past
+    # exp's float32 overflow (88.7), where a naive log(1 + exp(x)) gives inf
+    OpCase("softplus_wide_range", "Softplus", [WIDE]),
+    OpCase("mish_wide_range", "Mish", [WIDE]),
+    OpCase("mish_nchw", "Mish", [X(1, 3, 4, 4)]),
+    OpCase("selu", "Selu", [WIDE]),
+    OpCase("celu_alpha2", "Celu", [WIDE], {"alpha": 2.0}),
+    OpCase("elu_alpha_half", "Elu", [WIDE], {"alpha": 0.5}),
+    OpCase("thresholded_relu", "ThresholdedRelu", [X(3, 5)], {"alpha": 0.3}),
+    OpCase("softsign", "Softsign", [WIDE]),
 ]
 
 SHAPE = [
@@ -175,6 +210,10 @@ SHAPE = [
     OpCase("gather_scalar_axis0", "Gather", [X(3, 2, 4), const("i", i64(1))], {"axis": 0}),
     OpCase("gather_vector_axis1", "Gather", [X(2, 5, 3), const("i", i64([4, 0, 2]))],
            {"axis": 1}),
+    OpCase("gather_nd_const_indices", "GatherND",
+           [X(4, 5, 3), const("i", i64([[[0, 1], [3, -1]], [[2, 2], [1, 0]]]))]),
+    OpCase("gather_nd_runtime_indices", "GatherND",
+           [X(4, 5), ("i", np.array([[3], [0], [2]], np.int64), False)]),
     OpCase("gather_embedding_runtime_ids", "Gather",
            [const("table", w(10, 4)), ("ids", np.array([[1, 7, 3]], np.int64), False)]),
     OpCase("pad_constant_nchw", "Pad", [X(1, 2, 3, 3), const("p", i64([0, 0, 1, 2, 0, 0, 2, 1]))]),
@@ -185,6 +224,8 @@ SHAPE = [
     OpCase("tile", "Tile", [X(2, 3), const("r", i64([2, 1]))]),
     OpCase("expand", "Expand", [X(3, 1), const("s", i64([2, 3, 4]))]),
     OpCase("depth_to_space_dcr", "DepthToSpace", [X(1, 8, 2, 3)], {"blocksize": 2}),
+    OpCase("depth_to_space_crd_pixel_shuffle", "DepthToSpace", [X(2, 12, 3, 2)],
+           {"blocksize": 2, "mode": "CRD"}),
     OpCase("space_to_depth", "SpaceToDepth", [X(1, 2, 4, 6)], {"blocksize": 2}),
     OpCase("cast_to_int32", "Cast", [rt("x", (3, 4), 0, low=-5, high=5)], {"to": 6}),
 ]
@@ -200,8 +241,22 @@ REDUCE = [
                                          const("a", i64([1]))]),
     OpCase("reduce_l2", "ReduceL2", [X(2, 3, 4), const("a", i64([2]))]),
     OpCase("reduce_sum_square", "ReduceSumSquare", [X(2, 3, 4), const("a", i64([1]))]),
+    # no TFLite builtin: decomposed (converters/passes/decompose.py)
+    OpCase("reduce_l1_channels_nchw", "ReduceL1", [X(1, 3, 4, 5), const("a", i64([1]))]),
+    OpCase("reduce_log_sum", "ReduceLogSum", [rt("x", (2, 3, 4), 0, low=0.1, high=2.0),
+                                              const("a", i64([2]))], {"keepdims": 0}),
+    OpCase("reduce_log_sum_exp_wide", "ReduceLogSumExp", [WIDE, const("a", i64([1]))]),
+    OpCase("reduce_log_sum_exp_all_opset13", "ReduceLogSumExp", [X(2, 3, 4)], {"keepdims": 0},
+           opset=13),
+    OpCase("mod_fmod", "Mod", [X(3, 4, seed=2), const("m", np.float32(0.7))], {"fmod": 1}),
     OpCase("argmax_channels_nchw", "ArgMax", [X(1, 5, 3, 3)], {"axis": 1, "keepdims": 0}),
     OpCase("argmin_keepdims", "ArgMin", [X(2, 6)], {"axis": 1}),
+    OpCase("cumsum_channels_nchw", "CumSum", [X(1, 3, 4, 5), const("a", i64(1))]),
+    OpCase("cumsum_exclusive_reverse", "CumSum", [X(2, 6), const("a", i64(-1))],
+           {"exclusive": 1, "reverse": 1}),
+    OpCase("topk_last_axis", "TopK", [X(3, 10), const("k", i64([4]))], n_outputs=2),
+    OpCase("topk_smallest_channels_nchw", "TopK", [X(1, 6, 3, 2), const("k", i64([2]))],
+           {"axis": 1, "largest": 0}, n_outputs=2),
 ]
 
 RESIZE = [
@@ -237,6 +292,14 @@ NORM = [
                                                          const("b", w(3, 4))], {"axis": 1}),
     OpCase("instance_norm", "InstanceNormalization", [X(1, 3, 4, 5), const("g", w(3)),
                                                       const("b", w(3))]),
+    OpCase("instance_norm_rank3", "InstanceNormalization", [X(2, 3, 7), const("g", w(3)),
+                                                            const("b", w(3))]),
+    OpCase("group_norm_opset18_per_group", "GroupNormalization",
+           [X(1, 6, 4, 5), const("g", w(3)), const("b", w(3))], {"num_groups": 3},
+           out_shapes=[(1, 6, 4, 5)]),   # ONNX infers no shapes for GroupNormalization
+    OpCase("group_norm_opset21_1d", "GroupNormalization",
+           [X(2, 4, 9), const("g", w(4)), const("b", w(4))], {"num_groups": 2}, opset=21,
+           out_shapes=[(2, 4, 9)]),
     OpCase("batch_norm_unfolded", "BatchNormalization",
            [X(1, 3, 4, 4), const("g", w(3)), const("b", w(3)), const("m", w(3)),
             const("v", np.abs(w(3)) + 0.5)]),

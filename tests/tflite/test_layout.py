@@ -160,3 +160,60 @@ def test_nhwc_io_layout_plan():
     with pytest.raises(ValueError, match="io_layout"):
         plan_layout(g, "nchw")
     assert identity(3) == (0, 1, 2)
+
+
+def test_conv1d_stack_stays_nwc(tmp_path):
+    """A Conv1d stack (conv, depthwise, max pool, conv transpose) is stored NWC throughout:
+    one TRANSPOSE at each end, one RESHAPE to [N, 1, W, C] and one back, whatever its depth."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[2, 2]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["d"], group=8, pads=[1, 1]),
+             helper.make_node("MaxPool", ["d"], ["p"], kernel_shape=[2], strides=[2]),
+             helper.make_node("Conv", ["p", "w3"], ["c"], strides=[2], pads=[1, 1]),
+             helper.make_node("ConvTranspose", ["c", "w4"], ["y"], strides=[2])]
+    inits = {"w1": _w(8, 4, 5), "w2": _w(8, 1, 3, seed=1), "w3": _w(6, 8, 3, seed=2),
+             "w4": _w(6, 3, 2, seed=3)}
+    model = _model(nodes, [helper.make_tensor_value_info("x", F, [1, 4, 32])], inits,
+                   [helper.make_tensor_value_info("y", F, None)])
+    assert plan_layout(ir.from_proto(model).graph).transpose_count() == 2
+    x = np.random.default_rng(3).standard_normal((1, 4, 32)).astype(np.float32)
+    res = _check(model, {"x": x}, tmp_path, transposes=2)
+    assert res.op_counts["RESHAPE"] == 2 and res.op_counts["CONV_2D"] == 2, res.op_counts
+    assert "RELU" not in res.op_counts                       # fused into the first conv
+
+
+def test_group_norm_as_pytorch_exports_it_needs_no_transpose(tmp_path):
+    """Reshape [N, G, -1] -> InstanceNormalization -> Reshape back -> per-channel Mul/Add
+    between convs is folded to one group norm on the NHWC data: only the I/O transposes."""
+    c, g = 8, 4
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Reshape", ["a", "s3"], ["r"]),
+             helper.make_node("InstanceNormalization", ["r", "ones", "zeros"], ["n"],
+                              epsilon=1e-5),
+             helper.make_node("Reshape", ["n", "s4"], ["b"]),
+             helper.make_node("Mul", ["b", "gamma"], ["m"]),
+             helper.make_node("Add", ["m", "beta"], ["d"]),
+             helper.make_node("Conv", ["d", "w2"], ["y"])]
+    inits = {"w1": _w(c, 3, 3, 3), "w2": _w(4, c, 1, 1, seed=1),
+             "s3": np.array([1, g, -1], np.int64), "s4": np.array([1, c, 5, 6], np.int64),
+             "ones": np.ones(g, np.float32), "zeros": np.zeros(g, np.float32),
+             "gamma": _w(c, 1, 1, seed=2) + 1, "beta": _w(c, 1, 1, seed=3)}
+    model = _model(nodes, [helper.make_tensor_value_info("x", F, [1, 3, 5, 6])], inits,
+                   [helper.make_tensor_value_info("y", F, None)])
+    x = np.random.default_rng(4).standard_normal((1, 3, 5, 6)).astype(np.float32)
+    res = _check(model, {"x": x}, tmp_path, transposes=2)
+    assert res.op_counts["MEAN"] == 4 and res.op_counts["SUB"] == 1, res.op_counts
+
+
+def test_layer_norm_over_chw_reads_nhwc(tmp_path):
+    """LayerNormalization over C, H, W (axis=1) of a conv's NHWC output normalizes the
+    stored H, W, C: no TRANSPOSE around it, its scale/bias are transposed instead."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("LayerNormalization", ["a", "g", "b"], ["n"], axis=1),
+             helper.make_node("Conv", ["n", "w2"], ["y"])]
+    inits = {"w1": _w(4, 3, 3, 3), "w2": _w(2, 4, 1, 1, seed=1),
+             "g": _w(4, 5, 6, seed=2) + 1, "b": _w(4, 5, 6, seed=3)}
+    model = _model(nodes, [helper.make_tensor_value_info("x", F, [1, 3, 5, 6])], inits,
+                   [helper.make_tensor_value_info("y", F, None)])
+    x = np.random.default_rng(5).standard_normal((1, 3, 5, 6)).astype(np.float32)
+    _check(model, {"x": x}, tmp_path, transposes=2)

@@ -1,5 +1,6 @@
-"""Pooling: MaxPool / AveragePool -> MAX_POOL_2D / AVERAGE_POOL_2D; global pools -> MEAN /
-REDUCE_MAX over H, W (XNNPACK runs both as global pooling).
+"""Pooling: MaxPool / AveragePool -> MAX_POOL_2D / AVERAGE_POOL_2D (1-D pools on a
+``[N, 1, W, C]`` view, see ``spatial.py``); global pools -> MEAN / REDUCE_MAX over the
+stored spatial axes (XNNPACK runs both as global pooling).
 
 Explicit pads for a max pool are filled with the lowest float (PADV2), so a
 padded cell never wins, or with zeros (PAD) when the input is known non-negative
@@ -13,10 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from converters.layout.graph import attr, shape_of
-from converters.tflite.ops.common import (
-    choose_padding, need_2d, onnx_pads, spatial_attrs)
+from converters.layout.graph import attr
+from converters.tflite.ops.common import choose_padding
 from converters.tflite.ops.conv import pad_input
+from converters.tflite.ops.spatial import (
+    finish_4d, input_4d, need_spatial, output_4d, window)
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options, padding
 
@@ -24,12 +26,10 @@ _LOWEST = float(np.finfo(np.float32).min)
 
 
 def _choice(node):
-    x = shape_of(node.inputs[0])
-    kernel, strides, dilations = spatial_attrs(node, 2)
-    pads = onnx_pads(node, x[2:], kernel, strides, dilations)
-    if pads is None:
+    win = window(node)
+    if win.pads is None:
         return None
-    return choose_padding(x[2:], kernel, strides, dilations, pads,
+    return choose_padding(win.in_hw, win.kernel, win.strides, win.dilations, win.pads,
                           bool(attr(node, "ceil_mode", 0)))
 
 
@@ -49,10 +49,10 @@ def non_negative(value, ctx) -> bool:
 
 
 def check_pool(node) -> Optional[str]:
-    reason = need_2d(node)
+    reason = need_spatial(node)
     if reason:
         return reason
-    if any(d != 1 for d in (attr(node, "dilations", None) or [1, 1])):
+    if any(d != 1 for d in (attr(node, "dilations", None) or [])):
         return "dilated pooling has no TFLite kernel"
     if len(node.outputs) > 1 and node.outputs[1] is not None and node.outputs[1].uses():
         return "MaxPool's indices output has no TFLite equivalent"
@@ -69,38 +69,39 @@ def check_pool(node) -> Optional[str]:
                                            "AveragePool": ("AVERAGE_POOL_2D", "PAD")},
           check=check_pool)
 def lower_pool(node, ctx) -> None:
-    """2-D max/average pooling with SAME/VALID or an explicit pad."""
-    kernel, strides, _ = spatial_attrs(node, 2)
+    """1-D/2-D max/average pooling with SAME/VALID or an explicit pad."""
+    win = window(node)
+    kernel, strides = win.kernel, win.strides
     is_max = node.op_type == "MaxPool"
-    x = ctx.input(node, 0)
+    x, stored = input_4d(ctx, node)
     choice = _choice(node)
     if not is_max and attr(node, "count_include_pad", 0) and choice.mode == "SAME":
         choice.explicit = choice.effective      # ONNX counts the pads, TFLite's SAME does not
         choice.mode = "VALID"
     if choice.explicit is not None:
-        stored = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
         fill = _LOWEST if is_max and not non_negative(node.inputs[0], ctx) else None
         x = pad_input(ctx, x, node.name or node.outputs[0].name, stored, choice.explicit, fill)
     act, out_value = ctx.fuse_activation(node)
-    out = ctx.output(node, value=out_value)
-    mode = choice.mode
+    out = output_4d(ctx, node, out_value)
     ctx.emit("MAX_POOL_2D" if is_max else "AVERAGE_POOL_2D", [x], [out],
-             options("Pool2D", padding=padding(mode), strideH=strides[0], strideW=strides[1],
-                     filterHeight=kernel[0], filterWidth=kernel[1],
+             options("Pool2D", padding=padding(choice.mode), strideH=strides[0],
+                     strideW=strides[1], filterHeight=kernel[0], filterWidth=kernel[1],
                      fusedActivationFunction=act))
+    finish_4d(ctx, node, out_value, out)
 
 
 def check_global(node) -> Optional[str]:
-    return need_2d(node)
+    return need_spatial(node)
 
 
 @lowering("GlobalAveragePool", "GlobalMaxPool",
           emits={"GlobalAveragePool": ("MEAN",), "GlobalMaxPool": ("REDUCE_MAX",)},
           check=check_global)
 def lower_global_pool(node, ctx) -> None:
-    """Global pooling as a reduction over the stored H, W axes, keeping dims."""
+    """Global pooling as a reduction over the stored spatial axes, keeping dims."""
     x = ctx.input(node, 0)
     out = ctx.output(node)
-    axes = ctx.const_tensor("hw_axes", np.array([1, 2], dtype=np.int32))
+    spatial = list(range(1, len(ctx.input_perm(node, 0)) - 1))
+    axes = ctx.const_tensor("hw_axes", np.array(spatial, dtype=np.int32))
     op = "MEAN" if node.op_type == "GlobalAveragePool" else "REDUCE_MAX"
     ctx.emit(op, [x, axes], [out], options("Reducer", keepDims=True))

@@ -1,4 +1,5 @@
-"""Data movement: Reshape family, Transpose, Concat, Split, Slice, Gather, Pad, Tile, Expand.
+"""Data movement: Reshape family, Transpose, Concat, Split, Slice, Gather, GatherND, Pad,
+Tile, Expand, DepthToSpace/SpaceToDepth.
 
 Every axis an op names is a *logical* axis; the lowering maps it to the stored
 axis with the value's layout (``perm.index(axis)``), so Concat over channels on
@@ -232,6 +233,27 @@ def lower_gather(node, ctx) -> None:
     ctx.emit("GATHER", [x, idx_t], [ctx.output(node)], options("Gather", axis=j))
 
 
+def check_gather_nd(node) -> Optional[str]:
+    if int(attr(node, "batch_dims", 0)) != 0:
+        return "batch_dims != 0 has no TFLite GATHER_ND equivalent"
+    return check_gather(node)
+
+
+@lowering("GatherND", emits=("GATHER_ND",), check=check_gather_nd)
+def lower_gather_nd(node, ctx) -> None:
+    """GATHER_ND on source-layout data (constant indices made non-negative, int32)."""
+    x = ctx.input(node, 0)
+    idx = ctx.const(node.inputs[1])
+    if idx is not None:
+        dims = np.array([d if d is not None else 1 << 31
+                         for d in ctx.shape(node.inputs[0])[:idx.shape[-1]]], np.int64)
+        idx_t = ctx.const_tensor(f"{node.outputs[0].name}_indices",
+                                 (np.asarray(idx, np.int64) % dims).astype(np.int32))
+    else:
+        idx_t = ctx.input(node, 1)
+    ctx.emit("GATHER_ND", [x, idx_t], [ctx.output(node)])
+
+
 def check_pad(node) -> Optional[str]:
     mode = attr(node, "mode", "constant")
     if mode not in ("constant", "reflect"):
@@ -308,17 +330,32 @@ def lower_constant(node, ctx) -> None:
 
 
 def check_depth_to_space(node) -> Optional[str]:
-    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") != "DCR":
-        return "mode=CRD (PixelShuffle) is not TFLite's DEPTH_TO_SPACE order"
+    x = shape_of(node.inputs[0])
+    if x is None or len(x) != 4:
+        return "only rank-4 (NCHW) inputs are supported"
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "CRD" \
+            and any(d is None for d in x[1:]):
+        return "mode=CRD needs channels and spatial dims known at conversion time"
     return None
 
 
-@lowering("DepthToSpace", "SpaceToDepth", emits={"DepthToSpace": ("DEPTH_TO_SPACE",),
-                                                  "SpaceToDepth": ("SPACE_TO_DEPTH",)},
+@lowering("DepthToSpace", "SpaceToDepth",
+          emits={"DepthToSpace": ("DEPTH_TO_SPACE", "RESHAPE", "TRANSPOSE"),
+                 "SpaceToDepth": ("SPACE_TO_DEPTH",)},
           check=check_depth_to_space)
 def lower_depth_to_space(node, ctx) -> None:
-    """DCR depth-to-space / space-to-depth on NHWC."""
+    """DCR depth-to-space / space-to-depth on NHWC; CRD (PixelShuffle) as RESHAPE,
+    TRANSPOSE, RESHAPE (``patterns.py`` makes it DCR when a conv's weights can be permuted)."""
     x = ctx.input(node, 0)
+    b = int(attr(node, "blocksize"))
+    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "CRD":
+        n, h, w, c = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
+        name = node.outputs[0].name
+        split = ctx.view(x, [n, h, w, c // (b * b), b, b], f"{name}_split")
+        moved = ctx.tmp(f"{name}_moved", [n, h, b, w, b, c // (b * b)])
+        ctx.permute(split, [n, h, w, c // (b * b), b, b], [0, 1, 4, 2, 5, 3], moved)
+        ctx.reshape(moved, ctx.output(node), ctx.stored_shape(node.outputs[0]))
+        return
     kind = "DepthToSpace" if node.op_type == "DepthToSpace" else "SpaceToDepth"
     ctx.emit("DEPTH_TO_SPACE" if kind == "DepthToSpace" else "SPACE_TO_DEPTH", [x],
-             [ctx.output(node)], options(kind, blockSize=int(attr(node, "blocksize"))))
+             [ctx.output(node)], options(kind, blockSize=b))
