@@ -194,9 +194,12 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         raise InputError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
     backends = {t: get_backend(t) for t in target_names}   # unknown targets fail here
     from converters.frontends.spec import resolve_named
-    from converters.quantize import split_qat
+    from converters.quantize import resolve_table, split_qat, split_qdq
     model_or_path, name = resolve_named(model_or_path, name)   # a spec may hold a QAT model
     model_or_path, qat = split_qat(model_or_path)   # a QAT/PT2E model converts as its float twin
+    qdq = split_qdq(model_or_path)   # so does a QDQ ONNX model, its table from its Q/DQ pairs
+    if qdq is not None:
+        model_or_path, name = qdq.model, name or qdq.name
     sparsity_table = sparse_prep.load_sparsity_table(sparsity_table)
     model_or_path = sparse_prep.prepare_source(model_or_path, sparsity_table)
     src = load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name=name,
@@ -211,12 +214,24 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     src.notes.extend(sparse_prep.graph_name_notes(sparsity_table, model))
     optimized_path = out / f"{src.name}.optimized.onnx"
     save_onnx(model, optimized_path)
+    if qdq is not None:
+        src.notes.extend(qdq.notes)
+        if precision == "int8":   # a table given as well wins where both have an entry
+            user = resolve_table(quant_table)
+            quant_table = qdq.table if user is None else user.merged(qdq.table)
+        else:
+            qdq_path = out / f"{src.name}.qdq.quant.json"
+            qdq.table.save(qdq_path)
+            src.notes.append(f"converted at {precision} as asked; the QDQ model's table is in "
+                             f"{qdq_path}: precision 'int8' converts with it")
     if precision == "int8":
         quant_table = _int8_table(model, quant_table, calibration_data, qat, src, out)
 
     feeds, feeds_desc = _verification_feeds(src, verify_inputs, verify_seed) if verify else \
         (None, "")
     reference = src.run_reference(feeds) if verify else None
+    if verify and qdq is not None and precision == "int8":
+        reference = _qdq_reference(qdq, feeds, reference, src)
 
     options = BackendOptions(precision=precision, quant_table=quant_table,
                              sparsity_table=sparsity_table, io_layout=io_layout,
@@ -243,6 +258,21 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
                 rep._exception.report = report  # type: ignore[attr-defined]
                 raise rep._exception
     return report
+
+
+def _qdq_reference(qdq, feeds, float_reference, src):
+    """An int8 conversion of a QDQ model is held to the model's own simulation (ONNX
+    Runtime running its Q/DQ nodes); how far that simulation is from float is noted."""
+    from converters.verify import metrics
+
+    simulated = qdq.simulate(feeds, src.output_names)
+    gaps = []
+    for n, ref in float_reference.items():
+        cos = metrics(ref, simulated[n]).get("cosine")
+        gaps.append(f"{n} cosine {cos:.6f}" if cos is not None else f"{n} -")
+    src.notes.append("verification reference: the QDQ model's own int8 simulation on ONNX "
+                     "Runtime (that simulation against the float model: " + ", ".join(gaps) + ")")
+    return simulated
 
 
 def _int8_table(model, quant_table, calibration_data, qat, src, out: Path):

@@ -111,6 +111,75 @@ def split_qat(model_or_path: Any) -> Tuple[Any, Any]:
     return ((twin, model_or_path[1]) if pair else twin), model
 
 
+@dataclass
+class QDQSplit:
+    """A QDQ ONNX source split into its float model and the table its Q/DQ pairs held."""
+
+    model: Any                     # onnx.ModelProto without Q/DQ nodes
+    table: Any                     # quant_tables.QuantTable
+    name: Optional[str]            # the source file's stem (the proto has no path)
+    notes: List[str] = field(default_factory=list)
+    source: Any = None             # the QDQ model itself: a path or a ModelProto
+
+    def simulate(self, feeds: Dict[str, Any], output_names: Sequence[str]) -> Dict[str, Any]:
+        """The QDQ model's own outputs on ONNX Runtime: what its quantizer promised, the
+        reference an int8 conversion of it is verified against."""
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        src = self.source if isinstance(self.source, str) else self.source.SerializeToString()
+        sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        names = [i.name for i in sess.get_inputs()]
+        outs = sess.run(None, {n: feeds[n] for n in names})
+        if len(outs) != len(output_names):
+            raise ConversionError(f"the QDQ model gave {len(outs)} outputs, its float model "
+                                  f"has {len(output_names)} ({list(output_names)})")
+        return dict(zip(output_names, outs))
+
+
+def _qdq_node_count(proto) -> int:
+    return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
+
+
+def split_qdq(model_or_path: Any) -> Optional[QDQSplit]:
+    """The float model and table of an ONNX source holding QuantizeLinear/DequantizeLinear
+    pairs (onnxruntime ``quantize_static``, AIMET, NNCF, ...), or None for any other source.
+
+    Neither backend takes Q/DQ nodes as they are (MNN's converter aborts on them), so a
+    QDQ model converts as its float equivalent plus the table, like a QAT torch model.
+    """
+    import onnx
+
+    path = os.fspath(model_or_path) if isinstance(model_or_path, (str, os.PathLike)) else None
+    if path is not None:
+        if not path.lower().endswith(".onnx") or not os.path.isfile(path):
+            return None
+        try:   # the graph only: a model with external data is checked without reading it
+            head = onnx.load(path, load_external_data=False)
+        except Exception:   # not ONNX after all: the front-end says what is wrong
+            return None
+    elif type(model_or_path).__name__ == "ModelProto":
+        head = model_or_path
+    elif hasattr(model_or_path, "graph") and type(model_or_path).__module__.startswith("onnx_ir"):
+        import onnx_ir as ir
+        head = ir.serde.serialize_model(model_or_path)
+    else:
+        return None
+    count = _qdq_node_count(head)
+    if count == 0:
+        return None
+    from quant_tables.importers.qdq import import_qdq
+
+    res = import_qdq(path if path is not None else head)
+    name = os.path.splitext(os.path.basename(path))[0] if path else None
+    notes = [f"QDQ source: {count} QuantizeLinear/DequantizeLinear node(s) read into a "
+             f"quantization table ({len(res.table.activations)} activations, "
+             f"{len(res.table.weights)} weights) and removed"] + list(res.notes)
+    return QDQSplit(res.float_model, res.table, name, notes,
+                    source=path if path is not None else head)
+
+
 def resolve_table(quant_table: Any):
     if quant_table is None:
         return None

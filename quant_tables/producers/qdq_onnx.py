@@ -38,6 +38,7 @@ class QDQResult:
     table: QuantTable
     removed: int = 0              # Q/DQ nodes removed
     notes: List[str] = field(default_factory=list)
+    restored_relus: List[str] = field(default_factory=list)   # tensors given their ReLU back
 
 
 def _params(node, ir) -> Tuple[np.ndarray, np.ndarray, Optional[int], str]:
@@ -106,6 +107,13 @@ def extract_qdq(model: Any, source_name: str = "") -> QDQResult:
     if left:
         raise ConversionError(f"QDQ stripping left {len(left)} Q/DQ node(s) it could not pair: "
                               f"{left[:5]}")
+    if result.restored_relus:
+        names = result.restored_relus
+        shown = ", ".join(names[:5]) + (f" ... and {len(names) - 5} more" if len(names) > 5
+                                         else "")
+        result.notes.append(f"restored the ReLU at {len(names)} tensor(s) whose range starts "
+                            f"at 0 after a producer that can be negative (the quantizer had "
+                            f"folded it away): {shown}")
     result.model = ir.serde.serialize_model(irm)
     return result
 
@@ -175,13 +183,17 @@ def _restore_relu(x, params, g, ir, result: QDQResult):
     relu.outputs[0].type = x.type
     relu.outputs[0].shape = x.shape
     g.insert_after(producer, relu)
-    result.notes.append(f"{name}: the quantization range starts at 0 and its producer "
-                        f"({producer.op_type}) can be negative: restored the ReLU the "
-                        f"quantizer folded away")
+    # The quantizer meant the producer's output clamped at 0: the same parameters on the
+    # tensor before the ReLU do exactly that (an int8 graph needs an entry for it).
+    _record_activation(x.name, params, relu.name, result)
+    result.restored_relus.append(name)
     return relu.outputs[0]
 
 
 _NONNEGATIVE = ("Relu", "Sigmoid", "Softmax", "Abs", "Exp", "Softplus", "HardSigmoid")
+# Averages, sums and products of non-negative inputs are non-negative.
+_NONNEGATIVE_IF_INPUTS = ("AveragePool", "GlobalAveragePool", "ReduceMean", "ReduceSum",
+                          "Concat", "Add", "Mul", "Sum", "Max")
 
 
 def _nonnegative(node, ir, depth: int = 0) -> bool:
@@ -192,6 +204,11 @@ def _nonnegative(node, ir, depth: int = 0) -> bool:
     if node.op_type in PASSTHROUGH and depth < 64 and node.inputs and node.inputs[0] is not None:
         src = node.inputs[0].producer()
         return src is not None and _nonnegative(src, ir, depth + 1)
+    if node.op_type in _NONNEGATIVE_IF_INPUTS and depth < 64:
+        data = node.inputs[:1] if node.op_type.startswith("Reduce") else node.inputs
+        producers = [v.producer() if v is not None else None for v in data]
+        return bool(producers) and all(
+            p is not None and _nonnegative(p, ir, depth + 1) for p in producers)
     if node.op_type == "Clip" and len(node.inputs) > 1 and node.inputs[1] is not None:
         lo = ir.convenience.get_const_tensor(node.inputs[1])
         return lo is not None and float(lo.numpy()) >= 0.0

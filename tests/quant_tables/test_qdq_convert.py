@@ -1,0 +1,97 @@
+"""A QDQ ONNX model handed straight to ``convert``: its Q/DQ pairs become the table."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from converters import convert
+from quant_tables import QuantTable
+from quant_tables.producers.qdq_onnx import extract_qdq
+
+from .conftest import export, ort_run
+
+
+@pytest.fixture(scope="module")
+def int8_report(qdq_onnx, tmp_path_factory):
+    return convert(qdq_onnx, targets=("tflite", "mnn"), precision="int8",
+                   out_dir=tmp_path_factory.mktemp("qdq_int8"), raise_on_error=False)
+
+
+def test_int8_conversion_reproduces_the_qdq_simulation(int8_report, qdq_onnx, cal_data):
+    """TFLite's int8 kernels compute what onnxruntime's QDQ simulation computes."""
+    import edgert
+
+    tfl = int8_report.target("tflite")
+    assert tfl.error is None, tfl.error
+    assert tfl.verification.passed
+    assert tfl.verification.outputs[0].cosine >= 0.999
+    x = cal_data[20:21]
+    got = edgert.load(tfl.path).run({"x": x})["y"]
+    want = ort_run(qdq_onnx, x)
+    step = json.loads(QuantTable.load(int8_report.out_dir + "/small_qdq.int8.quant.json")
+                      .to_json())["activations"]["y"]["scale"]
+    assert np.max(np.abs(got - want)) <= 2 * step      # at most a rounding step or two apart
+    notes = " ".join(int8_report.source["notes"])
+    assert "QDQ source" in notes and "own int8 simulation" in notes
+
+
+def test_int8_mnn_quantizes_the_convolutions(int8_report):
+    mnn = int8_report.target("mnn")
+    assert mnn.error is None, mnn.error
+    assert any("layer(s) quantized by MNN" in n for n in mnn.notes)
+    assert mnn.verification.outputs[0].cosine >= 0.98
+
+
+def test_float_conversion_keeps_the_table_for_later(qdq_onnx, cal_data, tmp_path):
+    rep = convert(qdq_onnx, targets=("tflite",), out_dir=tmp_path)
+    assert rep.target("tflite").verification.passed
+    table = QuantTable.load(tmp_path / "small_qdq.qdq.quant.json")
+    stripped = extract_qdq(qdq_onnx)
+    assert set(table.activations) == set(stripped.table.activations)
+    # what was converted is the model without Q/DQ (its weights hold the dequantized
+    # values), in float: not the simulation
+    import edgert
+    x = cal_data[:1]
+    got = edgert.load(rep.target("tflite").path).run({"x": x})["y"]
+    np.testing.assert_allclose(got, ort_run(stripped.model, x), rtol=1e-4, atol=1e-5)
+    assert np.max(np.abs(got - ort_run(qdq_onnx, x))) > 1e-4
+
+
+def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
+    """conv -> ReLU -> global average pool: the pool's range starts at 0 because its
+    input cannot be negative, not because a ReLU was folded away."""
+    import torch
+    import torch.nn as nn
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    float_path = export(net, str(tmp_path / "gap.onnx"), x)
+    data = np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": data[i:i + 1]} for i in range(len(data))])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    logging.getLogger().setLevel(logging.ERROR)
+    qdq_path = str(tmp_path / "gap_qdq.onnx")
+    quantize_static(float_path, qdq_path, Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    res = extract_qdq(qdq_path)
+    ops = [n.op_type for n in res.model.graph.node]
+    assert "GlobalAveragePool" in ops
+    pool = next(n for n in res.model.graph.node if n.op_type == "GlobalAveragePool")
+    assert not any(n.op_type == "Relu" and n.input[0] == pool.output[0]
+                   for n in res.model.graph.node), ops
+    rep = convert(qdq_path, targets=("tflite",), precision="int8", out_dir=tmp_path / "out")
+    assert rep.target("tflite").verification.passed
