@@ -30,12 +30,18 @@ class FileCheck:
     details: Dict[str, object] = field(default_factory=dict)
 
 
+_ZIP_HINT = ("a zip archive, not a model the runtime runs (a PyTorch .pt/.pt2 file? "
+             "convert it first: edgert convert FILE --to tflite,mnn)")
+
+
 def detect_format(path: str, data: Optional[bytes] = None) -> str:
     """``"tflite"``, ``"mnn"`` or ``"onnx"``, from the content first, then the extension."""
     if data is None:
         data = _read(path)
     if len(data) >= 8 and data[4:8] == b"TFL3":
         return "tflite"
+    if data[:4] == b"PK\x03\x04":
+        raise ModelFileError(f"{path}: {_ZIP_HINT}")
     ext = os.path.splitext(path)[1].lower()
     if ext in _EXTENSIONS:
         fmt = _EXTENSIONS[ext]
@@ -120,7 +126,9 @@ def _check_onnx(data: bytes) -> Dict[str, object]:
     wire_type, field_no = first & 7, first >> 3
     if wire_type not in (0, 2) or not 1 <= field_no <= 20:
         raise FlatBufferError(f"first byte 0x{first:02x} is not a protobuf field key: not ONNX")
-    if data[:4] in (b"PK\x03\x04", b"\x89HDF") or data[:5] in (b"<html", b"<!DOC"):
+    if data[:4] == b"PK\x03\x04":
+        raise FlatBufferError(_ZIP_HINT)
+    if data[:4] == b"\x89HDF" or data[:5] in (b"<html", b"<!DOC"):
         raise FlatBufferError("this is an archive or a web page, not an ONNX model")
     if len(data) >= 8 and data[4:8] == b"TFL3":
         raise FlatBufferError("this is a TFLite file, not ONNX")

@@ -181,7 +181,10 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
     from converters.frontends.torch_export import (as_tensors, export_torch,
                                                    forward_input_names, run_module)
 
-    module.eval()
+    try:
+        module.eval()
+    except NotImplementedError:   # the module of a torch.export program: already inference
+        pass
     if example_inputs is None:
         example_inputs = _inputs_from_shapes(module, shapes, input_names, seed)
     inputs = as_tensors(example_inputs)
@@ -212,12 +215,14 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
 def _inputs_from_shapes(module, shapes, input_names, seed):
     import torch
 
+    from converters.frontends.torch_export import forward_parameters
+
     if not shapes:
+        first = (list(input_names or []) + forward_parameters(module) + ["x"])[0]
         raise InputError(
             f"a torch model ({type(module).__name__}) needs example inputs to be exported: "
-            "pass example_inputs=(tensor, ...) or input_shapes={'x': (1, 3, 224, 224)} "
-            "(CLI: --input-shape x=1x3x224x224)")
-    from converters.frontends.torch_export import forward_parameters
+            f"pass example_inputs=(tensor, ...) or input_shapes={{'{first}': (1, 3, 224, 224)}} "
+            f"(CLI: --input-shape {first}=1x3x224x224)")
 
     names = list(input_names or forward_parameters(module) or list(shapes))
     check_known(shapes, names)

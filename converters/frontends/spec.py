@@ -37,6 +37,12 @@ def resolve_named(obj: Any, name: Optional[str]) -> Tuple[Any, Optional[str]]:
     ``convert`` see what a spec holds (a QAT or PT2E model brings its own table)."""
     if isinstance(obj, (str, os.PathLike)) and is_spec(os.fspath(obj)):
         return resolve_spec(os.fspath(obj)), name or spec_name(os.fspath(obj))
+    if isinstance(obj, (str, os.PathLike)):
+        from converters.frontends.torch_files import load_torch_file, torch_file_kind
+
+        if torch_file_kind(os.fspath(obj)) is not None:   # model.pt / model.pt2
+            module, inputs, stem = load_torch_file(os.fspath(obj))
+            return (module if inputs is None else (module, inputs)), name or stem
     return obj, name
 
 

@@ -34,6 +34,10 @@ TORCHSCRIPT_OPSET = 18  # dynamo picks its own default (18+); MNN reads both
 
 def forward_parameters(module) -> List[str]:
     """Names of ``forward``'s positional parameters (those without defaults first)."""
+    schema = getattr(getattr(module, "forward", None), "schema", None)
+    if schema is not None:   # a TorchScript method: no Python signature, a schema instead
+        return [a.name for a in schema.arguments[1:]
+                if not a.kwarg_only and a.default_value is None]
     try:
         params = [p for p in inspect.signature(module.forward).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
