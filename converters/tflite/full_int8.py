@@ -23,6 +23,8 @@ The returned report lists the ops left in float and why.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -218,6 +220,9 @@ class _Rewriter:
         return [t for t in rec.inputs if t >= 0]
 
     def rewrite(self, rec: OpRecord) -> None:
+        if not any(self.is_act(t) for t in list(rec.inputs) + list(rec.outputs)):
+            self.new_ops.append(rec)      # integer-only (indices, shapes): nothing to quantize
+            return
         k, out_qp, why = self.plan(rec)
         if k == "weighted":
             ok, why = self._weighted(rec, out_qp)
@@ -270,7 +275,7 @@ class _Rewriter:
         node = self.onnx.layer_node(out_name)
         wq = None
         if node is not None and len(node.inputs) > 1 and node.inputs[1] is not None:
-            wq = self.onnx.table.weights.get(node.inputs[1].name)
+            wq = _weight_entry(self.onnx.table, node.inputs[1])
         if wq is None:
             return False, "the table has no weight entry for this layer"
         if not self.is_float_const(rec.inputs[wi]):
@@ -360,3 +365,22 @@ def _compact(sg: SubgraphBuilder, keep: List[int]) -> Dict[int, int]:
     sg.outputs = [remap[t] for t in sg.outputs if t in remap]
     sg._const_cache = {}
     return remap
+
+
+def _weight_entry(table, value):
+    """The table's entry for weight ``value``, also when a TFLite pre-pass reordered its
+    output channels under a new name (``patterns.crd_to_dcr``): then the original's
+    per-channel scales, in the new order."""
+    from converters.tflite.patterns import CHANNEL_ORDER, PERMUTED_FROM
+
+    wq = table.weights.get(value.name)
+    if wq is not None or PERMUTED_FROM not in value.metadata_props:
+        return wq
+    orig = table.weights.get(value.metadata_props[PERMUTED_FROM])
+    if orig is None or not orig.per_channel or len(orig.scale) == 1:
+        return orig
+    order = [int(i) for i in value.metadata_props[CHANNEL_ORDER].split(",")]
+    if orig.axis != 0 or len(order) != len(orig.scale):
+        return None
+    return dataclasses.replace(orig, scale=tuple(orig.scale[i] for i in order),
+                               zero_point=tuple(orig.zero_point[i] for i in order))

@@ -32,6 +32,8 @@ SAME_SCALE = frozenset({
     "PADV2", "STRIDED_SLICE", "SLICE", "GATHER", "SPLIT", "SPLIT_V", "DEPTH_TO_SPACE",
     "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR", "PACK", "UNPACK", "TILE", "BROADCAST_TO",
     "REDUCE_MAX", "REDUCE_MIN",
+    # int8 in, integer indices out (TOPK_V2's values keep the input's parameters)
+    "ARG_MAX", "ARG_MIN", "TOPK_V2",
 })
 
 # concatenation takes one output scale; inputs with other parameters are requantized

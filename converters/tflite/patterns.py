@@ -102,6 +102,10 @@ def _group_norm_rules():
     return [GroupNormFromInstanceNorm().rule()]
 
 
+# metadata of a weight whose output channels were reordered: the original's name, the order
+PERMUTED_FROM = "edgert.permuted_from"
+CHANNEL_ORDER = "edgert.channel_order"
+
 # unary ops with no per-channel parameter: a channel permutation commutes with them
 _CHANNEL_FREE = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Clip",
                  "Elu", "Selu", "Celu", "Gelu", "Softplus", "Mish", "Identity"}
@@ -156,6 +160,9 @@ def crd_to_dcr(model) -> int:
             new = ir.Value(name=name,
                            const_value=ir.tensor(np.ascontiguousarray(const_of(w)[order])))
             new.shape, new.dtype = w.shape, w.dtype
+            # full int8 finds the table's entry for the weight under its old name
+            new.metadata_props[PERMUTED_FROM] = w.name
+            new.metadata_props[CHANNEL_ORDER] = ",".join(map(str, order))
             model.graph.register_initializer(new)
             conv.replace_input_with(idx, new)
         node.attributes["mode"] = ir.AttrString("mode", "DCR")
