@@ -21,6 +21,7 @@ import onnx_ir as ir
 
 from converters.passes.base import GraphPass, PassResult, Refusal, op_counts
 from converters.passes.decompose_einsum import DecomposeEinsum
+from converters.passes.div_to_mul import DivToMul
 from converters.passes.fold_batchnorm import FoldBatchNorm
 from converters.passes.fold_constants import FoldConstants
 from converters.passes.fold_shapes import FoldShapes
@@ -41,6 +42,7 @@ PIPELINE: List[type] = [
     DecomposeEinsum,
     FoldConstants,
     RemoveDead,
+    DivToMul,
     FoldShapes,
     FoldBatchNorm,
     FusePadIntoConv,

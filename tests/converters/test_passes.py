@@ -167,3 +167,33 @@ def test_unknown_pass_name_is_a_clear_error():
 
     with pytest.raises(ConversionError, match="unknown pass 'fold_everything'.*fold_constants"):
         optimize(_ir(ob.dead_code(np.random.default_rng(0))), ["fold_everything"])
+
+
+def _div_model(divisor: np.ndarray, dtype=onnx.TensorProto.FLOAT) -> ir.Model:
+    from onnx import helper, numpy_helper
+
+    g = helper.make_graph(
+        [helper.make_node("Div", ["x", "c"], ["y"])], "div",
+        [helper.make_tensor_value_info("x", dtype, [2, 3])],
+        [helper.make_tensor_value_info("y", dtype, [2, 3])],
+        [numpy_helper.from_array(divisor, "c")])
+    return _ir(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_division_by_a_float_constant_becomes_a_multiplication():
+    model = _div_model(np.array([255.0, 3.0, 0.1], np.float32))
+    feeds = {"x": np.random.default_rng(6).normal(size=(2, 3)).astype(np.float32) * 100}
+    want = _run(model, feeds)[0]
+    assert get_pass("div_to_mul").run(model).changes == 1
+    assert "Div" not in op_counts(model) and op_counts(model)["Mul"] == 1
+    got = _run(model, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=2 * np.finfo(np.float32).eps, atol=0)
+
+
+@pytest.mark.parametrize("divisor", [np.array([2, 3, 4], np.int64),          # truncates
+                                     np.array([2.0, 0.0, 4.0], np.float32)])   # x / 0
+def test_division_that_a_reciprocal_would_change_is_left_alone(divisor):
+    dtype = onnx.TensorProto.INT64 if divisor.dtype == np.int64 else onnx.TensorProto.FLOAT
+    model = _div_model(divisor, dtype)
+    assert get_pass("div_to_mul").run(model).changes == 0
+    assert op_counts(model) == {"Div": 1}
