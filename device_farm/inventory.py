@@ -45,6 +45,8 @@ class DeviceSpec:
     user: Optional[str] = None
     key_file: Optional[str] = None
     known_hosts: Optional[str] = None
+    ssh_config: Optional[str] = None      # OpenSSH client config; default ~/.ssh/config
+    proxy_command: Optional[str] = None   # local command whose stdio reaches the board
     trust_new_host_key: bool = False
     connect_timeout: float = 10.0
     keepalive: int = 15
@@ -87,7 +89,7 @@ def host_device() -> DeviceSpec:
 
 
 _FIELDS = {f.name for f in fields(DeviceSpec)}
-_PATH_KEYS = ("key_file", "known_hosts")
+_PATH_KEYS = ("key_file", "known_hosts", "ssh_config")
 
 
 def device_from_dict(d: Dict[str, object], base_dir: str = ".") -> DeviceSpec:
@@ -117,6 +119,10 @@ def device_from_dict(d: Dict[str, object], base_dir: str = ".") -> DeviceSpec:
         if key in d and not (isinstance(d[key], dict)
                              and all(isinstance(v, str) for v in d[key].values())):
             raise DeviceError(f"device {name!r}: {key} must be a table of strings")
+    if kind == "ssh":   # host may be an alias of the OpenSSH client config
+        from device_farm.ssh_config import apply_ssh_config
+
+        d = apply_ssh_config(d, name, base_dir)
     spec = DeviceSpec(**d)  # type: ignore[arg-type]
     for key in _PATH_KEYS:
         value = getattr(spec, key)

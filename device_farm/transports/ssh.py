@@ -27,7 +27,7 @@ from device_farm.transports.base import (
 
 # host, port, user, key file, known_hosts, trust: devices reach one board through one
 # connection only when they would authenticate and check its key the same way
-_PoolKey = Tuple[str, int, str, str, str, bool]
+_PoolKey = Tuple[str, int, str, str, str, bool, str]
 _POOL: Dict[_PoolKey, object] = {}
 _POOL_LOCKS: Dict[_PoolKey, threading.Lock] = {}
 _POOL_GUARD = threading.Lock()
@@ -48,7 +48,8 @@ class SSHTransport(Transport):
     def __init__(self, spec) -> None:
         super().__init__(spec)
         self._key: _PoolKey = (spec.host, int(spec.port), spec.user or "", spec.key_file or "",
-                               spec.known_hosts or "", bool(spec.trust_new_host_key))
+                               spec.known_hosts or "", bool(spec.trust_new_host_key),
+                               spec.proxy_command or "")
         self._sftp = None
 
     def describe(self) -> str:
@@ -109,25 +110,28 @@ class SSHTransport(Transport):
         client.set_missing_host_key_policy(
             paramiko.AutoAddPolicy() if spec.trust_new_host_key else paramiko.RejectPolicy())
         key_file = os.path.expanduser(spec.key_file) if spec.key_file else None
+        sock = None
         try:
-            client.connect(spec.host, port=int(spec.port), username=spec.user or None,
+            if spec.proxy_command:   # the user's own ProxyCommand / ProxyJump, as ssh runs it
+                sock = paramiko.ProxyCommand(spec.proxy_command)
+            client.connect(spec.host, port=int(spec.port), username=spec.user or None, sock=sock,
                            key_filename=key_file, look_for_keys=key_file is None,
                            allow_agent=key_file is None, timeout=spec.connect_timeout,
                            banner_timeout=spec.connect_timeout,
                            auth_timeout=spec.connect_timeout)
         except paramiko.BadHostKeyException as exc:
-            client.close()
+            _close(client, sock)
             raise HostKeyError(
                 f"{self.describe()}: the host key changed (got {exc.key.get_name()} "
                 f"{exc.key.get_fingerprint().hex()}, known_hosts {known} has a different "
                 "key). Refusing to connect. If the board was reinstalled, remove the old "
                 f"key with ssh-keygen -f {known} -R '[{spec.host}]:{spec.port}'") from None
         except paramiko.AuthenticationException as exc:
-            client.close()
+            _close(client, sock)
             raise TransportError(f"{self.describe()}: authentication failed for user "
                                  f"{spec.user!r} ({exc})") from None
         except paramiko.SSHException as exc:
-            client.close()
+            _close(client, sock)
             if "known_hosts" in str(exc):
                 raise HostKeyError(
                     f"{self.describe()}: host key not in {known}; refusing to connect. Add "
@@ -135,7 +139,7 @@ class SSHTransport(Transport):
                     "trust_new_host_key = true") from None
             raise TransientTransportError(f"{self.describe()}: SSH failed: {exc}") from None
         except (OSError, EOFError) as exc:
-            client.close()
+            _close(client, sock)
             raise TransientTransportError(f"{self.describe()}: cannot connect: {exc}") \
                 from None
         client.get_transport().set_keepalive(int(spec.keepalive))
@@ -244,3 +248,13 @@ class SSHTransport(Transport):
             except Exception:  # noqa: BLE001 - closing a broken channel may raise anything
                 pass
             self._sftp = None
+
+
+def _close(client, sock) -> None:
+    """A failed connect: the client, and the proxy command's process if one was started."""
+    client.close()
+    if sock is not None:
+        try:
+            sock.close()
+        except Exception:   # the proxy process may be gone already
+            pass

@@ -3,7 +3,6 @@ and for ops with integer outputs (ArgMax, TopK): no layer falls back to float.""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from converters import convert
