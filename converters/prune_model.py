@@ -157,13 +157,14 @@ def _prune_onnx(obj, spec, sparsity, scope, kinds, include, exclude, min_params,
 
 
 def _channel_run(src, spec, sparsity, out: Path, kind: str) -> PruneRun:
-    from converters.pruning import plan_channels, prune_channels
+    from converters.pruning import prune_channels
 
     if isinstance(sparsity, Mapping) and any(not 0 <= float(v) < 1 for v in sparsity.values()):
         raise InputError("channel sparsity must be a fraction in [0, 1)")
-    table = plan_channels(src.model.clone(), keep=_keep(sparsity), source=src.name)
     model = src.model.clone()
-    report = prune_channels(model, table=table)
+    report = prune_channels(model, keep=_keep(sparsity))   # planned here: its reasons kept
+    table = report.table
+    table.provenance.source = src.name
     run = _finish(src.name, spec, table, out, model, kind, channels=report)
     run._convert_source = src
     return run

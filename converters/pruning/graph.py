@@ -1,7 +1,10 @@
 """Channel dependencies of an ONNX graph: which channels must be removed together.
 
 Every channel of every tensor gets an id. A layer that makes new channels (Conv,
-ConvTranspose, Gemm, MatMul with a constant weight) makes new ids; ops that
+ConvTranspose, Gemm, MatMul with a constant weight) makes new ids; each tensor also
+knows which axis holds its channels (1 for NCHW; the last one after a MatMul on
+[batch, tokens, features] or a Transpose to NHWC, as in transformer and ConvNeXt
+MLPs); ops that
 keep channels (BatchNorm, activations, pooling, resize, depthwise convs) pass
 their input's ids on; an elementwise op between two tensors (a residual Add, an
 SE Mul) *unites* the ids position by position (union-find); a channel Concat
@@ -62,6 +65,7 @@ class ChannelGraph:
         self.parent: List[int] = []
         self.ids: Dict[Any, np.ndarray] = {}        # value -> id per channel position
         self.zero: Dict[Any, np.ndarray] = {}       # value -> "zero once masked" per position
+        self.axis: Dict[Any, int] = {}              # value -> its channel axis (1: NCHW)
         self.slices: List[Slice] = []
         self.producers: List[Producer] = []
         self.fixups: List[Callable[[Callable[[Any], np.ndarray]], None]] = []
@@ -93,9 +97,15 @@ class ChannelGraph:
     def roots(self, ids: np.ndarray) -> np.ndarray:
         return np.array([self.find(int(i)) for i in ids], dtype=np.int64)
 
-    def set(self, value, ids: np.ndarray, zero: np.ndarray) -> None:
+    def set(self, value, ids: np.ndarray, zero: np.ndarray, axis: int = 1) -> None:
         self.ids[value] = np.asarray(ids, dtype=np.int64)
         self.zero[value] = np.asarray(zero, dtype=bool)
+        self.axis[value] = int(axis)
+
+    def axis_of(self, value) -> int:
+        """The axis holding ``value``'s channels: 1 for NCHW tensors, the last one after
+        a Linear layer on [batch, tokens, features] or a Transpose to NHWC."""
+        return self.axis.get(value, 1)
 
     def tracked(self, value) -> bool:
         return value is not None and value in self.ids

@@ -63,7 +63,7 @@ def remove_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> int:
         if len(keep) == len(ids) or value.shape is None or len(value.shape) < 2:
             continue
         dims = list(value.shape)
-        dims[1] = int(len(keep))
+        dims[cg.axis_of(value)] = int(len(keep))
         value.shape = ir.Shape(dims)
     return changed
 
