@@ -211,7 +211,8 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     src, pruning = sparse_prep.apply_channel_pruning(src, model, sparsity_table)
     sparsity_table = sparse_prep.element_entries(sparsity_table)
     pass_report = optimize(model, passes)
-    src.notes.extend(sparse_prep.graph_name_notes(sparsity_table, model))
+    sparsity_table, renamed = sparse_prep.follow_renamed(sparsity_table, model, src.torch_module)
+    src.notes.extend(renamed + sparse_prep.graph_name_notes(sparsity_table, model))
     optimized_path = out / f"{src.name}.optimized.onnx"
     save_onnx(model, optimized_path)
     if qdq is not None:

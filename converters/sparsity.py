@@ -54,6 +54,54 @@ def element_entries(table: Any) -> Any:
     return SparsityTable(weights=kept, provenance=table.provenance, extra=dict(table.extra))
 
 
+def follow_renamed(table: Any, model: Any, torch_module: Any) -> Tuple[Any, List[str]]:
+    """Table entries named after torch parameters the exporter renamed follow them by value.
+
+    The dynamo exporter stores the weight of a Linear applied to [batch, tokens, features]
+    as a transposed constant (``val_26``) for its MatMul. An entry for
+    ``layers.0.mlp.0.weight`` then moves to the graph constant holding the same values,
+    its pattern axes swapped when the constant is the transpose (the quantization
+    matcher's rule, ``quant_tables.producers.value_match``).
+    """
+    if table is None or torch_module is None:
+        return table, []
+    import copy
+
+    from quant_tables import SparsityTable
+    from quant_tables.producers.value_match import by_size, find_constant
+
+    consts = {n: v.const_value.numpy() for n, v in model.graph.initializers.items()
+              if v.const_value is not None}
+    missing = [n for n in table.weights if n not in consts]
+    if not missing:
+        return table, []
+    params = dict(torch_module.named_parameters())
+    params.update(dict(torch_module.named_buffers()))
+    index = by_size(consts)
+    weights = dict(table.weights)
+    moved = []
+    for name in missing:
+        t = params.get(name)
+        hit = find_constant([t.detach().cpu().numpy()], consts, index) if t is not None \
+            else None
+        if hit is None or hit[0] in weights:
+            continue
+        graph_name, transposed = hit
+        e = copy.deepcopy(weights.pop(name))
+        if transposed:
+            e.axes = tuple(1 - int(a) for a in e.axes)
+            e.axis = 1 - e.pattern_axis % 2
+        e.source = e.source or name
+        weights[graph_name] = e
+        moved.append(f"{name} -> {graph_name}" + (" (transposed)" if transposed else ""))
+    if not moved:
+        return table, []
+    out = SparsityTable(weights=weights, provenance=table.provenance, extra=dict(table.extra))
+    shown = ", ".join(moved[:4]) + (f" ... and {len(moved) - 4} more" if len(moved) > 4 else "")
+    return out, [f"sparsity table: {len(moved)} weight(s) found under the exporter's names "
+                 f"by value: {shown}"]
+
+
 def apply_channel_pruning(src: Any, model: Any, table: Any) -> Tuple[Any, Optional[Any]]:
     """Remove the table's channels from ``model`` (in place); (source for reference, report)."""
     from converters.passes import optimize

@@ -124,7 +124,7 @@ def place_activations(sites: Sequence[ActivationSite], values: Dict[str, np.ndar
         result.table.activations[tensor] = copy.deepcopy(sites[order].entry)
 
 
-def _find_constant(forms: Sequence[np.ndarray], consts: Dict[str, np.ndarray],
+def find_constant(forms: Sequence[np.ndarray], consts: Dict[str, np.ndarray],
                    index: Dict[int, List[str]]) -> Optional[Tuple[str, bool]]:
     """(constant name, transposed) of the first constant holding one of ``forms``."""
     for cand in index.get(int(forms[0].size), []):
@@ -143,7 +143,7 @@ def place_weights(sites: Sequence[WeightSite], consts: Dict[str, np.ndarray],
                   result: MatchResult) -> None:
     index = by_size(consts)
     for site in sites:
-        hit = _find_constant(site.forms, consts, index)
+        hit = find_constant(site.forms, consts, index)
         if hit is None:
             result.unmatched.append(f"{site.name} (weight; no ONNX constant holds it)")
             continue

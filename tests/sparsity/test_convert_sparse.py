@@ -190,3 +190,30 @@ def test_channel_table_through_convert(zoo_sources, tmp_path, name, targets):
         assert t.size_bytes < 4 * p.params_before * 0.75
         out = t.verification.outputs[0]
         assert out.cosine >= 0.99999 and out.top1 in (None, 1.0)
+
+
+def test_entries_follow_linear_weights_the_exporter_renamed(tmp_path):
+    """A Linear on [batch, tokens, features] exports as MatMul with a transposed constant
+    (val_N): the table entry follows it by value, and TFLite runs it sparse."""
+    import torch
+    from torch import nn
+
+    class Tokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 96)
+            self.out = nn.Linear(96, 8)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.fc(x)))
+
+    torch.manual_seed(0)
+    model = Tokens().eval()
+    table, _ = prune_torch(model, "ic4", 0.9, kinds=("fc",), include=r"^fc\.")
+    rep = convert(model, targets="tflite", example_inputs=(torch.randn(2, 5, 64),),
+                  out_dir=tmp_path, sparsity_table=table)
+    notes = " ".join(rep.source["notes"])
+    assert "fc.weight -> " in notes and "(transposed)" in notes
+    (row,) = rep.target("tflite").details["sparsity"]["layers"]
+    assert row["weight"] != "fc.weight" and row["runs"] == "sparse", row
+    assert rep.target("tflite").verification.outputs[0].cosine >= 0.99999
