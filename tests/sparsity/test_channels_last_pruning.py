@@ -64,7 +64,7 @@ def _prune(module, shape, keep=0.5):
     masked = _ort(mask_onnx(cleaned, report.mask), {name: x})
     assert np.max(np.abs(masked - _ort(src.model, {name: x}))) > 1e-3     # the mask bites
     assert_close(masked, _ort(pruned, {name: x}), "fp32", module.__name__)
-    return report, {l["weight"]: (l["before"], l["after"]) for l in report.layers}, src
+    return report, {row["weight"]: (row["before"], row["after"]) for row in report.layers}, src
 
 
 def test_channels_cross_nchw_nhwc_transposes():
@@ -130,4 +130,4 @@ def test_a_mean_over_the_channel_axis_freezes_it(over_channels):
     else:      # the tokens are averaged: the 12 features stay channels, on axis 1 now
         assert all(ca.removable(r) for r in roots)
         report = prune_channels(model, keep=0.5)
-        assert {(l["before"], l["after"]) for l in report.layers} == {(12, 6), (3, 3)}
+        assert {(row["before"], row["after"]) for row in report.layers} == {(12, 6), (3, 3)}
