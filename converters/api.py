@@ -28,7 +28,8 @@ import numpy as np
 
 from converters.backends import PRECISIONS, BackendOptions, get_backend
 from converters.onnx_io import save_onnx
-from converters.verify import TABLE_COLUMNS, Verification, compare, load_feeds, random_feeds
+from converters.verify import (DYNAMIC_DIM, TABLE_COLUMNS, Verification, compare, load_feeds,
+                              random_feeds)
 from edgert.errors import ConversionError, EdgertError, InputError
 
 
@@ -359,7 +360,10 @@ def _verification_feeds(src, verify_inputs, seed: int):
         return load_feeds(verify_inputs, names), desc
     if src.example_inputs is not None:
         return dict(src.example_inputs), f"torch example inputs (seed {seed})"
-    return random_feeds(src.input_specs(), seed), f"seeded random N(0,1) (seed {seed})"
+    specs = src.input_specs()
+    dynamic = any(not isinstance(d, int) or d <= 0 for _, shape, _ in specs for d in shape[1:])
+    return random_feeds(specs, seed), f"seeded random N(0,1) (seed {seed})" + (
+        f"; dynamic dims: batch 1, others {DYNAMIC_DIM}" if dynamic else "")
 
 
 def _source_dict(src) -> dict:

@@ -232,13 +232,21 @@ def compare(reference: Mapping[str, np.ndarray], result: Mapping[str, np.ndarray
 
 # -- inputs ----------------------------------------------------------------------------
 
-def random_feeds(specs: Sequence[tuple], seed: int = 0, dynamic_size: int = 1
-                 ) -> Dict[str, np.ndarray]:
-    """Seeded inputs for (name, shape, dtype) specs: N(0, 1) floats, small ints, bools."""
+DYNAMIC_DIM = 32   # a dynamic dim other than the batch: image side or sequence length
+
+
+def random_feeds(specs: Sequence[tuple], seed: int = 0, dynamic_size: int = 1,
+                 dynamic_other: int = DYNAMIC_DIM) -> Dict[str, np.ndarray]:
+    """Seeded inputs for (name, shape, dtype) specs: N(0, 1) floats, small ints, bools.
+
+    A dynamic dim 0 (the batch) gets ``dynamic_size``; other dynamic dims (height, width,
+    sequence length) get ``dynamic_other``: 1 would be too small for strided layers.
+    """
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, shape, dtype in specs:
-        dims = tuple(d if isinstance(d, int) and d > 0 else dynamic_size for d in shape)
+        dims = tuple(d if isinstance(d, int) and d > 0 else
+                     (dynamic_size if i == 0 else dynamic_other) for i, d in enumerate(shape))
         dtype = np.dtype(dtype)
         if np.issubdtype(dtype, np.floating):
             feeds[name] = rng.standard_normal(dims).astype(dtype)

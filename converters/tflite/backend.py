@@ -83,6 +83,7 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
         sg.inputs.append(idx)
         inputs.append((v.name, idx))
         io["inputs"][v.name] = _layout_name(plan.perm(v))
+        _default_dynamic_dims(sg.tensors[idx])
     for node in graph:
         if id(node) in ctx.consumed:
             continue
@@ -182,3 +183,16 @@ def convert_onnx(model: Any, out_path: Path, **option_fields: Any) -> BackendRes
 
 
 __all__ = ["TFLiteBackend", "convert_onnx", "lower_model"]
+
+
+def _default_dynamic_dims(t) -> None:
+    """The shape an input is allocated with at load: dynamic dims other than the batch get
+    ``DYNAMIC_DIM`` rather than 1, so strided layers have something to work on until the
+    first run resizes the input (XNNPACK refuses to prepare a 5x5 conv on a 1x1 image)."""
+    from converters.verify import DYNAMIC_DIM
+
+    sig = t.shapeSignature
+    if sig is None:
+        return
+    t.shape = [DYNAMIC_DIM if k > 0 and d == -1 else s for k, (d, s) in
+               enumerate(zip(sig, t.shape))]

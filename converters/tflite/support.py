@@ -92,6 +92,32 @@ def unsupported_nodes(model) -> List[Tuple[object, str]]:
     return [(n, r) for n in model.graph for r in [node_reason(n, opset)] if r]
 
 
+_DYNAMIC_REASONS = ("unknown at conversion time", "static shape", "folded to a constant",
+                    "known at conversion time")
+
+
+def dynamic_dims_hint(model, reasons: List[str]) -> str:
+    """When nodes fail for want of static dims and the inputs have dynamic ones: how to fix
+    them (TFLite kernels take shapes, paddings and sizes as constants)."""
+    if not any(k in r for r in reasons for k in _DYNAMIC_REASONS):
+        return ""
+    dynamic = []
+    for v in model.graph.inputs:
+        if v.const_value is not None or v.shape is None:
+            continue
+        dims = [d if isinstance(d, int) else (getattr(d, "value", None) or "?") for d in v.shape]
+        if any(not isinstance(d, int) for d in dims):
+            dynamic.append((v.name, dims))
+    if not dynamic:
+        return ""
+    name, dims = dynamic[0]
+    example = "x".join(str(d) if isinstance(d, int) else ("1" if i == 0 else "224")
+                       for i, d in enumerate(dims))
+    listed = "; ".join(f"{n} {list(d)}" for n, d in dynamic)
+    return (f"The model has dynamic input dims ({listed}): fix them, e.g. --input-shape "
+            f"{name}={example} (Python: input_shapes={{'{name}': ({example.replace('x', ', ')})}})")
+
+
 def graph_reason(model) -> Optional[str]:
     for v in model.graph.inputs:
         if v.shape is None:
@@ -109,7 +135,8 @@ def check_model(model) -> None:
         node, reason = bad[0]
         more = f" ({len(bad) - 1} more unsupported node(s) after it)" if len(bad) > 1 else ""
         raise UnsupportedOpError(node.name or node.outputs[0].name, node.op_type, TARGET,
-                                 reason + more, supported=registry.supported_op_names())
+                                 reason + more, supported=registry.supported_op_names(),
+                                 hint=dynamic_dims_hint(model, [r for _, r in bad]))
     reason = graph_reason(model)
     if reason:
         from edgert.errors import ConversionError

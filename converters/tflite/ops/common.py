@@ -61,7 +61,13 @@ def choose_padding(in_hw: Sequence[Optional[int]], kernel: Sequence[int],
             if strides[d] == 1 and before == after and 2 * before == k_eff - 1 and not ceil_mode:
                 effective.append([before, after])
                 continue
-            return None
+            if ceil_mode:        # the extra cell ceil mode adds depends on the size
+                return None
+            # an explicit PAD of exactly the ONNX pads, then VALID: floor((n + b + a - k) / s)
+            # + 1 outputs whatever n is (padding unused at the end changes nothing)
+            effective.append([before, after])
+            same_ok = False
+            continue
         span = size + before + after - k_eff
         steps = (-(-span // strides[d]) if ceil_mode else span // strides[d])
         out = steps + 1

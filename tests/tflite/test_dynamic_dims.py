@@ -1,0 +1,64 @@
+"""Dynamic spatial dims: strided, padded convs and pools convert without fixed sizes
+(an explicit PAD then VALID is exact for any size) and the interpreter resizes; what
+does need static dims fails with how to fix them."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+import edgert
+from converters import convert
+from edgert.errors import UnsupportedOpError
+
+
+class Strided(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.b = nn.Conv2d(8, 8, 5, stride=2, padding=(2, 1))
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+class SizedLikeInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 2, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.a(x), size=x.shape[-2:], mode="bilinear")
+
+
+def _export(module, path, h=32, w=32):
+    torch.manual_seed(0)
+    torch.onnx.export(module.eval(), (torch.randn(1, 3, h, w),), str(path), dynamo=False,
+                      input_names=["image"], output_names=["out"],
+                      dynamic_axes={"image": {2: "h", 3: "w"}, "out": {2: "oh", 3: "ow"}})
+    return str(path)
+
+
+def test_strided_padded_layers_run_at_any_size(tmp_path):
+    path = _export(Strided(), tmp_path / "strided.onnx")
+    rep = convert(path, targets="tflite", out_dir=tmp_path)
+    session = edgert.load(rep.target("tflite").path)
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for h, w in ((17, 23), (32, 32), (26, 40)):
+        x = np.random.default_rng(h).normal(size=(1, 3, h, w)).astype(np.float32)
+        want = ref.run(None, {"image": x})[0]
+        got = session.run({"image": x})["out"]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_what_needs_static_dims_says_how_to_fix_them(tmp_path):
+    path = _export(SizedLikeInput(), tmp_path / "sized.onnx")
+    with pytest.raises(UnsupportedOpError, match=r"--input-shape image=1x3x224x224") as info:
+        convert(path, targets="tflite", out_dir=tmp_path)
+    assert "Supported ops" not in str(info.value)
+    rep = convert(path, targets="tflite", out_dir=tmp_path, input_shapes={"image": (1, 3, 20, 28)})
+    assert rep.target("tflite").verification.passed
