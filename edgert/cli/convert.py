@@ -11,6 +11,8 @@ result failed verification, 2 on an error (bad input, unsupported op, ...).
 """
 from __future__ import annotations
 
+import sys
+
 HELP = "convert a PyTorch or ONNX model to MNN / TFLite, verified against the source"
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
@@ -89,12 +91,16 @@ def run(args) -> int:
         quant_table=args.quant_table, calibration_data=args.calibration_data,
         io_dtype=args.io_dtype, io_layout=args.io_layout,
         sparsity_table=args.sparsity_table,
-        load_check="structure" if args.no_isolated_check else "isolated")
+        load_check="structure" if args.no_isolated_check else "isolated",
+        raise_on_error=False)      # one target failing must not hide the others' results
     if args.json:
         print_json(report.to_dict())
     else:
         render(report)
-    return 0 if report.ok else 1
+    failed = [t for t in report.targets if t.error]
+    for t in failed:
+        print(f"edgert convert: error: {t.error}", file=sys.stderr)
+    return 2 if failed else 0 if report.ok else 1
 
 
 def render(report) -> None:
@@ -124,7 +130,8 @@ def render(report) -> None:
     for t in report.targets:
         ops = ", ".join(f"{k} {v}" for k, v in sorted(t.op_counts.items(), key=lambda kv: -kv[1])[:4])
         rows.append([t.target, t.precision, os.path.basename(t.path or "-"),
-                     fmt_num(t.size_bytes / 1e6), ops or "-", t.error or "ok"])
+                     fmt_num(t.size_bytes / 1e6), ops or "-",
+                     f"FAILED: {t.error_type} (below)" if t.error else "ok"])
     print_table(f"files in {report.out_dir}", ["target", "precision", "file", "MB", "ops",
                                                 "status"], rows)
     render_sparsity(report)
@@ -133,7 +140,11 @@ def render(report) -> None:
         inputs = next(t.verification.inputs for t in report.targets if t.verification)
         print_table("verification", TABLE_COLUMNS, vrows, caption=f"inputs: {inputs}")
     print(f"report: {report.report_path}")
-    print("verification " + ("PASSED" if report.ok else "FAILED"))
+    failed = [t.target for t in report.targets if t.error]
+    if failed:
+        print(f"conversion FAILED for {', '.join(failed)} (the error follows)")
+    else:
+        print("verification " + ("PASSED" if report.ok else "FAILED"))
 
 
 def render_sparsity(report) -> None:
