@@ -263,6 +263,8 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
         table = calibrate(proto, calibration_data, calibration_method)
         plan.notes.append(f"calibrated a table ({table.provenance.method}, "
                           f"{table.provenance.details.get('samples')} samples)")
+        if hasattr(calibration_data, "describe"):
+            plan.notes.append(f"calibration data: {calibration_data.describe()}")
     table = copy.deepcopy(table)
     check = check_against_graph(table, proto, where="quant_table")
     if check.unknown:

@@ -5,12 +5,13 @@ AIMET and TensorRT imports) and exporters (MNN compression params, QDQ ONNX).
 numpy only at import; torch/onnx are imported inside the producers that need them.
 The formats are described in SCHEMA.md next to this file.
 """
+from quant_tables.calibration_data import ImageFolder
 from quant_tables.provenance import Provenance
 from quant_tables.sparsity_table import SparsityTable, WeightSparsity
 from quant_tables.table import ActivationQuant, LayerOverride, QuantTable, WeightQuant
 
-__all__ = ["ActivationQuant", "LayerOverride", "Provenance", "QuantTable", "SparsityTable",
-           "WeightQuant", "WeightSparsity", "load_table"]
+__all__ = ["ActivationQuant", "ImageFolder", "LayerOverride", "Provenance", "QuantTable",
+           "SparsityTable", "WeightQuant", "WeightSparsity", "load_table"]
 
 
 def load_table(path):

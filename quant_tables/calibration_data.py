@@ -5,7 +5,13 @@ Accepted forms (``--data`` on the command line):
 * a dict ``{input name: array}`` or, for a one-input model, one array — the first
   axis is the batch axis;
 * a ``.npz`` file (arrays by input name) or ``.npy`` file (one-input models);
-* a directory of ``.npz``/``.npy`` files, each one feed, in file-name order.
+* a directory of ``.npz``/``.npy`` files, each one feed, in file-name order;
+* a directory of images (JPEG, PNG, BMP, PPM...) for a model with one image input,
+  each image preprocessed as the input expects (``ImageFolder``: resized to the
+  input's height and width, scaled by ``pixel_scale``, normalized with ``mean``/``std``,
+  laid out NCHW or NHWC as the input shape says) with ``edgert.preprocess``, the
+  same steps the Android demo applies. What MNN's and TFLite's own calibration
+  tools take, and what most users have at hand.
 
 Arrays are split along the batch axis into the batch the model takes: its fixed
 batch size, or ``batch`` samples when the batch dimension is dynamic.
@@ -13,15 +19,41 @@ batch size, or ``batch`` samples when the batch dimension is dynamic.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edgert.errors import InputError
 from edgert.files import load_arrays
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class ImageFolder:
+    """Images in a directory as calibration data, and how to turn them into the input.
+
+    ``mean`` and ``std`` apply after ``pixel_scale`` (default 1/255: pixels in [0, 1]);
+    ImageNet-trained models usually want mean (0.485, 0.456, 0.406) and std
+    (0.229, 0.224, 0.225). They must match the preprocessing the model was trained
+    with, or the calibrated ranges are those of inputs the model never sees.
+    """
+
+    path: str
+    mean: Tuple[float, ...] = (0.0,)
+    std: Tuple[float, ...] = (1.0,)
+    pixel_scale: float = 1.0 / 255.0
+    color: str = "RGB"
+    resize: str = "stretch"
+
+    def describe(self) -> str:
+        return (f"images in {self.path} ({self.resize}, {self.color}, x{self.pixel_scale:g}, "
+                f"mean {list(self.mean)}, std {list(self.std)})")
+
+
 DataLike = Union[str, "os.PathLike[str]", np.ndarray, Mapping[str, np.ndarray],
-                 Sequence[Mapping[str, np.ndarray]]]
+                 Sequence[Mapping[str, np.ndarray]], ImageFolder]
 
 
 def _load_file(path: str) -> Dict[str, np.ndarray]:
@@ -80,13 +112,51 @@ def _as_dtype(v: np.ndarray, name: str) -> np.ndarray:
     return v
 
 
+def image_files(path: str) -> List[str]:
+    return sorted(os.path.join(path, f) for f in os.listdir(path)
+                  if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _image_feeds(folder: ImageFolder, names: List[str], shapes, batch: int):
+    from edgert.preprocess import preprocess, read_image, spec_for_input
+
+    if not os.path.isdir(folder.path):
+        raise InputError(f"{folder.path}: no such image directory")
+    files = image_files(folder.path)
+    if not files:
+        raise InputError(f"{folder.path}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    if len(names) != 1:
+        raise InputError(f"{folder.path}: images calibrate a model with one image input; this "
+                         f"one has inputs {names} (give a .npz with an array per input)")
+    shape = list(shapes[names[0]])
+    if len(shape) != 4 or any(not isinstance(d, int) or d < 1 for d in shape[1:]):
+        raise InputError(f"{folder.path}: input {names[0]!r} has shape {shape}; images need a "
+                         f"rank-4 input with fixed channels, height and width (--input-shape)")
+    spec = spec_for_input(shape, mean=tuple(folder.mean), std=tuple(folder.std),
+                          pixel_scale=folder.pixel_scale, color=folder.color,
+                          resize=folder.resize, input=names[0])
+    fixed = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    step = fixed or max(1, batch)
+    for start in range(0, len(files), step):
+        chunk = files[start:start + step]
+        if fixed and len(chunk) < fixed:
+            return          # the model takes exactly ``fixed`` images per run
+        yield {names[0]: np.concatenate([preprocess(read_image(f), spec) for f in chunk])}
+
+
 def _feeds(data: DataLike, names: List[str], shapes, batch: int):
+    if isinstance(data, ImageFolder):
+        yield from _image_feeds(data, names, shapes, batch)
+        return
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
         if os.path.isdir(path):
             files = sorted(f for f in os.listdir(path) if f.endswith((".npy", ".npz")))
+            if not files and image_files(path):
+                yield from _image_feeds(ImageFolder(path), names, shapes, batch)
+                return
             if not files:
-                raise InputError(f"{path}: no .npy or .npz files in this directory")
+                raise InputError(f"{path}: no .npy, .npz or image files in this directory")
             for f in files:
                 full = os.path.join(path, f)
                 yield _name_single(_load_file(full), names, full)

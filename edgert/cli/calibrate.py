@@ -10,11 +10,39 @@ from __future__ import annotations
 HELP = "make a quantization table from calibration data (min/max, percentile, entropy)"
 
 
+def add_image_arguments(p) -> None:
+    """How a directory of images becomes calibration input (``quant_tables.ImageFolder``)."""
+    g = p.add_argument_group("calibration images (a directory of JPEG/PNG/... files)")
+    g.add_argument("--calib-mean", type=float, nargs="+", default=[0.0], metavar="M",
+                   help="per-channel mean after pixel scaling (ImageNet: 0.485 0.456 0.406)")
+    g.add_argument("--calib-std", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="per-channel std after pixel scaling (ImageNet: 0.229 0.224 0.225)")
+    g.add_argument("--calib-pixel-scale", type=float, default=1.0 / 255.0,
+                   help="pixel multiplier before mean/std (default 1/255)")
+    g.add_argument("--calib-color", choices=["RGB", "BGR"], default="RGB")
+    g.add_argument("--calib-resize", choices=["stretch", "center_crop"], default="stretch")
+
+
+def calibration_source(data, args):
+    """``data`` as given, or an ImageFolder when it is a directory of images."""
+    import os
+
+    if data is None or not os.path.isdir(data):
+        return data
+    from quant_tables.calibration_data import ImageFolder, image_files
+
+    if not image_files(data) or any(f.endswith((".npy", ".npz")) for f in os.listdir(data)):
+        return data
+    return ImageFolder(data, mean=tuple(args.calib_mean), std=tuple(args.calib_std),
+                       pixel_scale=args.calib_pixel_scale, color=args.calib_color,
+                       resize=args.calib_resize)
+
+
 def add_arguments(p) -> None:
     p.add_argument("model", help="float ONNX model")
     p.add_argument("--data", required=True,
                    help=".npz (arrays by input name, first axis = samples), .npy (one input), "
-                        "or a directory of such files (one feed each)")
+                        "a directory of such files (one feed each), or a directory of images")
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"],
                    help="range estimator (default minmax)")
     p.add_argument("--percentile", type=float, default=99.99,
@@ -29,6 +57,7 @@ def add_arguments(p) -> None:
     p.add_argument("--limit", type=int, help="use at most this many batches")
     p.add_argument("-o", "--output", required=True, help="table to write (.json)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_image_arguments(p)
 
 
 def run(args) -> int:
@@ -37,7 +66,8 @@ def run(args) -> int:
     from quant_tables.producers.calibrate import calibrate
 
     partial = QuantTable.load(args.table) if args.table else None
-    table = calibrate(args.model, args.data, args.method, percentile=args.percentile,
+    table = calibrate(args.model, calibration_source(args.data, args), args.method,
+                      percentile=args.percentile,
                       table=partial, symmetric_activations=args.symmetric_activations,
                       per_channel=not args.per_tensor_weights, batch=args.batch,
                       limit=args.limit, source_name=args.model)

@@ -32,8 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--quant-table", metavar="TABLE",
                    help="quantization table (.json) for --precision int8 (docs/QUANTIZATION.md)")
     p.add_argument("--calibration-data", metavar="DATA",
-                   help="int8: .npz/.npy or a folder of them; calibrates what the table lacks "
-                        "(or a whole table when none is given)")
+                   help="int8: .npz/.npy, a folder of them, or a folder of images (see "
+                        "--calib-mean/--calib-std); calibrates what the table lacks (or a "
+                        "whole table when none is given)")
     p.add_argument("--io-dtype", default="float", choices=["float", "int8"],
                    help="int8: TFLite model inputs/outputs as int8 tensors (default float)")
     p.add_argument("--io-layout", default="source", choices=["source", "nhwc"],
@@ -56,6 +57,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-isolated-check", action="store_true",
                    help="load results in-process only (skip the crash-safe child-process load)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    from edgert.cli.calibrate import add_image_arguments
+
+    add_image_arguments(p)
 
 
 def _thresholds(items):
@@ -75,6 +79,7 @@ def _thresholds(items):
 
 def run(args) -> int:
     from converters.api import convert
+    from edgert.cli.calibrate import calibration_source
     from converters.frontends.shapes import parse_input_shapes
     from edgert.cli.output import print_json
 
@@ -88,7 +93,8 @@ def run(args) -> int:
         dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
         thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
-        quant_table=args.quant_table, calibration_data=args.calibration_data,
+        quant_table=args.quant_table,
+        calibration_data=calibration_source(args.calibration_data, args),
         io_dtype=args.io_dtype, io_layout=args.io_layout,
         sparsity_table=args.sparsity_table,
         load_check="structure" if args.no_isolated_check else "isolated",
