@@ -34,6 +34,7 @@ import numpy as np
 from edgert.errors import InputError
 from edgert.tensors import QuantParams
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 LAYOUTS = ("NCHW", "NHWC")
 COLORS = ("RGB", "BGR", "GRAY")
 RESIZES = ("stretch", "center_crop")

@@ -26,8 +26,7 @@ import numpy as np
 
 from edgert.errors import InputError
 from edgert.files import load_arrays
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
+from edgert.preprocess import IMAGE_EXTENSIONS
 
 
 @dataclass

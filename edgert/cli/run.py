@@ -8,11 +8,56 @@ def add_arguments(p) -> None:
     from edgert.cli.common import add_load_arguments
 
     add_load_arguments(p)
-    p.add_argument("--input", "-i", help=".npy (single-input models) or .npz keyed by input name; "
+    p.add_argument("--input", "-i", help=".npy (single-input models), .npz keyed by input name, "
+                                         "or an image (JPEG, PNG, ...) for an image input; "
                                          "default: seeded random inputs")
     p.add_argument("--output", "-o", help="write the outputs to this .npz")
     p.add_argument("--raw", action="store_true", help="keep quantized outputs as integers")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    g = p.add_argument_group("image input (--input photo.jpg)")
+    g.add_argument("--mean", type=float, nargs="+", default=[0.0], metavar="M",
+                   help="per-channel mean after pixel scaling (ImageNet: 0.485 0.456 0.406)")
+    g.add_argument("--std", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="per-channel std after pixel scaling (ImageNet: 0.229 0.224 0.225)")
+    g.add_argument("--pixel-scale", type=float, default=1.0 / 255.0)
+    g.add_argument("--color", choices=["RGB", "BGR"], default="RGB")
+    g.add_argument("--resize", choices=["stretch", "center_crop"], default="stretch")
+    g.add_argument("--labels", help="class names, one per line: top-k with names")
+    g.add_argument("--top-k", type=int, default=5, help="classes to list (default 5)")
+
+
+
+def _image_feeds(sess, args):
+    """The image preprocessed for the model's single image input (edgert.preprocess)."""
+    from edgert.errors import InputError
+    from edgert.preprocess import preprocess, read_image, spec_for_input
+
+    if len(sess.inputs) != 1:
+        raise InputError(f"an image feeds a model with one input; this one has "
+                         f"{[i.name for i in sess.inputs]} (give a .npz)")
+    info = sess.inputs[0]
+    spec = spec_for_input(list(info.shape), mean=tuple(args.mean), std=tuple(args.std),
+                          pixel_scale=args.pixel_scale, color=args.color, resize=args.resize,
+                          input=info.name)
+    return {info.name: preprocess(read_image(args.input), spec)}
+
+
+def _top_k(outputs, args):
+    """(output name, [(class, score, label)]) for the first classifier-shaped output."""
+    import numpy as np
+
+    from edgert.postprocess import label_of, looks_like_probabilities, softmax, top_k
+
+    labels = None
+    if args.labels:
+        with open(args.labels, encoding="utf-8") as f:
+            labels = [line.strip() for line in f if line.strip()]
+    for name, v in outputs.items():
+        if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] > 1 and \
+                np.issubdtype(v.dtype, np.floating):
+            scores = v[0] if looks_like_probabilities(v[0]) else softmax(v[0])
+            return name, [(i, p, label_of(i, labels)) for i, p in top_k(scores, args.top_k)]
+    return None
 
 
 def run(args) -> int:
@@ -23,7 +68,10 @@ def run(args) -> int:
     from edgert.tensors import shape_str
 
     sess = load_from_args(args)
-    feeds = (read_inputs(args.input) if args.input
+    from edgert.preprocess import IMAGE_EXTENSIONS
+
+    is_image = bool(args.input) and args.input.lower().endswith(IMAGE_EXTENSIONS)
+    feeds = (_image_feeds(sess, args) if is_image else read_inputs(args.input) if args.input
              else sess.random_inputs(args.seed))
     outputs = sess.run(feeds, raw=args.raw)
     if args.output:
@@ -34,9 +82,14 @@ def run(args) -> int:
                 "mean": float(v.astype(np.float64).mean()) if v.size else None,
                 "argmax": int(v.reshape(v.shape[0], -1).argmax(-1)[0]) if v.ndim >= 2 and v.size else None}
                for k, v in outputs.items()]
+    ranked = _top_k(outputs, args) if is_image or args.labels else None
     if args.json:
-        print_json({"model": sess.path, "engine": sess.engine_version, "outputs": summary,
-                    "saved_to": args.output})
+        doc = {"model": sess.path, "engine": sess.engine_version, "outputs": summary,
+               "saved_to": args.output}
+        if ranked:
+            doc["top_k"] = {"output": ranked[0], "classes": [
+                {"index": i, "score": float(p), "label": lab} for i, p, lab in ranked[1]]}
+        print_json(doc)
         return 0
     print_table(f"outputs of {sess.path} on {sess.engine_version}",
                 ["name", "shape", "dtype", "min", "max", "mean", "argmax[0]"],
@@ -44,4 +97,7 @@ def run(args) -> int:
                   fmt_num(s["max"]), fmt_num(s["mean"]),
                   "-" if s["argmax"] is None else s["argmax"]] for s in summary],
                 caption=f"saved to {args.output}" if args.output else None)
+    if ranked:
+        print_table(f"top {len(ranked[1])} of {ranked[0]}", ["rank", "class", "score", "label"],
+                    [[r + 1, i, f"{p:.4f}", lab] for r, (i, p, lab) in enumerate(ranked[1])])
     return 0

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -94,3 +95,24 @@ def test_info_mnn_counts_mnn_ops(models):
     ops = d["op_counts"]
     assert ops.get("Convolution", 0) >= 1 and ops.get("Input") == 1
     assert d["outputs"][0]["shape"] == [1, 10]
+
+
+def test_run_on_an_image_names_the_classes(capsys, tmp_path):
+    """The Android demo's bundled digits model on its bundled sample images (held-out
+    digits): the image goes through edgert.preprocess, the top class is the digit."""
+    pytest.importorskip("PIL")
+    pytest.importorskip("MNN")
+    from edgert.cli import main
+
+    assets = os.path.join(ROOT, "android_demo", "app", "src", "main", "assets")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"digit {i}" for i in range(10)))
+    right = 0
+    for digit in range(10):
+        image = os.path.join(assets, "samples", f"digit_{digit}.png")
+        assert main(["run", os.path.join(assets, "digits_mlp.mnn"), "--input", image,
+                     "--labels", str(labels), "--top-k", "2", "--json"]) == 0
+        top = json.loads(capsys.readouterr().out)["top_k"]["classes"]
+        assert len(top) == 2 and top[0]["score"] >= top[1]["score"]
+        right += top[0]["label"] == f"digit {digit}"
+    assert right >= 9
