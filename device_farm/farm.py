@@ -110,16 +110,21 @@ def probe_devices(specs: Sequence[DeviceSpec], engines: bool = True) -> List[Dic
     rows: List[Dict[str, object]] = [{} for _ in specs]
 
     def one(i: int, spec: DeviceSpec) -> None:
-        worker = DeviceWorker(spec)
+        worker = None
         try:
+            worker = DeviceWorker(spec)
             info = worker.connect(engines=engines)
             rows[i] = {"name": spec.name, "online": True, "info": info.to_dict(),
                        "spec": spec.public_dict()}
         except (EdgertError, DeviceError) as exc:
             rows[i] = {"name": spec.name, "online": False, "error": str(exc),
                        "spec": spec.public_dict()}
+        except Exception as exc:  # noqa: BLE001 - one device's surprise must not hide the rest
+            rows[i] = {"name": spec.name, "online": False,
+                       "error": f"{type(exc).__name__}: {exc}", "spec": spec.public_dict()}
         finally:
-            worker.close()
+            if worker is not None:
+                worker.close()
 
     threads = [threading.Thread(target=one, args=(i, s), daemon=True) for i, s in enumerate(specs)]
     for t in threads:

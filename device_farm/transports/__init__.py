@@ -6,6 +6,7 @@ Adding a transport is one module with a ``Transport`` subclass and one row here.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Dict, Tuple
 
 from device_farm.transports.base import (
@@ -21,6 +22,8 @@ _TRANSPORTS: Dict[str, Tuple[str, str]] = {
     "ssh": ("device_farm.transports.ssh", "SSHTransport"),
     "adb": ("device_farm.transports.adb", "ADBTransport"),
 }
+# the package a transport needs (installed by the `farm` extra)
+_NEEDS = {"ssh": "paramiko", "adb": "adbutils"}
 
 
 def transport_kinds() -> Tuple[str, ...]:
@@ -32,5 +35,14 @@ def open_transport(spec) -> Transport:
     if spec.transport not in _TRANSPORTS:
         raise TransportError(f"device {spec.name!r}: unknown transport {spec.transport!r}; "
                              f"known: {', '.join(_TRANSPORTS)}")
+    need = _NEEDS.get(spec.transport)
+    if need is not None:
+        try:
+            found = importlib.util.find_spec(need) is not None
+        except ValueError:          # a module object without a spec (tests block it so)
+            found = False
+        if not found:
+            raise TransportError(f"device {spec.name!r}: {spec.transport} devices need the "
+                                 f"{need!r} package: pip install 'edgert[farm]'")
     module, cls = _TRANSPORTS[spec.transport]
     return getattr(importlib.import_module(module), cls)(spec)

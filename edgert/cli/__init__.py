@@ -60,9 +60,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EdgertError as exc:
         print(f"edgert {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"edgert {args.command}: error: this needs the {exc.name.split('.')[0]!r} package,"
+              f" which is not installed: pip install 'edgert[{extra}]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# optional packages -> the extra of pyproject.toml that installs them
+_EXTRA_OF = {
+    "onnx": "convert", "onnx_ir": "convert", "onnxscript": "convert", "torch": "convert",
+    "flatbuffers": "convert", "jsonschema": "convert", "matplotlib": "convert",
+    "onnxruntime": "onnx", "MNN": "mnn", "ai_edge_litert": "litert",
+    "tflite_runtime": "tflite", "paramiko": "farm", "adbutils": "farm", "torchao": "pt2e",
+    "PIL": "convert",
+}
 
 
 if __name__ == "__main__":

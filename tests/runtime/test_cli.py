@@ -116,3 +116,24 @@ def test_run_on_an_image_names_the_classes(capsys, tmp_path):
         assert len(top) == 2 and top[0]["score"] >= top[1]["score"]
         right += top[0]["label"] == f"digit {digit}"
     assert right >= 9
+
+
+@pytest.mark.parametrize("missing, command, extra, code", [
+    ("onnx_ir", ["convert", "zoo:dynamic_batch_cnn", "--to", "tflite"], "convert", 2),
+    ("paramiko", ["farm", "devices", "--inventory", "{inv}"], "farm", 0),   # listed offline
+])
+def test_a_missing_optional_package_names_the_extra(tmp_path, missing, command, extra, code):
+    """A runtime-only install (numpy + rich) asked to convert or reach a board: which
+    extra to install, no traceback."""
+    inv = tmp_path / "devices.toml"
+    inv.write_text('[[device]]\nname = "b"\ntransport = "ssh"\nhost = "127.0.0.1"\n'
+                   'port = 9\nconnect_timeout = 1\n')
+    argv = [a.replace("{inv}", str(inv)) for a in command] + ["--out", str(tmp_path / "o")] \
+        if command[0] == "convert" else [a.replace("{inv}", str(inv)) for a in command]
+    script = (f"import sys; sys.modules[{missing!r}] = None\n"
+              f"from edgert.cli import main\nsys.exit(main({argv!r}))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert f"pip install 'edgert[{extra}]'" in (proc.stderr + proc.stdout).replace("\n", "")
+    assert "Traceback" not in proc.stderr
