@@ -232,8 +232,14 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     feeds, feeds_desc = _verification_feeds(src, verify_inputs, verify_seed) if verify else \
         (None, "")
     reference = src.run_reference(feeds) if verify else None
-    if verify and qdq is not None and precision == "int8":
-        reference = _qdq_reference(qdq, feeds, reference, src)
+    if verify and precision == "int8" and qdq is not None:
+        reference = _simulation_reference(
+            qdq.simulate(feeds, src.output_names), reference, src,
+            "the QDQ model's own int8 simulation on ONNX Runtime")
+    elif verify and precision == "int8" and qat is not None:
+        reference = _simulation_reference(
+            _torch_simulation(qat, feeds, src), reference, src,
+            f"PyTorch's own simulation of the {trained_kind(qat)} model")
 
     options = BackendOptions(precision=precision, quant_table=quant_table,
                              sparsity_table=sparsity_table, io_layout=io_layout,
@@ -262,19 +268,40 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     return report
 
 
-def _qdq_reference(qdq, feeds, float_reference, src):
-    """An int8 conversion of a QDQ model is held to the model's own simulation (ONNX
-    Runtime running its Q/DQ nodes); how far that simulation is from float is noted."""
+def _simulation_reference(simulated, float_reference, src, what: str):
+    """An int8 conversion of an already-quantized model (QDQ ONNX, QAT, PT2E) is held to
+    that model's own simulation: reproducing it is the converter's job, how far it is
+    from float is the training's (and is noted)."""
     from converters.verify import metrics
 
-    simulated = qdq.simulate(feeds, src.output_names)
     gaps = []
     for n, ref in float_reference.items():
         cos = metrics(ref, simulated[n]).get("cosine")
         gaps.append(f"{n} cosine {cos:.6f}" if cos is not None else f"{n} -")
-    src.notes.append("verification reference: the QDQ model's own int8 simulation on ONNX "
-                     "Runtime (that simulation against the float model: " + ", ".join(gaps) + ")")
+    src.notes.append(f"verification reference: {what} (that simulation against the float "
+                     f"model: " + ", ".join(gaps) + ")")
     return simulated
+
+
+def _torch_simulation(qat, feeds, src):
+    from converters.frontends.torch_export import flatten_outputs
+    from converters.quantize import trained_producer
+
+    import torch
+
+    inputs = [torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in src.input_names]
+    outs = flatten_outputs(trained_producer(qat).simulate(qat, inputs))
+    if len(outs) != len(src.output_names):
+        raise ConversionError(f"the quantized model gave {len(outs)} outputs, its export has "
+                              f"{len(src.output_names)}")
+    return {n: o.detach().cpu().numpy() for n, o in zip(src.output_names, outs)}
+
+
+def trained_kind(qat) -> str:
+    from converters.quantize import trained_producer
+
+    producer = trained_producer(qat)
+    return producer.kind if producer is not None else "quantized"
 
 
 def _int8_table(model, quant_table, calibration_data, qat, src, out: Path):

@@ -71,16 +71,19 @@ class TrainedProducer:
     accepts: Callable[[Any], bool]
     float_model: Callable[[Any], Any]
     table: Callable[..., Any]          # (model, example inputs, onnx graph) -> MatchResult
+    simulate: Callable[..., Any]       # (model, input tensors) -> PyTorch's own int8 simulation
 
 
 def _pt2e_producer() -> TrainedProducer:
     from quant_tables.producers import pt2e_torch as p
-    return TrainedProducer("PT2E", p.is_pt2e_model, p.float_model, p.table_from_pt2e)
+    return TrainedProducer("PT2E", p.is_pt2e_model, p.float_model, p.table_from_pt2e,
+                           p.pt2e_reference)
 
 
 def _eager_qat_producer() -> TrainedProducer:
     from quant_tables.producers import qat_torch as p
-    return TrainedProducer("QAT", is_qat_model, p.float_model, p.table_from_qat)
+    return TrainedProducer("QAT", is_qat_model, p.float_model, p.table_from_qat,
+                           p.fake_quant_reference)
 
 
 # Checked in order. PT2E first: a prepared PT2E graph holds observer modules too.

@@ -4,7 +4,10 @@ MaxPool, Reshape, Transpose, Concat-free shuffles and the like never create a
 value their input did not have, so their output keeps the input's scale and
 zero point. TFLite even requires it for some (MAX_POOL_2D, RESHAPE), and QAT
 never observes them (eager mode puts no fake-quant after a pool or a flatten).
-``fill_passthrough`` gives each such output its input's entry.
+``fill_passthrough`` gives each such output its input's entry, and, for tables of
+quantized torch models, the outputs of ReLU and average pooling when the table has
+none for them (eager quantization runs those with their input's parameters, so a
+QAT table never names them).
 """
 from __future__ import annotations
 
@@ -22,14 +25,26 @@ PASSTHROUGH: Dict[str, int] = {
 }
 
 
+# Ops whose output a table may leave out because eager PyTorch quantization computes them
+# with their input's scale and zero point (quantized ReLU, average pooling, mean): filled
+# from the input when missing, never overwritten (a calibrated range is better there).
+INHERIT_WHEN_MISSING: Dict[str, int] = {
+    op: 0 for op in ("Relu", "AveragePool", "GlobalAveragePool", "ReduceMean")
+}
+
+
 def fill_passthrough(table: QuantTable, model: Any,
-                     overwrite: Union[bool, AbstractSet[str]] = False) -> List[str]:
+                     overwrite: Union[bool, AbstractSet[str]] = False,
+                     eager: bool = False) -> List[str]:
     """Give pass-through op outputs their input's quantization; return the names filled.
 
     Runs in graph order so chains (MaxPool -> Flatten -> Reshape) fill in one call.
     ``overwrite`` also replaces entries the table already has (True: any; a set: only
     those names). Calibration uses it: separately estimated ranges for a pool's
-    input and output would force a needless requantization.
+    input and output would force a needless requantization. ``eager``: also the
+    ``INHERIT_WHEN_MISSING`` ops, for tables of eager/PT2E quantized torch models, whose
+    ReLU after an add or average pool is computed with its input's parameters (a
+    calibrated table should rather calibrate them: a ReLU output needs no negative range).
     """
     from quant_tables.onnx_tensors import load_model
 
@@ -37,13 +52,17 @@ def fill_passthrough(table: QuantTable, model: Any,
     filled: List[str] = []
     for n in proto.graph.node:
         idx = PASSTHROUGH.get(n.op_type)
+        inherit_only = idx is None
+        if inherit_only and eager:
+            idx = INHERIT_WHEN_MISSING.get(n.op_type)
         if idx is None or len(n.input) <= idx:
             continue
         src = table.activations.get(n.input[idx])
         if src is None:
             continue
         for out in n.output:
-            if not out or (out in table.activations and not _may_overwrite(overwrite, out)):
+            if not out or (out in table.activations and
+                           (inherit_only or not _may_overwrite(overwrite, out))):
                 continue
             entry = ActivationQuant(**{**vars(src), "extra": dict(src.extra)})
             entry.source = f"shared:{n.input[idx]}"

@@ -159,7 +159,7 @@ def finish(result: MatchResult, proto: Any) -> MatchResult:
     """Pass-through outputs (MaxPool, Flatten...) inherit their input's entry."""
     from quant_tables.propagate import fill_passthrough
 
-    filled = fill_passthrough(result.table, proto)
+    filled = fill_passthrough(result.table, proto, eager=True)
     if filled:
         result.notes.append(f"{len(filled)} pass-through tensors took their input's "
                             f"quantization: {filled[:5]}{' ...' if len(filled) > 5 else ''}")

@@ -133,3 +133,61 @@ def test_model_without_fake_quant_is_refused(small_onnx):
 
     with pytest.raises(ConversionError, match="no fake-quant modules"):
         table_from_qat(nn.Sequential(nn.Flatten()), torch.zeros(1, 1, 8, 8), small_onnx)
+
+
+def test_residual_qat_model_converts_and_matches_its_own_simulation(tmp_path):
+    """Eager QAT with a FloatFunctional add followed by a plain ReLU and average pooling:
+    eager mode puts no fake-quant after them (they keep their input's parameters), so
+    the table gets those entries from their inputs; the int8 model is verified against
+    PyTorch's own simulation, and agrees with it."""
+    import warnings
+
+    import torch
+    from torch import nn
+    from torch.ao.nn.quantized import FloatFunctional
+    from torch.ao.quantization import (DeQuantStub, QuantStub, fuse_modules_qat,
+                                       get_default_qat_qconfig, prepare_qat)
+
+    from converters import convert
+    from quant_tables.producers.qat_torch import fake_quant_reference
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.quant, self.dequant = QuantStub(), DeQuantStub()
+            self.stem, self.bn, self.relu = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), \
+                nn.ReLU()
+            self.conv, self.bn2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+            self.add, self.relu2 = FloatFunctional(), nn.ReLU()
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 5)
+
+        def forward(self, x):
+            x = self.relu(self.bn(self.stem(self.quant(x))))
+            x = self.relu2(self.add.add(x, self.bn2(self.conv(x))))
+            return self.dequant(self.fc(torch.flatten(self.pool(x), 1)))
+
+    torch.manual_seed(0)
+    m = Net().train()
+    fuse_modules_qat(m, [["stem", "bn", "relu"], ["conv", "bn2"]], inplace=True)
+    m.qconfig = get_default_qat_qconfig("x86")
+    prepare_qat(m, inplace=True)
+    with torch.no_grad():
+        for _ in range(8):                      # let the observers see data
+            m(torch.randn(4, 3, 12, 12))
+    m.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = convert(m, targets="tflite", example_inputs=(torch.randn(1, 3, 12, 12),),
+                      precision="int8", out_dir=tmp_path, load_check="structure")
+    t = rep.target("tflite")
+    assert t.error is None and t.verification.passed, t.error
+    assert any("PyTorch's own simulation of the QAT model" in n for n in rep.source["notes"])
+    assert t.details["int8"]["float_ops"] == []
+    import edgert
+    x = torch.randn(6, 3, 12, 12)
+    sim = fake_quant_reference(m, (x,)).numpy()
+    s = edgert.load(t.path)
+    got = np.concatenate([next(iter(s.run({"x": x[i:i + 1].numpy()}).values()))
+                          for i in range(6)])
+    cos = float((got * sim).sum() / np.linalg.norm(got) / np.linalg.norm(sim))
+    assert cos >= 0.99 and (got.argmax(1) == sim.argmax(1)).mean() >= 5 / 6
