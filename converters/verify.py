@@ -28,6 +28,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from edgert.errors import InputError
+from edgert.tensors import DYNAMIC_DIM  # one figure for the runtime and the converters
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,6 @@ def compare(reference: Mapping[str, np.ndarray], result: Mapping[str, np.ndarray
 
 # -- inputs ----------------------------------------------------------------------------
 
-DYNAMIC_DIM = 32   # a dynamic dim other than the batch: image side or sequence length
 
 
 def random_feeds(specs: Sequence[tuple], seed: int = 0, dynamic_size: int = 1,

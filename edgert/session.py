@@ -104,8 +104,10 @@ class Session:
         return f"<edgert.Session {os.path.basename(self.path)} on {self.engine_version} ({ins})>"
 
     # -- running ---------------------------------------------------------------------
-    def random_inputs(self, seed: int = 0, dynamic_size: int = 1) -> Dict[str, np.ndarray]:
-        """Seeded random feeds that fit every input (dynamic dims set to ``dynamic_size``)."""
+    def random_inputs(self, seed: int = 0, dynamic_size: Optional[int] = None
+                      ) -> Dict[str, np.ndarray]:
+        """Seeded random feeds that fit every input (dynamic dims set to ``dynamic_size``;
+        by default the batch 1 and other dynamic dims ``edgert.tensors.DYNAMIC_DIM``)."""
         rng = np.random.default_rng(seed)
         return {i.name: random_input(i, rng, dynamic_size) for i in self.inputs}
 

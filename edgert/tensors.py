@@ -11,6 +11,11 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
+# A dynamic dim other than the batch, when one must be chosen (random inputs, the shape a
+# model is first allocated with): an image side or a sequence length that strided layers
+# can work on. The converters use the same figure for their verification inputs.
+DYNAMIC_DIM = 32
+
 Dim = Union[int, str, None]  # a fixed size, a named dynamic dim, or an unknown one
 
 
@@ -71,9 +76,13 @@ class TensorInfo:
     def is_quantized(self) -> bool:
         return self.quantization is not None and np.issubdtype(self.dtype, np.integer)
 
-    def concrete_shape(self, dynamic_size: int = 1) -> Tuple[int, ...]:
-        """The shape with every dynamic dim replaced by ``dynamic_size``."""
-        return tuple(d if isinstance(d, int) and d >= 0 else dynamic_size for d in self.shape)
+    def concrete_shape(self, dynamic_size: Optional[int] = None) -> Tuple[int, ...]:
+        """The shape with every dynamic dim replaced by ``dynamic_size``; by default a
+        dynamic dim 0 (the batch) becomes 1 and any other (height, width, sequence
+        length) ``DYNAMIC_DIM``: 1 is too small for strided layers."""
+        return tuple(d if isinstance(d, int) and d >= 0 else
+                     (dynamic_size if dynamic_size is not None else 1 if k == 0 else DYNAMIC_DIM)
+                     for k, d in enumerate(self.shape))
 
     def to_dict(self) -> dict:
         return {
@@ -91,7 +100,8 @@ def shape_str(shape: Tuple[Dim, ...]) -> str:
                     for d in shape) or "scalar"
 
 
-def random_input(info: TensorInfo, rng: np.random.Generator, dynamic_size: int = 1) -> np.ndarray:
+def random_input(info: TensorInfo, rng: np.random.Generator,
+                 dynamic_size: Optional[int] = None) -> np.ndarray:
     """A seeded random array that fits ``info`` (float in [-1, 1), ints in a small range).
 
     Quantized inputs get float values: the session quantizes them like a user's floats.

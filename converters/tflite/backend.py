@@ -189,7 +189,7 @@ def _default_dynamic_dims(t) -> None:
     """The shape an input is allocated with at load: dynamic dims other than the batch get
     ``DYNAMIC_DIM`` rather than 1, so strided layers have something to work on until the
     first run resizes the input (XNNPACK refuses to prepare a 5x5 conv on a 1x1 image)."""
-    from converters.verify import DYNAMIC_DIM
+    from edgert.tensors import DYNAMIC_DIM
 
     sig = t.shapeSignature
     if sig is None:

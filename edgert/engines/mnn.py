@@ -92,7 +92,7 @@ class MNNEngine(Engine):
             fmt = var.data_format
             self._formats.append(F.NHWC if fmt == F.NHWC else F.NCHW)
             self.inputs.append(TensorInfo(
-                name=name, shape=tuple(int(d) for d in var.shape),
+                name=name, shape=tuple(int(d) if int(d) >= 0 else None for d in var.shape),
                 dtype=dt.get(var.dtype, np.dtype(np.float32)),
                 layout="NHWC" if fmt == F.NHWC else "NCHW"))
         self._var_dtypes = [var.dtype for var in info["inputs"]]
@@ -101,10 +101,27 @@ class MNNEngine(Engine):
 
     @property
     def outputs(self) -> List[TensorInfo]:  # type: ignore[override]
-        """MNN's module API does not describe outputs: learn them from one run on zeros."""
+        """MNN's module API does not describe outputs: learn them from one run on zeros
+        (two when inputs have dynamic dims: the output dims that follow them are dynamic)."""
         if self._outputs is None:
             self.run([np.zeros(i.concrete_shape(), i.dtype) for i in self.inputs])
+            if self._outputs and any(i.is_dynamic for i in self.inputs):
+                self._mark_dynamic_outputs()
         return self._outputs or []
+
+    def _mark_dynamic_outputs(self) -> None:
+        bigger = [np.zeros(tuple(2 * d if not isinstance(s, int) or s < 0 else d
+                                 for d, s in zip(i.concrete_shape(), i.shape)), i.dtype)
+                  for i in self.inputs]
+        try:
+            with capture_native_output():
+                other = self._forward(bigger)
+        except Exception:   # the model takes only some sizes: keep the shapes of the first run
+            return
+        self._outputs = [TensorInfo(name=o.name, dtype=o.dtype, shape=tuple(
+            d if len(r.shape) == len(o.shape) and d == e else None
+            for d, e in zip(o.shape, r.shape)))
+            for o, r in zip(self._outputs, other)]
 
     def _forward(self, arrays: Sequence[np.ndarray]):
         F = self._F

@@ -62,3 +62,22 @@ def test_what_needs_static_dims_says_how_to_fix_them(tmp_path):
     assert "Supported ops" not in str(info.value)
     rep = convert(path, targets="tflite", out_dir=tmp_path, input_shapes={"image": (1, 3, 20, 28)})
     assert rep.target("tflite").verification.passed
+
+
+def test_every_engine_reports_dynamic_dims_and_runs_any_size(tmp_path):
+    """The same dynamic-H/W model in the three formats: inputs (and MNN's learned outputs)
+    show the dynamic dims as dynamic, random inputs pick a usable size, runs resize."""
+    path = _export(Strided(), tmp_path / "strided.onnx")
+    rep = convert(path, targets="tflite,mnn", out_dir=tmp_path)
+    ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for file in (rep.target("tflite").path, rep.target("mnn").path, path):
+        s = edgert.load(file)
+        (info,) = s.inputs
+        assert info.is_dynamic and info.shape[:2] == (1, 3)
+        assert not isinstance(info.shape[2], int) and not isinstance(info.shape[3], int)
+        assert s.outputs[0].is_dynamic, (file, s.outputs[0].shape)
+        feed = s.random_inputs()["image"]
+        assert feed.shape == (1, 3, 32, 32)
+        x = np.random.default_rng(5).normal(size=(1, 3, 21, 30)).astype(np.float32)
+        np.testing.assert_allclose(s.run({"image": x})["out"], ref.run(None, {"image": x})[0],
+                                   rtol=1e-4, atol=1e-5)
