@@ -15,12 +15,15 @@
 (c) MobileNetV2 at 224 with 30% of its channels removed (keep 0.7 per coupled
     layer group) against the original, in MNN and TFLite: latency, size, params
     and FLOPs.
+(d) The zoo's transformer encoder on 256 tokens with half of each MLP's hidden
+    width removed (channels on the last axis; attention widths and the residual
+    stream stay), same measures.
 
 Latency: edgert's runtime, 1 thread, fp32 (MNN precision "high"), interleaved
 rounds with the order alternating, the best median of the rounds. The machine is
 shared, so figures are noisy; read the ratios from one run.
 
-    python bench/bench_sparsity.py [--runs 20] [--rounds 3] [--threads 1] [--only a,b,c]
+    python bench/bench_sparsity.py [--runs 20] [--rounds 3] [--threads 1] [--only a,b,c,d]
 """
 from __future__ import annotations
 
@@ -206,15 +209,15 @@ def bench_tflite_fc(args, out):
           rows)
 
 
-def bench_channels(args, out):
+def bench_channels(args, out, name="mobilenet_v2", resolution=224, keep=0.7, tag="c"):
     from converters import zoo
     from converters.api import convert
     from converters.frontends import load_source
     from converters.pruning import plan_channels
 
-    zm = zoo.build("mobilenet_v2", resolution=224)
+    zm = zoo.build(name, resolution=resolution)
     src = load_source(zm)
-    tab = plan_channels(src.model.clone(), keep=0.7)
+    tab = plan_channels(src.model.clone(), keep=keep)
     dense = convert(src, targets="mnn,tflite", out_dir=os.path.join(out, "orig"), verify=False)
     pruned = convert(src, targets="mnn,tflite", out_dir=os.path.join(out, "pruned"),
                      sparsity_table=tab)
@@ -228,10 +231,11 @@ def bench_channels(args, out):
                      f"{lat['orig']:.2f}", f"{lat['pruned']:.2f}",
                      f"{lat['orig'] / lat['pruned']:.2f}x",
                      f"{s.verification.outputs[0].cosine:.7f}"])
-    print(f"\n(c) MobileNetV2 @224, 30% of channels removed: params {p.params_before / 1e6:.2f} M"
-          f" -> {p.params_after / 1e6:.2f} M, {p.flops_before / 1e9:.2f} GFLOPs -> "
-          f"{p.flops_after / 1e9:.2f} GFLOPs ({p.flops_before / p.flops_after:.2f}x fewer)")
-    table(f"(c) channel-pruned MobileNetV2 vs the original ({args.threads} thread)",
+    print(f"\n({tag}) {name} @{resolution}, keep {keep:.0%} of each prunable channel group: "
+          f"params {p.params_before / 1e6:.2f} M -> {p.params_after / 1e6:.2f} M, "
+          f"{p.flops_before / 1e9:.3f} GFLOPs -> {p.flops_after / 1e9:.3f} GFLOPs "
+          f"({p.flops_before / p.flops_after:.2f}x fewer)")
+    table(f"({tag}) channel-pruned {name} vs the original ({args.threads} thread)",
           ["format", "orig MB", "pruned MB", "orig ms", "pruned ms", "speed-up",
            "cosine vs masked"], rows)
 
@@ -241,7 +245,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", default="a,b,c")
+    ap.add_argument("--only", default="a,b,c,d")
     ap.add_argument("--out", default=None, help="keep the files here (default: a temp dir)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
@@ -256,6 +260,9 @@ def main() -> int:
             bench_tflite_fc(args, os.path.join(out, "tflite"))
         if "c" in parts:
             bench_channels(args, os.path.join(out, "channels"))
+        if "d" in parts:      # channels on the last axis: the encoder's MLP hidden width
+            bench_channels(args, os.path.join(out, "channels_tokens"), "transformer_encoder",
+                           256, keep=0.5, tag="d")
         print(f"\n{time.perf_counter() - t0:.0f} s; shared machine: figures are noisy, "
               "ratios come from one run")
     return 0
