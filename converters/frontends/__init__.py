@@ -187,6 +187,8 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
         pass
     if example_inputs is None:
         example_inputs = _inputs_from_shapes(module, shapes, input_names, seed)
+    if isinstance(example_inputs, Mapping):        # {"input_ids": ..., "attention_mask": ...}
+        example_inputs, input_names = _by_name(module, example_inputs, input_names)
     inputs = as_tensors(example_inputs)
     in_names = list(input_names or forward_input_names(module, len(inputs)))
     if len(in_names) != len(inputs):
@@ -210,6 +212,35 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
     return SourceModel(name=_safe(name), model=model, kind="torch", torch_module=module,
                        example_inputs=feeds, exporter=used, notes=notes,
                        seconds=time.perf_counter() - t0)
+
+
+def _by_name(module, named: Mapping, input_names):
+    """Example inputs given by forward() parameter name, as positional inputs in forward's
+    order (the names become the model's input names)."""
+    from converters.frontends.torch_export import forward_parameters
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    order = [p.name for p in params] or forward_parameters(module)
+    unknown = [k for k in named if k not in order]
+    if unknown:
+        raise InputError(f"example inputs {unknown} are not parameters of forward(); it takes "
+                         f"{order}")
+    required = [p.name for p in params if p.default is p.empty]
+    missing = [n for n in required if n not in named]
+    if missing:
+        raise InputError(f"example inputs lack forward() parameter(s) {missing}")
+    last = max(order.index(k) for k in named)
+    skipped = [n for n in order[:last] if n not in named]
+    if skipped:
+        raise InputError(f"example inputs skip forward() parameter(s) {skipped} before "
+                         f"{order[last]!r}: give them too (positional export)")
+    names = [n for n in order if n in named]
+    return tuple(named[n] for n in names), list(input_names or names)
 
 
 def _inputs_from_shapes(module, shapes, input_names, seed):

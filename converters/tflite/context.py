@@ -86,15 +86,18 @@ class LoweringContext:
     def is_bound(self, value) -> bool:
         return value in self._bound
 
-    def tensor_of(self, value, perm: Optional[Perm] = None) -> int:
-        """``value``'s tensor stored as ``perm`` (default: as it is), converting once if needed."""
+    def tensor_of(self, value, perm: Optional[Perm] = None, keep_int64: bool = False) -> int:
+        """``value``'s tensor stored as ``perm`` (default: as it is), converting once if needed.
+
+        int64 constants are written int32 (what TFLite's shape-like inputs take), unless
+        ``keep_int64``: an operand of an op whose other input is an int64 tensor."""
         if value not in self._bound:
             c = self.const(value)
             if c is None:
                 raise ConversionError(f"tflite: value {value.name!r} used before it is computed")
-            arr = c.astype(np.int32) if c.dtype == np.int64 else c
+            arr = c.astype(np.int32) if c.dtype == np.int64 and not keep_int64 else c
             p = tuple(perm) if perm is not None else identity(arr.ndim)
-            key = (value, p)
+            key = (value, p) if arr.dtype != np.int64 else (value, p, "int64")
             if key not in self._converted:
                 stored = permute_array(arr, p) if arr.ndim else arr
                 self._converted[key] = self.sg.const(value.name, stored)

@@ -135,3 +135,33 @@ def test_parse_input_shapes_errors():
         parse_input_shapes(["1x3x224x224"])
     with pytest.raises(InputError, match="dims must be at least 1"):
         parse_input_shapes(["x=0x3"])
+
+
+class MaskedTokens(torch.nn.Module):
+    """Token ids and an int64 attention mask compared with a constant: what tokenizers
+    hand a text model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8)
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, input_ids, attention_mask=None):
+        h = self.emb(input_ids).masked_fill((attention_mask == 0).unsqueeze(-1), 0.0)
+        return self.fc(h.sum(1))
+
+
+def test_example_inputs_by_name_and_int64_masks(tmp_path):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 50, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    rep = convert(MaskedTokens().eval(), targets="tflite,mnn", out_dir=tmp_path,
+                  example_inputs={"attention_mask": mask, "input_ids": ids})
+    assert rep.source["inputs"][0]["name"] == "input_ids"       # forward's order
+    assert [i["dtype"] for i in rep.source["inputs"]] == ["int64", "int64"]
+    for t in rep.targets:     # TFLite: the int64 mask meets an int64 constant in EQUAL
+        assert t.error is None and t.verification.passed, (t.target, t.error)
+    with pytest.raises(InputError, match=r"not parameters of forward\(\)"):
+        convert(MaskedTokens().eval(), targets="tflite", out_dir=tmp_path,
+                example_inputs={"ids": ids})

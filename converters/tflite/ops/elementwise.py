@@ -30,8 +30,20 @@ _FUSABLE = {"ADD", "SUB", "MUL", "DIV"}
 def _operand(ctx, node, i: int) -> int:
     v = node.inputs[i]
     if is_const(v):
-        return ctx.tensor_of(v, ctx.perm(node.outputs[0]) if ctx.const(v).ndim else None)
+        return ctx.tensor_of(v, ctx.perm(node.outputs[0]) if ctx.const(v).ndim else None,
+                             keep_int64=_int64_operands(ctx, node))
     return ctx.input(node, i)
+
+
+def _int64_operands(ctx, node) -> bool:
+    """Some computed operand is an int64 tensor (token ids, masks): an int64 constant
+    beside it must stay int64, or the kernel refuses the mix (EQUAL: INT64 != INT32)."""
+    from converters.tflite.schema import tensor_type
+
+    int64 = tensor_type(np.int64)
+    return any(v is not None and not is_const(v) and
+               ctx.sg.tensors[ctx.input(node, k)].type == int64
+               for k, v in enumerate(node.inputs))
 
 
 def check_binary(node) -> Optional[str]:
