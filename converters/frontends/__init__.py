@@ -23,7 +23,7 @@ import numpy as np
 
 from converters.frontends.shapes import (check_known, concrete, normalize_input_shapes,
                                          parse_input_shapes, parse_shape)
-from edgert.errors import ConversionError, InputError
+from edgert.errors import ConversionError, EdgertError, InputError
 
 __all__ = ["SourceModel", "load_source", "parse_input_shapes", "parse_shape"]
 
@@ -67,12 +67,25 @@ class SourceModel:
         """Outputs of the source itself: the torch module, or ONNX Runtime on the
         source ONNX as it was given (before any pass)."""
         names = self.output_names
-        if self.torch_module is not None:
-            from converters.frontends.torch_export import run_module
+        try:
+            if self.torch_module is not None:
+                from converters.frontends.torch_export import run_module
 
-            outs = run_module(self.torch_module, [_to_tensor(feeds[n]) for n in self.input_names])
-        else:
-            outs = self._ort_session().run(None, {n: feeds[n] for n in self.input_names})
+                outs = run_module(self.torch_module,
+                                  [_to_tensor(feeds[n]) for n in self.input_names])
+            else:
+                outs = self._ort_session().run(None, {n: feeds[n] for n in self.input_names})
+        except EdgertError:
+            raise
+        except Exception as exc:   # the source itself cannot run these inputs
+            shapes = ", ".join(f"{n} {'x'.join(map(str, np.shape(feeds[n])))}"
+                               for n in self.input_names)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"the source model fails on the verification inputs ({shapes}): {first[:400]}. "
+                f"A model exported with dynamic dims may only run at the sizes it was traced "
+                f"with: give inputs that fit (--verify-inputs x.npz) or fix the dims "
+                f"(--input-shape NAME=1x3x224x224)") from exc
         if len(outs) != len(names):
             raise ConversionError(f"the source gave {len(outs)} outputs, the graph has "
                                   f"{len(names)} ({names})")
@@ -96,7 +109,7 @@ class SourceModel:
             import onnxruntime as ort
 
             so = ort.SessionOptions()
-            so.log_severity_level = 3
+            so.log_severity_level = 4   # failures are raised, with their message
             self._ort = ort.InferenceSession(self._reference_source(), so,
                                              providers=["CPUExecutionProvider"])
         return self._ort

@@ -5,6 +5,9 @@ onnxscript's ``FoldConstantsPass`` does this well (it runs ONNX shape inference
 node by node and evaluates with the ONNX reference evaluator), so this module
 only adapts it: the size limits below keep folding from materializing large
 tensors (a folded ``Expand`` of a weight could multiply the file size).
+onnxscript never folds ``ConstantOfShape`` (its blacklist, to keep models small); a
+constant-shaped one within the same size limit is folded here, since a TFLite graph
+needs the value as a constant and the tensors involved (attention masks) are small.
 """
 from __future__ import annotations
 
@@ -26,9 +29,39 @@ class FoldConstants(GraphPass):
         before = _signature(model)
         FoldConstantsPass(shape_inference=True, input_size_limit=INPUT_SIZE_LIMIT,
                           output_size_limit=OUTPUT_SIZE_LIMIT)(model)
+        if _fold_constant_of_shape(model):   # then what it fed may fold in turn
+            FoldConstantsPass(shape_inference=True, input_size_limit=INPUT_SIZE_LIMIT,
+                              output_size_limit=OUTPUT_SIZE_LIMIT)(model)
         ir.passes.common.RemoveUnusedNodesPass()(model)
         after = _signature(model)
         return PassResult(changes=_difference(before, after))
+
+
+def _fold_constant_of_shape(model: ir.Model) -> int:
+    import numpy as np
+
+    folded = 0
+    for node in list(model.graph):
+        if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+            continue
+        shape = ir.convenience.get_const_tensor(node.inputs[0]) if node.inputs else None
+        if shape is None:
+            continue
+        dims = [int(d) for d in np.asarray(shape.numpy()).reshape(-1)]
+        if any(d < 0 for d in dims) or int(np.prod(dims)) > OUTPUT_SIZE_LIMIT:
+            continue
+        attr = node.attributes.get("value")
+        fill = attr.value.numpy().reshape(-1)[0] if attr is not None else np.float32(0)
+        out = node.outputs[0]
+        value = ir.Value(name=out.name, shape=ir.Shape(dims), type=out.type,
+                         const_value=ir.tensor(np.full(dims, fill, dtype=np.asarray(fill).dtype),
+                                               name=out.name))
+        out.name = None
+        out.replace_all_uses_with(value, replace_graph_outputs=True)
+        model.graph.remove(node, safe=True)
+        model.graph.register_initializer(value)
+        folded += 1
+    return folded
 
 
 def _signature(model: ir.Model):

@@ -165,3 +165,20 @@ def test_example_inputs_by_name_and_int64_masks(tmp_path):
     with pytest.raises(InputError, match=r"not parameters of forward\(\)"):
         convert(MaskedTokens().eval(), targets="tflite", out_dir=tmp_path,
                 example_inputs={"ids": ids})
+
+
+def test_a_source_that_cannot_run_the_verification_inputs_says_so(tmp_path):
+    """Dynamic dims in the file, a Reshape that only fits the traced size: the reference
+    run fails on the seeded inputs, and the error says what to do instead of a traceback."""
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "baked",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "s"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [3, 4])])
+    path = tmp_path / "baked.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(InputError, match=r"fails on the verification inputs \(x 1x32\).*"
+                                         r"--verify-inputs"):
+        convert(str(path), targets="mnn", out_dir=tmp_path / "o")

@@ -197,3 +197,23 @@ def test_division_that_a_reciprocal_would_change_is_left_alone(divisor):
     model = _div_model(divisor, dtype)
     assert get_pass("div_to_mul").run(model).changes == 0
     assert op_counts(model) == {"Div": 1}
+
+
+def test_constant_of_shape_on_a_static_shape_is_folded():
+    """onnxscript keeps ConstantOfShape; a small one with a known shape becomes a constant
+    (TFLite needs one: attention masks are built this way)."""
+    from onnx import helper
+
+    g = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"]),
+         helper.make_node("ConstantOfShape", ["s"], ["ones"],
+                          value=helper.make_tensor("v", onnx.TensorProto.FLOAT, [1], [1.5])),
+         helper.make_node("Add", ["x", "ones"], ["y"])], "cos",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])])
+    model = _ir(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    feeds = _feeds(model)
+    want = _run(model, feeds)[0]
+    get_pass("fold_constants").run(model)
+    assert op_counts(model) == {"Add": 1}
+    np.testing.assert_array_equal(_run(model, feeds)[0], want)
