@@ -9,17 +9,11 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None,
                    help="assets folder (default android_demo/app/src/main/assets)")
     p.add_argument("--labels", help="class labels, one per line")
-    p.add_argument("--mean", type=float, nargs="+", default=[0.0],
-                   help="per-channel mean after pixel scaling (1 or C values, default 0)")
-    p.add_argument("--std", type=float, nargs="+", default=[1.0],
-                   help="per-channel std after pixel scaling (1 or C values, default 1)")
-    p.add_argument("--pixel-scale", type=float, default=1.0 / 255.0,
-                   help="multiplies 0..255 pixels before mean/std (default 1/255)")
+    from edgert.cli.common import add_preprocess_arguments
+
+    add_preprocess_arguments(p)
     p.add_argument("--layout", choices=["NCHW", "NHWC"],
                    help="input layout (default: from the engine, else from the shape)")
-    p.add_argument("--color", choices=["RGB", "BGR"], default="RGB",
-                   help="channel order of 3-channel inputs (default RGB)")
-    p.add_argument("--resize", choices=["stretch", "center_crop"], default="stretch")
     p.add_argument("--softmax", choices=["auto", "yes", "no"], default="auto",
                    help="apply softmax to the output (auto: unless it already sums to 1)")
     p.add_argument("--top-k", type=int, default=5)

@@ -12,15 +12,11 @@ HELP = "make a quantization table from calibration data (min/max, percentile, en
 
 def add_image_arguments(p) -> None:
     """How a directory of images becomes calibration input (``quant_tables.ImageFolder``)."""
-    g = p.add_argument_group("calibration images (a directory of JPEG/PNG/... files)")
-    g.add_argument("--calib-mean", type=float, nargs="+", default=[0.0], metavar="M",
-                   help="per-channel mean after pixel scaling (ImageNet: 0.485 0.456 0.406)")
-    g.add_argument("--calib-std", type=float, nargs="+", default=[1.0], metavar="S",
-                   help="per-channel std after pixel scaling (ImageNet: 0.229 0.224 0.225)")
-    g.add_argument("--calib-pixel-scale", type=float, default=1.0 / 255.0,
-                   help="pixel multiplier before mean/std (default 1/255)")
-    g.add_argument("--calib-color", choices=["RGB", "BGR"], default="RGB")
-    g.add_argument("--calib-resize", choices=["stretch", "center_crop"], default="stretch")
+    from edgert.cli.common import add_preprocess_arguments
+
+    add_preprocess_arguments(
+        p.add_argument_group("calibration images (a directory of JPEG/PNG/... files)"),
+        prefix="calib-")
 
 
 def calibration_source(data, args):
@@ -33,9 +29,9 @@ def calibration_source(data, args):
 
     if not image_files(data) or any(f.endswith((".npy", ".npz")) for f in os.listdir(data)):
         return data
-    return ImageFolder(data, mean=tuple(args.calib_mean), std=tuple(args.calib_std),
-                       pixel_scale=args.calib_pixel_scale, color=args.calib_color,
-                       resize=args.calib_resize)
+    from edgert.cli.common import preprocess_options
+
+    return ImageFolder(data, **preprocess_options(args, prefix="calib-"))
 
 
 def add_arguments(p) -> None:

@@ -28,3 +28,27 @@ def read_inputs(path: str):
     from edgert.files import load_arrays
 
     return load_arrays(path)
+
+
+def add_preprocess_arguments(g, prefix: str = "") -> None:
+    """How an image becomes a model input (``edgert.preprocess``): the same five flags for
+    ``run -i photo.jpg``, ``android-assets`` and calibration images (``prefix="calib-"``)."""
+    g.add_argument(f"--{prefix}mean", type=float, nargs="+", default=[0.0], metavar="M",
+                   help="per-channel mean after pixel scaling, 1 or C values "
+                        "(ImageNet: 0.485 0.456 0.406; default 0)")
+    g.add_argument(f"--{prefix}std", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="per-channel std after pixel scaling, 1 or C values "
+                        "(ImageNet: 0.229 0.224 0.225; default 1)")
+    g.add_argument(f"--{prefix}pixel-scale", type=float, default=1.0 / 255.0,
+                   help="multiplies 0..255 pixels before mean/std (default 1/255)")
+    g.add_argument(f"--{prefix}color", choices=["RGB", "BGR"], default="RGB",
+                   help="channel order of 3-channel inputs (default RGB)")
+    g.add_argument(f"--{prefix}resize", choices=["stretch", "center_crop"], default="stretch")
+
+
+def preprocess_options(args: argparse.Namespace, prefix: str = "") -> dict:
+    """The flags of ``add_preprocess_arguments`` as ``PreprocessSpec`` keyword arguments."""
+    key = prefix.replace("-", "_")
+    return {"mean": tuple(getattr(args, f"{key}mean")), "std": tuple(getattr(args, f"{key}std")),
+            "pixel_scale": getattr(args, f"{key}pixel_scale"),
+            "color": getattr(args, f"{key}color"), "resize": getattr(args, f"{key}resize")}

@@ -5,7 +5,7 @@ HELP = "run a model on inputs from .npy/.npz (or seeded random inputs)"
 
 
 def add_arguments(p) -> None:
-    from edgert.cli.common import add_load_arguments
+    from edgert.cli.common import add_load_arguments, add_preprocess_arguments
 
     add_load_arguments(p)
     p.add_argument("--input", "-i", help=".npy (single-input models), .npz keyed by input name, "
@@ -15,13 +15,7 @@ def add_arguments(p) -> None:
     p.add_argument("--raw", action="store_true", help="keep quantized outputs as integers")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     g = p.add_argument_group("image input (--input photo.jpg)")
-    g.add_argument("--mean", type=float, nargs="+", default=[0.0], metavar="M",
-                   help="per-channel mean after pixel scaling (ImageNet: 0.485 0.456 0.406)")
-    g.add_argument("--std", type=float, nargs="+", default=[1.0], metavar="S",
-                   help="per-channel std after pixel scaling (ImageNet: 0.229 0.224 0.225)")
-    g.add_argument("--pixel-scale", type=float, default=1.0 / 255.0)
-    g.add_argument("--color", choices=["RGB", "BGR"], default="RGB")
-    g.add_argument("--resize", choices=["stretch", "center_crop"], default="stretch")
+    add_preprocess_arguments(g)
     g.add_argument("--labels", help="class names, one per line: top-k with names")
     g.add_argument("--top-k", type=int, default=5, help="classes to list (default 5)")
 
@@ -29,6 +23,7 @@ def add_arguments(p) -> None:
 
 def _image_feeds(sess, args):
     """The image preprocessed for the model's single image input (edgert.preprocess)."""
+    from edgert.cli.common import preprocess_options
     from edgert.errors import InputError
     from edgert.preprocess import preprocess, read_image, spec_for_input
 
@@ -36,9 +31,7 @@ def _image_feeds(sess, args):
         raise InputError(f"an image feeds a model with one input; this one has "
                          f"{[i.name for i in sess.inputs]} (give a .npz)")
     info = sess.inputs[0]
-    spec = spec_for_input(list(info.shape), mean=tuple(args.mean), std=tuple(args.std),
-                          pixel_scale=args.pixel_scale, color=args.color, resize=args.resize,
-                          input=info.name)
+    spec = spec_for_input(list(info.shape), input=info.name, **preprocess_options(args))
     return {info.name: preprocess(read_image(args.input), spec)}
 
 
