@@ -109,7 +109,7 @@ FORMS = {"per-channel": per_channel, "grouped-view": grouped_view, "nchw": nchw}
 
 def main() -> int:
     import edgert
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     import edgert
-    from edgert.cli.output import print_json, print_table
+    from edgert.formatting import print_json, print_table
 
     rows, results = [], []
     with tempfile.TemporaryDirectory(prefix="edgert-bench-int8-") as tmp:

@@ -87,7 +87,7 @@ def mnn_op_times(path: str, threads: int, runs: int = 10):
 
 
 def table(title, columns, rows):
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     print_table(title, columns, rows)
 

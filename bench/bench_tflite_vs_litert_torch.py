@@ -152,7 +152,7 @@ def main() -> int:
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     from converters import zoo
-    from edgert.cli.output import fmt_num, print_table
+    from edgert.formatting import fmt_num, print_table
 
     if not os.path.exists(args.litert_torch_python):
         # the anchor lives outside edgert's dependencies: say how to get it, do not fail

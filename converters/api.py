@@ -17,7 +17,6 @@ others; after all ran and the report is written, the first failure is raised
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ from converters.backends import PRECISIONS, BackendOptions, get_backend
 from converters.onnx_io import save_onnx
 from converters.verify import (DYNAMIC_DIM, TABLE_COLUMNS, Verification, compare, load_feeds,
                               random_feeds)
-from edgert.errors import ConversionError, EdgertError, InputError
+from edgert.errors import EdgertError, InputError
+from converters.errors import ConversionError
 
 
 @dataclass
@@ -402,7 +402,6 @@ def _source_dict(src) -> dict:
 
 
 def _write_json(report: ConversionReport) -> None:
-    from edgert.cli.output import _clean, _default
+    from edgert.formatting import dumps_json
 
-    data = _clean(json.loads(json.dumps(report.to_dict(), default=_default)))
-    Path(report.report_path).write_text(json.dumps(data, indent=2))
+    Path(report.report_path).write_text(dumps_json(report.to_dict()))

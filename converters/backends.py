@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Type
 
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 
 # target name -> module that registers it (imported on first use)
 _BACKEND_MODULES: Dict[str, str] = {

@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edgert.errors import ConversionError, UnsupportedOptionError
+from edgert.errors import UnsupportedOptionError
+from converters.errors import ConversionError
 
 TARGETS = ("sim", "tflite", "mnn")
 SNR_CAP = 100.0   # dB; an exact tensor counts as this clean when computing db_lost

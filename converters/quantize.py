@@ -27,7 +27,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 
 FUSED_CODES = ("RELU", "RELU6", "RELU_N1_TO_1")
 MAX_LISTED = 20

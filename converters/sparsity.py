@@ -17,7 +17,7 @@ import os
 from dataclasses import replace
 from typing import Any, List, Optional, Tuple
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 
 
 def load_sparsity_table(obj: Any) -> Any:

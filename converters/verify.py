@@ -130,7 +130,7 @@ class Verification:
                 "outputs": [o.to_dict() for o in self.outputs], "notes": list(self.notes)}
 
     def table_rows(self) -> List[List[str]]:
-        from edgert.cli.output import fmt_num
+        from edgert.formatting import fmt_num
 
         rows = []
         for o in self.outputs:

@@ -86,7 +86,7 @@ def kind(name: str) -> str:
 
 def _entry(name: str) -> _Entry:
     if name not in _REGISTRY:
-        from edgert.errors import ConversionError
+        from converters.errors import ConversionError
         raise ConversionError(f"unknown zoo model {name!r}; zoo models: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 

@@ -17,7 +17,8 @@ from device_farm.jobs import Job, ModelFile, plan_jobs
 from device_farm.runners import runner_for
 from device_farm.scheduler import Event, FarmOptions, RunSummary, Scheduler
 from device_farm.store import ResultStore
-from edgert.errors import DeviceError, EdgertError
+from edgert.errors import EdgertError
+from device_farm.errors import DeviceError
 
 DEFAULT_DB = "farm_results.sqlite"
 PRECISIONS = ("auto", "fp32", "fp16")

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional, Sequence
 
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 HOST_NAME = "host"
 ENV_VAR = "EDGERT_DEVICES"

@@ -12,7 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from edgert.errors import DeviceError, ModelFileError
+from edgert.errors import ModelFileError
+from device_farm.errors import DeviceError
 
 
 @dataclass

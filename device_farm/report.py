@@ -17,7 +17,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from device_farm.store import ResultStore
-from edgert.cli.output import fmt_num
+from edgert.formatting import fmt_num
 from edgert.errors import EdgertError
 
 _SUFFIX = re.compile(r"[-_.](int8|uint8|fp16|fp32|float16|float32|q8|quant(ized)?)$", re.I)
@@ -148,7 +148,7 @@ def write_report(db: str, out_dir: str, run_id: Optional[str] = None,
 
 def print_comparison(db: str, run_id: Optional[str] = None) -> None:
     """Print the comparison tables of a run (the latest by default) on the console."""
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     with ResultStore(db) as store:
         run_id = run_id or store.latest_run_id()

@@ -13,7 +13,7 @@ import os
 import shlex
 from typing import Dict, Optional
 
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 DEFAULT_PATH = "~/.ssh/config"
 

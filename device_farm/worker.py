@@ -17,7 +17,7 @@ from device_farm.runners.edgert_runner import device_engines
 from device_farm.store import now_iso
 from device_farm.transports import open_transport
 from device_farm.transports.base import RemoteCommandError, TransportError
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 _METRICS = ("init_ms", "first_run_ms", "min_ms", "median_ms", "p90_ms", "p99_ms", "mean_ms",
             "std_ms", "max_ms", "peak_rss_mb")

@@ -11,15 +11,11 @@ else: engines load on first use, torch and onnx are never imported here.
 from __future__ import annotations
 
 from edgert.errors import (
-    ConversionError,
-    DeviceError,
     EdgertError,
     EngineError,
     EngineUnavailableError,
     InputError,
     ModelFileError,
-    TableError,
-    UnsupportedOpError,
     UnsupportedOptionError,
 )
 from edgert.session import Session, TensorInfo, load
@@ -31,6 +27,5 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "Session", "TensorInfo", "BenchmarkResult", "available_engines",
     "EdgertError", "ModelFileError", "EngineUnavailableError", "InputError",
-    "UnsupportedOptionError", "EngineError", "ConversionError", "UnsupportedOpError",
-    "TableError", "DeviceError", "__version__",
+    "UnsupportedOptionError", "EngineError", "__version__",
 ]

@@ -52,7 +52,7 @@ def compare_engines(example, report) -> None:
 
     import edgert
     from converters.verify import metrics
-    from edgert.cli.output import fmt_num, print_table
+    from edgert.formatting import fmt_num, print_table
 
     x = example.example_inputs[0]
     with torch.no_grad():
@@ -74,7 +74,7 @@ def compare_engines(example, report) -> None:
 
 def quantize_example(out_dir: str) -> None:
     """Step 3: QAT on digits -> full-int8 TFLite and MNN from the QAT table."""
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
     from examples.quantize_digits import run
 
     res = run(os.path.join(out_dir, "int8"), load_check="structure")
@@ -87,7 +87,7 @@ def prune_example(onnx_path: str, out_dir: str, dense: dict) -> None:
     """Step 4: channel pruning and block sparsity (docs/SPARSITY.md)."""
     import edgert
     from converters.prune_model import prune_model
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     run = prune_model(onnx_path, pattern="channel", sparsity=0.3, targets="mnn,tflite",
                       out_dir=os.path.join(out_dir, "pruned"), name="example")

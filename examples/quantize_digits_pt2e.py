@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="digits_pt2e_out")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     res = run(args.out, args.seed)
     print_table("digits, held-out split (450 images)", ["model", "accuracy",

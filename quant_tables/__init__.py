@@ -17,7 +17,7 @@ __all__ = ["ActivationQuant", "ImageFolder", "LayerOverride", "Provenance", "Qua
 def load_table(path):
     """A QuantTable or SparsityTable, whichever ``path`` holds (by its ``format``)."""
     from quant_tables.table import read_json
-    from edgert.errors import TableError
+    from quant_tables.errors import TableError
 
     d = read_json(str(path))
     fmt = d.get("format")

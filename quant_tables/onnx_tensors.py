@@ -12,7 +12,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from edgert.errors import ConversionError, InputError
+from edgert.errors import InputError
+from quant_tables.errors import TableSourceError
 
 _FLOAT_TYPES = (1, 10, 16)  # TensorProto.FLOAT, FLOAT16, BFLOAT16
 
@@ -27,13 +28,13 @@ def load_model(model: Any):
         try:
             return onnx.load(str(model))
         except Exception as exc:  # onnx raises DecodeError, OSError, ...
-            raise ConversionError(f"{model}: cannot read as ONNX ({exc})") from None
+            raise TableSourceError(f"{model}: cannot read as ONNX ({exc})") from None
     if isinstance(model, (bytes, bytearray)):
         return onnx.load_from_string(bytes(model))
     if hasattr(model, "graph") and hasattr(model.graph, "initializers"):  # onnx_ir.Model
         import onnx_ir as ir
         return ir.serde.serialize_model(model)
-    raise ConversionError(f"not an ONNX model: {type(model).__name__}")
+    raise TableSourceError(f"not an ONNX model: {type(model).__name__}")
 
 
 def infer(model):
@@ -97,7 +98,7 @@ class TensorTap:
             self.session = ort.InferenceSession(exposed.SerializeToString(), opts,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ConversionError(f"ONNX Runtime cannot load the model: {exc}") from None
+            raise TableSourceError(f"ONNX Runtime cannot load the model: {exc}") from None
         self.inputs = self.session.get_inputs()
         self._out_names = [o.name for o in self.session.get_outputs()]
 

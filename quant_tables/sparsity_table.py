@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.provenance import Provenance
 from quant_tables.table import PathLike, _extras, _write_atomic, read_json
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.provenance import Provenance
 from quant_tables.qparams import INT_DTYPES, dtype_range
 

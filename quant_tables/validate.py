@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.qparams import INT_DTYPES, dtype_range
 
 _SCHEMA_DIR = Path(__file__).parent / "schema"

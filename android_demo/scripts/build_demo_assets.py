@@ -61,7 +61,7 @@ def write_onnx(clf, path: str) -> str:
 
 
 def to_mnn(onnx_path: str, mnn_path: str) -> str:
-    from edgert.errors import ConversionError
+    from converters.errors import ConversionError
     from edgert.native_output import capture_native_output
 
     with capture_native_output() as out:  # MNN prints a banner on C stdout at import
@@ -90,7 +90,7 @@ def write_samples(digits, folder: str, scale: int = 8) -> list:
 
 
 def build(out_dir: str = DEFAULT_OUT, extra=(), check: str = "isolated") -> dict:
-    from edgert.android_assets import AssetOptions, write_assets
+    from device_farm.android_assets import AssetOptions, write_assets
 
     clf, digits = train_digits()
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,8 @@ import numpy as np
 
 from converters.frontends.shapes import (check_known, concrete, normalize_input_shapes,
                                          parse_input_shapes, parse_shape)
-from edgert.errors import ConversionError, EdgertError, InputError
+from edgert.errors import EdgertError, InputError
+from converters.errors import ConversionError
 
 __all__ = ["SourceModel", "load_source", "parse_input_shapes", "parse_shape"]
 

@@ -15,7 +15,8 @@ import os
 import sys
 from typing import Any, Optional, Tuple
 
-from edgert.errors import ConversionError, ModelFileError
+from edgert.errors import ModelFileError
+from converters.errors import ConversionError
 
 
 def is_spec(text: str) -> bool:

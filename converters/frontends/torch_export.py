@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError, InputError
+from edgert.errors import InputError
+from converters.errors import ConversionError
 
 EXPORTERS = ("dynamo", "torchscript")
 TORCHSCRIPT_OPSET = 18  # dynamo picks its own default (18+); MNN reads both

@@ -19,7 +19,7 @@ import os
 import zipfile
 from typing import Any, List, Optional, Tuple
 
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 
 KINDS = ("torchscript", "exported_program", "pickle")
 

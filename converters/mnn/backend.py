@@ -45,7 +45,8 @@ from converters.backends import Backend, BackendOptions, BackendResult, register
 from converters.mnn import compression, fp16, legalize, sparse, support
 from converters.passes import decompose
 from converters.onnx_io import save_onnx
-from edgert.errors import ConversionError, UnsupportedOptionError
+from edgert.errors import UnsupportedOptionError
+from converters.errors import ConversionError
 
 _CHILD = Path(__file__).with_name("_convert_child.py")
 _WEIGHT_BITS = {"int8_weights": 8, "int4_weights": 4}

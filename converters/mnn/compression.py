@@ -19,7 +19,7 @@ def quantization_params(model: Any, quant_table: Any, symmetric: str = "auto"
                         ) -> Tuple[Dict[str, Any], List[str], List[str]]:
     """Full-int8 parameters for ``quant_table`` (a quant_tables.QuantTable) on ``model``."""
     from quant_tables.exporters.mnn_compress import mnn_compression_params
-    from edgert.errors import ConversionError
+    from converters.errors import ConversionError
 
     if quant_table is None:
         raise ConversionError("mnn: precision='int8' needs a quantization table")

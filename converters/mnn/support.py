@@ -20,7 +20,7 @@ from typing import FrozenSet, Iterator, Optional, Tuple
 
 import onnx_ir as ir
 
-from edgert.errors import ConversionError, UnsupportedOpError
+from converters.errors import ConversionError, UnsupportedOpError
 
 TARGET = "mnn"
 _OPS: Optional[FrozenSet[str]] = None

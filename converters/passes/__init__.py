@@ -68,7 +68,7 @@ def pass_names() -> List[str]:
 def get_pass(name: str) -> GraphPass:
     reg = _registry()
     if name not in reg:
-        from edgert.errors import ConversionError
+        from converters.errors import ConversionError
         raise ConversionError(f"unknown pass {name!r}; passes: {', '.join(reg)}")
     return reg[name]()
 

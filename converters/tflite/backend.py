@@ -25,7 +25,8 @@ from converters.tflite.context import LoweringContext
 from converters.tflite.patterns import fold_patterns
 from converters.tflite.precision import POLICIES, policy_for
 from converters.tflite.writer import serialize
-from edgert.errors import ConversionError, UnsupportedOptionError
+from edgert.errors import UnsupportedOptionError
+from converters.errors import ConversionError
 
 FULL_INT8_NOTE = ("full int8 needs a quantization table (precision='int8' with quant_table; "
                   "converters.convert completes one from a QAT model or calibration data)")

@@ -22,7 +22,7 @@ from converters.tflite.builder import SubgraphBuilder
 from converters.tflite.precision import WeightPolicy
 from converters.tflite.quant import ActivationQuant, quant_params
 from converters.tflite.schema import activation, options
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 
 
 def np_dtype(value) -> np.dtype:

@@ -33,7 +33,7 @@ import numpy as np
 from converters.tflite import int8_ops
 from converters.tflite.builder import OpRecord, SubgraphBuilder
 from converters.tflite.quant import quant_params, quantize_bias
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 
 F32, I32, I8 = 0, 2, 9
 QP = Tuple[float, int]          # (scale, zero point) in int8 terms

@@ -15,7 +15,7 @@ import numpy as np
 
 from converters.layout.graph import opset_of
 from converters.tflite import registry
-from edgert.errors import UnsupportedOpError
+from converters.errors import UnsupportedOpError
 
 TARGET = "tflite"
 
@@ -139,5 +139,5 @@ def check_model(model) -> None:
                                  hint=dynamic_dims_hint(model, [r for _, r in bad]))
     reason = graph_reason(model)
     if reason:
-        from edgert.errors import ConversionError
+        from converters.errors import ConversionError
         raise ConversionError(f"{TARGET}: {reason}")

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Dict, Optional, Tuple
 
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 
 class RunnerError(DeviceError):

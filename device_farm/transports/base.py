@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Dict, Iterable, Mapping, Optional
 
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 #: seconds between the device's SIGTERM and SIGKILL (``timeout -k``)
 KILL_GRACE_S = 2.0

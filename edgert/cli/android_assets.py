@@ -25,8 +25,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgert.android_assets import DEFAULT_OUT, AssetOptions, read_labels, write_assets
-    from edgert.cli.output import print_json, print_table
+    from device_farm.android_assets import DEFAULT_OUT, AssetOptions, read_labels, write_assets
+    from edgert.formatting import print_json, print_table
     from edgert.tensors import shape_str
 
     opts = AssetOptions(

@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from edgert.cli.common import load_from_args, read_inputs
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
 
     sess = load_from_args(args)
     feeds = read_inputs(args.input) if args.input else None

@@ -57,7 +57,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
     from quant_tables import QuantTable
     from quant_tables.producers.calibrate import calibrate
 

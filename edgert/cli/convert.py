@@ -81,7 +81,7 @@ def run(args) -> int:
     from converters.api import convert
     from edgert.cli.calibrate import calibration_source
     from converters.frontends.shapes import parse_input_shapes
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
 
     passes = None
     if args.passes is not None:
@@ -112,7 +112,7 @@ def run(args) -> int:
 def render(report) -> None:
     """Tables for people: passes, written files, verification."""
     from converters.verify import TABLE_COLUMNS
-    from edgert.cli.output import fmt_num, print_table
+    from edgert.formatting import fmt_num, print_table
 
     src = report.source
     print(f"{report.name}: {src['kind']} source"
@@ -155,7 +155,7 @@ def render(report) -> None:
 
 def render_sparsity(report) -> None:
     """Channel pruning effects and, per target, which sparse layers run sparse and why."""
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     if getattr(report, "pruning", None) is not None:
         print(report.pruning.summary())

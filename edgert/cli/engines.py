@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgert.cli.output import print_json, print_table
+    from edgert.formatting import print_json, print_table
     from edgert.engines import engine_class, engine_names
 
     rows = []

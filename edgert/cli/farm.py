@@ -81,7 +81,7 @@ def _devices(args) -> int:
     from device_farm.farm import probe_devices
     from device_farm.inventory import load_inventory
     from device_farm.transports.adb import list_devices
-    from edgert.cli.output import print_json, print_table
+    from edgert.formatting import print_json, print_table
 
     inv = load_inventory(args.inventory)
     specs = inv.devices
@@ -175,7 +175,7 @@ def _report(args) -> int:
 
 def _results(args) -> int:
     from device_farm.store import ResultStore
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
     from edgert.errors import EdgertError
     import os
 

@@ -34,7 +34,7 @@ def describe(sess) -> dict:
 
 def run(args) -> int:
     from edgert.cli.common import load_from_args
-    from edgert.cli.output import print_json, print_table
+    from edgert.formatting import print_json, print_table
     from edgert.tensors import shape_str
 
     sess = load_from_args(args)

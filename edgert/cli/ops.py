@@ -59,7 +59,7 @@ def _mnn_rows():
 
 
 def run(args) -> int:
-    from edgert.cli.output import print_json, print_table
+    from edgert.formatting import print_json, print_table
 
     rows = _tflite_rows() + _decomposed_tflite_rows() if args.target == "tflite" \
         else _mnn_rows()

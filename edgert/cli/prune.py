@@ -62,7 +62,7 @@ def _targets(args):
 def run(args) -> int:
     from converters.frontends.shapes import parse_input_shapes
     from converters.prune_model import prune_model
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
 
     res = prune_model(args.model, pattern=args.pattern, sparsity=_targets(args),
                       scope=args.scope, kinds=[k.strip() for k in args.kinds.split(",") if k],
@@ -77,7 +77,7 @@ def run(args) -> int:
 
 
 def render(res) -> None:
-    from edgert.cli.output import print_table
+    from edgert.formatting import print_table
 
     if res.layers is not None:
         print_table(f"{res.name}: {res.pattern} magnitude pruning ({res.layers.scope} targets)",

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from converters.quant_debug import debug_int8
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
 
     rep = debug_int8(args.model, args.table, data=args.data, target=args.target, seed=args.seed)
     if args.json:

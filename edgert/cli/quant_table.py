@@ -56,7 +56,7 @@ def run(args) -> int:
 
 
 def _rows_quant(table, limit: int):
-    from edgert.cli.output import fmt_num
+    from edgert.formatting import fmt_num
 
     rows = []
     for name, a in sorted(table.activations.items()):
@@ -75,7 +75,7 @@ def _rows_quant(table, limit: int):
 
 
 def _show(args) -> int:
-    from edgert.cli.output import print_json, print_kv, print_table
+    from edgert.formatting import print_json, print_kv, print_table
     from quant_tables import QuantTable, load_table
 
     table = load_table(args.table)
@@ -117,7 +117,7 @@ def _pattern_args(e) -> str:
 
 
 def _validate(args) -> int:
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
     from quant_tables import QuantTable, load_table
 
     table = load_table(args.table)
@@ -145,7 +145,7 @@ def _validate(args) -> int:
 
 
 def _import(args) -> int:
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
     from quant_tables.importers import get_importer
 
     result = get_importer(args.source_kind)(args.source, model=args.model)
@@ -180,7 +180,7 @@ def _import(args) -> int:
 
 
 def _export(args) -> int:
-    from edgert.cli.output import print_json
+    from edgert.formatting import print_json
     from quant_tables import QuantTable
 
     table = QuantTable.load(args.table)

@@ -87,7 +87,7 @@ def run(args) -> int:
         from converters.roofline.plot import plot_roofline
         plots = plot_roofline(report, args.plot)
     if args.json:
-        from edgert.cli.output import print_json
+        from edgert.formatting import print_json
         d = report.to_dict()
         d["plots"] = plots
         print_json(d)
@@ -101,7 +101,7 @@ def _short(name: str, width: int = 32) -> str:
 
 
 def _print_report(report, top: int, plots) -> None:
-    from edgert.cli.output import fmt_num, print_kv, print_table
+    from edgert.formatting import fmt_num, print_kv, print_table
 
     layers = sorted(report.layers, key=lambda l: -l.share)
     shown = layers[:top] if top else layers

@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
 
     if args.devices:
         return _list_devices(args.json)
@@ -47,7 +47,7 @@ def run(args) -> int:
 
 def _list_devices(as_json: bool) -> int:
     from converters.roofline.devices import device_names, get_roofs
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
 
     roofs = [get_roofs(n) for n in device_names()]
     if as_json:

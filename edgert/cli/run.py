@@ -57,7 +57,7 @@ def run(args) -> int:
     import numpy as np
 
     from edgert.cli.common import load_from_args, read_inputs
-    from edgert.cli.output import fmt_num, print_json, print_table
+    from edgert.formatting import fmt_num, print_json, print_table
     from edgert.tensors import shape_str
 
     sess = load_from_args(args)

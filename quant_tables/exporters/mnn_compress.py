@@ -227,7 +227,7 @@ def write_mnn_compression_params(table: QuantTable, model: Any, path: str,
                                  symmetric: str = "auto") -> MNNParamsReport:
     """Write the params as JSON (``path`` must end in .json: MNN picks the parser by suffix)."""
     if not os.fspath(path).endswith(".json"):
-        from edgert.errors import TableError
+        from quant_tables.errors import TableError
         raise TableError(f"{path}: MNN reads compression params as JSON only when the file name "
                          f"ends in .json")
     doc, report = mnn_compression_params(table, model, symmetric)

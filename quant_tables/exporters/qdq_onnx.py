@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.qparams import dtype_range
 from quant_tables.table import QuantTable
 

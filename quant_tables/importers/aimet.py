@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.provenance import Provenance
 from quant_tables.table import ActivationQuant, LayerOverride, QuantTable, WeightQuant, read_json
 

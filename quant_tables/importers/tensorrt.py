@@ -15,7 +15,7 @@ import re
 import struct
 from typing import Union
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.provenance import Provenance
 from quant_tables.table import ActivationQuant, QuantTable
 

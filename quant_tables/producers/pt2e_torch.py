@@ -41,7 +41,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError, InputError, TableError
+from edgert.errors import InputError
+from quant_tables.errors import TableSourceError
+from quant_tables.errors import TableError
 from quant_tables.producers.value_match import (ActivationSite, MatchResult, WeightSite,
                                                 finish, onnx_values, place_activations,
                                                 place_weights, table_dtype)
@@ -112,9 +114,9 @@ def _check_observed(gm) -> None:
         if lo is not None and (lo.numel() == 0 or not bool(lo.isfinite().all())):
             blind.append(name)
     if blind:
-        raise ConversionError(f"the prepared PT2E model has {len(blind)} observer(s) that never "
-                              f"saw data ({', '.join(blind[:10])}): run it on calibration data "
-                              f"(or train it) before converting")
+        raise TableSourceError(f"the prepared PT2E model has {len(blind)} observer(s) that never "
+                               f"saw data ({', '.join(blind[:10])}): run it on calibration data "
+                               f"(or train it) before converting")
 
 
 # prepared model -> (fingerprint of its state, its convert_pt2e result). Converting a QAT
@@ -139,8 +141,8 @@ def converted_model(model: Any):
     one (cached while the prepared model's parameters and observer states are unchanged)."""
     stage = pt2e_stage(model)
     if stage is None:
-        raise ConversionError(f"{type(model).__name__} is not a PT2E model: quantize it with "
-                              f"torchao's prepare_pt2e / prepare_qat_pt2e (+ convert_pt2e) first")
+        raise TableSourceError(f"{type(model).__name__} is not a PT2E model: quantize it with "
+                               f"torchao's prepare_pt2e / prepare_qat_pt2e (+ convert_pt2e) first")
     if stage == "converted":
         return model
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -221,10 +223,10 @@ def float_twin(model: Any) -> FloatTwin:
         elif op in _DQ:
             _fold_constant(conv, node, [node], node.args[0], twin, consts)
         else:
-            raise ConversionError(f"PT2E node {node.name!r}: {NAMESPACE}.{op} has no place in a "
-                                  f"static quantization table (dynamic or block-wise "
-                                  f"quantization); only quantize/dequantize_per_tensor and "
-                                  f"per-channel weights are read")
+            raise TableSourceError(f"PT2E node {node.name!r}: {NAMESPACE}.{op} has no place in a "
+                                   f"static quantization table (dynamic or block-wise "
+                                   f"quantization); only quantize/dequantize_per_tensor and "
+                                   f"per-channel weights are read")
     g.eliminate_dead_code()
     root = {n.target: consts[n.target] if n.target in consts else _attr(conv, n.target)
             for n in g.nodes if n.op in ("get_attr", "call_module")}
@@ -237,8 +239,8 @@ def _strip_quantize(gm, q, op: str, twin: FloatTwin, consts) -> None:
     x, users = q.args[0], list(q.users)
     params = _params(gm, q)
     if any(_op(u) not in _DQ for u in users):
-        raise ConversionError(f"PT2E node {q.name!r}: its output feeds "
-                              f"{sorted({str(u.target) for u in users})}, not a dequantize")
+        raise TableSourceError(f"PT2E node {q.name!r}: its output feeds "
+                               f"{sorted({str(u.target) for u in users})}, not a dequantize")
     for dq in users:
         other = _params(gm, dq)
         if not (np.allclose(other[0], params[0], rtol=1e-6, atol=0)
@@ -271,8 +273,8 @@ def _fold_constant(gm, first, dqs, const, twin: FloatTwin, consts, params=None) 
     from quant_tables.qparams import fake_quant
 
     if const.op != "get_attr":
-        raise ConversionError(f"PT2E node {first.name!r}: a dequantize whose input "
-                              f"{const.name!r} is neither a quantize nor a constant")
+        raise TableSourceError(f"PT2E node {first.name!r}: a dequantize whose input "
+                               f"{const.name!r} is neither a quantize nor a constant")
     params = params or _params(gm, first)
     scale, zp, axis, qmin, qmax, dtype = params
     raw = _attr(gm, const.target).detach().cpu().numpy()
@@ -364,7 +366,7 @@ def table_from_pt2e(model: Any, example_inputs: Any, onnx_model: Any,
     inputs = tuple(torch.as_tensor(x) for x in inputs)
     twin = float_twin(model)
     if not twin.activations and not twin.weights:
-        raise ConversionError("the PT2E graph quantizes nothing (no quantize/dequantize nodes)")
+        raise TableSourceError("the PT2E graph quantizes nothing (no quantize/dequantize nodes)")
     captured = _capture(twin.module, inputs, [n for n, _ in twin.activations])
     proto, values = onnx_values(onnx_model, inputs)
     result = MatchResult(QuantTable(provenance=Provenance(

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError
+from quant_tables.errors import TableSourceError
 from quant_tables.producers.value_match import (ActivationSite, MatchResult, WeightSite,
                                                 finish, onnx_values, place_activations,
                                                 place_weights, table_dtype)
@@ -142,8 +142,8 @@ def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     inputs = tuple(inputs)
     if not activation_sites(model) and not weight_sites(model):
-        raise ConversionError("the model has no fake-quant modules; prepare it with "
-                              "torch.ao.quantization.prepare_qat (and train) first")
+        raise TableSourceError("the model has no fake-quant modules; prepare it with "
+                               "torch.ao.quantization.prepare_qat (and train) first")
     proto, values = onnx_values(onnx_model, inputs)
     result = QATResult(QuantTable(provenance=Provenance(
         producer="qat_torch", source=source_name or type(model).__name__,

@@ -23,7 +23,8 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError, TableError
+from quant_tables.errors import TableSourceError
+from quant_tables.errors import TableError
 from quant_tables.layer_weights import weight_axis
 from quant_tables.provenance import Provenance
 from quant_tables.qparams import INT_DTYPES
@@ -46,11 +47,11 @@ def _params(node, ir) -> Tuple[np.ndarray, np.ndarray, Optional[int], str]:
     get = ir.convenience.get_const_tensor
     s = get(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] is not None else None
     if s is None:
-        raise ConversionError(f"{node.op_type} {node.name!r}: its scale is not a constant; "
-                              f"cannot read a quantization table from it")
+        raise TableSourceError(f"{node.op_type} {node.name!r}: its scale is not a constant; "
+                               f"cannot read a quantization table from it")
     if "block_size" in node.attributes and node.attributes["block_size"].as_int():
-        raise ConversionError(f"{node.op_type} {node.name!r}: block-wise quantization "
-                              f"(block_size) has no place in a per-channel table")
+        raise TableSourceError(f"{node.op_type} {node.name!r}: block-wise quantization "
+                               f"(block_size) has no place in a per-channel table")
     zp_v = node.inputs[2] if len(node.inputs) > 2 else None
     zp = get(zp_v) if zp_v is not None else None
     if zp is not None:
@@ -62,8 +63,8 @@ def _params(node, ir) -> Tuple[np.ndarray, np.ndarray, Optional[int], str]:
         zp_arr = np.zeros(s.numpy().shape, dtype=np.int64)
     dtype = {"int4": "int4", "uint4": "uint4"}.get(dtype, dtype)
     if dtype not in INT_DTYPES:
-        raise ConversionError(f"{node.op_type} {node.name!r}: zero point type {dtype} is not "
-                              f"an integer type a table can hold")
+        raise TableSourceError(f"{node.op_type} {node.name!r}: zero point type {dtype} is not "
+                               f"an integer type a table can hold")
     scale = np.asarray(s.numpy(), dtype=np.float64).reshape(-1)
     zpv = np.asarray(zp_arr, dtype=np.int64).reshape(-1)
     axis = None
@@ -105,8 +106,8 @@ def extract_qdq(model: Any, source_name: str = "") -> QDQResult:
     _drop_unused_params(g, params)
     left = [n.name for n in g if n.op_type in _QDQ]
     if left:
-        raise ConversionError(f"QDQ stripping left {len(left)} Q/DQ node(s) it could not pair: "
-                              f"{left[:5]}")
+        raise TableSourceError(f"QDQ stripping left {len(left)} Q/DQ node(s) it could not pair: "
+                               f"{left[:5]}")
     if result.restored_relus:
         names = result.restored_relus
         shown = ", ".join(names[:5]) + (f" ... and {len(names) - 5} more" if len(names) > 5
@@ -136,7 +137,7 @@ def _strip_q(q, g, ir, result: QDQResult) -> None:
     users = list(y.consumers())
     if any(u.op_type != "DequantizeLinear" for u in users) or y.is_graph_output():
         other = sorted({u.op_type for u in users if u.op_type != "DequantizeLinear"})
-        raise ConversionError(
+        raise TableSourceError(
             f"QuantizeLinear {q.name!r}: its output feeds {other or ['a graph output']}, not "
             f"DequantizeLinear; only QDQ-format models (not QOperator format) can be stripped")
     for dq in users:
@@ -281,8 +282,8 @@ def _strip_lone_dq(dq, g, ir, result: QDQResult) -> None:
     xq = dq.inputs[0]
     const = ir.convenience.get_const_tensor(xq)
     if const is None:
-        raise ConversionError(f"DequantizeLinear {dq.name!r}: its input {xq.name!r} comes from "
-                              f"no QuantizeLinear and is not a constant")
+        raise TableSourceError(f"DequantizeLinear {dq.name!r}: its input {xq.name!r} comes from "
+                               f"no QuantizeLinear and is not a constant")
     params = _params(dq, ir)
     scale, zp, axis, dtype = params
     q = np.asarray(const.numpy())

@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import ConversionError, InputError
+from edgert.errors import InputError
+from quant_tables.errors import TableSourceError
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
 
 RTOL = 1e-4
@@ -66,7 +67,7 @@ def table_dtype(torch_dtype) -> str:
              torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16",
              torch.uint16: "uint16", torch.int32: "int32"}
     if torch_dtype not in names:
-        raise ConversionError(f"quantization dtype {torch_dtype} has no table dtype")
+        raise TableSourceError(f"quantization dtype {torch_dtype} has no table dtype")
     return names[torch_dtype]
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from edgert.android_assets import MANIFEST_NAME, load_manifest
+from device_farm.android_assets import MANIFEST_NAME, load_manifest
 from edgert.files import file_sha256
 from edgert.cli import main
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import edgert
-from edgert.android_assets import load_manifest
+from device_farm.android_assets import load_manifest
 from edgert.files import file_sha256
 from edgert.postprocess import softmax, top_k
 from edgert.preprocess import PreprocessSpec, preprocess, read_image

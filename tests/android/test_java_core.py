@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from edgert.android_assets import AssetOptions, write_assets
+from device_farm.android_assets import AssetOptions, write_assets
 from edgert.preprocess import PreprocessSpec, preprocess, write_ppm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -14,7 +14,7 @@ from converters import convert
 from converters.passes import optimize
 from converters.passes.decompose import decompositions
 from converters.verify import assert_close
-from edgert.errors import UnsupportedOpError
+from converters.errors import UnsupportedOpError
 
 F = TensorProto.FLOAT
 

@@ -8,7 +8,8 @@ import torch
 
 from converters import convert
 from converters.frontends import load_source, parse_input_shapes
-from edgert.errors import ConversionError, InputError, ModelFileError
+from edgert.errors import InputError, ModelFileError
+from converters.errors import ConversionError
 from tests.converters import onnx_builders as ob
 
 

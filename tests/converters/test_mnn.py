@@ -16,7 +16,7 @@ from converters import convert, zoo
 from converters.mnn import legalize, support
 from converters.mnn.backend import run_converter
 from converters.verify import metrics
-from edgert.errors import ConversionError, UnsupportedOpError
+from converters.errors import ConversionError, UnsupportedOpError
 from tests.converters import onnx_builders as ob
 
 

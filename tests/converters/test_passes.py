@@ -163,7 +163,7 @@ def test_shape_chain_with_dynamic_batch_becomes_constant_reshape(zoo_sources):
 
 
 def test_unknown_pass_name_is_a_clear_error():
-    from edgert.errors import ConversionError
+    from converters.errors import ConversionError
 
     with pytest.raises(ConversionError, match="unknown pass 'fold_everything'.*fold_constants"):
         optimize(_ir(ob.dead_code(np.random.default_rng(0))), ["fold_everything"])

@@ -9,7 +9,8 @@ import torch
 import edgert
 from converters import convert
 from converters.frontends.torch_files import torch_file_kind
-from edgert.errors import ConversionError, InputError, ModelFileError
+from edgert.errors import InputError, ModelFileError
+from converters.errors import ConversionError
 
 
 class Net(torch.nn.Module):

@@ -93,6 +93,6 @@ def test_dynamic_batch_model_declares_batch_axis(zoo_models):
 
 
 def test_unknown_name_is_a_clear_error():
-    from edgert.errors import ConversionError
+    from converters.errors import ConversionError
     with pytest.raises(ConversionError, match="unknown zoo model 'resnet99'.*resnet18"):
         zoo.build("resnet99")

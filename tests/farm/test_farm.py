@@ -13,7 +13,7 @@ from device_farm import farm
 from device_farm.progress import PlainProgress, ProgressModel
 from device_farm.report import write_report
 from device_farm.store import ResultStore
-from edgert.cli.output import fmt_num
+from edgert.formatting import fmt_num
 from tests.farm.helpers import HOSTILE_NAME, board_spec, inventory, phone_spec
 
 pytestmark = [pytest.mark.needs_sshd, pytest.mark.needs_adb]

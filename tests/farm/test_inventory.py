@@ -6,7 +6,7 @@ import os
 import pytest
 
 from device_farm.inventory import HOST_NAME, load_inventory
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 GOOD = """
 [[device]]

@@ -10,7 +10,7 @@ import pytest
 from device_farm.inventory import load_inventory
 from device_farm.ssh_config import _jump_command
 from device_farm.transports import open_transport
-from edgert.errors import DeviceError
+from device_farm.errors import DeviceError
 
 pytestmark = pytest.mark.needs_sshd
 

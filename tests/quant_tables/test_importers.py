@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables.importers import get_importer, importer_names
 from quant_tables.importers.aimet import import_aimet
 from quant_tables.importers.tensorrt import hex_to_float, import_tensorrt

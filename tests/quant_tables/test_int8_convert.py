@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from edgert.errors import ConversionError
+from converters.errors import ConversionError
 from quant_tables import ActivationQuant, LayerOverride, QuantTable
 
 from .conftest import small_cnn

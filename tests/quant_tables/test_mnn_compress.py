@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables import ActivationQuant, WeightQuant
 from quant_tables.exporters.mnn_compress import (GRAPH_OUTPUT_SUFFIX, mnn_compression_params,
                                                   scales_array, write_mnn_compression_params)

@@ -12,7 +12,9 @@ import warnings
 import numpy as np
 import pytest
 
-from edgert.errors import ConversionError, InputError
+from edgert.errors import InputError
+from converters.errors import ConversionError
+from quant_tables.errors import TableSourceError
 
 from ..conftest import require_module
 from .conftest import ort_run, small_cnn
@@ -171,7 +173,7 @@ def test_unobserved_prepared_graph_is_refused(cal_data):
     from quant_tables.producers.pt2e_torch import float_model
 
     prepared, _ = _quantize(False, torch.from_numpy(cal_data[:4]), calibrate=False)
-    with pytest.raises(ConversionError, match=r"never saw data \(activation_post_process"):
+    with pytest.raises(TableSourceError, match=r"never saw data \(activation_post_process"):
         float_model(prepared)
 
 
@@ -182,7 +184,7 @@ def test_detection_and_refusals(pt2e, small_onnx):
     _, prepared, converted, x, path, r = pt2e
     assert trained_producer(prepared).kind == trained_producer(converted).kind == "PT2E"
     assert trained_producer(small_cnn()) is None
-    with pytest.raises(ConversionError, match="not a PT2E model"):
+    with pytest.raises(TableSourceError, match="not a PT2E model"):
         table_from_pt2e(small_cnn(), x, path)
     other = table_from_pt2e(converted, x, small_onnx)   # another graph: weights not found
     assert any(u.endswith("(weight; no ONNX constant holds it)") for u in other.unmatched)

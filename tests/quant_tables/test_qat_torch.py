@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from edgert.errors import ConversionError
+from quant_tables.errors import TableSourceError
 from quant_tables.exporters.qdq_onnx import insert_qdq
 from quant_tables.producers.qat_torch import fake_quant_reference, float_model, table_from_qat
 
@@ -131,7 +131,7 @@ def test_sites_the_graph_lacks_are_reported(qat, small_onnx):
 def test_model_without_fake_quant_is_refused(small_onnx):
     import torch.nn as nn
 
-    with pytest.raises(ConversionError, match="no fake-quant modules"):
+    with pytest.raises(TableSourceError, match="no fake-quant modules"):
         table_from_qat(nn.Sequential(nn.Flatten()), torch.zeros(1, 1, 8, 8), small_onnx)
 
 

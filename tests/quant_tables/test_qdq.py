@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgert.errors import ConversionError
+from quant_tables.errors import TableSourceError
 from quant_tables.exporters.qdq_onnx import insert_qdq
 from quant_tables.producers.qdq_onnx import extract_qdq
 
@@ -79,7 +79,7 @@ def test_qoperator_models_are_refused(small_onnx, cal_data, tmp_path):
 
     path = str(tmp_path / "qop.onnx")
     quantize_static(small_onnx, path, Reader(), quant_format=QuantFormat.QOperator)
-    with pytest.raises(ConversionError, match="QOperator format"):
+    with pytest.raises(TableSourceError, match="QOperator format"):
         extract_qdq(path)
 
 

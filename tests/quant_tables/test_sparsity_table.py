@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables import SparsityTable, WeightSparsity, load_table
 from quant_tables.sparsity_table import check_graph_names, check_weights, nm_violations, pattern_sparsity
 

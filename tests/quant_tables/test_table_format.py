@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgert.errors import TableError
+from quant_tables.errors import TableError
 from quant_tables import ActivationQuant, LayerOverride, QuantTable, WeightQuant, load_table
 from quant_tables.validate import check_against_graph, load_schema
 

@@ -11,7 +11,7 @@ from torch import nn
 
 import edgert
 from converters import convert
-from edgert.errors import UnsupportedOpError
+from converters.errors import UnsupportedOpError
 
 
 class Strided(nn.Module):

@@ -10,7 +10,8 @@ import pytest
 from onnx import helper
 
 from converters.backends import BackendOptions, get_backend
-from edgert.errors import UnsupportedOpError, UnsupportedOptionError
+from edgert.errors import UnsupportedOptionError
+from converters.errors import UnsupportedOpError
 from tests.tflite.conftest import OpCase, build_model, const, convert_ir, rt
 
 F = onnx.TensorProto.FLOAT

@@ -1,4 +1,8 @@
-"""Console output for commands: rich tables for people, JSON for scripts.
+"""Numbers, JSON and tables for people and scripts: one copy for every package.
+
+The CLI prints with these, and so do the libraries (the converters' verification
+table, the farm's reports), which is why they live on the runtime's floor and not
+in ``edgert.cli``: nothing below the CLI may import it.
 
 rich is optional at run time (a board may run edgert from a bare zip); without
 it tables print as aligned plain text.
@@ -13,7 +17,7 @@ from typing import Any, Iterable, List, Optional, Sequence
 import numpy as np
 
 
-def _default(o: Any):
+def _default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -25,7 +29,7 @@ def _default(o: Any):
     return str(o)
 
 
-def _clean(o: Any):
+def _clean(o: Any) -> Any:
     """NaN/inf are not JSON: write them as null."""
     if isinstance(o, float) and not math.isfinite(o):
         return None
@@ -36,9 +40,18 @@ def _clean(o: Any):
     return o
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` as plain JSON values: numpy scalars and arrays as numbers and lists,
+    dtypes by name, objects by their ``to_dict()``, NaN and inf as None."""
+    return _clean(json.loads(json.dumps(obj, default=_default)))
+
+
+def dumps_json(obj: Any, indent: int = 2) -> str:
+    return json.dumps(json_ready(obj), indent=indent)
+
+
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(_clean(json.loads(json.dumps(obj, default=_default))),
-                                indent=2) + "\n")
+    sys.stdout.write(dumps_json(obj) + "\n")
     sys.stdout.flush()
 
 
