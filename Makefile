@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# ONNX's node tests through both targets (about 25 minutes on 2 cores); the table
+# goes to docs/CONFORMANCE.md, outcomes that changed against the expectations file are listed.
+conformance: $(STAMP)
+	$(BIN)/python -m tests.conformance.runner --json conformance.json --table docs/CONFORMANCE.table.md
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
