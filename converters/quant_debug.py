@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from edgert.errors import UnsupportedOptionError
+from edgert.quantization import quantize
 from converters.errors import ConversionError
 
 TARGETS = ("sim", "tflite", "mnn")
@@ -201,7 +202,8 @@ def _run_litert(path: str, feeds, perms, cols) -> Dict[str, np.ndarray]:
         x = feeds[d["name"]] if d["name"] in feeds else next(iter(feeds.values()))
         q = d["quantization_parameters"]
         if d["dtype"] != np.float32 and len(q["scales"]):
-            x = np.clip(np.rint(x / q["scales"][0]) + q["zero_points"][0], -128, 127)
+            x = quantize(x, q["scales"][0], q["zero_points"][0], -128, 127,
+                         compute=np.result_type(x, np.float32))
         interp.set_tensor(d["index"], x.astype(d["dtype"]))
     interp.invoke()
     out: Dict[str, np.ndarray] = {}

@@ -34,6 +34,7 @@ from converters.tflite import int8_ops
 from converters.tflite.builder import OpRecord, SubgraphBuilder
 from converters.tflite.quant import quant_params, quantize_bias
 from converters.errors import ConversionError
+from edgert.quantization import quantize
 
 F32, I32, I8 = 0, 2, 9
 QP = Tuple[float, int]          # (scale, zero point) in int8 terms
@@ -266,7 +267,7 @@ class _Rewriter:
             qp = out_qp
         else:
             qp = qparams_from_range(float(arr.min()), float(arr.max()), "int8")
-        q = np.clip(np.rint(arr / qp[0]) + qp[1], -128, 127).astype(np.int8)
+        q = quantize(arr, qp[0], qp[1], -128, 127, compute=np.float32).astype(np.int8)
         return self.sg.const(f"{self.sg.tensors[t].name}_int8", q, quant=_qparams(qp))
 
     def _weighted(self, rec: OpRecord, out_qp: Dict[int, QP]) -> Tuple[bool, str]:
@@ -284,10 +285,8 @@ class _Rewriter:
         scales = wq.scales_for(w.shape[axis])
         if scales.size != w.shape[axis] or any(z != 0 for z in wq.zero_point):
             return False, "weight quantization does not fit TFLite (symmetric, per output channel)"
-        shape = [1] * w.ndim
-        shape[axis] = -1
         lo = max(wq.qrange[0], -127)
-        q = np.clip(np.rint(w / scales.reshape(shape)), lo, 127).astype(np.int8)
+        q = quantize(w, scales, 0, lo, 127, axis).astype(np.int8)
         in_t = rec.inputs[di]
         in_qp = self.qp[in_t]
         new_inputs = list(rec.inputs)
