@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from edgert.errors import UnsupportedOptionError
+from edgert.fused_activations import TFLITE_FUSED
 from edgert.quantization import quantize
 from converters.errors import ConversionError
 
@@ -145,14 +146,13 @@ def _input_snr(x: np.ndarray, entry) -> float:
 
 
 def _sim_tensors(proto, table, feeds) -> Dict[str, np.ndarray]:
-    from converters.quantize import FUSED_CODES
     from quant_tables.exporters.qdq_onnx import insert_qdq
     from quant_tables.onnx_tensors import TensorTap
 
     fused = set()
     for n in proto.graph.node:
         meta = {p.key: p.value for p in n.metadata_props}
-        if meta.get("edgert.fused_activation") in FUSED_CODES:
+        if meta.get("edgert.fused_activation") in TFLITE_FUSED:
             fused.add(n.output[0])
     qdq, _ = insert_qdq(proto, table, skip=fused)
     out = TensorTap(qdq).run(feeds)

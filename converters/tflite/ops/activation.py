@@ -16,6 +16,7 @@ from converters.layout.graph import attr
 from converters.tflite.context import clip_bounds
 from converters.tflite.registry import lowering
 from converters.tflite.schema import activation, options
+from edgert.fused_activations import clip_activation
 
 
 @lowering("Relu", emits=("RELU",))
@@ -50,8 +51,7 @@ def lower_clip(node, ctx) -> None:
     """Clip to a RELU variant when the bounds match one, else MAXIMUM/MINIMUM."""
     lo, hi = clip_bounds(node, ctx)
     x = ctx.input(node, 0)
-    named = {(0.0, 6.0): "RELU6", (0.0, None): "RELU", (-1.0, 1.0): "RELU_N1_TO_1",
-             (0.0, 1.0): "RELU_0_TO_1"}.get((lo, hi))
+    named = clip_activation(lo, hi)
     if named:
         ctx.emit(named, [x], [ctx.output(node)])
         return
