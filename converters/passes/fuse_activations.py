@@ -25,6 +25,7 @@ import onnx_ir as ir
 
 from converters.passes.base import PassResult, Refusal, RulePass, node_label
 from edgert.fused_activations import fused_code
+from edgert.op_registry import is_default_domain
 
 FUSED_ACTIVATION_KEY = "edgert.fused_activation"
 PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -73,7 +74,7 @@ class FuseActivations(RulePass):
         refusals: List[Refusal] = []
         graph_outputs = set(id(v) for v in model.graph.outputs)
         for node in model.graph:
-            if node.op_type not in PRODUCERS or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in PRODUCERS or not is_default_domain(node.domain):
                 continue
             out = node.outputs[0]
             users = [u for u, _ in out.uses()]

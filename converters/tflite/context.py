@@ -24,6 +24,7 @@ from converters.tflite.quant import ActivationQuant, quant_params
 from converters.tflite.schema import activation, options
 from converters.errors import ConversionError
 from edgert.fused_activations import fused_code
+from edgert.op_registry import is_default_domain
 
 
 def np_dtype(value) -> np.dtype:
@@ -214,7 +215,7 @@ class LoweringContext:
         if v.is_graph_output() or len(v.uses()) != 1:
             return activation("NONE"), v
         nxt = next(iter(v.uses())).node
-        if nxt.domain not in ("", "ai.onnx") or nxt.inputs[0] is not v:
+        if not is_default_domain(nxt.domain) or nxt.inputs[0] is not v:
             return activation("NONE"), v
         code = fused_activation_code(nxt, self)
         if code is None:

@@ -199,7 +199,7 @@ class _Rewriter:
         if missing:
             return None, {}, f"no parameters for input {missing[0]}"
         consts = [t for t in rec.inputs if self.is_float_const(t)]
-        if consts and k not in ("weighted",) and rec.builtin not in int8_ops.CONST_OPERANDS \
+        if consts and k not in ("weighted",) and not int8_ops.takes_const_operands(rec.builtin) \
                 and rec.builtin not in ("PADV2",):
             return None, {}, "float constant operand"
         out_qp: Dict[int, QP] = {}
@@ -207,7 +207,7 @@ class _Rewriter:
             if k == "same":
                 out_qp[t] = self.params_of(acts[0])
             elif k == "fixed":
-                out_qp[t] = int8_ops.FIXED_OUTPUT[rec.builtin]
+                out_qp[t] = int8_ops.fixed_output(rec.builtin)
             else:
                 p = self.params_of(t)
                 if p is None:
@@ -217,7 +217,7 @@ class _Rewriter:
 
     def _act_inputs(self, rec: OpRecord, k: str) -> List[int]:
         if k == "weighted":
-            return [rec.inputs[int8_ops.WEIGHTED[rec.builtin][0]]]
+            return [rec.inputs[int8_ops.weighted_inputs(rec.builtin)[0]]]
         return [t for t in rec.inputs if t >= 0]
 
     def rewrite(self, rec: OpRecord) -> None:
@@ -271,7 +271,7 @@ class _Rewriter:
         return self.sg.const(f"{self.sg.tensors[t].name}_int8", q, quant=_qparams(qp))
 
     def _weighted(self, rec: OpRecord, out_qp: Dict[int, QP]) -> Tuple[bool, str]:
-        di, wi, bi, axis = int8_ops.WEIGHTED[rec.builtin]
+        di, wi, bi, axis = int8_ops.weighted_inputs(rec.builtin)
         out_name = self.sg.tensors[rec.outputs[0]].name
         node = self.onnx.layer_node(out_name)
         wq = None

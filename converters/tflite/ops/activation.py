@@ -17,6 +17,7 @@ from converters.tflite.context import clip_bounds
 from converters.tflite.registry import lowering
 from converters.tflite.schema import activation, options
 from edgert.fused_activations import clip_activation
+from edgert.op_registry import EDGERT_DOMAIN
 
 
 @lowering("Relu", emits=("RELU",))
@@ -138,7 +139,7 @@ def lower_gelu(node, ctx) -> None:
              options("Gelu", approximate=attr(node, "approximate", "none") == "tanh"))
 
 
-@lowering("Gelu", emits=("GELU",), domain="ai.edgert", check=check_gelu)
+@lowering("Gelu", emits=("GELU",), domain=EDGERT_DOMAIN, check=check_gelu)
 def lower_edgert_gelu(node, ctx) -> None:
     """GELU folded by our pattern pass from x * 0.5 * (1 + erf(x / sqrt 2))."""
     lower_gelu(node, ctx)
