@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from edgert.errors import UnsupportedOptionError
+from edgert.fused_activations import TFLITE_FUSED
+from edgert.quantization import quantize
 from converters.errors import ConversionError
 
 TARGETS = ("sim", "tflite", "mnn")
@@ -144,14 +146,13 @@ def _input_snr(x: np.ndarray, entry) -> float:
 
 
 def _sim_tensors(proto, table, feeds) -> Dict[str, np.ndarray]:
-    from converters.quantize import FUSED_CODES
     from quant_tables.exporters.qdq_onnx import insert_qdq
     from quant_tables.onnx_tensors import TensorTap
 
     fused = set()
     for n in proto.graph.node:
         meta = {p.key: p.value for p in n.metadata_props}
-        if meta.get("edgert.fused_activation") in FUSED_CODES:
+        if meta.get("edgert.fused_activation") in TFLITE_FUSED:
             fused.add(n.output[0])
     qdq, _ = insert_qdq(proto, table, skip=fused)
     out = TensorTap(qdq).run(feeds)
@@ -201,7 +202,8 @@ def _run_litert(path: str, feeds, perms, cols) -> Dict[str, np.ndarray]:
         x = feeds[d["name"]] if d["name"] in feeds else next(iter(feeds.values()))
         q = d["quantization_parameters"]
         if d["dtype"] != np.float32 and len(q["scales"]):
-            x = np.clip(np.rint(x / q["scales"][0]) + q["zero_points"][0], -128, 127)
+            x = quantize(x, q["scales"][0], q["zero_points"][0], -128, 127,
+                         compute=np.result_type(x, np.float32))
         interp.set_tensor(d["index"], x.astype(d["dtype"]))
     interp.invoke()
     out: Dict[str, np.ndarray] = {}

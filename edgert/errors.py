@@ -34,3 +34,8 @@ class UnsupportedOptionError(EdgertError):
 
 class EngineError(EdgertError):
     """The engine failed while loading or running a model; its message is kept."""
+
+
+class QuantizationError(EdgertError, ValueError):
+    """Quantization parameters that define no affine mapping (a zero, negative or
+    non-finite scale)."""

@@ -2,7 +2,7 @@
 quantized models take and give float arrays.
 
 Affine quantization as TFLite and MNN define it: ``real = scale * (q - zero_point)``,
-per tensor or per channel along ``axis``.
+per tensor or per channel along ``axis``; the arithmetic is ``edgert.quantization``'s.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
 import numpy as np
+
+from edgert import quantization
 
 # A dynamic dim other than the batch, when one must be chosen (random inputs, the shape a
 # model is first allocated with): an image side or a sequence length that strided layers
@@ -31,28 +33,16 @@ class QuantParams:
     def per_channel(self) -> bool:
         return len(self.scale) > 1
 
-    def _broadcast(self, values: Tuple, ndim: int) -> np.ndarray:
-        arr = np.asarray(values, dtype=np.float64)
-        if len(arr) == 1 or self.axis is None:
-            return arr.reshape(()) if len(arr) == 1 else arr
-        shape = [1] * ndim
-        shape[self.axis] = len(arr)
-        return arr.reshape(shape)
-
     def quantize(self, x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """Round float ``x`` to integers of ``dtype`` (saturating)."""
-        dtype = np.dtype(dtype)
-        info = np.iinfo(dtype)
-        s = self._broadcast(self.scale, x.ndim)
-        z = self._broadcast(self.zero_point, x.ndim)
-        q = np.round(np.asarray(x, dtype=np.float64) / s) + z
-        return np.clip(q, info.min, info.max).astype(dtype)
+        """Round float ``x`` to integers of ``dtype`` (half to even, saturating);
+        ``QuantizationError`` for a scale that is not positive."""
+        info = np.iinfo(np.dtype(dtype))
+        return quantization.quantize(x, self.scale, self.zero_point, int(info.min),
+                                     int(info.max), self.axis).astype(dtype)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """Turn integers ``q`` back into float32 values."""
-        s = self._broadcast(self.scale, q.ndim)
-        z = self._broadcast(self.zero_point, q.ndim)
-        return ((q.astype(np.float64) - z) * s).astype(np.float32)
+        return quantization.dequantize(q, self.scale, self.zero_point, self.axis)
 
     def to_dict(self) -> dict:
         return {"scale": list(self.scale), "zero_point": list(self.zero_point), "axis": self.axis}

@@ -4,24 +4,32 @@ Per-channel weight scales run along the output channels, which sit on a
 different axis per op in ONNX's layouts: Conv [O, I/g, kH, kW] -> 0,
 ConvTranspose [I, O/g, kH, kW] -> 1, Gemm B -> 0 with transB else 1, MatMul
 [K, N] -> last. One registry row per op type, used by calibration, the QDQ
-extractor, the MNN compression-params exporter and the QAT name matching.
+extractor, the MNN compression-params exporter and the QAT name matching (an
+``edgert.op_registry`` table: a second rule for an op is an error).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 
-# op type -> (weight input index, function(node attributes, weight rank) -> axis)
-_AXIS_RULES: Dict[str, tuple] = {}
+from edgert.op_registry import OpRegistry
+
+AxisFn = Callable[[Dict[str, Any], int], int]      # (node attributes, weight rank) -> axis
+
+
+class _AxisRule(NamedTuple):
+    weight_input: int   # the weight's input index
+    fn: AxisFn
+
+
+_AXIS_RULES: OpRegistry[_AxisRule] = OpRegistry("weight axis rule")
 
 
 def _rule(op_type: str, index: int):
-    def deco(fn: Callable[[Dict[str, Any], int], int]):
-        if op_type in _AXIS_RULES:
-            raise ValueError(f"weight axis rule for {op_type} registered twice")
-        _AXIS_RULES[op_type] = (index, fn)
+    def deco(fn: AxisFn) -> AxisFn:
+        _AXIS_RULES.add(op_type, _AxisRule(index, fn))
         return fn
     return deco
 
@@ -46,7 +54,7 @@ def _matmul(attrs: Dict[str, Any], rank: int) -> int:
     return rank - 1
 
 
-WEIGHT_OPS = tuple(_AXIS_RULES)
+WEIGHT_OPS = tuple(_AXIS_RULES.op_types())
 
 
 @dataclass(frozen=True)
@@ -76,17 +84,17 @@ def layer_weights(model) -> List[LayerWeight]:
             consts[n.output[0]] = n.attribute[0].t
     out: List[LayerWeight] = []
     for n in g.node:
-        rule = _AXIS_RULES.get(n.op_type)
-        if rule is None or len(n.input) <= rule[0]:
+        rule = _AXIS_RULES.of_node(n)
+        if rule is None or len(n.input) <= rule.weight_input:
             continue
-        wname = n.input[rule[0]]
+        wname = n.input[rule.weight_input]
         t = consts.get(wname)
         if t is None or len(t.dims) < 1:
             continue
         rank = len(t.dims)
         if n.op_type == "MatMul" and rank < 2:
             continue
-        out.append(LayerWeight(wname, n.name, n.op_type, rule[1](_attrs(n), rank), tuple(t.dims),
+        out.append(LayerWeight(wname, n.name, n.op_type, rule.fn(_attrs(n), rank), tuple(t.dims),
                                n.output[0], n.input[0]))
     return out
 
@@ -103,6 +111,8 @@ def constant_arrays(model) -> Dict[str, np.ndarray]:
     return arrays
 
 
-def weight_axis(op_type: str, attrs: Dict[str, Any], rank: int) -> Optional[int]:
-    rule = _AXIS_RULES.get(op_type)
-    return rule[1](attrs, rank) if rule else None
+def weight_axis(op_type: str, attrs: Dict[str, Any], rank: int,
+                domain: str = "") -> Optional[int]:
+    """The output-channel axis of the weight of an ``op_type`` node (None: not a layer)."""
+    rule = _AXIS_RULES.lookup(op_type, domain)
+    return rule.fn(attrs, rank) if rule else None

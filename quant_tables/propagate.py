@@ -11,26 +11,25 @@ QAT table never names them).
 """
 from __future__ import annotations
 
-from typing import AbstractSet, Any, Dict, List, Union
+from typing import AbstractSet, Any, List, Union
 
+from edgert.op_registry import OpRegistry, register_all
 from quant_tables.table import ActivationQuant, QuantTable
 
-# op type -> index of the data input whose quantization the output keeps
-PASSTHROUGH: Dict[str, int] = {
-    op: 0 for op in (
-        "MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
-        "Identity", "Dropout", "Slice", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
-        "SpaceToDepth", "ReduceMax", "ReduceMin", "Pad", "Resize", "Upsample",
-    )
-}
+# op -> index of the data input whose quantization the output keeps
+PASSTHROUGH: OpRegistry[int] = OpRegistry("pass-through quantization")
+register_all(PASSTHROUGH, {op: 0 for op in (
+    "MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+    "Identity", "Dropout", "Slice", "Split", "Gather", "Expand", "Tile", "DepthToSpace",
+    "SpaceToDepth", "ReduceMax", "ReduceMin", "Pad", "Resize", "Upsample")}, source=__name__)
 
 
 # Ops whose output a table may leave out because eager PyTorch quantization computes them
 # with their input's scale and zero point (quantized ReLU, average pooling, mean): filled
 # from the input when missing, never overwritten (a calibrated range is better there).
-INHERIT_WHEN_MISSING: Dict[str, int] = {
-    op: 0 for op in ("Relu", "AveragePool", "GlobalAveragePool", "ReduceMean")
-}
+INHERIT_WHEN_MISSING: OpRegistry[int] = OpRegistry("quantization inherited when missing")
+register_all(INHERIT_WHEN_MISSING, {op: 0 for op in (
+    "Relu", "AveragePool", "GlobalAveragePool", "ReduceMean")}, source=__name__)
 
 
 def fill_passthrough(table: QuantTable, model: Any,
@@ -51,10 +50,10 @@ def fill_passthrough(table: QuantTable, model: Any,
     proto = load_model(model)
     filled: List[str] = []
     for n in proto.graph.node:
-        idx = PASSTHROUGH.get(n.op_type)
+        idx = PASSTHROUGH.of_node(n)
         inherit_only = idx is None
         if inherit_only and eager:
-            idx = INHERIT_WHEN_MISSING.get(n.op_type)
+            idx = INHERIT_WHEN_MISSING.of_node(n)
         if idx is None or len(n.input) <= idx:
             continue
         src = table.activations.get(n.input[idx])

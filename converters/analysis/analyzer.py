@@ -8,6 +8,7 @@ from converters.analysis.cost import LayerCost, ModelAnalysis, OpCost, Traffic
 from converters.analysis.graph import Graph, NodeView, build_graph
 from converters.analysis.ops.common import UnknownShape
 from converters.analysis.registry import lookup
+from edgert.op_registry import op_label
 
 
 def analyze(model: Any, shapes: Optional[Mapping[str, Sequence[int]]] = None,
@@ -33,7 +34,7 @@ def analyze(model: Any, shapes: Optional[Mapping[str, Sequence[int]]] = None,
             free += 1
             continue
         if any("no cost model" in n for n in cost.notes):
-            uncounted[node.op_type if not node.domain else f"{node.domain}::{node.op_type}"] += 1
+            uncounted[op_label(node.domain, node.op_type)] += 1
         layers.append(_layer(node, cost))
     if fuse:
         from converters.analysis.fusion import fuse_layers
@@ -56,7 +57,7 @@ def analyze(model: Any, shapes: Optional[Mapping[str, Sequence[int]]] = None,
 def node_cost(node: NodeView) -> OpCost:
     """The registered cost of one node; memory-only with a note when there is none."""
     fn = lookup(node.domain, node.op_type)
-    op = node.op_type if not node.domain else f"{node.domain}::{node.op_type}"
+    op = op_label(node.domain, node.op_type)
     if fn is None:
         return OpCost(notes=[f"no cost model for {op}: counted as memory traffic only"])
     try:

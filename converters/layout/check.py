@@ -1,7 +1,7 @@
 """Per-op layout rules: which stored layouts an op can take, and which it gives.
 
-Each ONNX op type maps to one rule (registered once; a second registration is an
-error). A rule answers two questions for the planner in ``mark.py``:
+Each ONNX op (domain, type) maps to one rule in an ``edgert.op_registry`` table
+(registered once; a second registration is an error). A rule answers two questions for the planner in ``mark.py``:
 
 * ``backward(node, out_wishes)``: given the layouts the consumers would accept for
   the node's outputs (a *wish*: acceptable layouts, best first), which would it
@@ -29,6 +29,7 @@ from converters.layout import rewrite
 from converters.layout.graph import attr, const_of, is_const, rank_of, shape_of
 from converters.layout.perm import (
     Perm, after_transpose, before_transpose, channel_last, drop_axes, identity, insert_axis)
+from edgert.op_registry import EDGERT_DOMAIN, OpRegistry, default_opset, is_default_domain
 
 Wish = Optional[Tuple[Perm, ...]]       # acceptable layouts, best first; None = no opinion
 
@@ -52,31 +53,29 @@ class LayoutRule:
         return Decision([_ident(v) for v in node.inputs], [_ident(v) for v in node.outputs])
 
 
-_RULES: Dict[str, LayoutRule] = {}
+_RULES: OpRegistry[LayoutRule] = OpRegistry("layout rule")
 _LOGICAL = LayoutRule()
 
 
-def register(*op_types: str):
-    """Class decorator: the rule (an instance of the class) for ``op_types``."""
+def register(*op_types: str, domain: str = ""):
+    """Class decorator: the rule (an instance of the class) for ``op_types`` in ``domain``."""
     def deco(cls):
         rule = cls()
         for op in op_types:
-            if op in _RULES:
-                raise ValueError(f"layout rule for {op!r} registered twice")
-            _RULES[op] = rule
+            _RULES.add(op, rule, domain=domain, source=f"{cls.__module__}.{cls.__qualname__}")
         return cls
     return deco
 
 
 def rule_for(node) -> LayoutRule:
-    if node.domain not in ("", "ai.onnx"):
-        return _RULES.get(f"{node.domain}::{node.op_type}", _LOGICAL)
-    return _RULES.get(node.op_type, _LOGICAL)
+    return _RULES.of_node(node) or _LOGICAL
 
 
 def layout_kinds() -> Dict[str, str]:
-    """ONNX op -> rule family, for documentation and ``edgert ops``."""
-    return {op: rule.kind for op, rule in sorted(_RULES.items())}
+    """ONNX op (``domain::Op`` outside the default domain) -> rule family, for documentation
+    and ``edgert ops``."""
+    return {r.key.label: r.value.kind
+            for r in sorted(_RULES.registrations(), key=lambda r: r.key.label)}
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -103,8 +102,7 @@ def _dedupe(perms) -> Wish:
 def node_opset(node) -> int:
     """The default-domain opset the node's graph imports."""
     graph = node.graph
-    imports = graph.opset_imports if graph is not None else {}
-    return int(imports.get("", imports.get("ai.onnx", 13)))
+    return default_opset(graph.opset_imports if graph is not None else {}, 13)
 
 
 def _runtime_inputs(node) -> List[int]:
@@ -136,8 +134,8 @@ def pick(perms: Sequence[Optional[Perm]], wish: Wish) -> Optional[Perm]:
 
 @register("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
           "GlobalMaxPool", "LpPool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth",
-          "BatchNormalization", "InstanceNormalization", "LRN", "GroupNormalization",
-          "ai.edgert::GroupNorm")
+          "BatchNormalization", "InstanceNormalization", "LRN", "GroupNormalization")
+@register("GroupNorm", domain=EDGERT_DOMAIN)
 class SpatialRule(LayoutRule):
     """Runs on channel-last data (TFLite kernels are NHWC)."""
     kind = "spatial"
@@ -162,7 +160,8 @@ class SpatialRule(LayoutRule):
           "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Sign", "Not", "Cast", "Identity",
           "Dropout", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
           "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Where", "Mod",
-          "Concat", "Split", "Slice", "Pad", "Tile", "CumSum", "ai.edgert::Gelu")
+          "Concat", "Split", "Slice", "Pad", "Tile", "CumSum")
+@register("Gelu", domain=EDGERT_DOMAIN)
 class FollowRule(LayoutRule):
     """Elementwise ops and ops whose axis attributes the lowering rewrites (Concat, Split,
     Slice, Pad, Tile): outputs keep the inputs' layout; constants are transposed to it."""
@@ -331,7 +330,7 @@ def fc_only(value) -> bool:
         return False
     for use in value.uses():
         node, idx = use.node, use.idx
-        if idx != 0 or node.domain not in ("", "ai.onnx"):
+        if idx != 0 or not is_default_domain(node.domain):
             return False
         b = node.inputs[1] if len(node.inputs) > 1 else None
         if node.op_type == "Gemm":

@@ -10,6 +10,8 @@ from typing import Any, List, Optional
 
 import numpy as np
 
+from edgert.op_registry import default_opset, is_default_domain
+
 Dim = Optional[int]
 
 
@@ -35,7 +37,7 @@ def const_of(value) -> Optional[np.ndarray]:
     if value.const_value is not None:
         return np.asarray(value.const_value.numpy())
     node = value.producer()
-    if node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+    if node is not None and node.op_type == "Constant" and is_default_domain(node.domain):
         for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
             attr = node.attributes.get(key)
             if attr is None:
@@ -54,7 +56,7 @@ def is_const(value) -> bool:
     if value.const_value is not None:
         return True
     node = value.producer()
-    return node is not None and node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+    return node is not None and node.op_type == "Constant" and is_default_domain(node.domain)
 
 
 def attr(node, name: str, default: Any = None) -> Any:
@@ -71,4 +73,7 @@ def attr(node, name: str, default: Any = None) -> Any:
 
 
 def opset_of(model, domain: str = "") -> int:
-    return int(model.opset_imports.get(domain, model.opset_imports.get("ai.onnx", 1)))
+    """The opset ``model`` imports for ``domain`` (1 when it imports none)."""
+    if is_default_domain(domain):
+        return default_opset(model.opset_imports, 1)
+    return int(model.opset_imports.get(domain, 1))

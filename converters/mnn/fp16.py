@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from edgert.op_registry import is_default_domain
+
 _WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _FP16_MAX = float(np.finfo(np.float16).max)
 
@@ -23,7 +25,7 @@ def round_weights_to_fp16(model: ir.Model) -> int:
     """Round the float32 weights of Conv/ConvTranspose/Gemm/MatMul in place; returns how many."""
     done = set()
     for node in model.graph:
-        if node.op_type not in _WEIGHT_OPS or node.domain not in ("", "ai.onnx"):
+        if node.op_type not in _WEIGHT_OPS or not is_default_domain(node.domain):
             continue
         for w in node.inputs[:2]:
             if w is None or w.const_value is None or id(w) in done:

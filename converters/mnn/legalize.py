@@ -12,15 +12,18 @@ from typing import List
 
 import onnx_ir as ir
 
-_RNN_OUTPUTS = {"LSTM": 3, "GRU": 2, "RNN": 2}
+from edgert.op_registry import OpRegistry, register_all
+
+_RNN_OUTPUTS: OpRegistry[int] = OpRegistry("recurrent op output count")
+register_all(_RNN_OUTPUTS, {"LSTM": 3, "GRU": 2, "RNN": 2}, source=__name__)
 
 
 def complete_rnn_outputs(model: ir.Model) -> List[str]:
     """Give every LSTM/GRU/RNN all its outputs. Returns the names of the nodes changed."""
     changed = []
     for node in list(model.graph):
-        want = _RNN_OUTPUTS.get(node.op_type)
-        if node.domain not in ("", "ai.onnx") or not want or len(node.outputs) >= want:
+        want = _RNN_OUTPUTS.of_node(node)
+        if not want or len(node.outputs) >= want:
             continue
         base = node.name or node.outputs[0].name or node.op_type
         new = ir.Node(node.domain, node.op_type, list(node.inputs),

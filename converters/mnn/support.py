@@ -16,11 +16,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import FrozenSet, Iterator, Optional, Tuple
+from typing import Callable, FrozenSet, Iterator, Optional, Tuple, Union
 
 import onnx_ir as ir
 
 from converters.errors import ConversionError, UnsupportedOpError
+from edgert.op_registry import OpRegistry, is_default_domain, op_label, register_all
 
 TARGET = "mnn"
 _OPS: Optional[FrozenSet[str]] = None
@@ -89,7 +90,9 @@ def _axes_input(what: str):
 # Ops MNN lists but computes wrongly (measured on MNN 3.x; tests/converters/
 # test_decompose.py): a reason (or a function of the node giving one) makes them count as
 # unsupported, so the decomposition table's form is used instead.
-WRONG = {
+WRONG: OpRegistry[Union[str, Callable[[ir.Node], Optional[str]]]] = OpRegistry(
+    "op MNN computes wrongly")
+register_all(WRONG, {
     "Softplus": "MNN writes Softplus as LOG(1 + EXP(x)) and its EXP saturates at x = 87, "
                 "so Softplus(x) = 87 for every x > 87",
     "Less": "MNN's Less gives wrong results (about half the elements of a random test)",
@@ -102,7 +105,7 @@ WRONG = {
                              else None),
     "LpPool": "MNN's runtime crashes (SIGFPE) on LpPool",
     "Resize": lambda node: _cubic_resize(node),
-}
+}, source=__name__)
 
 
 def _cubic_resize(node: ir.Node) -> Optional[str]:
@@ -120,12 +123,12 @@ def _cubic_resize(node: ir.Node) -> Optional[str]:
 
 def node_reason(node: ir.Node) -> Optional[str]:
     """Why MNN cannot take ``node`` (None: it can)."""
-    if node.domain not in ("", "ai.onnx"):
+    if not is_default_domain(node.domain):
         return (f"op domain {node.domain!r} is not standard ONNX; MNN's converter "
                 "reads ai.onnx ops only")
     if node.op_type not in supported_ops():
         return "not in the ONNX ops MNN's converter lists (mnnconvert --OP)"
-    wrong = WRONG.get(node.op_type)
+    wrong = WRONG.of_node(node)
     return wrong(node) if callable(wrong) else wrong
 
 
@@ -145,5 +148,5 @@ def check_model(model: ir.Model) -> None:
         from converters.passes.base import node_label
 
         node, reason = found
-        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-        raise UnsupportedOpError(node_label(node), op, TARGET, reason)
+        raise UnsupportedOpError(node_label(node), op_label(node.domain, node.op_type), TARGET,
+                                 reason)

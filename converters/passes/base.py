@@ -23,6 +23,8 @@ from typing import Dict, List, Sequence
 
 import onnx_ir as ir
 
+from edgert.op_registry import op_label
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -63,8 +65,7 @@ def op_counts(model: ir.Model) -> Dict[str, int]:
     """Op type -> count over the main graph and its subgraphs (custom domains as 'domain::Op')."""
     counts: collections.Counter = collections.Counter()
     for node in ir.traversal.RecursiveGraphIterator(model.graph):
-        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-        counts[key] += 1
+        counts[op_label(node.domain, node.op_type)] += 1
     return dict(sorted(counts.items()))
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import onnx_ir as ir
 
 from converters.passes.graph_edit import Emitter
+from edgert.op_registry import OpRegistry, default_opset
 
 ReasonFn = Callable[[ir.Node], Optional[str]]     # None: the target takes the node
 
@@ -36,7 +37,7 @@ class Decomposition:
     check: Optional[Callable[[ir.Node], bool]] = None     # can it decompose this node?
 
 
-_TABLE: Dict[str, Decomposition] = {}
+_TABLE: OpRegistry[Decomposition] = OpRegistry("decomposition")
 
 
 def decomposition(op_type: str, formula: str,
@@ -44,21 +45,19 @@ def decomposition(op_type: str, formula: str,
     """Register ``fn(emitter, node)`` as the decomposition of ``op_type`` (default domain);
     ``check(node)`` says whether it applies to a particular node."""
     def deco(fn):
-        if op_type in _TABLE:
-            raise ValueError(f"decomposition of {op_type!r} registered twice")
-        _TABLE[op_type] = Decomposition(op_type, formula, fn, check)
+        _TABLE.add(op_type, Decomposition(op_type, formula, fn, check))
         return fn
     return deco
 
 
 def decompositions() -> Dict[str, Decomposition]:
-    return dict(sorted(_TABLE.items()))
+    """Op type -> its decomposition, sorted by op type (all in the default domain)."""
+    return {r.key.label: r.value
+            for r in sorted(_TABLE.registrations(), key=lambda r: r.key.label)}
 
 
 def _entry(node: ir.Node) -> Optional[Decomposition]:
-    if node.domain not in ("", "ai.onnx"):
-        return None
-    entry = _TABLE.get(node.op_type)
+    entry = _TABLE.of_node(node)
     if entry is None or (entry.check is not None and not entry.check(node)):
         return None
     return entry
@@ -76,7 +75,8 @@ class DecomposeReport:
         if not self.counts:
             return []
         return [f"decomposed for {target} (no kernel): " + "; ".join(
-            f"{op} x{n} as {_TABLE[op].formula}" for op, n in sorted(self.counts.items()))]
+            f"{op} x{n} as {_TABLE.lookup(op).formula}"
+            for op, n in sorted(self.counts.items()))]
 
 
 def needs_decomposition(model: ir.Model, reason: ReasonFn) -> bool:
@@ -89,7 +89,7 @@ def decompose_unsupported(model: ir.Model, reason: ReasonFn, max_rounds: int = 4
     """Replace, in place, every node ``reason`` refuses that has a decomposition (repeated,
     since a decomposition may use an op the target lacks and the table covers)."""
     report = DecomposeReport()
-    opset = int(model.opset_imports.get("", model.opset_imports.get("ai.onnx", 13)))
+    opset = default_opset(model.opset_imports, 13)
     for _ in range(max_rounds):
         todo = [n for n in model.graph if _entry(n) is not None and reason(n)]
         if not todo:

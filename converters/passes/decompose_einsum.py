@@ -36,6 +36,7 @@ import onnx_ir as ir
 
 from converters.passes.base import GraphPass, PassResult, Refusal, node_label
 from converters.passes.graph_edit import Emitter
+from edgert.op_registry import default_opset, is_default_domain
 
 Dim = Union[int, str, None]
 
@@ -251,9 +252,9 @@ class DecomposeEinsum(GraphPass):
 
     def run(self, model: ir.Model) -> PassResult:
         result = PassResult()
-        opset = int(model.opset_imports.get("", model.opset_imports.get("ai.onnx", 13)))
+        opset = default_opset(model.opset_imports, 13)
         for node in list(model.graph):
-            if node.op_type != "Einsum" or node.domain not in ("", "ai.onnx"):
+            if node.op_type != "Einsum" or not is_default_domain(node.domain):
                 continue
             reason = decompose(model.graph, node, opset)
             if reason:

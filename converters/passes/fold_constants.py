@@ -14,6 +14,7 @@ from __future__ import annotations
 import onnx_ir as ir
 
 from converters.passes.base import GraphPass, PassResult
+from edgert.op_registry import is_default_domain
 
 INPUT_SIZE_LIMIT = 8 * 1024 * 1024     # elements: fold ops whose inputs are at most this big
 OUTPUT_SIZE_LIMIT = 8 * 1024 * 1024    # elements: and whose outputs are at most this big
@@ -42,7 +43,7 @@ def _fold_constant_of_shape(model: ir.Model) -> int:
 
     folded = 0
     for node in list(model.graph):
-        if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+        if node.op_type != "ConstantOfShape" or not is_default_domain(node.domain):
             continue
         shape = ir.convenience.get_const_tensor(node.inputs[0]) if node.inputs else None
         if shape is None:

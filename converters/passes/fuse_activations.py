@@ -24,17 +24,18 @@ import numpy as np
 import onnx_ir as ir
 
 from converters.passes.base import PassResult, Refusal, RulePass, node_label
+from edgert.fused_activations import fused_code
+from edgert.op_registry import is_default_domain
 
 FUSED_ACTIVATION_KEY = "edgert.fused_activation"
 PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def activation_code(act: ir.Node) -> Optional[str]:
-    """The fused-activation name for a Relu/Clip node, or None when it is not one."""
-    if act.op_type == "Relu":
-        return "RELU"
+    """The fused-activation name for a Relu/Clip node (``edgert.fused_activations``'s TFLite
+    names; ``CLIP(lo,hi)`` for other constant bounds), or None when it is not one."""
     if act.op_type != "Clip":
-        return None
+        return fused_code(act.op_type)
     bounds = []
     for v in list(act.inputs[1:3]) + [None] * (2 - len(act.inputs[1:3])):
         if v is None:
@@ -44,13 +45,7 @@ def activation_code(act: ir.Node) -> Optional[str]:
         else:
             bounds.append(float(np.asarray(v.const_value.numpy()).reshape(())))
     lo, hi = bounds
-    if lo == 0.0 and hi == 6.0:
-        return "RELU6"
-    if lo == -1.0 and hi == 1.0:
-        return "RELU_N1_TO_1"
-    if lo == 0.0 and hi is None:
-        return "RELU"
-    return f"CLIP({lo},{hi})"
+    return fused_code("Clip", lo, hi) or f"CLIP({lo},{hi})"
 
 
 class FuseActivations(RulePass):
@@ -79,7 +74,7 @@ class FuseActivations(RulePass):
         refusals: List[Refusal] = []
         graph_outputs = set(id(v) for v in model.graph.outputs)
         for node in model.graph:
-            if node.op_type not in PRODUCERS or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in PRODUCERS or not is_default_domain(node.domain):
                 continue
             out = node.outputs[0]
             users = [u for u, _ in out.uses()]

@@ -44,7 +44,7 @@ def analyze_channels(model: Any) -> ChannelAnalysis:
             cg.set(v, ids, np.zeros(s[1], bool))
             cg.freeze(v, f"channels of graph input {v.name!r}")
     for node in g:
-        fn = rules.RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        fn = rules.RULES.of_node(node)
         if fn is None:
             if any(cg.tracked(v) for v in node.inputs):
                 rules.freeze_all(node, cg)

@@ -1,21 +1,22 @@
 """Per-op rules of the channel analysis: how each op moves, makes or consumes channels.
 
-One function per op family, registered for its op types (duplicates are an
-error). A rule reads its inputs' channel ids from the ChannelGraph, sets its
+One function per op family, registered for its op types in an
+``edgert.op_registry`` table (duplicates are an error). A rule reads its inputs' channel ids from the ChannelGraph, sets its
 outputs' ids and "zero once masked" flags, and records the initializer slices
 its op needs when channels go. An op with no rule freezes every channel it
 touches, so an unknown op can make pruning do less, never something wrong.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
 from converters.layout.graph import attr, const_of, shape_of
 from converters.pruning.graph import ChannelGraph, Producer, Slice
+from edgert.op_registry import OpRegistry
 
-RULES: Dict[str, Callable] = {}
+RULES: OpRegistry[Callable] = OpRegistry("channel rule")
 
 # f(0) == 0: a zero channel stays zero
 ZERO_PRESERVING = {"Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "HardSwish", "Tanh", "Neg",
@@ -29,13 +30,8 @@ ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "PRelu"}
 
 
 def rule(*op_types: str):
-    def deco(fn: Callable) -> Callable:
-        for op in op_types:
-            if op in RULES:
-                raise ValueError(f"channel rule for {op} registered twice")
-            RULES[op] = fn
-        return fn
-    return deco
+    """Register the decorated function as the channel rule of ``op_types`` (default domain)."""
+    return RULES.register(*op_types)
 
 
 def _name(node) -> str:

@@ -23,6 +23,8 @@ from converters.tflite.precision import WeightPolicy
 from converters.tflite.quant import ActivationQuant, quant_params
 from converters.tflite.schema import activation, options
 from converters.errors import ConversionError
+from edgert.fused_activations import fused_code
+from edgert.op_registry import is_default_domain
 
 
 def np_dtype(value) -> np.dtype:
@@ -213,7 +215,7 @@ class LoweringContext:
         if v.is_graph_output() or len(v.uses()) != 1:
             return activation("NONE"), v
         nxt = next(iter(v.uses())).node
-        if nxt.domain not in ("", "ai.onnx") or nxt.inputs[0] is not v:
+        if not is_default_domain(nxt.domain) or nxt.inputs[0] is not v:
             return activation("NONE"), v
         code = fused_activation_code(nxt, self)
         if code is None:
@@ -240,14 +242,6 @@ def clip_bounds(node, ctx) -> Tuple[Optional[float], Optional[float]]:
 
 def fused_activation_code(node, ctx) -> Optional[str]:
     """The ActivationFunctionType name ``node`` amounts to, if it is one."""
-    if node.op_type == "Relu":
-        return "RELU"
     if node.op_type == "Clip":
-        lo, hi = clip_bounds(node, ctx)
-        if lo == 0.0 and hi == 6.0:
-            return "RELU6"
-        if lo == -1.0 and hi == 1.0:
-            return "RELU_N1_TO_1"
-        if lo == 0.0 and hi is None:
-            return "RELU"
-    return None
+        return fused_code("Clip", *clip_bounds(node, ctx))
+    return fused_code(node.op_type)

@@ -34,6 +34,7 @@ from converters.tflite import int8_ops
 from converters.tflite.builder import OpRecord, SubgraphBuilder
 from converters.tflite.quant import quant_params, quantize_bias
 from converters.errors import ConversionError
+from edgert.quantization import quantize
 
 F32, I32, I8 = 0, 2, 9
 QP = Tuple[float, int]          # (scale, zero point) in int8 terms
@@ -198,7 +199,7 @@ class _Rewriter:
         if missing:
             return None, {}, f"no parameters for input {missing[0]}"
         consts = [t for t in rec.inputs if self.is_float_const(t)]
-        if consts and k not in ("weighted",) and rec.builtin not in int8_ops.CONST_OPERANDS \
+        if consts and k not in ("weighted",) and not int8_ops.takes_const_operands(rec.builtin) \
                 and rec.builtin not in ("PADV2",):
             return None, {}, "float constant operand"
         out_qp: Dict[int, QP] = {}
@@ -206,7 +207,7 @@ class _Rewriter:
             if k == "same":
                 out_qp[t] = self.params_of(acts[0])
             elif k == "fixed":
-                out_qp[t] = int8_ops.FIXED_OUTPUT[rec.builtin]
+                out_qp[t] = int8_ops.fixed_output(rec.builtin)
             else:
                 p = self.params_of(t)
                 if p is None:
@@ -216,7 +217,7 @@ class _Rewriter:
 
     def _act_inputs(self, rec: OpRecord, k: str) -> List[int]:
         if k == "weighted":
-            return [rec.inputs[int8_ops.WEIGHTED[rec.builtin][0]]]
+            return [rec.inputs[int8_ops.weighted_inputs(rec.builtin)[0]]]
         return [t for t in rec.inputs if t >= 0]
 
     def rewrite(self, rec: OpRecord) -> None:
@@ -266,11 +267,11 @@ class _Rewriter:
             qp = out_qp
         else:
             qp = qparams_from_range(float(arr.min()), float(arr.max()), "int8")
-        q = np.clip(np.rint(arr / qp[0]) + qp[1], -128, 127).astype(np.int8)
+        q = quantize(arr, qp[0], qp[1], -128, 127, compute=np.float32).astype(np.int8)
         return self.sg.const(f"{self.sg.tensors[t].name}_int8", q, quant=_qparams(qp))
 
     def _weighted(self, rec: OpRecord, out_qp: Dict[int, QP]) -> Tuple[bool, str]:
-        di, wi, bi, axis = int8_ops.WEIGHTED[rec.builtin]
+        di, wi, bi, axis = int8_ops.weighted_inputs(rec.builtin)
         out_name = self.sg.tensors[rec.outputs[0]].name
         node = self.onnx.layer_node(out_name)
         wq = None
@@ -284,10 +285,8 @@ class _Rewriter:
         scales = wq.scales_for(w.shape[axis])
         if scales.size != w.shape[axis] or any(z != 0 for z in wq.zero_point):
             return False, "weight quantization does not fit TFLite (symmetric, per output channel)"
-        shape = [1] * w.ndim
-        shape[axis] = -1
         lo = max(wq.qrange[0], -127)
-        q = np.clip(np.rint(w / scales.reshape(shape)), lo, 127).astype(np.int8)
+        q = quantize(w, scales, 0, lo, 127, axis).astype(np.int8)
         in_t = rec.inputs[di]
         in_qp = self.qp[in_t]
         new_inputs = list(rec.inputs)

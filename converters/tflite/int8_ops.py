@@ -13,59 +13,93 @@ terms" layer, read from LiteRT's kernels and its quantizer's operator properties
 * free ops: any output parameters (the kernel rescales): ADD, MUL, MEAN...;
   their constant operands are quantized per tensor.
 
-Everything else stays float, with DEQUANTIZE/QUANTIZE around it.
+Everything else stays float, with DEQUANTIZE/QUANTIZE around it. One registry row
+(``Int8Kernel``) per builtin, so a builtin listed under two kinds fails at import.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional, Tuple, Union
 
-# builtin -> (data input, weight input, bias input, output-channel axis of the weight)
-WEIGHTED: Dict[str, Tuple[int, int, int, int]] = {
-    "CONV_2D": (0, 1, 2, 0),
-    "DEPTHWISE_CONV_2D": (0, 1, 2, 3),
-    "FULLY_CONNECTED": (0, 1, 2, 0),
-    "TRANSPOSE_CONV": (2, 1, 3, 0),
-}
+from converters.tflite.schema import BUILTIN_DOMAIN
+from edgert.op_registry import OpRegistry
 
-SAME_SCALE = frozenset({
-    "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "PAD",
-    "PADV2", "STRIDED_SLICE", "SLICE", "GATHER", "SPLIT", "SPLIT_V", "DEPTH_TO_SPACE",
-    "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR", "PACK", "UNPACK", "TILE", "BROADCAST_TO",
-    "REDUCE_MAX", "REDUCE_MIN",
-    # int8 in, integer indices out (TOPK_V2's values keep the input's parameters)
-    "ARG_MAX", "ARG_MIN", "TOPK_V2",
-})
+KINDS = ("weighted", "same", "requant", "fixed", "free")
+
+
+@dataclass(frozen=True)
+class Int8Kernel:
+    """What LiteRT's int8 kernel of one builtin demands."""
+
+    kind: str                                            # one of KINDS
+    weighted: Optional[Tuple[int, int, int, int]] = None  # data, weight, bias, out-channel axis
+    fixed_output: Optional[Tuple[float, int]] = None      # (scale, zero point) it writes
+    const_operands: bool = False                          # may take float constants (quantized
+                                                          # per tensor with their own range)
+
+
+KERNELS: OpRegistry[Int8Kernel] = OpRegistry("TFLite int8 kernel", domain=BUILTIN_DOMAIN)
+
+
+def _add(kind: str, builtins: Union[Iterable[str], Dict[str, tuple]], field: str = "",
+         const_operands: Iterable[str] = ()) -> None:
+    """Register ``builtins`` as ``kind``; a dict gives each its ``field`` value."""
+    takes = set(const_operands)
+    for b in builtins:
+        fields = {field: builtins[b]} if isinstance(builtins, dict) else {}
+        KERNELS.add(b, Int8Kernel(kind, const_operands=b in takes, **fields), source=__name__)
+
+
+_add("weighted", {"CONV_2D": (0, 1, 2, 0), "DEPTHWISE_CONV_2D": (0, 1, 2, 3),
+                  "FULLY_CONNECTED": (0, 1, 2, 0), "TRANSPOSE_CONV": (2, 1, 3, 0)}, "weighted")
+
+_add("same", ["MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS",
+              "PAD", "PADV2", "STRIDED_SLICE", "SLICE", "GATHER", "SPLIT", "SPLIT_V",
+              "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR", "PACK", "UNPACK",
+              "TILE", "BROADCAST_TO", "REDUCE_MAX", "REDUCE_MIN",
+              # int8 in, integer indices out (TOPK_V2's values keep the input's parameters)
+              "ARG_MAX", "ARG_MIN", "TOPK_V2"])
 
 # concatenation takes one output scale; inputs with other parameters are requantized
-REQUANTIZE_INPUTS = frozenset({"CONCATENATION"})
+_add("requant", ["CONCATENATION"], const_operands=["CONCATENATION"])
 
-FIXED_OUTPUT: Dict[str, Tuple[float, int]] = {
-    "SOFTMAX": (1.0 / 256.0, -128),
-    "LOGISTIC": (1.0 / 256.0, -128),
-    "TANH": (1.0 / 128.0, 0),
-}
+_add("fixed", {"SOFTMAX": (1.0 / 256.0, -128), "LOGISTIC": (1.0 / 256.0, -128),
+               "TANH": (1.0 / 128.0, 0)}, "fixed_output")
 
-FREE = frozenset({
-    "ADD", "SUB", "MUL", "MEAN", "SUM", "RESIZE_BILINEAR", "HARD_SWISH", "RELU", "RELU6",
-    "RELU_N1_TO_1", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "BATCH_MATMUL", "PRELU",
-    "SQUARED_DIFFERENCE",
-})
+_add("free", ["ADD", "SUB", "MUL", "MEAN", "SUM", "RESIZE_BILINEAR", "HARD_SWISH", "RELU",
+              "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "BATCH_MATMUL",
+              "PRELU", "SQUARED_DIFFERENCE"],
+     const_operands=["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE"])
 
-# float constant operands these ops may take (quantized per tensor with their own range)
-CONST_OPERANDS = frozenset({"ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PRELU",
-                            "SQUARED_DIFFERENCE", "CONCATENATION"})
+
+def kernel(builtin: str) -> Optional[Int8Kernel]:
+    """The int8 kernel of ``builtin``, or None (it stays float)."""
+    return KERNELS.lookup(builtin)
 
 
 def kind(builtin: str) -> Optional[str]:
     """'weighted', 'same', 'requant', 'fixed', 'free' or None (no int8 kernel)."""
-    if builtin in WEIGHTED:
-        return "weighted"
-    if builtin in SAME_SCALE:
-        return "same"
-    if builtin in REQUANTIZE_INPUTS:
-        return "requant"
-    if builtin in FIXED_OUTPUT:
-        return "fixed"
-    if builtin in FREE:
-        return "free"
-    return None
+    k = kernel(builtin)
+    return None if k is None else k.kind
+
+
+def weighted_inputs(builtin: str) -> Tuple[int, int, int, int]:
+    """(data input, weight input, bias input, output-channel axis) of a weighted builtin."""
+    k = kernel(builtin)
+    if k is None or k.weighted is None:
+        raise KeyError(f"{builtin} has no weighted int8 kernel")
+    return k.weighted
+
+
+def fixed_output(builtin: str) -> Tuple[float, int]:
+    """The (scale, zero point) a fixed-output builtin's int8 kernel writes."""
+    k = kernel(builtin)
+    if k is None or k.fixed_output is None:
+        raise KeyError(f"{builtin} has no fixed-output int8 kernel")
+    return k.fixed_output
+
+
+def takes_const_operands(builtin: str) -> bool:
+    """Whether the int8 kernel may read float constants (quantized per tensor)."""
+    k = kernel(builtin)
+    return k is not None and k.const_operands

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-EDGERT_DOMAIN = "ai.edgert"
+from edgert.op_registry import EDGERT_DOMAIN, is_default_domain
 
 
 def _wanted(ops: set) -> bool:
@@ -121,7 +121,7 @@ def _crd_conv(node):
         if v.is_graph_output() or len(v.uses()) != 1:
             return None
         prod = v.producer()
-        if prod is None or prod.domain not in ("", "ai.onnx"):
+        if prod is None or not is_default_domain(prod.domain):
             return None
         if prod.op_type == "Conv":
             weights = prod.inputs[1:3]

@@ -1,4 +1,5 @@
-"""Quantization arithmetic for TFLite tensors, and the hook full int8 plugs into.
+"""TFLite's quantization conventions, and the hook full int8 plugs into (the arithmetic
+itself is ``edgert.quantization``'s).
 
 TFLite's conventions, which every quantized tensor we write follows:
 
@@ -21,6 +22,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from converters.tflite.schema import schema
+from edgert.quantization import quantize, symmetric_scales
 
 
 def quant_params(scales: Sequence[float], zero_points: Sequence[int], axis: int = 0,
@@ -39,20 +41,14 @@ def quant_params(scales: Sequence[float], zero_points: Sequence[int], axis: int 
 
 
 def symmetric_int8(weight: np.ndarray, axis: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
-    """int8 weights and their scales: per channel along ``axis``, or per tensor if ``None``."""
+    """int8 weights and their scales: per channel along ``axis``, or per tensor if ``None``.
+
+    Scales and quotients in float32 (as this writer always computed them), narrow range
+    [-127, 127]; an all-zero channel gets scale 1.0 (``edgert.quantization``)."""
     w = np.asarray(weight, dtype=np.float32)
-    if axis is None:
-        amax = np.array([np.abs(w).max()], dtype=np.float32)
-        scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-        q = np.clip(np.round(w / scales[0]), -127, 127).astype(np.int8)
-        return q, scales
-    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
-    amax = np.abs(moved).max(axis=1)
-    scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    q = np.clip(np.round(w / scales.reshape(shape)), -127, 127).astype(np.int8)
-    return q, scales
+    scales = symmetric_scales(w, axis, 127.0, compute=np.float32)
+    q = quantize(w, scales, 0, -127, 127, axis, compute=np.float32)
+    return q.astype(np.int8), scales
 
 
 def quantize_bias(bias: np.ndarray, input_scale: float,
@@ -60,9 +56,9 @@ def quantize_bias(bias: np.ndarray, input_scale: float,
     """int32 bias and its scales ``input_scale * weight_scales`` (zero point 0)."""
     scales = (float(input_scale) * np.asarray(weight_scales, dtype=np.float64))
     scales = np.broadcast_to(scales, np.shape(bias))
-    q = np.round(np.asarray(bias, dtype=np.float64) / scales)
-    q = np.clip(q, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
-    return q, scales.astype(np.float32)
+    i32 = np.iinfo(np.int32)
+    q = quantize(np.asarray(bias, dtype=np.float64), scales, 0, int(i32.min), int(i32.max))
+    return q.astype(np.int32), scales.astype(np.float32)
 
 
 @dataclass(frozen=True)

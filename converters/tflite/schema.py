@@ -14,6 +14,10 @@ import numpy as np
 
 from edgert.errors import EngineUnavailableError
 
+# The domain TFLite builtins are keyed in by per-builtin tables (``edgert.op_registry``):
+# they are not ONNX ops, so they never share the ONNX default domain.
+BUILTIN_DOMAIN = "tflite"
+
 
 @functools.lru_cache(maxsize=1)
 def schema() -> Any:

@@ -9,19 +9,21 @@ reason and the ops that *are* supported.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
 from converters.layout.graph import opset_of
 from converters.tflite import registry
 from converters.errors import UnsupportedOpError
+from edgert.op_registry import OpKey, OpRegistry, register_all
 
 TARGET = "tflite"
 
 # Ops with no lowering, and why (so the error says more than "not supported"; a function
 # of the node when the reason depends on it).
-KNOWN_GAPS = {
+KNOWN_GAPS: OpRegistry[Union[str, Callable[[object], str]]] = OpRegistry("known TFLite gap")
+register_all(KNOWN_GAPS, {
     "Erf": "TFLite has no ERF kernel; erf converts only inside the GELU pattern "
            "x * 0.5 * (1 + erf(x / sqrt(2)))",
     "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
@@ -36,7 +38,7 @@ KNOWN_GAPS = {
     "GridSample": "TFLite has no grid-sample builtin (bilinear reads at run-time coordinates "
                   "need a gather per output pixel); MNN converts it",
     "NonZero": "NonZero has a data-dependent output shape; TFLite needs static shapes",
-}
+}, source=__name__)
 
 
 def _einsum_reason(node) -> str:
@@ -67,16 +69,16 @@ def _value_reason(node) -> Optional[str]:
 
 def node_reason(node, opset: int) -> Optional[str]:
     """Why ``node`` cannot be lowered (``None`` if it can)."""
-    domain = "" if node.domain in ("", "ai.onnx") else node.domain
-    entry = registry.find(node.op_type, domain, opset)
+    key = OpKey.of(node)
+    entry = registry.find(key.op_type, key.domain, opset)
     if entry is None:
-        others = registry.lowerings_of(node.op_type, domain)
+        others = registry.lowerings_of(key.op_type, key.domain)
         if others:
             spans = ", ".join(f"{lo}..{hi or ''}" for lo, hi in (e.opsets for e in others))
             return f"opset {opset} is outside the supported opsets ({spans})"
-        if domain:
-            return f"custom-domain op {domain}::{node.op_type} has no TFLite lowering"
-        gap = KNOWN_GAPS.get(node.op_type, "no TFLite lowering for this op")
+        if key.domain:
+            return f"custom-domain op {key.label} has no TFLite lowering"
+        gap = KNOWN_GAPS.lookup(key.op_type, default="no TFLite lowering for this op")
         return gap(node) if callable(gap) else gap
     reason = _value_reason(node)
     if reason:

@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Callable, Dict, List
 
 from converters.tflite.builder import OpRecord, SubgraphBuilder
+from converters.tflite.schema import BUILTIN_DOMAIN
+from edgert.op_registry import OpRegistry
 
 F32, F16, I32, U8, I64, BOOL, I16, I8, I4 = 0, 1, 2, 3, 4, 6, 7, 9, 17
 
-_RULES: Dict[str, Callable[["_Sig"], int]] = {}
+_RULES: OpRegistry[Callable[["_Sig"], int]] = OpRegistry("TFLite op version rule",
+                                                         domain=BUILTIN_DOMAIN)
 
 
 class _Sig:
@@ -42,17 +45,12 @@ class _Sig:
 
 
 def rule(*builtins: str):
-    def deco(fn):
-        for b in builtins:
-            if b in _RULES:
-                raise ValueError(f"version rule for {b} registered twice")
-            _RULES[b] = fn
-        return fn
-    return deco
+    """Register the decorated function as the version rule of ``builtins``."""
+    return _RULES.register(*builtins)
 
 
 def op_version(rec: OpRecord, sg: SubgraphBuilder) -> int:
-    fn = _RULES.get(rec.builtin)
+    fn = _RULES.lookup(rec.builtin)
     return fn(_Sig(rec, sg)) if fn else 1
 
 

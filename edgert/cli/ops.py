@@ -26,11 +26,9 @@ def _tflite_rows():
     kinds = layout_kinds()
     rows = []
     for e in all_lowerings():
-        name = f"{e.domain}::{e.onnx_op}" if e.domain else e.onnx_op
-        lo, hi = e.opsets
-        rows.append({"onnx_op": name, "opsets": f"{lo}-{hi}" if hi else f"{lo}+",
+        rows.append({"onnx_op": e.label, "opsets": str(e.opsets),
                      "emits": list(e.emits), "family": e.family,
-                     "layout": kinds.get(name, "logical"),
+                     "layout": kinds.get(e.label, "logical"),
                      "node_checks": e.check is not None, "description": e.doc})
     return rows
 

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from edgert.fused_activations import clip_activation
 from quant_tables.layer_weights import LayerWeight, layer_weights
 from quant_tables.qparams import INT_DTYPES, to_signed
 from quant_tables.table import ActivationQuant, QuantTable, WeightQuant
@@ -157,7 +158,7 @@ def _is_relu6(model, clip) -> bool:
     attrs = {a.name: a.f for a in clip.attribute}
     lo = float(vals[0]) if len(vals) > 0 and vals[0] is not None else attrs.get("min")
     hi = float(vals[1]) if len(vals) > 1 and vals[1] is not None else attrs.get("max")
-    return lo == 0.0 and hi == 6.0
+    return clip_activation(lo, hi) == "RELU6"
 
 
 def mnn_compression_params(table: QuantTable, model: Any, symmetric: str = "auto"

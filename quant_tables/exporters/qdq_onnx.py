@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
+from edgert.op_registry import default_opset
 from quant_tables.errors import TableError
 from quant_tables.qparams import dtype_range
 from quant_tables.table import QuantTable
@@ -110,7 +111,7 @@ def _needed_opset(table: QuantTable) -> int:
 
 
 def _at_opset(proto, needed: int):
-    have = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+    have = default_opset({o.domain: o.version for o in proto.opset_import}, 1)
     if have >= needed:
         return proto
     import onnx.version_converter

@@ -321,7 +321,7 @@ def _check_axis(value, params, result: QDQResult) -> None:
     for use in value.uses():
         node, idx = use.node, use.idx
         attrs = {k: a.value for k, a in node.attributes.items()}
-        want = weight_axis(node.op_type, attrs, len(value.shape or ()))
+        want = weight_axis(node.op_type, attrs, len(value.shape or ()), node.domain)
         if idx == 1 and want is not None and want != axis % max(1, len(value.shape or ())):
             result.notes.append(f"weight {value.name!r}: per-channel axis {axis} is not the "
                                 f"output-channel axis {want} of {node.op_type} {node.name!r}")

@@ -137,6 +137,19 @@ def fc_int8_tflite(path: str, w_q: np.ndarray, b_q: np.ndarray, in_q, w_scale: f
                      inputs=[("x", 0)], outputs=[("y", 3)], version=4)
 
 
+def quantize_tflite(path: str, n: int, scale: float, zero_point: int, dtype: str = "int8") -> None:
+    """A lone QUANTIZE: float32 ``x`` [n] -> ``dtype`` ``q`` [n] with (``scale``,
+    ``zero_point``): LiteRT's own rounding and saturation, read with ``run(raw=True)``."""
+    from ai_edge_litert import schema_py_generated as s
+
+    ttype = {"int8": s.TensorType.INT8, "uint8": s.TensorType.UINT8}[dtype]
+    tensors = [_tensor(s, "x", [n], s.TensorType.FLOAT32, 1),
+               _tensor(s, "q", [n], ttype, 2, quant=([scale], [zero_point]))]
+    buffers = [_buffer(s), _buffer(s), _buffer(s)]
+    _write_single_op(s, path, tensors, buffers, s.BuiltinOperator.QUANTIZE, 0, None, [0], [1],
+                     inputs=[("x", 0)], outputs=[("q", 1)], version=1)
+
+
 def _write_single_op(s, path, tensors, buffers, op_code, opt_type, opts, ins, outs,
                      inputs, outputs, version) -> None:
     code = s.OperatorCodeT()

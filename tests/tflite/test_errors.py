@@ -89,10 +89,11 @@ def test_duplicate_lowering_is_an_error():
         def again(node, ctx):  # pragma: no cover - never registered
             pass
     # in a private table: a disjoint opset range is fine, an overlapping one is not
-    table: dict = {}
+    from edgert.op_registry import OpRegistry
+    table: OpRegistry = OpRegistry("TFLite lowering")
     first = lowering("Op", emits=("ADD",), opsets=(1, 10), table=table)(lambda n, c: None)
     lowering("Op", emits=("ADD",), opsets=(11, None), table=table)(lambda n, c: None)
-    assert callable(first) and len(table[("", "Op")]) == 2
+    assert callable(first) and len(table.registrations("Op")) == 2
     with pytest.raises(ValueError, match="registered twice"):
         lowering("Op", emits=("ADD",), opsets=(5, 12), table=table)(lambda n, c: None)
 

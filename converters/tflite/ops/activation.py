@@ -16,6 +16,8 @@ from converters.layout.graph import attr
 from converters.tflite.context import clip_bounds
 from converters.tflite.registry import lowering
 from converters.tflite.schema import activation, options
+from edgert.fused_activations import clip_activation
+from edgert.op_registry import EDGERT_DOMAIN
 
 
 @lowering("Relu", emits=("RELU",))
@@ -50,8 +52,7 @@ def lower_clip(node, ctx) -> None:
     """Clip to a RELU variant when the bounds match one, else MAXIMUM/MINIMUM."""
     lo, hi = clip_bounds(node, ctx)
     x = ctx.input(node, 0)
-    named = {(0.0, 6.0): "RELU6", (0.0, None): "RELU", (-1.0, 1.0): "RELU_N1_TO_1",
-             (0.0, 1.0): "RELU_0_TO_1"}.get((lo, hi))
+    named = clip_activation(lo, hi)
     if named:
         ctx.emit(named, [x], [ctx.output(node)])
         return
@@ -138,7 +139,7 @@ def lower_gelu(node, ctx) -> None:
              options("Gelu", approximate=attr(node, "approximate", "none") == "tanh"))
 
 
-@lowering("Gelu", emits=("GELU",), domain="ai.edgert", check=check_gelu)
+@lowering("Gelu", emits=("GELU",), domain=EDGERT_DOMAIN, check=check_gelu)
 def lower_edgert_gelu(node, ctx) -> None:
     """GELU folded by our pattern pass from x * 0.5 * (1 + erf(x / sqrt 2))."""
     lower_gelu(node, ctx)

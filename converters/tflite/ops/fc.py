@@ -18,6 +18,7 @@ import numpy as np
 from converters.layout.graph import attr, const_of, is_const, rank_of
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options
+from edgert.op_registry import is_default_domain
 
 
 def check_gemm(node) -> Optional[str]:
@@ -34,7 +35,7 @@ def _bias_from(ctx, node, n_out: int) -> Tuple[Optional[np.ndarray], object]:
     if v.is_graph_output() or len(v.uses()) != 1:
         return None, node
     add = next(iter(v.uses())).node
-    if add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
+    if add.op_type != "Add" or not is_default_domain(add.domain):
         return None, node
     other = add.inputs[1] if add.inputs[0] is v else add.inputs[0]
     c = const_of(other)

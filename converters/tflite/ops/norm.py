@@ -25,6 +25,7 @@ from converters.layout.graph import attr, is_const, rank_of, shape_of
 from converters.layout.perm import permute_array
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options
+from edgert.op_registry import EDGERT_DOMAIN
 
 
 @lowering("Softmax", "LogSoftmax", emits={"Softmax": ("SOFTMAX", "RESHAPE"),
@@ -174,7 +175,7 @@ def _per_channel_param(arr: np.ndarray, groups: int, channels: int) -> np.ndarra
 
 @lowering("GroupNormalization", emits=("MEAN", "RESHAPE", "SUB", "MUL", "ADD", "RSQRT"),
           opsets=(18, None), check=check_group_norm)
-@lowering("GroupNorm", domain="ai.edgert",
+@lowering("GroupNorm", domain=EDGERT_DOMAIN,
           emits=("MEAN", "RESHAPE", "SUB", "MUL", "ADD", "RSQRT"), check=check_group_norm)
 def lower_group_norm(node, ctx) -> None:
     """Group statistics from per-channel means, applied as per-channel operands (no TRANSPOSE)."""
