@@ -79,10 +79,10 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
             in a child process first, so a crash on a bad file cannot kill this process).
         raise_on_error: raise the first target failure after writing the report.
     """
-    from converters.flow.context import make_request, made
-    from converters.flow.stages import run_stages
-
     started = time.perf_counter()
+    from converters.flow.stages import run_stages   # first: it imports what the flow needs
+    from converters.flow.context import make_request, made
+
     ctx = make_request(
         model_or_path, targets, out_dir=out_dir, precision=precision, io_layout=io_layout,
         io_dtype=io_dtype, weight_block_size=weight_block_size,

@@ -21,6 +21,10 @@ import numpy as np
 
 from converters.flow.context import ConversionContext, made
 from converters.flow.report import ConversionReport
+# the flow's own needs (onnx-ir and the front-ends), imported with it: a runtime-only
+# install asked to convert fails here, naming the missing package (the CLI says which extra)
+from converters.frontends import load_source
+from converters.passes import optimize
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,6 @@ def recognize(ctx: ConversionContext) -> None:
 
 def export(ctx: ConversionContext) -> None:
     """The ONNX graph of the float model (torch export or ONNX load)."""
-    from converters.frontends import load_source
-
     req, rec = ctx.request, made(ctx.recognized, "recognized")
     ctx.source = load_source(rec.model, req.example_inputs, req.input_shapes,
                              req.dynamic_batch, name=rec.name, exporter=req.exporter,
@@ -69,8 +71,6 @@ def prune(ctx: ConversionContext) -> None:
 
 def passes(ctx: ConversionContext) -> None:
     """The pass pipeline (or the passes asked for), in place."""
-    from converters.passes import optimize
-
     ctx.pass_report = optimize(ctx.model, ctx.request.passes)
 
 
