@@ -99,6 +99,7 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
     coupled layer group), one number or {layer name or regex: fraction}."""
     from quant_tables.producers.magnitude import PatternSpec
 
+    convert_kwargs = _convert_kwargs(convert_options, targets)
     spec = PatternSpec.parse(pattern)
     obj = _resolve(model)
     out = Path(out_dir)
@@ -114,11 +115,40 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
     if targets:
         from converters.api import convert
 
-        options = dict(convert_options or {})
-        options.setdefault("raise_on_error", False)
         run.conversion = convert(run._convert_source, targets=targets, out_dir=out,
-                                 name=run.name, sparsity_table=run.table, **options)
+                                 name=run.name, sparsity_table=run.table, **convert_kwargs)
     return run
+
+
+# convert()'s arguments that prune_model itself sets
+_SET_HERE = ("model_or_path", "targets", "out_dir", "name", "sparsity_table")
+
+
+def _convert_kwargs(convert_options: Optional[Mapping[str, Any]], targets: Any
+                    ) -> Dict[str, Any]:
+    """``convert_options`` checked before any pruning: names ``convert`` takes (and this
+    function does not set), backend options resolved for ``targets``."""
+    import inspect
+
+    from converters.api import convert
+    from converters.options import suggest
+
+    options = dict(convert_options or {})
+    accepted = [p for p in inspect.signature(convert).parameters if p not in _SET_HERE]
+    for key in options:
+        if key in _SET_HERE:
+            raise InputError(f"convert option {key!r} is set by prune_model itself")
+        if key not in accepted:
+            raise InputError(f"unknown convert option {key!r}{suggest(key, accepted)}; "
+                             f"accepted: {', '.join(accepted)}")
+    if targets and options.get("backend_options") is not None:
+        from converters.backends import resolve_target_options
+        from converters.flow.context import target_list
+
+        options["backend_options"] = resolve_target_options(options["backend_options"],
+                                                            target_list(targets))
+    options.setdefault("raise_on_error", False)
+    return options
 
 
 def _prune_torch(obj, module, example, spec, sparsity, scope, kinds, include, exclude,

@@ -2,9 +2,9 @@
 
 1. The table may be a SparsityTable or a path (validated on load).
 2. A torch model pruned with ``torch.nn.utils.prune`` is exported from a copy
-   with its masks applied (``bake_masks``): the initializers then carry the
-   parameter names the table uses, and the copy computes exactly what the
-   masked model does, so it is also the verification reference.
+   with its masks applied (``converters.frontends.recognize``): the initializers
+   then carry the parameter names the table uses, and the copy computes exactly
+   what the masked model does, so it is also the verification reference.
 3. ``channel`` entries are applied to the graph: the channels are physically
    removed (``converters.pruning``), and the verification reference becomes the
    source with those channels masked — the model the pruned one must equal.
@@ -31,15 +31,6 @@ def load_sparsity_table(obj: Any) -> Any:
     if isinstance(obj, (str, os.PathLike)):
         return SparsityTable.load(obj)
     raise TableError(f"sparsity_table must be a SparsityTable or a path, not {type(obj).__name__}")
-
-
-def prepare_source(model_or_path: Any, table: Any) -> Any:
-    """The model to export: masks of torch.nn.utils.prune baked into a copy."""
-    if table is None:
-        return model_or_path
-    from quant_tables.producers.sparsity_torch import bake_masks
-
-    return bake_masks(model_or_path)
 
 
 def element_entries(table: Any) -> Any:
@@ -102,21 +93,25 @@ def follow_renamed(table: Any, model: Any, torch_module: Any) -> Tuple[Any, List
                  f"by value: {shown}"]
 
 
-def apply_channel_pruning(src: Any, model: Any, table: Any) -> Tuple[Any, Optional[Any]]:
-    """Remove the table's channels from ``model`` (in place); (source for reference, report)."""
+def apply_channel_pruning(src: Any, model: Any, table: Any
+                          ) -> Tuple[Any, Optional[Any], List[str]]:
+    """Remove the table's channels from ``model`` (in place); (source for reference,
+    report, notes)."""
     from converters.passes import optimize
     from converters.pruning import CLEANUP_PASSES, has_channel_entries, prune_channels
 
     if not has_channel_entries(table):
-        return src, None
+        return src, None, []
     optimize(model, list(CLEANUP_PASSES))
     cleaned = model.clone()
     report = prune_channels(model, table=table)
-    return masked_source(src, cleaned, report), report
+    reference, note = masked_source(src, cleaned, report)
+    return reference, report, [note]
 
 
-def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
-    """``src`` whose reference run computes the source with the removed channels masked."""
+def masked_source(src: Any, cleaned: Any, report: Any) -> Tuple[Any, str]:
+    """(``src`` whose reference run computes the source with the removed channels masked,
+    a note saying so)."""
     from converters.pruning.mask import mask_onnx, mask_torch
 
     note = (f"verification reference: the source with the {report.removed_classes} removed "
@@ -124,11 +119,11 @@ def masked_source(src: Any, cleaned: Any, report: Any) -> Any:
     if src.torch_module is not None:
         masked, missing = mask_torch(src.torch_module, report.mask)
         if masked is not None:
-            return replace(src, torch_module=masked, notes=src.notes + [note])
+            return replace(src, torch_module=masked), note
         note += (f" in the ONNX graph (the module has no parameter named {missing[0]!r})")
     # ONNX Runtime runs ``src.model`` as the reference: make it the masked graph
-    return replace(src, model=mask_onnx(cleaned, report.mask), torch_module=None, _ort=None,
-                   notes=src.notes + [note])
+    return replace(src, model=mask_onnx(cleaned, report.mask), torch_module=None,
+                   _ort=None), note
 
 
 def graph_name_notes(table: Any, model: Any) -> List[str]:

@@ -10,6 +10,11 @@ seeded random ones), a ``converters.zoo.ZooModel``, an ONNX path (external
 data next to it is loaded), an ``onnx.ModelProto``, an ``onnx_ir.Model``, or a
 spec string (see ``converters.frontends.spec``), or a SourceModel from an earlier
 call (so one export serves several conversions; ``convert`` never changes it).
+
+Before export, ``convert`` recognizes what it was handed in one place
+(``converters.frontends.recognize``): a spec resolved, a QAT/PT2E model or a QDQ
+ONNX model split into its float model plus the quantization it carried
+(``quantized.py``), pruning masks baked into a copy.
 """
 from __future__ import annotations
 

@@ -18,10 +18,11 @@ ourselves; we give it a clean, folded ONNX and the right flags:
 Ops MNN lacks that ``converters.passes.decompose`` can write as other ops (Mish) are
 decomposed first, on the backend's own copy of the graph.
 
-``options.extra``: ``weight_quant_asymmetric=True`` passes
-``--weightQuantAsymmetric`` (see docs/CONVERTERS.md for what it does in MNN
-3.6), ``mnn_args=[...]`` appends raw converter flags, ``timeout_s`` bounds the
-converter (default 600 s).
+The backend's own knobs are ``MnnOptions`` (options.py):
+``weight_quant_asymmetric=True`` passes ``--weightQuantAsymmetric`` (see
+docs/CONVERTERS.md for what it does in MNN 3.6), ``mnn_args=[...]`` appends raw
+converter flags, ``mnn_symmetric`` chooses zero points for full int8,
+``timeout_s`` bounds the converter (default 600 s).
 
 The converter runs through ``_tools.mnnconvert`` (the C binding), never the
 ``mnnconvert`` console script or ``MNN.tools`` (which pip-installs a logging
@@ -36,13 +37,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import onnx_ir as ir
 
-from converters.backends import Backend, BackendOptions, BackendResult, register_backend
+from converters.backends import (Backend, BackendOptions, BackendResult, Checked,
+                                 register_backend)
 from converters.mnn import compression, fp16, legalize, sparse, support
+from converters.mnn.options import MnnOptions
 from converters.passes import decompose
 from converters.onnx_io import save_onnx
 from edgert.errors import UnsupportedOptionError
@@ -54,8 +58,14 @@ _PRECISIONS = ("fp32", "fp16", "int8_weights", "int4_weights", "int8")
 
 
 def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
-                   params_path: str = "") -> List[str]:
-    """MNN converter arguments for ``options`` (program name first, as argv)."""
+                   params_path: str = "", compression_args: Sequence[str] = (),
+                   sparse_speedup: bool = False) -> List[str]:
+    """MNN converter arguments for ``options`` (program name first, as argv).
+
+    ``params_path``, ``compression_args`` and ``sparse_speedup`` are what the
+    compression-params step needs (full int8, sparsity); the user's ``mnn_args``
+    come before its flags."""
+    knobs = options.knobs(MnnOptions)
     args = ["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path, "--MNNModel", mnn_path,
             "--bizCode", "edgert"]
     p = options.precision
@@ -65,16 +75,13 @@ def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
         args += ["--weightQuantBits", str(_WEIGHT_BITS[p])]
         if options.weight_block_size:
             args += ["--weightQuantBlock", str(int(options.weight_block_size))]
-        if options.extra.get("weight_quant_asymmetric"):
+        if knobs.weight_quant_asymmetric:
             args.append("--weightQuantAsymmetric")
     if params_path:
         args += ["--compressionParamsFile", params_path]
-    if options.extra.get("detect_sparse_speedup"):
+    if knobs.detect_sparse_speedup or sparse_speedup:
         args.append("--detectSparseSpeedUp")
-    extra = options.extra.get("mnn_args") or []
-    if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
-        raise UnsupportedOptionError("extra['mnn_args'] must be a list of strings")
-    return args + list(extra)
+    return args + list(knobs.mnn_args) + list(compression_args)
 
 
 def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0
@@ -103,12 +110,23 @@ def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0
     return result, "\n".join(mnn_lines)
 
 
+@dataclass
+class _Compression:
+    """The compression-params file and what MNN's converter needs with it."""
+
+    params_path: str = ""
+    args: List[str] = field(default_factory=list)    # converter flags it needs
+    sparse_speedup: bool = False
+    sparse_plan: Any = None
+
+
 @register_backend
 class MNNBackend(Backend):
     name = "mnn"
     extension = ".mnn"
+    options_type = MnnOptions
 
-    def check(self, model: ir.Model, options: BackendOptions) -> None:
+    def check(self, model: ir.Model, options: BackendOptions) -> Checked:
         if options.precision not in _PRECISIONS:
             raise UnsupportedOptionError(f"MNN precision {options.precision!r}; accepted: "
                                          f"{', '.join(_PRECISIONS)}")
@@ -121,14 +139,16 @@ class MNNBackend(Backend):
         if options.weight_block_size and options.precision not in _WEIGHT_BITS:
             raise UnsupportedOptionError("weight_block_size applies to int8_weights and "
                                          f"int4_weights, not {options.precision}")
-        support.check_model(decompose.prepared(model, support.node_reason)[0])
+        options.knobs(MnnOptions)
+        work, decomposed = decompose.prepared(model, support.node_reason)
+        support.check_model(work)
+        return Checked(work, decomposed.notes(self.name))
 
-    def convert(self, model: ir.Model, out_path: Path, options: BackendOptions
-                ) -> BackendResult:
-        decomposed = decompose.decompose_unsupported(model, support.node_reason)
-        self.check(model, options)
+    def write(self, checked: Checked, out_path: Path, options: BackendOptions
+              ) -> BackendResult:
+        model = checked.model
         out_path = Path(out_path)
-        notes = decomposed.notes(self.name) + legalize.legalize(model)
+        notes = list(checked.notes) + legalize.legalize(model)
         if options.precision == "fp16":
             n = fp16.round_weights_to_fp16(model)
             notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "
@@ -136,17 +156,14 @@ class MNNBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
             save_onnx(model, onnx_path)
-            params_path, flags, sparse_plan = self._compression(model, options, out_path, notes)
-            opts = options
-            if flags:
-                opts = BackendOptions(**{**options.__dict__,
-                                         "extra": {**options.extra, **flags}})
-            args = converter_args(onnx_path, str(out_path), opts, params_path)
+            comp = self._compression(model, options, out_path, notes)
+            args = converter_args(onnx_path, str(out_path), options, comp.params_path,
+                                  comp.args, comp.sparse_speedup)
             if out_path.exists():
                 out_path.unlink()
             t0 = time.perf_counter()
             result, output = run_converter(args, str(out_path),
-                                           float(options.extra.get("timeout_s", 600)))
+                                           options.knobs(MnnOptions).timeout_s)
             seconds = time.perf_counter() - t0
         shown = [a if a != onnx_path else "<optimized>.onnx" for a in args]
         notes.append("MNN converter: " + " ".join(shown[1:]))
@@ -154,35 +171,34 @@ class MNNBackend(Backend):
             notes.append(f"op counts unavailable: {result['op_count_error']}")
         details = {"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
                    "converter_output": output.splitlines()[-20:]}
-        if sparse_plan is not None:
-            details["sparsity"] = sparse.report(out_path, sparse_plan, options.precision, notes)
+        if comp.sparse_plan is not None:
+            details["sparsity"] = sparse.report(out_path, comp.sparse_plan, options.precision,
+                                                notes)
         return BackendResult(
             target=self.name, path=out_path, size_bytes=out_path.stat().st_size,
             op_counts=result.get("op_counts", {}), notes=notes, details=details)
 
     def _compression(self, model, options: BackendOptions, out_path: Path,
-                     notes: List[str]) -> Tuple[str, Dict[str, Any], Any]:
+                     notes: List[str]) -> _Compression:
         """Write the compression-params JSON when full int8 or sparsity is asked."""
         params: Dict[str, Any] = {}
-        plan = None
-        flags: Dict[str, Any] = {}
+        comp = _Compression()
         if options.precision == "int8":
             p, extra_flags, qnotes = compression.quantization_params(
-                model, options.quant_table, str(options.extra.get("mnn_symmetric", "auto")))
+                model, options.quant_table, options.knobs(MnnOptions).mnn_symmetric)
             notes.extend(qnotes)
             params.update(p)
-            flags.update({"mnn_args": list(options.extra.get("mnn_args") or []) + extra_flags})
+            comp.args += extra_flags
         if options.sparsity_table is not None:
-            p, extra_flags, snotes, plan = compression.sparsity_params(
+            p, extra_flags, snotes, comp.sparse_plan = compression.sparsity_params(
                 model, options.sparsity_table)
             notes.extend(snotes)
             params["algo"] = list(params.get("algo", [])) + p.pop("algo")  # QUANTIZE + PRUNE
             params.update({k: v for k, v in p.items() if k not in params})
-            flags["detect_sparse_speedup"] = True
-            flags["mnn_args"] = list(flags.get("mnn_args") or options.extra.get("mnn_args")
-                                     or []) + extra_flags
-        if not params:
-            return "", {}, None
-        path = out_path.with_suffix(".compression.json")
-        path.write_text(json.dumps(params, indent=1))
-        return str(path), flags, plan
+            comp.sparse_speedup = True
+            comp.args += extra_flags
+        if params:
+            path = out_path.with_suffix(".compression.json")
+            path.write_text(json.dumps(params, indent=1))
+            comp.params_path = str(path)
+        return comp

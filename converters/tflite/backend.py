@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from converters.backends import Backend, BackendOptions, BackendResult, register_backend
+from converters.backends import (Backend, BackendOptions, BackendResult, Checked,
+                                 register_backend)
 from converters.layout import IO_LAYOUTS, plan_layout
 from converters.layout.graph import opset_of
 from converters.layout.perm import is_identity
@@ -22,8 +23,10 @@ from converters.passes import decompose
 from converters.tflite import registry, support
 from converters.tflite.builder import SubgraphBuilder
 from converters.tflite.context import LoweringContext
+from converters.tflite.options import TfliteOptions
 from converters.tflite.patterns import fold_patterns
 from converters.tflite.precision import POLICIES, policy_for
+from converters.tflite.quant import ActivationQuant
 from converters.tflite.writer import serialize
 from edgert.errors import UnsupportedOptionError
 from converters.errors import ConversionError
@@ -46,10 +49,7 @@ def _check_options(options: BackendOptions) -> None:
         raise UnsupportedOptionError(f"tflite: io_dtype {options.io_dtype!r}; choose float or int8")
     if options.io_dtype == "int8" and options.precision != "int8":
         raise UnsupportedOptionError("tflite: io_dtype='int8' needs precision='int8'")
-    if options.sparsity_table is not None and not hasattr(options.sparsity_table, "weights"):
-        raise UnsupportedOptionError("tflite: sparsity_table must be a quant_tables.SparsityTable "
-                                     "(sparse weights), not "
-                                     f"{type(options.sparsity_table).__name__}")
+    options.knobs(TfliteOptions)
 
 
 def _layout_name(perm) -> str:
@@ -60,11 +60,13 @@ def _layout_name(perm) -> str:
     return "perm" + "".join(map(str, perm))
 
 
-def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[str, Any]]:
+def lower_model(model, options: BackendOptions,
+                activation_quant: Optional[ActivationQuant] = None
+                ) -> Tuple[SubgraphBuilder, Dict[str, Any]]:
     """Lower a supported, pattern-folded model; returns the subgraph and I/O facts.
 
-    ``options.extra["activation_quant"]`` (a ``quant.ActivationQuant``) is the full-int8
-    hook: tensors it names are written int8 with its scale and zero point.
+    ``activation_quant`` (a ``quant.ActivationQuant``) is the lowering-time int8 hook:
+    tensors it names are written int8 with its scale and zero point.
     """
     graph = model.graph
     plan = plan_layout(graph, options.io_layout)
@@ -72,8 +74,8 @@ def lower_model(model, options: BackendOptions) -> Tuple[SubgraphBuilder, Dict[s
     # full int8 lowers the float graph first; full_int8.py quantizes it afterwards
     # (the lowering-time activation_quant hook stays available to other callers)
     weights = "fp32" if options.precision == "int8" else options.precision
-    ctx = LoweringContext(sg, plan, policy_for(weights, options.extra),
-                          quant=options.extra.get("activation_quant"))
+    ctx = LoweringContext(sg, plan, policy_for(weights, options.knobs(TfliteOptions)),
+                          quant=activation_quant)
     opset = opset_of(model)
     inputs: List[Tuple[str, int]] = []
     io: Dict[str, Dict[str, str]] = {"inputs": {}, "outputs": {}}
@@ -123,19 +125,27 @@ def _boundary_transposes(sg: SubgraphBuilder) -> int:
 class TFLiteBackend(Backend):
     name = "tflite"
     extension = ".tflite"
+    options_type = TfliteOptions
 
-    def check(self, model: Any, options: BackendOptions) -> None:
-        _check_options(options)
-        support.check_model(prepare(model)[0])
-
-    def convert(self, model: Any, out_path: Path, options: BackendOptions) -> BackendResult:
-        t0 = time.perf_counter()
+    def check(self, model: Any, options: BackendOptions) -> Checked:
         _check_options(options)
         model, decomposed = prepare(model)
         support.check_model(model)
+        return Checked(model, decomposed.notes(self.name))
+
+    def convert(self, model: Any, out_path: Path, options: BackendOptions, *,
+                activation_quant: Optional[ActivationQuant] = None) -> BackendResult:
+        """``check`` then ``write``; ``activation_quant``: see ``lower_model``."""
+        return self.write(self.check(model, options), Path(out_path), options,
+                          activation_quant=activation_quant)
+
+    def write(self, checked: Checked, out_path: Path, options: BackendOptions, *,
+              activation_quant: Optional[ActivationQuant] = None) -> BackendResult:
+        t0 = time.perf_counter()
+        model = checked.model
         int8 = None
         try:
-            sg, facts = lower_model(model, options)
+            sg, facts = lower_model(model, options, activation_quant)
             if options.precision == "int8":
                 from converters.tflite.full_int8 import quantize_subgraph
                 facts["inputs"], facts["outputs"], int8 = quantize_subgraph(
@@ -145,7 +155,7 @@ class TFLiteBackend(Backend):
             if options.sparsity_table is not None:
                 from converters.tflite.sparse import sparsify
                 sparse = sparsify(sg, model, options.sparsity_table, options.precision,
-                                  options.extra)
+                                  hybrid=options.knobs(TfliteOptions).tflite_sparse_hybrid)
             data = serialize(sg, facts["inputs"], facts["outputs"],
                              description=f"edgert ({options.precision})")
         except (ValueError, KeyError, IndexError) as exc:
@@ -157,7 +167,7 @@ class TFLiteBackend(Backend):
         transposes = counts.get("TRANSPOSE", 0)
         boundary = _boundary_transposes(sg)
         notes = [f"{transposes} TRANSPOSE op(s) remain ({boundary} at the I/O boundary)"]
-        notes += decomposed.notes(self.name)
+        notes += checked.notes
         if options.io_layout == "nhwc":
             notes.append("I/O layouts: " + ", ".join(
                 f"{k}={v}" for d in facts["io_layouts"].values() for k, v in d.items()))

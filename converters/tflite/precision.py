@@ -1,7 +1,7 @@
 """How constant weights are stored, per requested precision.
 
 * ``fp32``: as they are.
-* ``fp16``: float constants of at least ``min_elements`` elements are stored as
+* ``fp16``: float constants of at least ``fp16_min_elements`` elements are stored as
   FLOAT16 and widened by a DEQUANTIZE op, TFLite's post-training float16 recipe;
   XNNPACK folds the DEQUANTIZE at load time and may compute in fp16 where the CPU
   supports it.
@@ -10,6 +10,7 @@
   1024) are stored int8, symmetric, per output channel; the kernels run *hybrid*
   (activations quantized on the fly). Other constants stay float32.
 
+The thresholds are ``TfliteOptions`` fields (converters/tflite/options.py).
 Each lowering says what role a constant plays (``"conv"``, ``"depthwise"``,
 ``"fc"``, ``"bias"``, ``"other"``); the policy decides the storage and returns
 the tensor index plus facts op versioning needs (``per_channel``).
@@ -21,6 +22,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from converters.tflite.builder import SubgraphBuilder
+from converters.tflite.options import TfliteOptions
 from converters.tflite.quant import quant_params, symmetric_int8
 
 ROLES = ("conv", "depthwise", "fc", "bias", "other")
@@ -30,8 +32,8 @@ _INT8_AXIS = {"conv": 0, "fc": 0, "depthwise": 3}
 class WeightPolicy:
     name = "fp32"
 
-    def __init__(self, extra: Dict[str, object]) -> None:
-        self.extra = extra
+    def __init__(self, knobs: TfliteOptions) -> None:
+        self.knobs = knobs
 
     def store(self, sg: SubgraphBuilder, name: str, array: np.ndarray,
               role: str) -> Tuple[int, Dict[str, object]]:
@@ -42,7 +44,7 @@ class Fp16Policy(WeightPolicy):
     name = "fp16"
 
     def store(self, sg, name, array, role):
-        min_elements = int(self.extra.get("fp16_min_elements", 16))
+        min_elements = self.knobs.fp16_min_elements
         if array.dtype != np.float32 or array.size < min_elements or not array.any():
             return sg.const(name, array), {}      # small or all-zero: fp16 would not save bytes
         half = sg.const(f"{name}_fp16", array.astype(np.float16))
@@ -55,7 +57,7 @@ class DynamicInt8Policy(WeightPolicy):
     name = "int8_weights"
 
     def store(self, sg, name, array, role):
-        min_elements = int(self.extra.get("int8_min_elements", 1024))
+        min_elements = self.knobs.int8_min_elements
         if role not in _INT8_AXIS or array.dtype != np.float32 or array.size < min_elements:
             return sg.const(name, array), {}
         axis = _INT8_AXIS[role]
@@ -67,5 +69,5 @@ class DynamicInt8Policy(WeightPolicy):
 POLICIES = {p.name: p for p in (WeightPolicy, Fp16Policy, DynamicInt8Policy)}
 
 
-def policy_for(precision: str, extra: Dict[str, object]) -> WeightPolicy:
-    return POLICIES[precision](extra)
+def policy_for(precision: str, knobs: TfliteOptions) -> WeightPolicy:
+    return POLICIES[precision](knobs)

@@ -14,7 +14,7 @@ delegates/xnnpack/README.md "Sparse Inference"):
   sums asymmetric input quantization needs (so sparse hybrid FCs quantize inputs
   symmetrically), and — measured with ai-edge-litert 2.3 — XNNPACK takes hybrid
   FCs and reads a sparse filter as if it were dense, so hybrid stays dense unless
-  ``extra["tflite_sparse_hybrid"]`` asks for it (interpreters without XNNPACK).
+  ``TfliteOptions.tflite_sparse_hybrid`` asks for it (interpreters without XNNPACK).
 * CONV_2D / DEPTHWISE_CONV_2D: no sparse kernel in LiteRT itself; the weight is
   stored sparse and a DENSIFY op expands it. XNNPACK densifies such weights once
   at load, and runs sparse inference (Fast Sparse ConvNets) only for a subgraph of
@@ -127,8 +127,10 @@ def _layer_of(onnx, sg: SubgraphBuilder, rec: OpRecord):
 
 
 def sparsify(sg: SubgraphBuilder, model: Any, table: Any, precision: str,
-             extra: Optional[Dict[str, Any]] = None) -> SparseReport:
-    """Encode the weights of the table's layers in place; insert DENSIFY for convolutions."""
+             hybrid: bool = False) -> SparseReport:
+    """Encode the weights of the table's layers in place; insert DENSIFY for convolutions.
+
+    ``hybrid``: write 1x16 blocks for dynamic-range int8 FCs too (``tflite_sparse_hybrid``)."""
     from converters.tflite.full_int8 import _Onnx   # the ONNX layer behind an op's output
 
     onnx = _Onnx(model, table)
@@ -152,8 +154,7 @@ def sparsify(sg: SubgraphBuilder, model: Any, table: Any, precision: str,
             report.layers.append(row)
             new_ops.append(rec)
             continue
-        densify = _encode_op(sg, rec, kind, row, precision,
-                             bool((extra or {}).get("tflite_sparse_hybrid")))
+        densify = _encode_op(sg, rec, kind, row, precision, hybrid)
         report.layers.append(row)
         report.bytes_saved += row.pop("_saved", 0)
         if densify is not None:

@@ -56,6 +56,10 @@ def add_arguments(p) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip verification")
     p.add_argument("--no-isolated-check", action="store_true",
                    help="load results in-process only (skip the crash-safe child-process load)")
+    p.add_argument("--backend-option", action="append", default=[],
+                   metavar="[TARGET.]NAME=VALUE",
+                   help="a backend's own option (repeatable), e.g. mnn.mnn_symmetric=all or "
+                        "tflite_sparse_hybrid=true (docs/CONVERTERS.md lists them)")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     from edgert.cli.calibrate import add_image_arguments
 
@@ -79,6 +83,8 @@ def _thresholds(items):
 
 def run(args) -> int:
     from converters.api import convert
+    from converters.backends import parse_option_texts
+    from converters.flow.context import target_list
     from edgert.cli.calibrate import calibration_source
     from converters.frontends.shapes import parse_input_shapes
     from edgert.formatting import print_json
@@ -97,6 +103,8 @@ def run(args) -> int:
         calibration_data=calibration_source(args.calibration_data, args),
         io_dtype=args.io_dtype, io_layout=args.io_layout,
         sparsity_table=args.sparsity_table,
+        backend_options=parse_option_texts(args.backend_option, target_list(args.to))
+        if args.backend_option else None,
         load_check="structure" if args.no_isolated_check else "isolated",
         raise_on_error=False)      # one target failing must not hide the others' results
     if args.json:

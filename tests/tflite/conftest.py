@@ -102,14 +102,15 @@ def reference_run(case: OpCase, model, feeds) -> List[np.ndarray]:
     return [outs[0].transpose(2, 0, 1, 3)] + [o.transpose(1, 0, 2) for o in outs[1:]]
 
 
-def convert_ir(model, path: Path, **options):
+def convert_ir(model, path: Path, activation_quant=None, **options):
     """Convert an ONNX ModelProto or onnx_ir.Model with the tflite backend."""
     import onnx_ir as ir
     from converters.backends import BackendOptions
     from converters.tflite.backend import TFLiteBackend
     if not isinstance(model, ir.Model):
         model = ir.from_proto(model)
-    return TFLiteBackend().convert(model, Path(path), BackendOptions(**options))
+    return TFLiteBackend().convert(model, Path(path), BackendOptions(**options),
+                                   activation_quant=activation_quant)
 
 
 def litert_run(path, feeds: Dict[str, np.ndarray], threads: int = 1) -> Dict[str, np.ndarray]:

@@ -149,7 +149,7 @@ def test_activation_quant_hook_writes_int8_tensors(tmp_path):
     model, feeds = build_model(OpCase("relu", "Relu", [("x", np.linspace(-3, 3, 24, dtype=np.float32)
                                                         .reshape(2, 12), False)]))
     hook = _TableQuant({"x": (0.025, -8), "y0": (0.0125, -128)})
-    res = convert_ir(model, tmp_path / "q.tflite", extra={"activation_quant": hook})
+    res = convert_ir(model, tmp_path / "q.tflite", activation_quant=hook)
     sess = edgert.load(str(res.path), check="structure")
     assert sess.inputs[0].dtype == np.int8
     np.testing.assert_allclose(sess.inputs[0].quantization.scale, [0.025], rtol=1e-6)

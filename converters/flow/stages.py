@@ -1,0 +1,231 @@
+"""The conversion flow, one small function per stage over ``ConversionContext``.
+
+Each stage reads named fields of the context and writes others; ``STAGES`` below
+declares the order and, per stage, what it needs and makes, so the flow reads in
+a dozen lines. ``run_stages`` runs them in order, checks every need was made by an
+earlier stage, and records each stage's wall time (``report.stages``).
+
+Channel pruning runs before the passes (on the graph as exported, so BN folding
+sees the pruned convolutions); the element sparsity entries follow the optimized
+graph's names after them. Targets are converted first (check once, then write),
+then verified, so a failing target never stops the others.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence, Tuple
+
+import numpy as np
+
+from converters.flow.context import ConversionContext, made
+from converters.flow.report import ConversionReport
+# the flow's own needs (onnx-ir and the front-ends), imported with it: a runtime-only
+# install asked to convert fails here, naming the missing package (the CLI says which extra)
+from converters.frontends import load_source
+from converters.passes import optimize
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the flow: a function of the context, with its inputs and outputs."""
+
+    name: str
+    run: Callable[[ConversionContext], None]
+    needs: Tuple[str, ...] = ()
+    makes: Tuple[str, ...] = ()
+
+
+def recognize(ctx: ConversionContext) -> None:
+    """What the user handed in: float model, quantization it carried, masks, name."""
+    from converters.frontends.recognize import recognize as recognize_source
+
+    req = ctx.request
+    ctx.recognized = recognize_source(req.source, req.name,
+                                      bake_masks=req.sparsity_table is not None)
+
+
+def export(ctx: ConversionContext) -> None:
+    """The ONNX graph of the float model (torch export or ONNX load)."""
+    req, rec = ctx.request, made(ctx.recognized, "recognized")
+    ctx.source = load_source(rec.model, req.example_inputs, req.input_shapes,
+                             req.dynamic_batch, name=rec.name, exporter=req.exporter,
+                             opset=req.opset, seed=req.verify_seed)
+    ctx.notes = list(ctx.source.notes)
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def prune(ctx: ConversionContext) -> None:
+    """The sparsity table's channel entries removed from a copy of the graph; the
+    reference becomes the source with those channels masked."""
+    from converters.sparsity import apply_channel_pruning, element_entries
+
+    table = ctx.request.sparsity_table
+    src = made(ctx.source, "source")
+    ctx.model = src.model.clone()
+    ctx.reference_source, ctx.pruning, notes = apply_channel_pruning(src, ctx.model, table)
+    ctx.notes.extend(notes)
+    ctx.element_sparsity = element_entries(table)
+
+
+def passes(ctx: ConversionContext) -> None:
+    """The pass pipeline (or the passes asked for), in place."""
+    ctx.pass_report = optimize(ctx.model, ctx.request.passes)
+
+
+def sparsity(ctx: ConversionContext) -> None:
+    """The element entries under the optimized graph's names, checked against its weights."""
+    from converters.sparsity import follow_renamed, graph_name_notes
+
+    src = made(ctx.reference_source, "reference_source")
+    table, renamed = follow_renamed(ctx.element_sparsity, ctx.model, src.torch_module)
+    ctx.notes.extend(renamed + graph_name_notes(table, ctx.model))
+    ctx.backend_sparsity = table
+
+
+def save(ctx: ConversionContext) -> None:
+    """``<name>.optimized.onnx``: the graph every backend starts from."""
+    from converters.onnx_io import save_onnx
+
+    name = made(ctx.source, "source").name
+    ctx.optimized_path = ctx.request.out_dir / f"{name}.optimized.onnx"
+    save_onnx(ctx.model, ctx.optimized_path)
+
+
+def quantize(ctx: ConversionContext) -> None:
+    """precision="int8": the one completed table every backend gets (a QDQ source's
+    table merged in; a QDQ source at another precision has its table saved)."""
+    from converters.quantize import prepare_int8, resolve_table
+
+    req, rec, src = ctx.request, made(ctx.recognized, "recognized"), made(ctx.source, "source")
+    table = req.quant_table
+    if rec.qdq is not None:
+        ctx.notes.extend(rec.qdq.notes)
+        if req.precision == "int8":   # a table given as well wins where both have an entry
+            user = resolve_table(table)
+            table = rec.qdq.table if user is None else user.merged(rec.qdq.table)
+        else:
+            qdq_path = req.out_dir / f"{src.name}.qdq.quant.json"
+            rec.qdq.table.save(qdq_path)
+            ctx.notes.append(f"converted at {req.precision} as asked; the QDQ model's table "
+                             f"is in {qdq_path}: precision 'int8' converts with it")
+    if req.precision != "int8":
+        return
+    plan = prepare_int8(ctx.model, table, calibration_data=req.calibration_data,
+                        qat=rec.qat, example_inputs=src.example_inputs)
+    path = req.out_dir / f"{src.name}.int8.quant.json"
+    plan.table.save(path)
+    ctx.notes.extend(plan.notes + [f"int8 quantization table: {path}"])
+    ctx.quant_table = plan.table
+
+
+def reference(ctx: ConversionContext) -> None:
+    """Verification inputs and what the results must match on them."""
+    from converters.flow.reference import (simulation_reference, torch_simulation,
+                                           verification_feeds)
+
+    req, rec = ctx.request, made(ctx.recognized, "recognized")
+    src = made(ctx.reference_source, "reference_source")
+    if not req.verify:
+        return
+    feeds, ctx.feeds_desc = verification_feeds(src, req.verify_inputs, req.verify_seed)
+    ref = src.run_reference(feeds)
+    if req.precision == "int8" and rec.qdq is not None:
+        ref = simulation_reference(
+            rec.qdq.simulate(feeds, src.output_names), ref,
+            "the QDQ model's own int8 simulation on ONNX Runtime", ctx.notes)
+    elif req.precision == "int8" and rec.qat is not None:
+        ref = simulation_reference(
+            torch_simulation(rec.qat, feeds, src), ref,
+            f"PyTorch's own simulation of the {rec.quantized_kind} model", ctx.notes)
+    ctx.feeds, ctx.reference = feeds, ref
+
+
+def convert_targets(ctx: ConversionContext) -> None:
+    """Every target checked once and written from its own copy of the graph."""
+    from converters.flow.targets import run_target
+
+    req = ctx.request
+    suffix = "" if req.precision == "fp32" else f".{req.precision}"
+    name = made(ctx.source, "source").name
+    for tname, backend in ctx.backends.items():
+        options = replace(req.options[tname], quant_table=ctx.quant_table,
+                          sparsity_table=ctx.backend_sparsity)
+        path = req.out_dir / f"{name}{suffix}{backend.extension or '.' + tname}"
+        ctx.targets.append(run_target(backend, tname, ctx.model, path, options))
+
+
+def verify(ctx: ConversionContext) -> None:
+    """Every written model run on the verification inputs and compared."""
+    from converters.flow.targets import verify_target
+
+    req = ctx.request
+    if not req.verify:
+        return
+    feeds, ref = made(ctx.feeds, "feeds"), made(ctx.reference, "reference")
+    for rep in ctx.targets:
+        if rep.error is None:
+            verify_target(rep, feeds, ref, ctx.feeds_desc, req.thresholds, req.load_check,
+                          req.threads)
+
+
+def write(ctx: ConversionContext) -> None:
+    """``<name>.report.json`` (the report holds every stage's time but this one's)."""
+    from edgert.formatting import dumps_json
+
+    src = made(ctx.reference_source, "reference_source")
+    optimized = made(ctx.optimized_path, "optimized_path")
+    report = ConversionReport(
+        name=src.name, out_dir=str(ctx.request.out_dir), source=_source_dict(src, ctx.notes),
+        optimized_path=str(optimized), optimized_size=optimized.stat().st_size,
+        passes=ctx.pass_report,
+        targets=ctx.targets, seconds=time.perf_counter() - ctx.started, pruning=ctx.pruning,
+        stages=ctx.stage_seconds)
+    report.report_path = str(ctx.request.out_dir / f"{src.name}.report.json")
+    Path(report.report_path).write_text(dumps_json(report.to_dict()))
+    ctx.report = report
+
+
+def _source_dict(src, notes) -> dict:
+    return {"kind": src.kind, "path": src.source_path, "exporter": src.exporter,
+            "notes": list(notes), "seconds": round(src.seconds, 4),
+            "inputs": [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in s],
+                        "dtype": np.dtype(t).name} for n, s, t in src.input_specs()],
+            "outputs": src.output_names}
+
+
+# The declared flow, in order. Adding a stage: one function above, one line here.
+STAGES: Tuple[Stage, ...] = (
+    Stage("recognize", recognize, ("request",), ("recognized",)),
+    Stage("export", export, ("recognized",), ("source", "notes")),
+    Stage("prune", prune, ("source",), ("model", "reference_source", "pruning",
+                                         "element_sparsity")),
+    Stage("passes", passes, ("model",), ("pass_report",)),
+    Stage("sparsity", sparsity, ("model", "element_sparsity", "reference_source"),
+          ("backend_sparsity",)),
+    Stage("save", save, ("model", "source"), ("optimized_path",)),
+    Stage("quantize", quantize, ("model", "recognized", "source"), ("quant_table",)),
+    Stage("reference", reference, ("reference_source", "recognized"),
+          ("feeds", "feeds_desc", "reference")),
+    Stage("convert", convert_targets, ("backends", "model", "quant_table",
+                                       "backend_sparsity"), ("targets",)),
+    Stage("verify", verify, ("targets", "feeds", "reference"), ("targets",)),
+    Stage("write", write, ("reference_source", "notes", "optimized_path", "pass_report",
+                           "targets", "pruning"), ("report",)),
+)
+
+
+def run_stages(ctx: ConversionContext, stages: Sequence[Stage] = STAGES
+               ) -> ConversionContext:
+    """Run ``stages`` in order over ``ctx``, timing each."""
+    for stage in stages:
+        missing = [n for n in stage.needs if n not in ctx.made]
+        if missing:
+            raise RuntimeError(f"stage {stage.name!r} needs {missing}, which no earlier "
+                               f"stage makes")
+        t = time.perf_counter()
+        stage.run(ctx)
+        ctx.stage_seconds[stage.name] = time.perf_counter() - t
+        ctx.made.update(stage.makes)
+    return ctx
