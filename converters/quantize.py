@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from converters.errors import ConversionError
+from edgert.fused_activations import TFLITE_FUSED as FUSED_CODES
 # recognizing quantized sources lives with the other front-ends; re-exported for callers
 from converters.frontends.quantized import (QDQSplit, TrainedProducer, is_qat_model,  # noqa: F401
                                             split_qat, split_qdq, trained_producer)
 
-FUSED_CODES = ("RELU", "RELU6", "RELU_N1_TO_1")
 MAX_LISTED = 20
 
 
