@@ -19,6 +19,8 @@ _PROPS = ("ro.product.manufacturer", "ro.product.model", "ro.product.device",
           "ro.soc.manufacturer", "ro.soc.model", "ro.board.platform", "ro.hardware")
 
 _STATE_SCRIPT = r"""
+echo @@uptime
+cat /proc/uptime 2>/dev/null
 echo @@cpufreq
 for d in /sys/devices/system/cpu/cpu[0-9]*; do
   [ -d "$d/cpufreq" ] || continue
@@ -207,8 +209,14 @@ def _jetpack(l4t: str, jetpack: str) -> str:
 
 
 def parse_state(text: str) -> Dict[str, object]:
-    """{"cpus": {cpuN: {cur_khz, cap_khz, max_khz}}, "thermal": {zone: {type, temp_c}}}."""
+    """{"cpus": {cpuN: {cur_khz, cap_khz, max_khz}}, "thermal": {zone: {type, temp_c}},
+    "uptime_s": the device's monotonic clock (seconds since boot, 10 ms steps; it orders
+    jobs on one device whatever the host clocks say)}."""
     s = split_sections(text)
+    uptime = s.get("uptime", "").split()
+    up: Optional[float] = None
+    if uptime and re.match(r"^\d+(\.\d+)?$", uptime[0]):
+        up = float(uptime[0])
     cpus: Dict[str, Dict[str, Optional[int]]] = {}
     for line in s.get("cpufreq", "").splitlines():
         f = line.split()
@@ -222,7 +230,7 @@ def parse_state(text: str) -> Dict[str, object]:
             raw = int(f[1])
             temp = raw / 1000.0 if abs(raw) >= 1000 else float(raw)
             thermal[f[0]] = {"type": f[2] if len(f) > 2 else "", "temp_c": temp}
-    return {"cpus": cpus, "thermal": thermal}
+    return {"cpus": cpus, "thermal": thermal, "uptime_s": up}
 
 
 #: a thermal zone at or above this after a run gets a warning (CPU zones throttle ~85-95 C)

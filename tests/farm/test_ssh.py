@@ -119,3 +119,59 @@ def test_unknown_host_key_needs_explicit_trust(sshd, tmp_path):
     with open(sshd.host_key + ".pub") as f:
         key_b64 = f.read().split()[1]
     assert key_b64 in known.read_text()  # recorded for next time
+
+
+def _pub(path):
+    with open(path + ".pub") as f:
+        return " ".join(f.read().split()[:2])
+
+
+def test_known_hosts_with_markers(sshd, tmp_path):
+    """OpenSSH's @cert-authority and @revoked lines: a valid file paramiko alone chokes
+    on. A CA line is skipped (the board's own key still works); a revoked key is refused
+    even when a plain line lists it too, and even with trust_new_host_key."""
+    import subprocess
+
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    board_line = f"[127.0.0.1]:{sshd.port} {_pub(sshd.host_key)}"
+    known = tmp_path / "kh_ca"
+    known.write_text(f"# a team file\n@cert-authority *.lab.example {_pub(str(ca))}\n"
+                     f"{board_line}\nnot a key line at all\n")
+    t = open_transport(board_spec(sshd, "ca", known_hosts=str(known)))
+    assert t.shell("echo ok", timeout=20).stdout == "ok\n"
+
+    revoked = tmp_path / "kh_revoked"
+    revoked.write_text(f"@revoked * {_pub(sshd.host_key)}\n{board_line}\n")
+    for trust in (False, True):
+        spec = board_spec(sshd, "revoked", known_hosts=str(revoked), trust_new_host_key=trust)
+        with pytest.raises(HostKeyError, match=r"marked @revoked in .*kh_revoked; refusing"):
+            open_transport(spec).shell("true", timeout=20)
+    assert revoked.read_text().count("\n") == 2  # nothing recorded
+
+
+def test_trusting_a_new_key_keeps_the_file(sshd, tmp_path):
+    """A new key is appended as one line; marker lines, comments and lines paramiko
+    cannot read stay as they were (paramiko's AutoAddPolicy rewrote the file)."""
+    import subprocess
+
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    original = (f"# keep me\n@cert-authority * {_pub(str(ca))}\n"
+                "weird.example ssh-unknown AAAA\nno-newline-at-end")
+    known = tmp_path / "kh"
+    known.write_text(original)
+    spec = board_spec(sshd, "trusting", known_hosts=str(known), trust_new_host_key=True)
+    assert open_transport(spec).shell("echo ok", timeout=20).stdout == "ok\n"
+    text = known.read_text()
+    assert text.startswith(original + "\n")
+    assert text[len(original) + 1:] == f"[127.0.0.1]:{sshd.port} {_pub(sshd.host_key)}\n"
+
+
+def test_known_hosts_that_cannot_be_read(sshd, tmp_path):
+    from device_farm.transports.base import TransportError
+
+    (tmp_path / "kh_dir").mkdir()
+    with pytest.raises(TransportError, match="known_hosts .*kh_dir: cannot read it"):
+        open_transport(board_spec(sshd, "dir", known_hosts=str(tmp_path / "kh_dir"))).shell(
+            "true", timeout=20)
