@@ -21,6 +21,7 @@ inventories that call one board by different names still share its lock:
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -37,6 +38,8 @@ from device_farm.errors import DeviceError
 ENV_VAR = "EDGERT_FARM_LOCKS"
 #: seconds between two tries of a busy lock
 POLL_S = 0.05
+#: how long a process that released a device someone waits for stays away from it
+YIELD_S = 4 * POLL_S
 
 
 class DeviceBusy(DeviceError):
@@ -63,10 +66,19 @@ class Lease(ABC):
 
     key: str
     waited_s: float = 0.0
+    owner: Optional["DeviceLocks"] = None
 
     @abstractmethod
+    def _unlock(self) -> None:
+        """Drop the lock (once)."""
+
     def release(self) -> None:
-        """Let the next process use the device."""
+        """Let the next process use the device. If another process is waiting for it,
+        this process lets that one go first next time (see ``DeviceLocks.acquire``)."""
+        self._unlock()
+        if self.owner is not None and self.owner.has_waiters(self.key):
+            with self.owner._guard:
+                self.owner._yield_until[self.key] = time.monotonic() + YIELD_S
 
     def __enter__(self) -> "Lease":
         return self
@@ -76,7 +88,16 @@ class Lease(ABC):
 
 
 class DeviceLocks(ABC):
-    """Locks of physical devices, shared by every farm process that uses the backend."""
+    """Locks of physical devices, shared by every farm process that uses the backend.
+
+    Fairness: a lock is not a queue, and a process that releases a device between two
+    jobs and takes it again at once would starve a process waiting for it. So a
+    process that saw a waiter when it released the device waits ``YIELD_S`` before
+    taking it again: processes on one device take turns, job by job."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._yield_until: Dict[str, float] = {}
 
     @abstractmethod
     def try_acquire(self, key: str, holder: Dict[str, object]) -> Optional[Lease]:
@@ -86,17 +107,37 @@ class DeviceLocks(ABC):
     def holder(self, key: str) -> Optional[Dict[str, object]]:
         """Who holds the device's lock (what it wrote when it took it), if anyone."""
 
+    def waiting(self, key: str):
+        """A context manager marking this process as waiting for ``key`` (default: none)."""
+        return contextlib.nullcontext()
+
+    def has_waiters(self, key: str) -> bool:
+        """Whether another process waits for ``key`` now (default: unknown, False)."""
+        return False
+
     def acquire(self, key: str, holder: Dict[str, object], wait_s: float,
                 stop: Optional[threading.Event] = None,
                 on_wait: Optional[Callable[[Dict[str, object]], None]] = None) -> Lease:
         """Wait up to ``wait_s`` for the device. ``on_wait(holder)`` is called once if
         the device is busy; ``stop`` set ends the wait (raises DeviceBusy)."""
         t0 = time.monotonic()
+        with self._guard:
+            pause = self._yield_until.pop(key, 0.0) - t0
+        if pause > 0:
+            time.sleep(pause)
+        lease = self.try_acquire(key, holder)
+        if lease is None:
+            with self.waiting(key):
+                lease = self._wait(key, holder, wait_s, stop, on_wait, t0)
+        lease.waited_s = time.monotonic() - t0
+        lease.owner = self
+        return lease
+
+    def _wait(self, key, holder, wait_s, stop, on_wait, t0) -> Lease:
         told = False
         while True:
             lease = self.try_acquire(key, holder)
             if lease is not None:
-                lease.waited_s = time.monotonic() - t0
                 return lease
             other = self.holder(key) or {}
             if not told and on_wait is not None:
@@ -121,7 +162,7 @@ class _FileLease(Lease):
         self.key, self._fd = key, fd
         self._lock = threading.Lock()
 
-    def release(self) -> None:
+    def _unlock(self) -> None:
         with self._lock:
             if self._fd >= 0:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -133,6 +174,7 @@ class FileLocks(DeviceLocks):
     """``flock`` on ``<folder>/<key>.lock``; the holder's description is the file's text."""
 
     def __init__(self, folder: Optional[str] = None) -> None:
+        super().__init__()
         self.folder = folder or default_folder()
         os.makedirs(self.folder, exist_ok=True)
 
@@ -155,6 +197,27 @@ class FileLocks(DeviceLocks):
         os.ftruncate(fd, 0)
         os.pwrite(fd, text, 0)
         return _FileLease(key, fd)
+
+    @contextlib.contextmanager
+    def waiting(self, key: str):
+        """A shared flock on ``<lock>.wait`` while this process waits (any number share)."""
+        fd = os.open(self.path(key) + ".wait", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def has_waiters(self, key: str) -> bool:
+        """Someone holds a shared lock on ``<lock>.wait``: an exclusive one fails."""
+        fd = os.open(self.path(key) + ".wait", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     def holder(self, key: str) -> Optional[Dict[str, object]]:
         try:

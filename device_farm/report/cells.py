@@ -147,6 +147,9 @@ class Baseline:
         raise EdgertError(f"baseline {text!r}: use fp32, variant:LABEL (e.g. "
                           "'variant:onnx fp32') or device:NAME")
 
+    def short(self) -> str:
+        return {"fp32": "fp32", "variant": self.value, "device": self.value}[self.kind]
+
     def describe(self) -> str:
         return {"fp32": "the same format's fp32 file on the same device",
                 "variant": f"{self.value} on the same device",

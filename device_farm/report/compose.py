@@ -289,8 +289,9 @@ def print_overview(db: str, run_id: Optional[str] = None, baseline: Optional[str
     baseline_ids = {c.baseline_job for c in cells if c.baseline_job}
     at = index(cells)
     for model, (variants, devices) in overview(cells).items():
-        print_table(f"{model}: median latency in ms (speed-up vs {spec.describe()})",
-                    ["variant"] + devices,
+        print_table(f"{model}: ms (x vs {spec.short()})", ["variant"] + devices,
                     [[v] + [_cell_td(at.get((model, v, d)), baseline_ids).text
-                            for d in devices] for v in variants],
-                    caption="~ mean (no median), ! throttled")
+                            for d in devices] for v in variants])
+    if cells:
+        print(f"median latency in ms (~ mean: the tool prints no median; ! throttled), and "
+              f"the speed-up against {spec.describe()}")
