@@ -6,9 +6,9 @@ the name stays the user's (the benchmark reports it). A file is pushed to a
 push can never pass for a cached file. The ``.part`` name is unique to the cache
 object (process id and a random token): two farm processes pushing the same
 file to one device at once each write their own and the last rename wins with
-identical bytes (one shared name let one push truncate the other's). Known-present paths are remembered per
-transport, so a warm cache costs nothing, and a file already on the device from
-an earlier run costs one ``test -f``.
+identical bytes (one shared name let one push truncate the other's).
+Known-present paths are remembered per transport, so a warm cache costs nothing,
+and a file already on the device from an earlier run costs one ``test -f``.
 
 Boards need not have edgert installed: ``edgert_zip()`` packs the running
 edgert package (pure Python) into a zip with fixed timestamps, so its hash only

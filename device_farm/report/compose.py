@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from device_farm.report.cells import (
     Baseline, Cell, add_speedups, build_cells, index, overview)
 from device_farm.report.charts import colors, comparison_chart, distribution_chart
-from device_farm.report.document import Document, Td
+from device_farm.report.document import CellText, Document, Td
 from device_farm.report.stats import CONFIDENCE, MIN_CHANGE, Change, compare
 from device_farm.store import ResultStore
 from edgert.errors import EdgertError
@@ -40,25 +41,25 @@ def write_report(db: str, out_dir: str, run_id: Optional[str] = None, all_runs: 
     """Write report.md, report.html, report.json (and PNGs); return paths and counts."""
     base_spec = Baseline.parse(baseline)
     data = _load(db, run_id, all_runs, compare_to)
-    cells = build_cells(data["rows"])
+    cells = build_cells(data.rows)
     add_speedups(cells, base_spec)
     changes: List[Change] = []
     if compare_to:
-        new = [c for c in cells if c.run_id == data["run_ids"][-1]]
-        changes = compare(build_cells(data["base_rows"]), new, min_change)
+        new = [c for c in cells if c.run_id == data.run_ids[-1]]
+        changes = compare(build_cells(data.base_rows), new, min_change)
     os.makedirs(out_dir, exist_ok=True)
-    doc = Document(f"edgert farm report: {', '.join(data['run_ids'])}")
+    doc = Document(f"edgert farm report: {', '.join(data.run_ids)}")
     drawn: Dict[str, float] = {}
     _summary_section(doc, data)
-    _overview_section(doc, cells, base_spec, data["run_ids"])
+    _overview_section(doc, cells, base_spec, data.run_ids)
     if compare_to:
-        drawn.update(_comparison_section(doc, changes, compare_to, data["run_ids"][-1],
+        drawn.update(_comparison_section(doc, changes, compare_to, data.run_ids[-1],
                                          min_change, plots))
     drawn.update(_model_sections(doc, cells, plots))
     _failure_section(doc, cells)
     doc.h(2, "Devices")
-    head, body = data["devices"]
-    doc.table(head, [r[:-1] + [Td(r[-1], cls="wrap")] for r in body])
+    head, body = data.devices
+    doc.table(head, [list(r[:-1]) + [Td(r[-1], cls="wrap")] for r in body])
     _files_section(doc, cells)
     paths = {k: os.path.join(out_dir, f"report.{k}") for k in ("md", "html", "json")}
     with open(paths["md"], "w") as f:
@@ -66,7 +67,7 @@ def write_report(db: str, out_dir: str, run_id: Optional[str] = None, all_runs: 
     with open(paths["html"], "w") as f:
         f.write(doc.html())
     with open(paths["json"], "w") as f:
-        f.write(dumps_json({"runs": data["run_ids"], "baseline": base_spec.describe(),
+        f.write(dumps_json({"runs": data.run_ids, "baseline": base_spec.describe(),
                             "cells": [c.to_dict() for c in cells], "drawn": drawn,
                             "comparison": {"base": compare_to, "min_change": min_change,
                                            "confidence": CONFIDENCE,
@@ -75,18 +76,30 @@ def write_report(db: str, out_dir: str, run_id: Optional[str] = None, all_runs: 
     return {"markdown": paths["md"], "html": paths["html"], "json": paths["json"],
             "plots": pngs, "rows": len(cells), "ok": sum(c.status == "ok" for c in cells),
             "failed": sum(c.status == "error" for c in cells),
-            "not_run": sum(c.status == "not_run" for c in cells), "runs": data["run_ids"],
+            "not_run": sum(c.status == "not_run" for c in cells), "runs": data.run_ids,
             "regressions": sum(c.verdict == "regression" for c in changes),
             "improvements": sum(c.verdict == "improvement" for c in changes)}
 
 
+@dataclass
+class _Data:
+    """What a report reads from the store."""
+
+    run_ids: List[str]
+    rows: List[Dict[str, object]]
+    base_rows: List[Dict[str, object]]
+    runs: Dict[str, Optional[Dict[str, object]]]
+    planned: Dict[str, int]
+    devices: Tuple[List[str], List[List[str]]]
+
+
 def _load(db: str, run_id: Optional[str], all_runs: bool,
-          compare_to: Optional[str]) -> Dict[str, object]:
+          compare_to: Optional[str]) -> _Data:
     if not os.path.exists(db):
         raise EdgertError(f"{db}: no results database")
     with ResultStore(db) as store:
         if all_runs:
-            run_ids = [r["run_id"] for r in store.runs()]
+            run_ids = [str(r["run_id"]) for r in store.runs()]
             if not run_ids:
                 raise EdgertError(f"no runs in {db}")
         else:
@@ -96,22 +109,22 @@ def _load(db: str, run_id: Optional[str], all_runs: bool,
             run_ids = [run_id]
         if compare_to and not store.run(compare_to):
             raise EdgertError(f"no run {compare_to!r} in {db} to compare with")
-        return {"run_ids": run_ids,
-                "rows": [r for rid in run_ids for r in store.results(rid)],
-                "base_rows": store.results(compare_to) if compare_to else [],
-                "runs": {rid: store.run(rid) for rid in run_ids},
-                "planned": {rid: len(store.planned_jobs(rid)) for rid in run_ids},
-                "devices": _device_rows(store, run_ids)}
+        return _Data(run_ids=run_ids,
+                     rows=[r for rid in run_ids for r in store.results(rid)],
+                     base_rows=store.results(compare_to) if compare_to else [],
+                     runs={rid: store.run(rid) for rid in run_ids},
+                     planned={rid: len(store.planned_jobs(rid)) for rid in run_ids},
+                     devices=_device_rows(store, run_ids))
 
 
-def _summary_section(doc: Document, data) -> None:
+def _summary_section(doc: Document, data: _Data) -> None:
     doc.h(2, "Runs")
     rows = []
-    for rid in data["run_ids"]:
-        meta = data["runs"][rid] or {}
-        mine = [r for r in data["rows"] if r["run_id"] == rid]
+    for rid in data.run_ids:
+        meta = data.runs[rid] or {}
+        mine = [r for r in data.rows if r["run_id"] == rid]
         counts = {s: sum(r["status"] == s for r in mine) for s in ("ok", "error", "not_run")}
-        planned = data["planned"][rid]
+        planned = data.planned[rid]
         missing = planned - len(mine)
         rows.append([rid, str(meta.get("status", "")), str(meta.get("created_at", ""))[:19],
                      str(meta.get("host", "")), str(planned), str(counts["ok"]),
@@ -171,7 +184,8 @@ def _comparison_section(doc: Document, changes: Sequence[Change], base: str, new
           f"flagged only when the 95 % bootstrap interval of its median ratio (new / base) "
           f"lies wholly beyond ±{min_change:.0%} (--min-change); see docs/DEVICES.md.")
     cls = {"regression": "reg", "improvement": "imp"}
-    rows = [[Td(c.model, cls="l"), Td(c.variant, cls="l"), c.device, fmt_num(c.base_ms),
+    rows: List[List[CellText]] = [
+        [Td(c.model, cls="l"), Td(c.variant, cls="l"), c.device, fmt_num(c.base_ms),
              fmt_num(c.new_ms), Td(c.size(), cls=cls.get(c.verdict, "")),
              Td(c.verdict, cls=cls.get(c.verdict, "")), f"{c.n_base} / {c.n_new}",
              Td(c.note, cls="wrap")] for c in changes]
@@ -204,10 +218,10 @@ def _model_sections(doc: Document, cells: Sequence[Cell], plots: bool) -> Dict[s
     return drawn
 
 
-def _detail(cells: Sequence[Cell]) -> Tuple[List[str], List[List[object]]]:
+def _detail(cells: Sequence[Cell]) -> Tuple[List[str], List[List[CellText]]]:
     head = ["job", "device", "variant", "file", "median ms", "p90", "p99", "mean", "std", "min",
             "max", "init", "first", "runs", "notes"]
-    rows = []
+    rows: List[List[CellText]] = []
     for c in cells:
         m = dict(c.metrics)
         if m.get("max_ms") is None and c.latencies:
@@ -241,9 +255,11 @@ def _failure_section(doc: Document, cells: Sequence[Cell]) -> None:
 
 def _files_section(doc: Document, cells: Sequence[Cell]) -> None:
     doc.h(2, "Files")
-    doc.p("Precision comes from the conversion report that lists the file (name and size "
-          "match), else from the file's own bytes; never from its name.")
-    seen = {}
+    doc.p("Precision is read from the file's own bytes and from the conversion report that "
+          "lists the file (same name and size): \"report\" when both agree, \"file\" when "
+          "only the bytes speak or when they disagree with the report (the label then says "
+          "what the report claimed). Never from the file's name.")
+    seen: Dict[str, Cell] = {}
     for c in cells:
         seen.setdefault(c.sha256, c)
     doc.table(["file", "model", "variant", "sha256", "precision from", "conversion report",
@@ -257,16 +273,17 @@ def _files_section(doc: Document, cells: Sequence[Cell]) -> None:
 def _device_rows(store: ResultStore, run_ids: Sequence[str]) -> Tuple[List[str], List[List[str]]]:
     head = ["device", "transport", "status", "arch", "SoC / CPU", "cores", "max MHz",
             "memory MB", "OS", "engines"]
-    body, seen = [], set()
+    body: List[List[str]] = []
+    seen = set()
     for run_id in run_ids:
         for d in store.devices(run_id):
             if d["device"] in seen:
                 continue
             seen.add(d["device"])
-            info = json.loads(d["info_json"] or "null") or {}
-            spec = json.loads(d["spec_json"] or "{}")
-            body.append([d["device"], spec.get("transport", ""),
-                         d["status"] + (f": {d['error']}" if d["error"] else ""),
+            info = json.loads(str(d["info_json"] or "null")) or {}
+            spec = json.loads(str(d["spec_json"] or "{}"))
+            body.append([str(d["device"]), spec.get("transport", ""),
+                         str(d["status"]) + (f": {d['error']}" if d["error"] else ""),
                          info.get("arch", ""), info.get("soc") or info.get("cpu", ""),
                          str(info.get("cores", "")),
                          "/".join(str(f) for f in info.get("max_freqs_mhz", [])),
