@@ -38,6 +38,9 @@ def read_facts(path: str, fmt: str) -> FileFacts:
         return reader(data)
     except (FlatBufferError, ValueError, IndexError) as exc:
         return FileFacts("unknown", why=f"could not read the file: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a heuristic reader must never stop a plan
+        return FileFacts("unknown", why=f"could not read the file: {type(exc).__name__}: "
+                                        f"{exc}")
 
 
 # -- TFLite ----------------------------------------------------------------------------------

@@ -190,3 +190,24 @@ def test_killing_the_client_ends_the_device_side_runs(tmp_path, models, sshd, ad
         except ProcessLookupError:
             pass
     assert left == [] and time.monotonic() - t0 < 10
+
+
+def test_farm_devices_does_not_disturb_a_busy_device():
+    """`farm devices` probes nothing on a device another process benchmarks on; it says
+    who holds it."""
+    from device_farm.farm import probe_devices
+    from device_farm.inventory import host_device
+    from device_farm.locks import device_key, open_locks
+
+    spec = host_device()
+    lease = open_locks().try_acquire(device_key(spec), {"pid": 4242, "host": "lab",
+                                                        "run_id": "r9", "device": "host",
+                                                        "since": "then"})
+    assert lease is not None
+    try:
+        row = probe_devices([spec], engines=False)[0]
+    finally:
+        lease.release()
+    assert row["online"] is None and "info" not in row
+    assert row["error"] == "busy: held by pid 4242 on lab (run r9, device host, since then)"
+    assert probe_devices([spec], engines=False)[0]["online"] is True

@@ -229,3 +229,26 @@ def test_cli_exit_status_says_jobs_were_not_run(tmp_path, models):
     assert "device broken-probe unavailable: device setup failed: internal error: KeyError" \
         in out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_a_revoked_host_key_in_a_run(tmp_path, models, sshd):
+    """A known_hosts with marker lines (paramiko alone raised on them, ending the device's
+    thread): the revoked board's jobs are not run, with the reason; the CA-listing board
+    and the host run."""
+    with open(sshd.host_key + ".pub") as f:
+        key = " ".join(f.read().split()[:2])
+    line = f"[127.0.0.1]:{sshd.port} {key}\n"
+    ca_file, revoked_file = tmp_path / "kh_ca", tmp_path / "kh_rev"
+    ca_file.write_text(f"@cert-authority *.lab {key}\n{line}")
+    revoked_file.write_text(f"@revoked * {key}\n{line}")
+    inv = inventory(board_spec(sshd, "ca", known_hosts=str(ca_file)),
+                    board_spec(sshd, "revoked", known_hosts=str(revoked_file)))
+    db = str(tmp_path / "r.sqlite")
+    s = farm.bench([models["onnx"]], inventory=inv, devices=["ca", "revoked", "host"], db=db,
+                   runs=5, warmup=1)
+    rows, _ = _rows(db, s.run_id)
+    by = {r["device"]: r for r in rows}
+    assert by["ca"]["status"] == by["host"]["status"] == "ok"
+    assert by["revoked"]["status"] == "not_run"
+    assert "marked @revoked" in by["revoked"]["error"]
+    assert (s.planned, s.ok, s.not_run) == (3, 2, 1)

@@ -182,18 +182,26 @@ def test_live_progress_table():
     from device_farm.progress import LiveProgress
 
     live = LiveProgress()
-    events = [dict(kind="device_queued", device="pixel", total=3, skipped=1),
+    events = [dict(kind="device_queued", device="pixel", total=4, skipped=1),
               dict(kind="device_ready", device="pixel", info={}),
               dict(kind="job_start", device="pixel", job="net.mnn [mnn fp32]", key="k"),
               dict(kind="job_done", device="pixel", job="net.mnn [mnn fp32]", key="k",
                    median_ms=12.345, throttled=True),
               dict(kind="job_failed", device="pixel", job="net.onnx [onnx fp32]", key="j",
-                   error="boom")]
+                   error="boom"),
+              dict(kind="device_waiting", device="orin",
+                   holder={"pid": 42, "host": "lab1", "run_id": "r7", "device": "orin",
+                           "since": "2026-01-01T10:00:00.000Z"}),
+              dict(kind="job_not_run", device="pixel", job="x.tflite [tflite fp16]", key="x",
+                   error="not run: device pixel stopped answering")]
     for ev in events:
         live(ev)
     console = Console(record=True, width=160)
     console.print(live.table())
     text = console.export_text()
-    assert "pixel" in text and "3/3 (1 failed)" in text
+    assert "pixel" in text and "4/4 (1 failed) (1 not run)" in text
     assert "net.onnx [onnx fp32]: boom" in text
+    assert live.model.lines["orin"].status == "waiting"
+    assert live.model.lines["orin"].last == ("busy: held by pid 42 on lab1 (run r7, device "
+                                             "orin, since 2026-01-01T10:00:00.000Z)")
     assert live.model.lines["pixel"].status == "online"

@@ -175,3 +175,40 @@ def test_known_hosts_that_cannot_be_read(sshd, tmp_path):
     with pytest.raises(TransportError, match="known_hosts .*kh_dir: cannot read it"):
         open_transport(board_spec(sshd, "dir", known_hosts=str(tmp_path / "kh_dir"))).shell(
             "true", timeout=20)
+
+
+def test_two_caches_fill_one_cold_cache_at_once(sshd, tmp_path):
+    """Two processes' caches (each its own upload name) push the same files to one board at
+    the same moment: both succeed, every file is whole, no upload is left behind. (With
+    one shared `.part` name one push truncated the other's: "incomplete on the device".)"""
+    import threading
+
+    work = str(tmp_path / "board")
+    files = []
+    for i in range(3):
+        f = tmp_path / f"m{i}.bin"
+        f.write_bytes(os.urandom(2_000_000 + i))
+        files.append(str(f))
+    caches = [DeployCache(open_transport(board_spec(sshd, f"p{k}", workdir=work)), work)
+              for k in range(2)]
+    assert caches[0]._upload_tag != caches[1]._upload_tag
+    results, errors = {}, []
+    start = threading.Barrier(2)
+
+    def fill(k):
+        start.wait()
+        try:
+            results[k] = [caches[k].ensure(f) for f in files]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fill, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results[0] == results[1]
+    for local, remote in zip(files, results[0]):
+        assert open(remote, "rb").read() == open(local, "rb").read()
+    left = [n for _, _, ns in os.walk(work) for n in ns if ".part-" in n]
+    assert left == []
