@@ -18,7 +18,7 @@ from device_farm.jobs import Job, ModelFile, plan_jobs
 from device_farm.locks import DeviceLocks, describe_holder, device_key, open_locks
 from device_farm.runners import runner_for
 from device_farm.scheduler import Event, FarmOptions, RunSummary, Scheduler
-from device_farm.store import ResultStore
+from device_farm.store import ResultStore, now_iso
 from edgert.errors import EdgertError
 from device_farm.errors import DeviceError
 
@@ -130,7 +130,7 @@ def probe_devices(specs: Sequence[DeviceSpec], engines: bool = True,
         key = device_key(spec)
         lease = locks.try_acquire(key, {"pid": os.getpid(), "host": platform.node(),
                                         "run_id": None, "device": spec.name,
-                                        "job": "farm devices", "since": None})
+                                        "job": "farm devices", "since": now_iso()})
         if lease is None:
             holder = locks.holder(key) or {}
             rows[i] = dict(row, online=None, busy=holder,
