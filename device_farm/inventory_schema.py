@@ -20,7 +20,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MASK_RE = re.compile(r"^(0x)?[0-9a-fA-F]+$")
-_WORD_RE = re.compile(r"^[A-Za-z0-9_./+-]+$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.:%\[\]-]+$")
 _BINARY_KEYS = ("benchmark_model", "mnn_benchmark", "mnn_libs")
@@ -184,8 +183,7 @@ KEYS: Dict[str, Key] = {
     "cpu_mask": Key(string(_MASK_RE, "a hex string such as 'f0'")),
     "env": Key(string_table(key_re=_ENV_RE, key_what="an environment variable name")),
     "workdir": Key(workdir),
-    "python": Key(string(_WORD_RE, "a plain command or path (no spaces or quotes)",
-                         empty=True)),
+    "python": Key(string(empty=True)),
     "runners": Key(string_table(keys=_FORMAT_KEYS, values=_runners)),
     "binaries": Key(binaries),
     "host": Key(string(_HOST_RE, "a host name, an address or an ssh config alias"),
