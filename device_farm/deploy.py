@@ -3,9 +3,12 @@
 A file lands at ``<workdir>/cache/<sha256>/<name>``; the hash names the content,
 the name stays the user's (the benchmark reports it). A file is pushed to a
 ``.part`` name, its size checked on the device, then renamed, so an interrupted
-push can never pass for a cached file. Known-present paths are remembered per
-transport, so a warm cache costs nothing, and a file already on the device from
-an earlier run costs one ``test -f``.
+push can never pass for a cached file. The ``.part`` name is unique to the cache
+object (process id and a random token): two farm processes pushing the same
+file to one device at once each write their own and the last rename wins with
+identical bytes (one shared name let one push truncate the other's).
+Known-present paths are remembered per transport, so a warm cache costs nothing,
+and a file already on the device from an earlier run costs one ``test -f``.
 
 Boards need not have edgert installed: ``edgert_zip()`` packs the running
 edgert package (pure Python) into a zip with fixed timestamps, so its hash only
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import secrets
 import shlex
 import threading
 import zipfile
@@ -23,7 +27,8 @@ from typing import Dict, Optional, Sequence, Set, Tuple
 
 from edgert.files import file_sha256
 
-from device_farm.transports.base import RemoteCommandError, Transport, TransportError
+from device_farm.transports.base import (
+    RemoteCommandError, TransientTransportError, Transport, TransportError)
 
 _ZIP_LOCK = threading.Lock()
 _ZIP_CACHE: Dict[str, str] = {}
@@ -39,6 +44,7 @@ class DeployCache:
         self._hashes: Dict[str, str] = {}
         self.hits = 0
         self.pushes = 0
+        self._upload_tag = f"{os.getpid()}-{secrets.token_hex(4)}"
 
     def sha256(self, local: str) -> str:
         """sha256 of a local file, remembered by (path, size, mtime)."""
@@ -85,7 +91,7 @@ class DeployCache:
             self.hits += 1
             self._present.add(final)
             return final
-        part = posixpath.join(folder, ".part-" + sha[:16])
+        part = posixpath.join(folder, f".part-{sha[:16]}-{self._upload_tag}")
         size = os.path.getsize(local)
         self.transport.push(local, part, timeout=timeout)
         q_part = shlex.quote(part)
@@ -95,8 +101,8 @@ class DeployCache:
             f'rm -f {q_part}; exit 1; }}', timeout=60)
         try:
             res.check(f"push of {local} (incomplete on the device)")
-        except RemoteCommandError as exc:
-            raise TransportError(str(exc)) from None
+        except RemoteCommandError as exc:   # a push cut short: pushing again may work
+            raise TransientTransportError(str(exc)) from None
         self.pushes += 1
         self._present.add(final)
         return final

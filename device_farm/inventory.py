@@ -1,29 +1,28 @@
 """The device inventory: ``devices.toml``, one ``[[device]]`` table per device.
 
-Every key is checked (an unknown key is an error naming the device and the
-key, since a typo such as ``trust_new_hostkey`` must not silently fall back to a
-default), and paths are resolved against the file's folder. With no file the
-inventory holds just ``host``, the local machine, so the farm always has a
-device. See docs/DEVICES.md for the format.
+Every table is checked against the schema in ``inventory_schema`` before
+anything connects: types (booleans are booleans), ranges, unique names, keys
+known and meant for the device's transport (a typo such as
+``trust_new_hostkey`` must not silently fall back to a default). All problems
+are reported at once, each with its device and key. Paths are resolved against
+the file's folder. With no file the inventory holds just ``host``, the local
+machine, so the farm always has a device. See docs/DEVICES.md for the format.
 """
 from __future__ import annotations
 
 import os
-import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from device_farm.errors import DeviceError
+from device_farm.inventory_schema import duplicate_problems, spec_problems, table_problems
 
 HOST_NAME = "host"
 ENV_VAR = "EDGERT_DEVICES"
 DEFAULT_FILE = "devices.toml"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MASK_RE = re.compile(r"^(0x)?[0-9a-fA-F]+$")
 _DEFAULT_WORKDIR = {"adb": "/data/local/tmp/edgert", "ssh": "/tmp/edgert-farm"}
-_REQUIRED = {"ssh": ("host",), "adb": ("serial",), "local": ()}
 
 
 @dataclass
@@ -88,38 +87,23 @@ def host_device() -> DeviceSpec:
     return DeviceSpec(name=HOST_NAME, transport="local", tags=["host"], python=sys.executable)
 
 
-_FIELDS = {f.name for f in fields(DeviceSpec)}
 _PATH_KEYS = ("key_file", "known_hosts", "ssh_config")
 
 
+class InventoryError(DeviceError):
+    """The inventory has problems (each named with its device and key)."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        head = (f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''} "
+                "in the device inventory:")
+        super().__init__("\n  ".join([head] + self.problems))
+
+
 def device_from_dict(d: Dict[str, object], base_dir: str = ".") -> DeviceSpec:
-    """Build and check one device table; errors name the device and the key."""
-    name = d.get("name")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise DeviceError(f"device {name!r}: name must be 1-64 letters, digits, '_', '.', '-'")
-    unknown = sorted(set(d) - _FIELDS)
-    if unknown:
-        raise DeviceError(f"device {name!r}: unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(_FIELDS))}")
-    kind = d.get("transport")
-    if kind not in _REQUIRED:
-        raise DeviceError(f"device {name!r}: transport must be one of "
-                          f"{', '.join(_REQUIRED)}, not {kind!r}")
-    missing = [k for k in _REQUIRED[kind] if not d.get(k)]
-    if missing:
-        raise DeviceError(f"device {name!r}: a {kind} device needs {', '.join(missing)}")
-    mask = d.get("cpu_mask")
-    if mask is not None and (not isinstance(mask, str) or not _MASK_RE.match(mask)):
-        raise DeviceError(f"device {name!r}: cpu_mask must be a hex string such as 'f0', "
-                          f"not {mask!r}")
-    for key in ("tags",):
-        if key in d and not (isinstance(d[key], list) and all(isinstance(t, str) for t in d[key])):
-            raise DeviceError(f"device {name!r}: {key} must be a list of strings")
-    for key in ("env", "runners"):
-        if key in d and not (isinstance(d[key], dict)
-                             and all(isinstance(v, str) for v in d[key].values())):
-            raise DeviceError(f"device {name!r}: {key} must be a table of strings")
-    if kind == "ssh":   # host may be an alias of the OpenSSH client config
+    """Build one device from a table the schema accepted (``table_problems`` is empty)."""
+    name = str(d["name"])
+    if d.get("transport") == "ssh":   # host may be an alias of the OpenSSH client config
         from device_farm.ssh_config import apply_ssh_config
 
         d = apply_ssh_config(d, name, base_dir)
@@ -144,8 +128,17 @@ def _resolve(path: str, base_dir: str) -> str:
 
 @dataclass
 class Inventory:
+    """The devices of a farm. Built in code or by ``load_inventory``; either way every
+    device is checked against the schema (an inventory that is wrong never connects)."""
+
     devices: List[DeviceSpec]
     source: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        problems = [p for i, d in enumerate(self.devices) for p in spec_problems(asdict(d), i)]
+        problems += duplicate_problems([d.name for d in self.devices])
+        if problems:
+            raise InventoryError(self.source or "inventory", problems)
 
     def names(self) -> List[str]:
         return [d.name for d in self.devices]
@@ -163,6 +156,9 @@ class Inventory:
                tags: Optional[Sequence[str]] = None) -> List[DeviceSpec]:
         """Devices by name, or all carrying every given tag, or all of them."""
         if names:
+            twice = sorted({n for n in names if list(names).count(n) > 1})
+            if twice:
+                raise DeviceError(f"device(s) named twice in the selection: {', '.join(twice)}")
             chosen = [self.get(n) for n in names]
         else:
             chosen = list(self.devices) or [host_device()]
@@ -179,22 +175,29 @@ def load_inventory(path: Optional[str] = None) -> Inventory:
                                                else None)
     if path is None:
         return Inventory([host_device()], None)
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise DeviceError(f"{path}: no such inventory file")
     data = _read_toml(path)
-    tables = data.get("device", [])
     extra = sorted(set(data) - {"device"})
     if extra:
-        raise DeviceError(f"{path}: unknown top-level key(s) {', '.join(extra)}; devices go "
-                          "in [[device]] tables")
+        raise InventoryError(path, [f"unknown top-level key(s) {', '.join(extra)}; devices "
+                                    "go in [[device]] tables"])
+    tables = data.get("device", [])
     if not isinstance(tables, list):
-        raise DeviceError(f"{path}: 'device' must be an array of tables ([[device]])")
+        raise InventoryError(path, ["'device' must be an array of tables ([[device]])"])
+    problems = [p for i, t in enumerate(tables) for p in table_problems(t, i)]
+    problems += duplicate_problems([t.get("name") for t in tables if isinstance(t, dict)])
+    if problems:
+        raise InventoryError(path, problems)
     base = os.path.dirname(os.path.abspath(path))
-    devices = [device_from_dict(dict(t), base) for t in tables]
-    names = [d.name for d in devices]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise DeviceError(f"{path}: device name(s) used twice: {', '.join(dupes)}")
+    devices = []
+    for t in tables:
+        try:
+            devices.append(device_from_dict(dict(t), base))
+        except DeviceError as exc:   # the ssh config named by the table is wrong
+            problems.append(str(exc))
+    if problems:
+        raise InventoryError(path, problems)
     return Inventory(devices, path)
 
 
@@ -205,6 +208,12 @@ def _read_toml(path: str) -> Dict[str, object]:
         import tomli as tomllib  # type: ignore[no-redef]
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            raw = f.read()
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DeviceError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x});"
+                          " TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise DeviceError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise DeviceError(f"{path}: cannot read the inventory: {exc.strerror}") from None

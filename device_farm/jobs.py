@@ -12,13 +12,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from edgert.errors import ModelFileError
 from device_farm.errors import DeviceError
+from device_farm.variants import Variant, describe_file, variant_of_row
+from edgert.errors import ModelFileError
 
 
 @dataclass
 class ModelFile:
-    """A model on the host, identified by its content."""
+    """A model on the host, identified by its content, with what it is (its variant:
+    model, precision from its conversion report or its own bytes, pruned/sparse)."""
 
     path: str
     name: str
@@ -26,6 +28,7 @@ class ModelFile:
     format: str
     size: int
     quantized: Optional[bool] = None
+    variant: Optional[Dict[str, object]] = None
 
     @classmethod
     def from_path(cls, path: str) -> "ModelFile":
@@ -35,14 +38,24 @@ class ModelFile:
         path = os.path.abspath(path)
         check = check_model_file(path)
         quantized = check.details.get("quantized")
+        variant = describe_file(path, check.format, check.size)
         return cls(path=path, name=os.path.basename(path), sha256=file_sha256(path),
                    format=check.format, size=check.size,
-                   quantized=bool(quantized) if quantized is not None else None)
+                   quantized=bool(quantized) if quantized is not None else None,
+                   variant=variant.to_dict())
+
+    def describe(self) -> Variant:
+        """The variant (a plan stored by an older edgert has none: read the file now)."""
+        if self.variant:
+            return Variant.from_dict(self.variant)
+        return variant_of_row({"model_path": self.path, "format": self.format,
+                               "model_sha256": self.sha256, "model_name": self.name,
+                               "model_precision": "int8" if self.quantized else None})
 
     @property
-    def precision(self) -> Optional[str]:
-        """The model's own precision when the file tells (int8 for quantized TFLite)."""
-        return "int8" if self.quantized else None
+    def precision(self) -> str:
+        """What the file holds (fp32, fp16, int8_weights, int4_weights, int8)."""
+        return self.describe().precision
 
 
 @dataclass
@@ -71,11 +84,11 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.model.name} [{self.model.format} {self.precision_label}]"
+        return f"{self.model.name} [{self.variant_label}]"
 
     @property
-    def precision_label(self) -> str:
-        return self.model.precision or ("fp32" if self.precision == "auto" else self.precision)
+    def variant_label(self) -> str:
+        return self.model.describe().label(self.precision)
 
     def settings(self) -> Dict[str, object]:
         return {"runner": self.runner, "precision": self.precision, "engine": self.engine,

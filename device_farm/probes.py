@@ -9,6 +9,7 @@ on fixture text from devices that are not here.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -18,19 +19,29 @@ _PROPS = ("ro.product.manufacturer", "ro.product.model", "ro.product.device",
           "ro.build.version.release", "ro.build.version.sdk", "ro.product.cpu.abi",
           "ro.soc.manufacturer", "ro.soc.model", "ro.board.platform", "ro.hardware")
 
+# Builtins only (read, echo): no process per file. The script runs twice per job, and
+# `$(cat f)` forked two processes for each of ~40 files of a phone (0.17 s a call on the
+# simulated Pixel 7, against 0.05 s now).
 _STATE_SCRIPT = r"""
+echo @@uptime
+{ read u _ < /proc/uptime && echo "$u"; } 2>/dev/null
 echo @@cpufreq
 for d in /sys/devices/system/cpu/cpu[0-9]*; do
-  [ -d "$d/cpufreq" ] || continue
   f=$d/cpufreq
-  echo "${d##*/} $(cat $f/scaling_cur_freq 2>/dev/null || echo -)" \
-    "$(cat $f/scaling_max_freq 2>/dev/null || echo -)" \
-    "$(cat $f/cpuinfo_max_freq 2>/dev/null || echo -)"
+  [ -d "$f" ] || continue
+  c=- m=- x=-
+  { read c < "$f/scaling_cur_freq"; } 2>/dev/null
+  { read m < "$f/scaling_max_freq"; } 2>/dev/null
+  { read x < "$f/cpuinfo_max_freq"; } 2>/dev/null
+  echo "${d##*/} $c $m $x"
 done
 echo @@thermal
 for z in /sys/class/thermal/thermal_zone*; do
   [ -r "$z/temp" ] || continue
-  echo "${z##*/} $(cat $z/temp 2>/dev/null || echo -) $(cat $z/type 2>/dev/null | tr ' ' '_')"
+  t=- y=
+  { read t < "$z/temp"; } 2>/dev/null
+  { read y < "$z/type"; } 2>/dev/null
+  echo "${z##*/} $t $y"
 done
 """
 
@@ -114,7 +125,7 @@ def split_sections(text: str) -> Dict[str, str]:
 
 def probe_info(transport: Transport, python: str = "python3", timeout: float = 60.0) -> DeviceInfo:
     """Probe what the device is (one shell call)."""
-    script = _INFO_SCRIPT % {"props": " ".join(_PROPS), "python": _safe_word(python)}
+    script = _INFO_SCRIPT % {"props": " ".join(_PROPS), "python": shlex.quote(python)}
     res = transport.shell(script, timeout=timeout).check("device probe")
     return parse_info(res.stdout)
 
@@ -126,12 +137,6 @@ def read_state(transport: Transport, timeout: float = 30.0) -> Dict[str, object]
     """CPU frequencies and thermal zones now (one shell call)."""
     res = transport.shell(_STATE_SCRIPT, timeout=timeout).check("device state probe")
     return parse_state(res.stdout)
-
-
-def _safe_word(word: str) -> str:
-    if not re.match(r"^[A-Za-z0-9_./+-]+$", word):
-        raise ValueError(f"python command {word!r} must be a plain path")
-    return word
 
 
 def parse_info(text: str) -> DeviceInfo:
@@ -207,8 +212,14 @@ def _jetpack(l4t: str, jetpack: str) -> str:
 
 
 def parse_state(text: str) -> Dict[str, object]:
-    """{"cpus": {cpuN: {cur_khz, cap_khz, max_khz}}, "thermal": {zone: {type, temp_c}}}."""
+    """{"cpus": {cpuN: {cur_khz, cap_khz, max_khz}}, "thermal": {zone: {type, temp_c}},
+    "uptime_s": the device's monotonic clock (seconds since boot, 10 ms steps; it orders
+    jobs on one device whatever the host clocks say)}."""
     s = split_sections(text)
+    uptime = s.get("uptime", "").split()
+    up: Optional[float] = None
+    if uptime and re.match(r"^\d+(\.\d+)?$", uptime[0]):
+        up = float(uptime[0])
     cpus: Dict[str, Dict[str, Optional[int]]] = {}
     for line in s.get("cpufreq", "").splitlines():
         f = line.split()
@@ -217,12 +228,13 @@ def parse_state(text: str) -> Dict[str, object]:
             cpus[f[0]] = {"cur_khz": cur, "cap_khz": cap, "max_khz": mx}
     thermal: Dict[str, Dict[str, object]] = {}
     for line in s.get("thermal", "").splitlines():
-        f = line.split()
+        f = line.split(None, 2)
         if len(f) >= 2 and re.match(r"^-?\d+$", f[1]):
             raw = int(f[1])
             temp = raw / 1000.0 if abs(raw) >= 1000 else float(raw)
-            thermal[f[0]] = {"type": f[2] if len(f) > 2 else "", "temp_c": temp}
-    return {"cpus": cpus, "thermal": thermal}
+            kind = f[2].strip().replace(" ", "_") if len(f) > 2 else ""
+            thermal[f[0]] = {"type": kind, "temp_c": temp}
+    return {"cpus": cpus, "thermal": thermal, "uptime_s": up}
 
 
 #: a thermal zone at or above this after a run gets a warning (CPU zones throttle ~85-95 C)

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, Optional, TextIO
 
+from device_farm.locks import describe_holder
 from device_farm.scheduler import Event
 
 
@@ -20,6 +21,7 @@ class DeviceLine:
     total: int = 0
     done: int = 0
     failed: int = 0
+    not_run: int = 0
     current: str = ""
     last: str = ""
 
@@ -41,6 +43,9 @@ class ProgressModel:
                 line.last = f"{ev['skipped']} done earlier" if ev["skipped"] else ""
             elif kind == "device_connecting":
                 line.status = "connecting"
+            elif kind == "device_waiting":
+                line.status = "waiting"
+                line.last = f"busy: {describe_holder(ev.get('holder') or {})}"[:100]
             elif kind == "device_ready":
                 line.status = "online"
             elif kind == "device_failed":
@@ -62,6 +67,9 @@ class ProgressModel:
                 line.failed += 1
                 line.last = f"{ev['job']}: {str(ev['error'])[:60]}"
                 line.status, line.current = "online", ""
+            elif kind == "job_not_run":
+                line.done += 1
+                line.not_run += 1
             elif kind == "device_done":
                 line.status = "dropped" if ev.get("dropped") else (
                     line.status if line.status == "unavailable" else "done")
@@ -84,6 +92,7 @@ class PlainProgress:
             "retry": lambda: f"{dev}: retry {ev['attempt']} after: {ev['error']}",
             "job_done": lambda: f"{dev}: {self.model.lines[str(dev)].last}",
             "job_failed": lambda: f"{dev}: FAILED {ev['job']}: {ev['error']}",
+            "device_waiting": lambda: f"{dev}: waiting: {self.model.lines[str(dev)].last}",
             "device_done": lambda: f"{dev}: dropped: {ev['dropped']}" if ev.get("dropped")
             else f"{dev}: done",
         }.get(str(kind))
@@ -120,7 +129,9 @@ class LiveProgress:
         for col in ("device", "status", "jobs", "running", "last"):
             t.add_column(col, overflow="fold")
         for name, ln in sorted(self.model.lines.items()):
-            jobs = f"{ln.done}/{ln.total}" + (f" ({ln.failed} failed)" if ln.failed else "")
+            jobs = f"{ln.done}/{ln.total}" + "".join(
+                f" ({n} {what})" for n, what in ((ln.failed, "failed"), (ln.not_run, "not run"))
+                if n)
             # Text, not markup: "net [onnx fp32]" must not read as a rich style tag
             t.add_row(*(Text(c) for c in (name, ln.status, jobs, ln.current, ln.last)))
         return t

@@ -8,7 +8,18 @@ resume adds a row, and readers take the latest row per job.
 
 Tables: ``runs`` (one per ``farm bench``), ``jobs`` (the plan of a run, so it can
 be resumed), ``devices`` (what each device was, per run), ``results`` (one row
-per finished or failed job attempt).
+per finished, failed or not-run job attempt).
+
+Schema versions (``meta.schema_version``), each a list of steps in
+``MIGRATIONS``; opening a store brings it to the current version in one
+transaction, so a store written by an older edgert keeps every row readable:
+
+1. the first schema.
+2. results: ``variant_json`` (what the file is: format, precision and where the
+   precision came from, pruned/sparse, the conversion report), ``model_group``
+   and ``variant`` (its labels, for SQL), ``lock_wait_s``; runs: ``summary_json``
+   (planned / ok / failed / not run). Rows of version 1 have no variant: readers
+   derive one (``device_farm.variants.variant_of_row``).
 """
 from __future__ import annotations
 
@@ -19,7 +30,9 @@ import threading
 import time
 from typing import Dict, Iterable, List, Optional, Set
 
-SCHEMA_VERSION = 1
+from edgert.errors import EdgertError
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -50,6 +63,19 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_run ON results (run_id, job_key);
 """
 
+#: version -> the statements that bring a store of the version before to it
+MIGRATIONS: Dict[int, List[str]] = {
+    2: ["ALTER TABLE results ADD COLUMN variant_json TEXT",
+        "ALTER TABLE results ADD COLUMN model_group TEXT",
+        "ALTER TABLE results ADD COLUMN variant TEXT",
+        "ALTER TABLE results ADD COLUMN lock_wait_s REAL",
+        "ALTER TABLE runs ADD COLUMN summary_json TEXT"],
+}
+
+#: result statuses: ``ok``; ``error`` (the job ran and failed); ``not_run`` (it never
+#: started: its device was unavailable or dropped, or the run was interrupted)
+STATUSES = ("ok", "error", "not_run")
+
 #: result columns a caller may set (id is the store's)
 RESULT_COLUMNS = (
     "run_id", "job_key", "device", "transport", "status", "error", "model_name", "model_path",
@@ -58,7 +84,8 @@ RESULT_COLUMNS = (
     "settings_json", "init_ms", "first_run_ms", "min_ms", "median_ms", "p90_ms", "p99_ms",
     "mean_ms", "std_ms", "max_ms", "peak_rss_mb", "latencies_json", "extra_json",
     "state_before_json", "state_after_json", "throttled", "warnings_json", "device_json",
-    "attempts", "started_at", "finished_at", "duration_s", "bench_s")
+    "attempts", "started_at", "finished_at", "duration_s", "bench_s", "variant_json",
+    "model_group", "variant", "lock_wait_s")
 
 
 def now_iso() -> str:
@@ -74,14 +101,49 @@ class ResultStore:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
-            self._db.commit()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=30,
+                                       isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            with self._lock:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise EdgertError(f"{path}: not a farm results database ({exc})") from None
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema, in one transaction that holds the write lock
+        (two processes opening an old store at once: the second finds it done)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            fresh = not db.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                   "AND name='results'").fetchall()
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            if fresh:
+                version = 1
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', '1')")
+            else:
+                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else 1
+            if version > SCHEMA_VERSION:
+                raise EdgertError(f"{self.path}: results database of schema version {version}, "
+                                  f"newer than this edgert's {SCHEMA_VERSION}; upgrade edgert")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[v]:
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        row = self._read("SELECT value FROM meta WHERE key='schema_version'")
+        return int(row[0]["value"])
 
     def close(self) -> None:
         with self._lock:
@@ -94,9 +156,8 @@ class ResultStore:
         self.close()
 
     def _write(self, sql: str, params: Iterable[object]) -> None:
-        with self._lock:
+        with self._lock:      # autocommit: each statement is its own transaction
             self._db.execute(sql, tuple(params))
-            self._db.commit()
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> List[sqlite3.Row]:
         with self._lock:
@@ -108,17 +169,29 @@ class ResultStore:
         """Record a new run and its plan in one transaction."""
         stamp = now_iso()
         with self._lock:
-            self._db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
-                             (run_id, stamp, stamp, "running", host, version, json.dumps(argv),
-                              json.dumps(options)))
-            self._db.executemany("INSERT INTO jobs VALUES (?,?,?,?,?)",
-                                 [(run_id, j["key"], i, j["device"], json.dumps(j))
-                                  for i, j in enumerate(jobs)])
-            self._db.commit()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO runs (run_id, created_at, updated_at, status, "
+                                 "host, edgert_version, argv, options_json) "
+                                 "VALUES (?,?,?,?,?,?,?,?)",
+                                 (run_id, stamp, stamp, "running", host, version,
+                                  json.dumps(argv), json.dumps(options)))
+                self._db.executemany("INSERT INTO jobs VALUES (?,?,?,?,?)",
+                                     [(run_id, j["key"], i, j["device"], json.dumps(j))
+                                      for i, j in enumerate(jobs)])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
-    def set_run_status(self, run_id: str, status: str) -> None:
-        self._write("UPDATE runs SET status=?, updated_at=? WHERE run_id=?",
-                    (status, now_iso(), run_id))
+    def set_run_status(self, run_id: str, status: str,
+                       summary: Optional[Dict[str, object]] = None) -> None:
+        if summary is None:
+            self._write("UPDATE runs SET status=?, updated_at=? WHERE run_id=?",
+                        (status, now_iso(), run_id))
+        else:
+            self._write("UPDATE runs SET status=?, updated_at=?, summary_json=? WHERE run_id=?",
+                        (status, now_iso(), json.dumps(summary), run_id))
 
     def run(self, run_id: str) -> Optional[Dict[str, object]]:
         rows = self._read("SELECT * FROM runs WHERE run_id=?", (run_id,))
@@ -157,7 +230,6 @@ class ResultStore:
             cur = self._db.execute(
                 f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 tuple(row[c] for c in cols))
-            self._db.commit()
             return int(cur.lastrowid)
 
     def finished_keys(self, run_id: str) -> Set[str]:

@@ -118,12 +118,16 @@ def _num(v) -> Optional[float]:
 
 
 def base_row(run_id: str, job, spec: DeviceSpec, info: Optional[DeviceInfo]) -> Dict[str, object]:
-    """The identifying part of a result row (what ran where, with which settings)."""
+    """The identifying part of a result row (what ran where, with which settings, on
+    which file: its sha256 and its variant)."""
+    variant = job.model.describe()
     return dict(
         run_id=run_id, job_key=job.key, device=spec.name, transport=spec.transport,
         model_name=job.model.name, model_path=job.model.path, model_sha256=job.model.sha256,
         model_size=job.model.size, format=job.model.format, precision=job.precision,
-        model_precision=job.model.precision, engine=job.engine or "", runner=job.runner,
+        model_precision=variant.precision, variant_json=json.dumps(variant.to_dict()),
+        model_group=variant.model, variant=variant.label(job.precision),
+        engine=job.engine or "", runner=job.runner,
         threads=job.threads, runs=job.runs, warmup=job.warmup, cooldown_s=job.cooldown_s,
         cpu_mask=spec.cpu_mask, settings_json=json.dumps(job.settings()),
         device_json=json.dumps({"spec": spec.public_dict(),

@@ -135,18 +135,22 @@ def roofline_example(onnx_path: str, out_dir: str) -> None:
 
 
 def farm_on_host(files, out_dir: str) -> None:
-    """Step 6: the device farm with no device attached: the host benchmarks each file."""
+    """Step 6: the device farm with no device attached: the host benchmarks each file.
+    The files of one conversion (optimized ONNX, TFLite, MNN) and of its pruned
+    conversion are one model; each cell is one file, its precision read from the file
+    or its conversion report, its speed-up against the same format's fp32 file."""
     from device_farm import farm
     from device_farm.inventory import Inventory, host_device
     from device_farm.progress import PlainProgress
-    from device_farm.report import print_comparison, write_report
+    from device_farm.report import print_overview, write_report
 
     db = os.path.join(out_dir, "results.sqlite")
     run = farm.bench(files, inventory=Inventory([host_device()]), devices=["host"], db=db,
                      runs=30, warmup=3, on_event=PlainProgress(sys.stdout))
-    print_comparison(db, run.run_id)
+    print_overview(db, run.run_id)
     report = write_report(db, os.path.join(out_dir, "farm_report"), run.run_id)
-    print(f"{run.ok} jobs ok, {run.failed} failed; stored in {db}; report {report['markdown']}")
+    print(run.line() + f"; stored in {db}")
+    print(f"report: {report['html']} (one self-contained file; also report.md, report.json)")
 
 
 def main() -> int:
@@ -172,7 +176,9 @@ def main() -> int:
     header("5. roofline on this host")
     roofline_example(report.optimized_path, args.out)
     header("6. device farm on the host (edgert farm bench / report)")
-    farm_on_host([report.optimized_path, files["mnn"], files["tflite"]], args.out)
+    pruned = [os.path.join(args.out, "pruned", f"example.{fmt}") for fmt in ("tflite", "mnn")]
+    farm_on_host([report.optimized_path, files["tflite"], files["mnn"]]
+                 + [p for p in pruned if os.path.exists(p)], args.out)
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; files are in {os.path.abspath(args.out)}")
     return 0
 

@@ -14,7 +14,9 @@ protocol.txt, SYNC.TXT and shell_protocol.h:
   one WRTE in flight per stream.
 * ``shell,v2[,args]:CMD`` (stdout/stderr/exit packets: 1-byte id + 4-byte length),
   ``shell:CMD`` and ``exec:CMD`` (raw output); commands run with ``sh -c`` in
-  their own process group, killed when the host closes the stream, as adbd does.
+  their own process group, their stdin fed from the stream; when the host
+  closes the stream the shell gets SIGHUP and its stdin is closed, as adbd does
+  (only the shell's own process is signalled, not what it started).
 * ``sync:`` with STAT, LIST, SEND (DATA chunks, DONE + mtime -> OKAY/FAIL), RECV
   (DATA..., DONE; FAIL for a missing file) and QUIT.
 
@@ -352,21 +354,27 @@ class AdbDeviceSim:
             stream.send(_v2(2, msg) + _v2(3, b"\x01") if v2 else msg)
             return
         proc = subprocess.Popen(["sh", "-c", self.image.to_host(command)], cwd=self.image.tmp,
-                                env=self.image.env(), stdin=subprocess.DEVNULL,
+                                env=self.image.env(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         with self._lock:
             self._procs[proc.pid] = proc
-        stream.on_close = lambda: _killpg(proc.pid)  # adbd kills the command on CLSE
+        # adbd on a closed stream: SIGHUP to the shell's own process (not its group) and
+        # its pipes closed (shell_service.cpp); what the shell started is its business
+        stream.on_close = lambda: _hang_up(proc)
+        threading.Thread(target=self._feed_stdin, args=(stream, proc, v2), daemon=True).start()
         lock = threading.Lock()
 
         def pump(pipe, kind: int) -> None:
-            for chunk in iter(lambda: os.read(pipe.fileno(), 65536), b""):
-                while self.faults().get("stall_output") and not stream.closed.is_set():
-                    threading.Event().wait(0.1)
-                data = self.image.to_device(chunk.decode("utf-8", "replace")).encode()
-                with lock:
-                    stream.send(_v2(kind, data) if v2 else data)
+            with pipe:
+                for chunk in iter(lambda: os.read(pipe.fileno(), 65536), b""):
+                    while self.faults().get("stall_output") and not stream.closed.is_set():
+                        threading.Event().wait(0.1)
+                    if stream.closed.is_set():
+                        return      # adbd closed the pipe: the next write gets SIGPIPE
+                    data = self.image.to_device(chunk.decode("utf-8", "replace")).encode()
+                    with lock:
+                        stream.send(_v2(kind, data) if v2 else data)
 
         pumps = [threading.Thread(target=pump, args=(proc.stdout, 1), daemon=True),
                  threading.Thread(target=pump, args=(proc.stderr, 2), daemon=True)]
@@ -379,6 +387,36 @@ class AdbDeviceSim:
             self._procs.pop(proc.pid, None)
         if v2 and not stream.closed.is_set():
             stream.send(_v2(3, bytes([code & 0xFF if code >= 0 else 0x80 | -code])))
+
+    @staticmethod
+    def _feed_stdin(stream: Stream, proc: subprocess.Popen, v2: bool) -> None:
+        """The host's writes to the stream are the command's stdin (shell v2: packets of
+        id 0; id 3 closes stdin); the stream's end closes it."""
+        try:
+            while True:
+                if v2:
+                    head = stream.read_exact(5)
+                    if head is None:
+                        return
+                    n = struct.unpack("<I", head[1:5])[0]
+                    data = stream.read_exact(n) if n else b""
+                    if data is None or head[0] == 3:
+                        return
+                    if head[0] != 0:
+                        continue        # window size changes and the like
+                else:
+                    data = stream.read_exact(1)
+                    if data is None:
+                        return
+                proc.stdin.write(data)
+                proc.stdin.flush()
+        except (OSError, ValueError):
+            return                      # the command closed its stdin or ended
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
 
     def _sync(self, stream: Stream, _service: str) -> None:
         while True:
@@ -477,6 +515,17 @@ def _v2(kind: int, data: bytes) -> bytes:
 def _fail(message: str) -> bytes:
     raw = message.encode()
     return b"FAIL" + struct.pack("<I", len(raw)) + raw
+
+
+def _hang_up(proc: subprocess.Popen) -> None:
+    try:
+        proc.send_signal(signal.SIGHUP)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.stdin.close()
+    except (OSError, ValueError):
+        pass
 
 
 def _killpg(pgid: int) -> None:

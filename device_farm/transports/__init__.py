@@ -1,7 +1,8 @@
 """Transports by name, imported only when a device uses them (paramiko and
 adbutils stay unimported for a farm of local devices).
 
-Adding a transport is one module with a ``Transport`` subclass and one row here.
+Adding a transport is one module with a ``Transport`` subclass and one row here
+(or a ``register_transport`` call, for transports that live elsewhere).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from device_farm.transports.base import (
 
 __all__ = ["CommandTimeout", "HostKeyError", "RemoteCommandError", "ShellResult",
            "TransientTransportError", "Transport", "TransportError", "quote_argv",
-           "open_transport", "transport_kinds"]
+           "open_transport", "register_transport", "transport_kinds"]
 
 _TRANSPORTS: Dict[str, Tuple[str, str]] = {
     "local": ("device_farm.transports.local", "LocalTransport"),
@@ -24,6 +25,14 @@ _TRANSPORTS: Dict[str, Tuple[str, str]] = {
 }
 # the package a transport needs (installed by the `farm` extra)
 _NEEDS = {"ssh": "paramiko", "adb": "adbutils"}
+
+
+def register_transport(kind: str, module: str, cls: str) -> None:
+    """Add a transport ``kind`` (``devices.toml``: ``transport = kind``) implemented by
+    ``module.cls``; a kind registered twice is an error, not a silent replacement."""
+    if kind in _TRANSPORTS and _TRANSPORTS[kind] != (module, cls):
+        raise ValueError(f"transport {kind!r} is registered already ({_TRANSPORTS[kind]})")
+    _TRANSPORTS[kind] = (module, cls)
 
 
 def transport_kinds() -> Tuple[str, ...]:

@@ -7,6 +7,18 @@ device-side ``timeout`` alone does not help when the link itself hangs. So
 whole process group), and each transport reads the answer with a deadline a
 little past it.
 
+Why the guard around it: when the client dies (``kill -9`` of ``farm bench``),
+nothing tells the device: sshd does not signal a command without a terminal,
+and adbd only sends SIGHUP to the shell's own process. The benchmark would go
+on until its timeout and spoil the numbers of whoever uses the device next. So
+every command runs under ``GUARD``, a few lines of POSIX sh: the command runs in
+the background under ``timeout`` (which leads its own process group), and a
+watcher reads the command's stdin, which every transport keeps open for as long
+as the client waits (the SSH channel, the ADB stream, a pipe for the local
+device). When the client goes away the stdin hits end-of-file and the watcher
+stops the whole group. Commands themselves read nothing from stdin
+(``</dev/null``).
+
 Errors are sorted by what the scheduler should do about them:
 ``TransientTransportError`` (the link dropped: reconnect and retry),
 ``CommandTimeout`` (the command ran too long: do not retry),
@@ -28,6 +40,12 @@ KILL_GRACE_S = 2.0
 CLIENT_SLACK_S = 3.0
 #: exit codes of ``timeout`` when it had to stop the command (TERM, then KILL)
 TIMEOUT_EXIT_CODES = (124, 137)
+#: ``sh -c GUARD edgert-guard GRACE TIMEOUT COMMAND`` (see the module docstring)
+GUARD = ('exec 3<&0; '
+         'timeout -k "$1" "$2" sh -c "$3" </dev/null 3<&- & j=$!; '
+         '{ while read -r _ <&3; do :; done; '
+         'kill -TERM -$j 2>/dev/null || kill -TERM $j 2>/dev/null; } & w=$!; '
+         'exec 3<&-; wait $j; rc=$?; kill $w 2>/dev/null; exit $rc')
 
 
 class TransportError(DeviceError):
@@ -80,6 +98,12 @@ def quote_argv(argv: Iterable[object]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 
 
+def guarded(command: str, timeout: float) -> str:
+    """The command line a transport runs for ``command`` (timeout + client watcher)."""
+    return quote_argv(["sh", "-c", GUARD, "edgert-guard", f"{KILL_GRACE_S:g}", f"{timeout:g}",
+                       command])
+
+
 def env_prefix(env: Mapping[str, str]) -> str:
     """``env K=V ...`` with every assignment quoted ('' when empty)."""
     if not env:
@@ -106,7 +130,9 @@ class Transport(ABC):
     @abstractmethod
     def _exec(self, command: str, deadline_s: float) -> ShellResult:
         """Run ``command`` in the device's shell; give up after ``deadline_s`` seconds
-        (raise ``CommandTimeout`` and drop the channel)."""
+        (raise ``CommandTimeout`` and drop the channel). The command's stdin stays open
+        while the client waits (the guard's watcher reads it: end-of-file means the
+        client is gone)."""
 
     @abstractmethod
     def _push(self, local: str, remote: str, timeout: float) -> None:
@@ -143,8 +169,7 @@ class Transport(ABC):
         """
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        wrapped = quote_argv(["timeout", "-k", f"{KILL_GRACE_S:g}", f"{timeout:g}",
-                              "sh", "-c", command])
+        wrapped = guarded(command, timeout)
         t0 = time.monotonic()
         self.shell_count += 1
         res = self._exec(wrapped, timeout + KILL_GRACE_S + CLIENT_SLACK_S)

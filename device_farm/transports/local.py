@@ -17,18 +17,28 @@ class LocalTransport(Transport):
     kind = "local"
 
     def _exec(self, command: str, deadline_s: float) -> ShellResult:
-        # `exec` makes the device-side `timeout` the child itself; it leads its own
-        # process group, so a client-side kill reaches everything it started.
-        proc = subprocess.Popen(["sh", "-c", "exec " + command], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        # The command's stdin is a pipe whose write end only this process holds (pipes
+        # are not inherited by other children): if this process dies, the device-side
+        # guard sees end-of-file and stops the benchmark, as on a board.
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(["sh", "-c", "exec " + command], stdin=read_end,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        finally:
+            os.close(read_end)
         try:
             out, err = proc.communicate(timeout=deadline_s)
         except subprocess.TimeoutExpired:
+            os.close(write_end)     # the guard stops the command's process group
+            write_end = -1
             _kill_group(proc.pid)
             proc.communicate()
             raise CommandTimeout(f"{self.describe()}: no answer within {deadline_s:g} s; "
                                  "the command was killed") from None
+        finally:
+            if write_end >= 0:
+                os.close(write_end)
         return ShellResult(proc.returncode, out.decode(errors="replace"),
                            err.decode(errors="replace"))
 

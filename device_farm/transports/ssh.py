@@ -4,9 +4,11 @@ Why the read loop is hand-written: paramiko's ``recv_exit_status()`` blocks
 forever when the link hangs, so output is read with ``select`` against a
 deadline and the exit status is taken only once paramiko says it is there.
 
-Host keys are checked against a known_hosts file (``RejectPolicy``); a board
-whose key is unknown or changed is refused. ``trust_new_host_key = true`` in
-devices.toml accepts and records an unknown key (never a changed one).
+Host keys are checked against a known_hosts file (read by ``known_hosts.py``,
+which understands OpenSSH's ``@revoked`` and ``@cert-authority`` lines); a board
+whose key is unknown, changed or revoked is refused. ``trust_new_host_key =
+true`` in devices.toml accepts and records an unknown key (never a changed or a
+revoked one).
 
 One connection per (host, port, user, key, known_hosts), shared by every transport object in the
 process and kept alive with SSH keepalives; a dropped connection is replaced on
@@ -24,6 +26,7 @@ from typing import Dict, Tuple
 from device_farm.transports.base import (
     CommandTimeout, HostKeyError, ShellResult, TransientTransportError, Transport,
     TransportError)
+from device_farm.transports.known_hosts import KnownHosts, policy
 
 # host, port, user, key file, known_hosts, trust: devices reach one board through one
 # connection only when they would authenticate and check its key the same way
@@ -95,20 +98,22 @@ class SSHTransport(Transport):
 
         spec = self.spec
         client = paramiko.SSHClient()
-        known = os.path.expanduser(spec.known_hosts or "~/.ssh/known_hosts")
-        if not os.path.exists(known):
+        known_path = os.path.expanduser(spec.known_hosts or "~/.ssh/known_hosts")
+        keyscan = f"ssh-keyscan -p {spec.port} {spec.host}"
+        if not os.path.exists(known_path):
             if not spec.trust_new_host_key:
                 raise HostKeyError(
-                    f"{self.describe()}: known_hosts file {known} does not exist, so the "
-                    f"board's host key cannot be checked. Add it (ssh-keyscan -p {spec.port} "
-                    f"{spec.host} >> {known}) or set trust_new_host_key = true")
-            os.makedirs(os.path.dirname(known) or ".", exist_ok=True)
-            with open(known, "a"):
+                    f"{self.describe()}: known_hosts file {known_path} does not exist, so the "
+                    f"board's host key cannot be checked. Add it ({keyscan} >> {known_path}) "
+                    "or set trust_new_host_key = true")
+            os.makedirs(os.path.dirname(known_path) or ".", exist_ok=True)
+            with open(known_path, "a"):
                 pass
-            os.chmod(known, 0o600)
-        client.load_host_keys(known)
+            os.chmod(known_path, 0o600)
+        known = KnownHosts.read(known_path)
+        known.install(client)
         client.set_missing_host_key_policy(
-            paramiko.AutoAddPolicy() if spec.trust_new_host_key else paramiko.RejectPolicy())
+            policy(known, bool(spec.trust_new_host_key), self.describe(), keyscan))
         key_file = os.path.expanduser(spec.key_file) if spec.key_file else None
         sock = None
         try:
@@ -123,20 +128,18 @@ class SSHTransport(Transport):
             _close(client, sock)
             raise HostKeyError(
                 f"{self.describe()}: the host key changed (got {exc.key.get_name()} "
-                f"{exc.key.get_fingerprint().hex()}, known_hosts {known} has a different "
+                f"{exc.key.get_fingerprint().hex()}, known_hosts {known_path} has a different "
                 "key). Refusing to connect. If the board was reinstalled, remove the old "
-                f"key with ssh-keygen -f {known} -R '[{spec.host}]:{spec.port}'") from None
+                f"key with ssh-keygen -f {known_path} -R '[{spec.host}]:{spec.port}'") from None
+        except HostKeyError:
+            _close(client, sock)
+            raise
         except paramiko.AuthenticationException as exc:
             _close(client, sock)
             raise TransportError(f"{self.describe()}: authentication failed for user "
                                  f"{spec.user!r} ({exc})") from None
         except paramiko.SSHException as exc:
             _close(client, sock)
-            if "known_hosts" in str(exc):
-                raise HostKeyError(
-                    f"{self.describe()}: host key not in {known}; refusing to connect. Add "
-                    f"it (ssh-keyscan -p {spec.port} {spec.host} >> {known}) or set "
-                    "trust_new_host_key = true") from None
             raise TransientTransportError(f"{self.describe()}: SSH failed: {exc}") from None
         except (OSError, EOFError) as exc:
             _close(client, sock)
@@ -153,8 +156,7 @@ class SSHTransport(Transport):
         transport = client.get_transport()
         try:
             chan = transport.open_session(timeout=min(deadline_s, 15.0))
-            chan.exec_command(command)
-            chan.shutdown_write()
+            chan.exec_command(command)   # stdin stays open: the guard's sign of life
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.drop_connection()
             raise TransientTransportError(f"{self.describe()}: cannot start a command: "

@@ -3,7 +3,8 @@
     edgert farm devices                      # inventory with live state (+ attached adb devices)
     edgert farm bench m.tflite m.mnn --devices pixel7,jetson --precision fp32,fp16
     edgert farm bench --resume               # finish the last run after a kill
-    edgert farm report --out farm_report     # Markdown + HTML tables and plots
+    edgert farm report --out farm_report     # Markdown + HTML (self-contained) + JSON
+    edgert farm report --compare RUN_ID      # ... with regressions against an earlier run
     edgert farm results --json               # the stored rows
 
 The device_farm package (paramiko, adbutils, matplotlib) is imported inside each
@@ -17,6 +18,8 @@ import json
 HELP = "benchmark models on ADB phones, SSH boards and the host (device farm)"
 
 _DB_HELP = "results database (SQLite; default farm_results.sqlite)"
+_BASELINE_HELP = ("what speed-ups are against: fp32 (the same format's fp32 file, default), "
+                  "'variant:onnx fp32' (one variant) or device:NAME (a reference device)")
 
 
 def _csv(text: str):
@@ -46,12 +49,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--cooldown", type=float, default=0.0, help="pause before each job (s)")
     b.add_argument("--timeout", type=float, default=600.0, help="per-job timeout (s)")
     b.add_argument("--retries", type=int, default=2, help="retries on transient link errors")
+    b.add_argument("--lock-wait", type=float, default=3600.0, metavar="SECONDS",
+                   help="how long to wait for a device another farm process is using "
+                        "(default 3600); a job still waiting then is recorded as not run")
     b.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
     b.add_argument("--run-id", help="name of the new run (default: run-<time>-<hex>)")
     b.add_argument("--resume", nargs="?", const="", metavar="RUN_ID",
                    help="finish a killed run (the latest when no id is given)")
     b.add_argument("--progress", choices=["auto", "live", "plain", "none"], default="auto")
     b.add_argument("--report", metavar="DIR", help="write the report into DIR afterwards")
+    b.add_argument("--baseline", help=_BASELINE_HELP)
     b.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     r = sub.add_parser("report", help="write Markdown/HTML comparison tables and plots")
@@ -60,6 +67,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--all-runs", action="store_true", help="every run in the database")
     r.add_argument("--out", default="farm_report", help="output folder (default farm_report)")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--baseline", help=_BASELINE_HELP)
+    r.add_argument("--compare", metavar="BASE_RUN",
+                   help="compare with an earlier run: regressions where statistically clear")
+    r.add_argument("--min-change", type=float, default=0.05, metavar="FRACTION",
+                   help="smallest change a comparison flags (default 0.05: 5%%)")
+    r.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when the comparison finds a regression (for CI)")
 
     s = sub.add_parser("results", help="list stored results")
     s.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
@@ -102,7 +116,8 @@ def _devices(args) -> int:
     table = []
     for r in rows:
         info = r.get("info") or {}
-        state = ("not probed" if r["online"] is None else "online" if r["online"]
+        state = (r["error"] if r.get("busy") is not None else "not probed"
+                 if r["online"] is None else "online" if r["online"]
                  else f"offline: {r.get('error')}")
         table.append([r["name"] or "(not in inventory)", r["spec"]["transport"],
                       r["spec"]["address"], state, info.get("arch", ""),
@@ -131,7 +146,8 @@ def _bench(args) -> int:
     with ctx:
         if args.resume is not None:
             summary = farm.resume(args.resume or None, db=args.db, inventory=inv,
-                                  retries=args.retries, on_event=progress)
+                                  retries=args.retries, on_event=progress,
+                                  lock_wait_s=args.lock_wait)
         else:
             if not args.models:
                 raise EdgertError("give model files to benchmark (or --resume)")
@@ -140,37 +156,42 @@ def _bench(args) -> int:
                                  threads=args.threads, runs=args.runs, warmup=args.warmup,
                                  cooldown_s=args.cooldown, timeout_s=args.timeout,
                                  retries=args.retries, run_id=args.run_id, on_event=progress,
-                                 argv=sys.argv)
-    out = {"run_id": summary.run_id, "ok": summary.ok, "failed": summary.failed,
-           "skipped_done_earlier": summary.skipped, "dropped": summary.dropped,
-           "wall_s": round(summary.wall_s, 3), "db": args.db}
+                                 argv=sys.argv, lock_wait_s=args.lock_wait)
+    out = dict(summary.to_dict(), db=args.db)
     if args.report:
         from device_farm.report import write_report
 
-        out["report"] = write_report(args.db, args.report, summary.run_id)["markdown"]
+        out["report"] = write_report(args.db, args.report, summary.run_id,
+                                     baseline=args.baseline)["html"]
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        from device_farm.report import print_comparison
+        from device_farm.report import print_overview
 
-        print_comparison(args.db, summary.run_id)
-        print(f"run {summary.run_id}: {summary.ok} ok, {summary.failed} failed, "
-              f"{summary.skipped} done earlier, {summary.wall_s:.1f} s -> {args.db}")
-        for dev, why in summary.dropped.items():
-            print(f"  device {dev} dropped: {why}")
+        print_overview(args.db, summary.run_id, args.baseline)
+        print(summary.line() + f" -> {args.db}")
+        for what, devices in (("dropped", summary.dropped),
+                              ("unavailable", summary.unavailable)):
+            for dev, why in devices.items():
+                print(f"  device {dev} {what}: {why}")
         if "report" in out:
             print(f"  report: {out['report']}")
-    return 130 if summary.interrupted else (0 if summary.failed == 0 else 1)
+    return 130 if summary.interrupted else (0 if summary.complete else 1)
 
 
 def _report(args) -> int:
     from device_farm.report import write_report
 
     res = write_report(args.db, args.out, args.run, all_runs=args.all_runs,
-                       plots=not args.no_plots)
-    print(f"{res['ok']} results, {res['failed']} failures -> {res['markdown']}, {res['html']}"
-          + (f", {len(res['plots'])} plot(s)" if res["plots"] else ""))
-    return 0
+                       plots=not args.no_plots, baseline=args.baseline, compare_to=args.compare,
+                       min_change=args.min_change)
+    print(f"{res['ok']} ok, {res['failed']} failed, {res['not_run']} not run -> "
+          f"{res['html']}, {res['markdown']}, {res['json']}"
+          + (f", {len(res['plots'])} chart(s)" if res["plots"] else ""))
+    if args.compare:
+        print(f"compared with {args.compare}: {res['regressions']} regression(s), "
+              f"{res['improvements']} improvement(s)")
+    return 1 if args.fail_on_regression and res["regressions"] else 0
 
 
 def _results(args) -> int:
@@ -187,9 +208,12 @@ def _results(args) -> int:
     if args.json:
         print_json(rows)
         return 0
-    print_table(f"results of {run_id}", ["device", "model", "format", "precision", "status",
+    from device_farm.variants import variant_of_row
+
+    print_table(f"results of {run_id}", ["job", "device", "file", "variant", "status",
                                          "median ms", "p90 ms", "mean ms", "engine", "error"],
-                [[r["device"], r["model_name"], r["format"], r["precision"], r["status"],
+                [[r["job_key"][:10], r["device"], r["model_name"],
+                  variant_of_row(r).label(r["precision"] or "auto"), r["status"],
                   fmt_num(r["median_ms"]), fmt_num(r["p90_ms"]), fmt_num(r["mean_ms"]),
                   r["engine_version"] or r["engine"], (r["error"] or "")[:80]] for r in rows])
     return 0

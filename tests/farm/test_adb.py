@@ -13,7 +13,7 @@ from device_farm.probes import probe_info
 from device_farm.testing.adb_server import SimulatedPhone
 from device_farm.transports import CommandTimeout, open_transport
 from device_farm.transports.adb import list_devices
-from device_farm.transports.base import TransientTransportError
+from device_farm.transports.base import TransientTransportError, guarded
 from tests.farm.helpers import HOSTILE_NAME, pids_matching, phone_spec
 
 pytestmark = pytest.mark.needs_adb
@@ -75,8 +75,9 @@ def test_device_side_timeout_kills_the_command(phone, adb_server):
 
 
 def test_hung_link_client_gives_up_and_phone_cleans_up(own_phone, adb_server):
-    """Output stops flowing (a hung USB link): the client's deadline fires, it closes the
-    stream, and the phone kills the command as adbd does on CLSE."""
+    """Output stops flowing (a hung USB link): the client's deadline fires and it closes
+    the stream. The phone, as adbd does, only hangs up the shell and closes its stdin;
+    the farm's guard sees the end of its stdin and stops the command's process group."""
     t = open_transport(phone_spec(own_phone, adb_server))
     marker = f"farm-adb-stall-{os.getpid()}"
     with open(os.path.join(own_phone.root, "faults.json"), "w") as f:
@@ -84,7 +85,8 @@ def test_hung_link_client_gives_up_and_phone_cleans_up(own_phone, adb_server):
     t0 = time.monotonic()
     # the device-side timeout (30 s) is far away: only the client deadline can end this
     with pytest.raises(CommandTimeout, match="no answer before the deadline"):
-        t._exec(f"echo start; sleep 120; echo {marker}", deadline_s=2)
+        t._exec(guarded(f"echo start; sh -c 'sleep 120; echo {marker}' & wait", 30),
+                deadline_s=2)
     assert time.monotonic() - t0 < 5
     time.sleep(0.5)
     assert pids_matching(marker) == []

@@ -56,7 +56,7 @@ def full_run(tmp_path_factory, models, sshd, adb_server, phone):
 
 def test_every_job_ran_on_every_device(full_run, models):
     s = full_run["first"]
-    assert (s.ok, s.failed, s.dropped) == (9, 0, {})
+    assert (s.planned, s.ok, s.failed, s.not_run, s.dropped) == (9, 9, 0, 0, {})
     with ResultStore(full_run["db"]) as store:
         rows = store.results(s.run_id)
         devices = {d["device"]: json.loads(d["info_json"]) for d in store.devices(s.run_id)}
@@ -116,23 +116,71 @@ def test_progress_events(full_run):
     assert fresh.lines["board"].last.endswith(" ms")
 
 
-def test_report_tables_and_plots(full_run, tmp_path):
-    res = write_report(full_run["db"], str(tmp_path / "rep"), full_run["first"].run_id)
-    md = open(res["markdown"]).read()
-    html = open(res["html"]).read()
-    assert res["ok"] == 9 and res["failed"] == 0 and len(res["plots"]) == 2
-    assert all(os.path.getsize(p) > 1000 for p in res["plots"])
+def _overview_rows(md: str):
+    """{(model, variant): {device: cell text}} from the Markdown overview table."""
+    section = md.split("## Overview\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
+    head = [h.strip() for h in lines[0].strip("|").split("|")]
+    out = {}
+    for ln in lines[1:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        out[(cells[0], cells[1])] = dict(zip(head[2:], cells[2:]))
+    return out
+
+
+def test_report_cells_are_the_stored_rows(full_run, tmp_path):
+    """Every cell of the report is one stored row (one file on one device), traced by its
+    job id and sha256; the table, the chart and report.json show the same number."""
+    import base64
+    import re
+
+    import numpy as np
+
+    run_id = full_run["first"].run_id
+    res = write_report(full_run["db"], str(tmp_path / "rep"), run_id)
     with ResultStore(full_run["db"]) as store:
-        rows = store.results(full_run["first"].run_id)
-    tiny = {(r["device"], r["format"]): r["median_ms"] for r in rows if r["model_name"] in
-            ("tiny.onnx", "tiny.mnn")}
-    section = md.split("## tiny\n", 1)[1].split("\n## ", 1)[0]
-    assert "| device | mnn fp32 | onnx fp32 |" in section
-    for dev in ("board", "host", "pixel"):
-        line = f"| {dev} | {fmt_num(tiny[(dev, 'mnn')])} | {fmt_num(tiny[(dev, 'onnx')])} |"
-        assert line in section
+        rows = {r["job_key"]: r for r in store.results(run_id)}
+    report = json.load(open(res["json"]))
+    cells = {c["job_key"]: c for c in report["cells"]}
+    assert set(cells) == set(rows) and len(cells) == 9
+    assert len({(c["model"], c["variant"], c["device"]) for c in cells.values()}) == 9
+    for key, r in rows.items():
+        c = cells[key]
+        assert c["id"] == f"{run_id}/{key}"
+        assert (c["device"], c["file"], c["sha256"]) == (r["device"], r["model_name"],
+                                                         r["model_sha256"])
+        assert c["value_ms"] == r["median_ms"] and c["stat"] == "median"
+        # every latency is stored, and the stored median is theirs
+        lat = json.loads(r["latencies_json"])
+        assert len(lat) == r["runs"] == 15 and c["latencies"] == lat
+        assert r["median_ms"] == pytest.approx(float(np.median(lat)), rel=1e-12)
+        # the chart drew the same number (read back from its artists)
+        assert report["drawn"][c["id"]] == pytest.approx(r["median_ms"], rel=1e-12)
+        assert c["variant"] == {"onnx": "onnx fp32", "mnn": "mnn fp32"}[r["format"]]
+        assert c["model"] == ("tiny" if r["model_name"].startswith("tiny.") else
+                              HOSTILE_NAME[:-len(".onnx")])
+        assert json.loads(r["variant_json"])["precision_source"] == "file"
+    md = open(res["markdown"]).read()
+    overview = _overview_rows(md)
+    assert set(overview) == {("tiny", "onnx fp32"), ("tiny", "mnn fp32"),
+                             (HOSTILE_NAME[:-len(".onnx")], "onnx fp32")}
+    for c in cells.values():
+        text = overview[(c["model"], c["variant"])][c["device"]]
+        # the speed-up is against the same format's fp32 file: each is its own base
+        assert text == f"{fmt_num(c['value_ms'])} (base)"
+    html = open(res["html"]).read()
+    for c in cells.values():
+        td = re.search(r"<td[^>]*data-cell='%s'[^>]*>" % re.escape(c["id"]), html).group(0)
+        assert f"data-value='{c['value_ms']!r}'" in td and c["sha256"][:16] in td
+        assert f"id='job-{c['job_key']}'" in html      # the link of each cell lands
+    # self-contained: every image is embedded, and each is a PNG
+    srcs = re.findall(r"src='([^']*)'", html)
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert all(base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n" for s in srcs)
+    assert [os.path.basename(p) for p in res["plots"]] == [
+        "latency_00_it_s_a_model_touch_INJECTED_touch_INJECTED2_.png", "latency_01_tiny.png"]
     assert "Google GS201" in md and "Android 14 (SDK 34)" in md
-    assert "<table>" in html and "it&#x27;s a &quot;model&quot;" in html
+    assert "it&#x27;s a &quot;model&quot;" in html
 
 
 def test_cli_devices_lists_and_discovers(tmp_path, sshd, adb_server, phone):
@@ -174,7 +222,7 @@ def test_cli_report_and_results(full_run, tmp_path):
                           full_run["db"], "--run", run_id, "--out", str(tmp_path / "rep"),
                           "--no-plots"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("9 results, 0 failures")
+    assert out.stdout.startswith("9 ok, 0 failed, 0 not run -> ")
     assert (tmp_path / "rep" / "report.md").exists() and not list((tmp_path / "rep").glob("*.png"))
     out = subprocess.run([sys.executable, "-m", "edgert", "farm", "results", "--db",
                           full_run["db"], "--run", run_id, "--json"], capture_output=True,

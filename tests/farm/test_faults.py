@@ -45,6 +45,7 @@ def test_devices_drop_mid_run(tmp_path, models, sshd, adb_server, own_phone):
                    cooldown_s=2.5, retries=1, on_event=on_event)
     rows, plan = _rows(db, s.run_id)
     assert len(plan) == 8 and len(rows) == 8  # every planned job has its row
+    assert (s.planned, s.ok, s.failed, s.not_run, s.complete) == (8, 4, 2, 2, False)
     by = {(r["device"], r["format"]): r for r in rows}
     for dev in ("steady", "host"):
         assert by[(dev, "onnx")]["status"] == by[(dev, "mnn")]["status"] == "ok"
@@ -54,7 +55,7 @@ def test_devices_drop_mid_run(tmp_path, models, sshd, adb_server, own_phone):
         assert first["status"] == "error" and first["attempts"] == 2, (dev, first["error"])
         assert ("dropped" in first["error"] or "not reachable" in first["error"]
                 or "cannot" in first["error"]), first["error"]
-        assert second["status"] == "error" and second["attempts"] == 0
+        assert second["status"] == "not_run" and second["attempts"] == 0
         assert second["error"].startswith(f"not run: device {dev} stopped answering")
     with ResultStore(db) as store:
         status = {d["device"]: d["status"] for d in store.devices(s.run_id)}
@@ -128,9 +129,10 @@ def test_changed_host_key_refuses_that_board_only(tmp_path, models, sshd):
     rows, _ = _rows(db, s.run_id)
     by = {r["device"]: r for r in rows}
     assert by["host"]["status"] == "ok"
-    assert by["impostor"]["status"] == "error"
+    assert by["impostor"]["status"] == "not_run"
     assert "host key changed" in by["impostor"]["error"]
     assert by["impostor"]["attempts"] == 0
+    assert (s.ok, s.failed, s.not_run) == (1, 0, 1) and "impostor" in s.unavailable
 
 
 def test_killed_run_resumes_without_redoing_jobs(tmp_path, models):
@@ -164,8 +166,8 @@ def test_killed_run_resumes_without_redoing_jobs(tmp_path, models):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["run_id"] == "killed"
-    assert summary["skipped_done_earlier"] == len(done_before)
-    assert summary["ok"] == 3 - len(done_before)
+    assert summary["skipped"] == len(done_before)
+    assert summary["ok"] == 3 - len(done_before) and summary["planned"] == 3
     with ResultStore(db) as store:
         rows = store.results("killed", latest=False)
         assert store.finished_keys("killed") == {j["key"] for j in store.planned_jobs("killed")}
@@ -173,3 +175,80 @@ def test_killed_run_resumes_without_redoing_jobs(tmp_path, models):
     ok_rows = [r for r in rows if r["status"] == "ok"]
     assert len(ok_rows) == 3  # nothing ran twice
     assert [r["id"] for r in ok_rows if r["job_key"] == first_key] == [first_id]
+
+
+def test_a_device_whose_setup_raises_loses_no_job(tmp_path, models, sshd):
+    """Whatever a device's setup raises (here a ZeroDivisionError and a KeyError from a
+    registered transport), each of its jobs gets a row, the other devices finish, and
+    the summary and exit status say the run is incomplete."""
+    from device_farm.inventory import DeviceSpec
+    from tests.farm import broken_transport  # noqa: F401 - registers transport "broken"
+
+    inv = inventory(board_spec(sshd, "board"),
+                    DeviceSpec(name="broken-init", transport="broken", workdir="/x"),
+                    DeviceSpec(name="broken-probe", transport="broken", workdir="/x"))
+    db = str(tmp_path / "r.sqlite")
+    s = farm.bench([models["onnx"], models["mnn"]], inventory=inv,
+                   devices=["broken-init", "board", "broken-probe", "host"], db=db, runs=5,
+                   warmup=1, retries=0)
+    assert (s.planned, s.ok, s.failed, s.not_run, s.complete) == (8, 4, 0, 4, False)
+    rows, plan = _rows(db, s.run_id)
+    assert sorted(r["job_key"] for r in rows) == sorted(j["key"] for j in plan)
+    by = {(r["device"], r["format"]): r for r in rows}
+    for fmt in ("onnx", "mnn"):
+        assert by[("board", fmt)]["status"] == by[("host", fmt)]["status"] == "ok"
+        assert by[("broken-init", fmt)]["status"] == "not_run"
+        assert by[("broken-init", fmt)]["error"] == (
+            "not run: device setup failed: internal error: ZeroDivisionError: the transport "
+            "could not even be built")
+        assert by[("broken-probe", fmt)]["status"] == "not_run"
+        assert "KeyError: 'a surprise in the middle of the probe'" in \
+            by[("broken-probe", fmt)]["error"]
+    assert set(s.unavailable) == {"broken-init", "broken-probe"}
+    with ResultStore(db) as store:
+        run = store.run(s.run_id)
+    assert run["status"] == "done-with-errors"
+    assert json.loads(run["summary_json"])["not_run"] == 4
+
+
+def test_cli_exit_status_says_jobs_were_not_run(tmp_path, models):
+    toml = tmp_path / "devices.toml"
+    toml.write_text('[[device]]\nname = "broken-probe"\ntransport = "broken"\n'
+                    'workdir = "/nowhere"\n')
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = ("import sys, tests.farm.broken_transport; from edgert.cli import main; "
+              "sys.exit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", script, "farm", "bench", models["onnx"],
+                          "--inventory", str(toml), "--devices", "broken-probe,host",
+                          "--db", str(tmp_path / "r.sqlite"), "--runs", "5", "--warmup", "1",
+                          "--progress", "none", "--retries", "0"], capture_output=True,
+                         text=True, timeout=180, cwd=root,
+                         env=dict(os.environ, PYTHONPATH=root))
+    assert out.returncode == 1, out.stderr
+    assert "2 planned: 1 ok, 0 failed, 1 not run" in out.stdout
+    assert "device broken-probe unavailable: device setup failed: internal error: KeyError" \
+        in out.stdout
+    assert "Traceback" not in out.stderr
+
+
+def test_a_revoked_host_key_in_a_run(tmp_path, models, sshd):
+    """A known_hosts with marker lines (paramiko alone raised on them, ending the device's
+    thread): the revoked board's jobs are not run, with the reason; the CA-listing board
+    and the host run."""
+    with open(sshd.host_key + ".pub") as f:
+        key = " ".join(f.read().split()[:2])
+    line = f"[127.0.0.1]:{sshd.port} {key}\n"
+    ca_file, revoked_file = tmp_path / "kh_ca", tmp_path / "kh_rev"
+    ca_file.write_text(f"@cert-authority *.lab {key}\n{line}")
+    revoked_file.write_text(f"@revoked * {key}\n{line}")
+    inv = inventory(board_spec(sshd, "ca", known_hosts=str(ca_file)),
+                    board_spec(sshd, "revoked", known_hosts=str(revoked_file)))
+    db = str(tmp_path / "r.sqlite")
+    s = farm.bench([models["onnx"]], inventory=inv, devices=["ca", "revoked", "host"], db=db,
+                   runs=5, warmup=1)
+    rows, _ = _rows(db, s.run_id)
+    by = {r["device"]: r for r in rows}
+    assert by["ca"]["status"] == by["host"]["status"] == "ok"
+    assert by["revoked"]["status"] == "not_run"
+    assert "marked @revoked" in by["revoked"]["error"]
+    assert (s.planned, s.ok, s.not_run) == (3, 2, 1)

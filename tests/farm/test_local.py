@@ -88,3 +88,25 @@ def test_prefetch_learns_presence_in_one_call(local, tmp_path):
     before = local.shell_count
     assert cache.ensure(str(a), name="a model.bin").endswith("/a model.bin")
     assert local.shell_count == before and cache.hits == 1  # known: no round trip
+
+
+def test_a_python_path_with_spaces_and_quotes(tmp_path):
+    """`python` may be any path (the probe quotes it; it used to be refused by a regex in
+    the middle of the probe, which ended the device's thread)."""
+    import sys
+
+    from device_farm.inventory import Inventory
+    from device_farm.worker import DeviceWorker
+
+    folder = tmp_path / "my \"python\" it's"
+    folder.mkdir()
+    wrapper = folder / "py thon"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    spec = DeviceSpec(name="spaced", transport="local", python=str(wrapper),
+                      workdir=str(tmp_path / "w"))
+    Inventory([spec])                      # the schema takes it
+    worker = DeviceWorker(spec)
+    info = worker.connect(engines=True)
+    assert info.python == ".".join(map(str, sys.version_info[:3]))
+    assert "onnxruntime" in info.engines

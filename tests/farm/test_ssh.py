@@ -119,3 +119,96 @@ def test_unknown_host_key_needs_explicit_trust(sshd, tmp_path):
     with open(sshd.host_key + ".pub") as f:
         key_b64 = f.read().split()[1]
     assert key_b64 in known.read_text()  # recorded for next time
+
+
+def _pub(path):
+    with open(path + ".pub") as f:
+        return " ".join(f.read().split()[:2])
+
+
+def test_known_hosts_with_markers(sshd, tmp_path):
+    """OpenSSH's @cert-authority and @revoked lines: a valid file paramiko alone chokes
+    on. A CA line is skipped (the board's own key still works); a revoked key is refused
+    even when a plain line lists it too, and even with trust_new_host_key."""
+    import subprocess
+
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    board_line = f"[127.0.0.1]:{sshd.port} {_pub(sshd.host_key)}"
+    known = tmp_path / "kh_ca"
+    known.write_text(f"# a team file\n@cert-authority *.lab.example {_pub(str(ca))}\n"
+                     f"{board_line}\nnot a key line at all\n")
+    t = open_transport(board_spec(sshd, "ca", known_hosts=str(known)))
+    assert t.shell("echo ok", timeout=20).stdout == "ok\n"
+
+    revoked = tmp_path / "kh_revoked"
+    revoked.write_text(f"@revoked * {_pub(sshd.host_key)}\n{board_line}\n")
+    for trust in (False, True):
+        spec = board_spec(sshd, "revoked", known_hosts=str(revoked), trust_new_host_key=trust)
+        with pytest.raises(HostKeyError, match=r"marked @revoked in .*kh_revoked; refusing"):
+            open_transport(spec).shell("true", timeout=20)
+    assert revoked.read_text().count("\n") == 2  # nothing recorded
+
+
+def test_trusting_a_new_key_keeps_the_file(sshd, tmp_path):
+    """A new key is appended as one line; marker lines, comments and lines paramiko
+    cannot read stay as they were (paramiko's AutoAddPolicy rewrote the file)."""
+    import subprocess
+
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    original = (f"# keep me\n@cert-authority * {_pub(str(ca))}\n"
+                "weird.example ssh-unknown AAAA\nno-newline-at-end")
+    known = tmp_path / "kh"
+    known.write_text(original)
+    spec = board_spec(sshd, "trusting", known_hosts=str(known), trust_new_host_key=True)
+    assert open_transport(spec).shell("echo ok", timeout=20).stdout == "ok\n"
+    text = known.read_text()
+    assert text.startswith(original + "\n")
+    assert text[len(original) + 1:] == f"[127.0.0.1]:{sshd.port} {_pub(sshd.host_key)}\n"
+
+
+def test_known_hosts_that_cannot_be_read(sshd, tmp_path):
+    from device_farm.transports.base import TransportError
+
+    (tmp_path / "kh_dir").mkdir()
+    with pytest.raises(TransportError, match="known_hosts .*kh_dir: cannot read it"):
+        open_transport(board_spec(sshd, "dir", known_hosts=str(tmp_path / "kh_dir"))).shell(
+            "true", timeout=20)
+
+
+def test_two_caches_fill_one_cold_cache_at_once(sshd, tmp_path):
+    """Two processes' caches (each its own upload name) push the same files to one board at
+    the same moment: both succeed, every file is whole, no upload is left behind. (With
+    one shared `.part` name one push truncated the other's: "incomplete on the device".)"""
+    import threading
+
+    work = str(tmp_path / "board")
+    files = []
+    for i in range(3):
+        f = tmp_path / f"m{i}.bin"
+        f.write_bytes(os.urandom(2_000_000 + i))
+        files.append(str(f))
+    caches = [DeployCache(open_transport(board_spec(sshd, f"p{k}", workdir=work)), work)
+              for k in range(2)]
+    assert caches[0]._upload_tag != caches[1]._upload_tag
+    results, errors = {}, []
+    start = threading.Barrier(2)
+
+    def fill(k):
+        start.wait()
+        try:
+            results[k] = [caches[k].ensure(f) for f in files]
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fill, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results[0] == results[1]
+    for local, remote in zip(files, results[0]):
+        assert open(remote, "rb").read() == open(local, "rb").read()
+    left = [n for _, _, ns in os.walk(work) for n in ns if ".part-" in n]
+    assert left == []

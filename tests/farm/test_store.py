@@ -1,0 +1,114 @@
+"""The results store across schema versions: a store written by the farm before
+issue 15 (schema 1, tests/farm/data/store_v1.sqlite) migrates on open and every old
+row still reads, reports and traces."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from device_farm.jobs import Job
+from device_farm.store import SCHEMA_VERSION, ResultStore
+from device_farm.variants import variant_of_row
+from edgert.errors import EdgertError
+from edgert.files import file_sha256
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+@pytest.fixture
+def v1_store(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    shutil.copyfile(os.path.join(DATA, "store_v1.sqlite"), path)
+    with sqlite3.connect(path) as db:   # as the old code left it
+        assert db.execute("SELECT value FROM meta").fetchone() == ("1",)
+        cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
+        assert "variant_json" not in cols
+        # its model lived in a temporary folder: make sure it is gone here too
+        db.execute("UPDATE results SET model_path=?", (str(tmp_path / "gone" / "v1net.onnx"),))
+    return path
+
+
+def test_old_rows_read_after_migration(v1_store):
+    with ResultStore(v1_store) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        rows = {r["device"]: r for r in store.results("v1-run")}
+        plan = store.planned_jobs("v1-run")
+    assert {d: r["status"] for d, r in rows.items()} == {"host": "ok", "ghost": "error"}
+    ok = rows["host"]
+    assert ok["variant_json"] is None and ok["median_ms"] > 0
+    assert len(json.loads(ok["latencies_json"])) == ok["runs"] == 12
+    v = variant_of_row(ok)      # the file is gone: a legacy variant, and it says so
+    assert (v.model, v.label(), v.precision_source) == ("v1net", "onnx precision unknown",
+                                                        "legacy")
+    job = Job.from_dict(plan[0])   # a plan of schema 1 has no variant: still a job
+    assert job.model.variant is None and job.label.startswith("v1net.onnx [onnx ")
+
+
+def test_an_old_row_whose_file_is_still_there_is_read_again(v1_store):
+    model = os.path.join(DATA, "store_v1_v1net.onnx")
+    with sqlite3.connect(v1_store) as db:
+        sha = db.execute("SELECT model_sha256 FROM results WHERE device='host'").fetchone()[0]
+        db.execute("UPDATE results SET model_path=? WHERE device='host'", (model,))
+    assert file_sha256(model) == sha
+    with ResultStore(v1_store) as store:
+        row = [r for r in store.results("v1-run") if r["device"] == "host"][0]
+    v = variant_of_row(row)
+    assert (v.label(), v.precision_source) == ("onnx fp32", "file")
+
+
+def test_a_migrated_store_reports_and_takes_new_runs(v1_store, tmp_path, models):
+    from device_farm import farm
+    from device_farm.inventory import Inventory, host_device
+    from device_farm.report import write_report
+
+    res = write_report(v1_store, str(tmp_path / "old"), "v1-run")
+    cells = json.load(open(res["json"]))["cells"]
+    assert (res["ok"], res["failed"], res["not_run"]) == (1, 1, 0)
+    with ResultStore(v1_store) as store:
+        ok = [r for r in store.results("v1-run") if r["status"] == "ok"][0]
+    assert [c["value_ms"] for c in cells if c["status"] == "ok"] == [ok["median_ms"]]
+    assert "device unavailable" in open(res["markdown"]).read()
+    s = farm.bench([models["onnx"]], inventory=Inventory([host_device()]), devices=["host"],
+                   db=v1_store, runs=5, warmup=1)
+    with ResultStore(v1_store) as store:
+        assert [r["run_id"] for r in store.runs()] == ["v1-run", s.run_id]
+        new = store.results(s.run_id)[0]
+        assert json.loads(store.run(s.run_id)["summary_json"])["ok"] == 1
+    assert new["variant"] == "onnx fp32" and new["model_group"] == "tiny"
+    assert json.loads(new["variant_json"])["precision_source"] == "file"
+
+
+def test_two_processes_open_an_old_store_at_once(v1_store):
+    script = ("import sys; from device_farm.store import ResultStore; "
+              "s = ResultStore(sys.argv[1]); print(s.schema_version); s.close()")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    procs = [subprocess.Popen([sys.executable, "-c", script, v1_store], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert [o[0].strip() for o in outs] == ["2", "2", "2"]
+    with sqlite3.connect(v1_store) as db:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
+    assert cols.count("variant_json") == 1
+
+
+def test_stores_it_cannot_read(tmp_path):
+    newer = str(tmp_path / "newer.sqlite")
+    with ResultStore(newer):
+        pass
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
+    with pytest.raises(EdgertError, match="schema version 9, newer than this edgert's 2"):
+        ResultStore(newer)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database, just text" * 100)
+    with pytest.raises(EdgertError, match="not a farm results database"):
+        ResultStore(str(junk))
