@@ -16,6 +16,7 @@ from edgert.errors import (
     EngineUnavailableError,
     InputError,
     ModelFileError,
+    RunTimeoutError,
     UnsupportedOptionError,
 )
 from edgert.session import Session, TensorInfo, load
@@ -27,5 +28,5 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "Session", "TensorInfo", "BenchmarkResult", "available_engines",
     "EdgertError", "ModelFileError", "EngineUnavailableError", "InputError",
-    "UnsupportedOptionError", "EngineError", "__version__",
+    "UnsupportedOptionError", "EngineError", "RunTimeoutError", "__version__",
 ]

@@ -34,3 +34,7 @@ class UnsupportedOptionError(EdgertError):
 
 class EngineError(EdgertError):
     """The engine failed while loading or running a model; its message is kept."""
+
+
+class RunTimeoutError(EngineError):
+    """A run given a deadline (``Session.run(..., timeout=)``) did not finish in time."""

@@ -19,10 +19,18 @@ _ORT_TYPES = {
 }
 
 
+# ORT's load errors that mean the file (or the external data it names) is at fault
+_DAMAGE_WORDS = ("INVALID_PROTOBUF", "INVALID_GRAPH", "Protobuf parsing failed",
+                 "External data", "external data", "external initializer",
+                 "ModelProto does not have a graph")
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
     formats = ("onnx",)
     precisions = ("auto", "fp32")
+    # InferenceSession.run is thread-safe (ONNX Runtime's documentation): no pool needed
+    reentrant = True
 
     @classmethod
     def available(cls) -> Optional[str]:
@@ -59,7 +67,8 @@ class OnnxRuntimeEngine(Engine):
             self._sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception classes
             msg = str(exc)
-            damaged = "INVALID_PROTOBUF" in msg or "INVALID_GRAPH" in msg
+            # a name that is not UTF-8 fails as ORT turns its own message into a str
+            damaged = isinstance(exc, UnicodeDecodeError) or any(w in msg for w in _DAMAGE_WORDS)
             cls = ModelFileError if damaged else EngineError
             raise cls(f"ONNX Runtime could not load {path}: {msg}") from None
         self.inputs = [_info(a) for a in self._sess.get_inputs()]

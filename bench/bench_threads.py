@@ -1,0 +1,126 @@
+"""Throughput of N threads calling one Session against N threads with a session each.
+
+Same model in every format (a small conv net: ONNX, MNN through MNN's converter,
+TFLite through edgert's converter), every session with 1 engine thread, so the
+figure is about how calls from several threads share a session:
+
+- ``N sessions``: the baseline, each thread its own session (N copies of the model);
+- ``1 session, concurrency=1``: the default, calls on one session take turns;
+- ``1 session, concurrency=N``: the session makes an engine instance per overlapping
+  call (ONNX Runtime shares one: its run is thread-safe).
+
+Each configuration runs for ``SECONDS`` with N threads started together; the figure
+is calls per second and its ratio to the baseline measured in the same run. Every
+output is checked against a reference computed for its own input beforehand, so a
+call that returned another thread's output is counted (it must be 0).
+Also printed: the resident memory each configuration added.
+
+    python bench/bench_threads.py [--threads 4] [--seconds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import edgert  # noqa: E402
+from tests.runtime import model_builders as mb  # noqa: E402
+
+
+def build_models(d: str) -> dict:
+    onnx_p = os.path.join(d, "net.onnx")
+    mb.conv_stack_onnx(onnx_p, channels=32, size=96, layers=4)
+    mnn_p = os.path.join(d, "net.mnn")
+    mb.onnx_to_mnn(onnx_p, mnn_p)
+    from converters.api import convert
+
+    rep = convert(onnx_p, ["tflite"], out_dir=d, name="net", verify=False)
+    return {"onnxruntime": onnx_p, "mnn": mnn_p, "litert": rep.targets[0].path}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def run_threads(sessions, inputs, refs, seconds: float):
+    """Calls/s of len(sessions) threads, thread k on sessions[k]; and wrong outputs."""
+    n = len(sessions)
+    counts, wrong = [0] * n, [0] * n
+    start = threading.Barrier(n + 1)
+    stop = time.perf_counter() + seconds + 1e9   # set after the barrier
+
+    def work(k):
+        nonlocal stop
+        s = sessions[k]
+        start.wait()
+        i = k
+        while time.perf_counter() < stop:
+            j = i % len(inputs)
+            out = next(iter(s.run(inputs[j]).values()))
+            if not np.allclose(out, refs[j], rtol=1e-4, atol=1e-5):
+                wrong[k] += 1
+            counts[k] += 1
+            i += n
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    stop = time.perf_counter() + seconds
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0), sum(wrong), sum(counts)
+
+
+def bench_engine(name: str, path: str, n: int, seconds: float) -> None:
+    rng = np.random.default_rng(0)
+    first = edgert.load(path, threads=1)
+    shape = first.inputs[0].concrete_shape()
+    inputs = [rng.standard_normal(shape).astype(np.float32) for _ in range(16)]
+    refs = [next(iter(first.run(x).values())) for x in inputs]
+    run_threads([first], inputs, refs, 0.3)  # warm up
+
+    rss0 = _rss_mb()
+    own = [first] + [edgert.load(path, threads=1) for _ in range(n - 1)]
+    base, wrong_b, calls_b = run_threads(own, inputs, refs, seconds)
+    rss_own = _rss_mb() - rss0
+    for s in own[1:]:
+        s.close()
+    rows = [(f"{n} sessions (baseline)", base, wrong_b, calls_b, rss_own)]
+    one, wrong1, calls1 = run_threads([first], inputs, refs, seconds)
+    rows.append(("1 thread, 1 session", one, wrong1, calls1, 0.0))
+    for conc in (1, n):
+        rss0 = _rss_mb()
+        shared = edgert.load(path, threads=1, concurrency=conc)
+        tput, wrong, calls = run_threads([shared] * n, inputs, refs, seconds)
+        rows.append((f"1 session, concurrency={conc}", tput, wrong, calls, _rss_mb() - rss0))
+        shared.close()
+    for label, tput, wrong, calls, rss in rows:
+        print(f"{name:12s} {label:28s} {tput:8.1f} calls/s  ratio {tput / base:5.2f}  "
+              f"wrong outputs {wrong}/{calls}  +{rss:6.1f} MB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        models = build_models(d)
+        print(f"{args.threads} threads, {args.seconds:g} s per configuration, "
+              f"{os.cpu_count()} CPUs, 1 engine thread per session")
+        for name, path in models.items():
+            bench_engine(name, path, args.threads, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
