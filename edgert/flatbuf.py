@@ -111,14 +111,23 @@ class Table:
             out.append(Table(self.buf, at + struct.unpack_from("<I", self.buf, at)[0]))
         return out
 
-    def string(self, field_id: int) -> Optional[str]:
+    def string(self, field_id: int, strict: bool = False) -> Optional[str]:
+        """A string field; ``strict``: bytes that are not UTF-8 are an error (bindings
+        that decode names raise ``UnicodeDecodeError`` on them), else replaced."""
         start, count = self._vector(field_id, 1)
         if start is None:
             return None
-        return bytes(self.buf[start:start + count]).decode("utf-8", errors="replace")
+        raw = bytes(self.buf[start:start + count])
+        if not strict:
+            return raw.decode("utf-8", errors="replace")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlatBufferError(f"string field {field_id} of table at {self.pos} is not "
+                                  f"UTF-8 ({raw[:40]!r}: {exc.reason})") from None
 
-    def strings(self, field_id: int) -> List[str]:
-        """A vector of strings, each bounds-checked."""
+    def strings(self, field_id: int, strict: bool = False) -> List[str]:
+        """A vector of strings, each bounds-checked (``strict``: and UTF-8)."""
         start, count = self._vector(field_id, 4)
         if start is None:
             return []
@@ -132,7 +141,12 @@ class Table:
             length = struct.unpack_from("<I", self.buf, s)[0]
             if s + 4 + length > n:
                 raise FlatBufferError(f"string {i} of field {field_id} runs past the end")
-            out.append(bytes(self.buf[s + 4:s + 4 + length]).decode("utf-8", errors="replace"))
+            raw = bytes(self.buf[s + 4:s + 4 + length])
+            try:
+                out.append(raw.decode("utf-8", errors="strict" if strict else "replace"))
+            except UnicodeDecodeError as exc:
+                raise FlatBufferError(f"string {i} of field {field_id} is not UTF-8 "
+                                      f"({raw[:40]!r}: {exc.reason})") from None
         return out
 
 
