@@ -7,7 +7,9 @@ figure is about how calls from several threads share a session:
 - ``N sessions``: the baseline, each thread its own session (N copies of the model);
 - ``1 session, concurrency=1``: the default, calls on one session take turns;
 - ``1 session, concurrency=N``: the session makes an engine instance per overlapping
-  call (ONNX Runtime shares one: its run is thread-safe).
+  call (ONNX Runtime shares one: its run is thread-safe);
+- for LiteRT, its raw interpreter shared by the N threads with no lock: what a
+  Session did before it had an engine pool (failed calls count as wrong).
 
 Each configuration runs for ``SECONDS`` with N threads started together; the figure
 is calls per second and its ratio to the baseline measured in the same run. Every
@@ -49,6 +51,29 @@ def build_models(d: str) -> dict:
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+class _RawInterpreter:
+    """LiteRT's interpreter called directly, as a Session did before its engine pool:
+    what N threads sharing it get (errors are counted as calls that failed)."""
+
+    def __init__(self, path: str) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.it = Interpreter(model_path=path, num_threads=1)
+        self.it.allocate_tensors()
+        self.i = self.it.get_input_details()[0]["index"]
+        self.o = self.it.get_output_details()[0]["index"]
+        self.errors = 0
+
+    def run(self, x):
+        try:
+            self.it.set_tensor(self.i, x)
+            self.it.invoke()
+            return {"y": self.it.get_tensor(self.o)}
+        except (ValueError, RuntimeError):
+            self.errors += 1
+            return {"y": np.full((1, 10), np.nan, np.float32)}
 
 
 def run_threads(sessions, inputs, refs, seconds: float):
@@ -104,9 +129,13 @@ def bench_engine(name: str, path: str, n: int, seconds: float) -> None:
         tput, wrong, calls = run_threads([shared] * n, inputs, refs, seconds)
         rows.append((f"1 session, concurrency={conc}", tput, wrong, calls, _rss_mb() - rss0))
         shared.close()
+    if name == "litert":
+        raw = _RawInterpreter(path)
+        tput, wrong, calls = run_threads([raw] * n, inputs, refs, seconds)
+        rows.append(("raw interpreter, no lock", tput, wrong, calls, 0.0))
     for label, tput, wrong, calls, rss in rows:
         print(f"{name:12s} {label:28s} {tput:8.1f} calls/s  ratio {tput / base:5.2f}  "
-              f"wrong outputs {wrong}/{calls}  +{rss:6.1f} MB")
+              f"wrong or failed {wrong}/{calls}  +{rss:6.1f} MB")
 
 
 def main() -> None:

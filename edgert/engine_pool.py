@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Sequence
+
+import numpy as np
 
 from edgert.engines.base import Engine
 
@@ -35,11 +37,26 @@ class EnginePool:
         self._all: List[Engine] = [first]
         self._made = 1
         self._cond = threading.Condition()
+        self._lock = threading.Lock()     # size 1: the whole pool is a lock (cheaper)
 
     @property
     def instances(self) -> int:
         """How many engine instances exist (grows with overlapping calls up to the size)."""
         return self._made
+
+    def run(self, arrays: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """``engine.run(arrays)`` on an engine no other call is using (the hot path of
+        ``Session.run``: no context-manager machinery)."""
+        if self._shared:
+            return self.first.run(arrays)
+        if self._size == 1:
+            with self._lock:
+                return self.first.run(arrays)
+        engine = self._take()
+        try:
+            return engine.run(arrays)
+        finally:
+            self._give(engine)
 
     @contextlib.contextmanager
     def borrow(self) -> Iterator[Engine]:
@@ -47,13 +64,20 @@ class EnginePool:
         if self._shared:
             yield self.first
             return
+        if self._size == 1:
+            with self._lock:
+                yield self.first
+            return
         engine = self._take()
         try:
             yield engine
         finally:
-            with self._cond:
-                self._free.append(engine)
-                self._cond.notify()
+            self._give(engine)
+
+    def _give(self, engine: Engine) -> None:
+        with self._cond:
+            self._free.append(engine)
+            self._cond.notify()
 
     def _take(self) -> Engine:
         with self._cond:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -92,6 +93,7 @@ class IsolatedRunner:
         self._proc: Optional[subprocess.Popen] = None
         self._fds: Tuple[int, int] = (-1, -1)
         self._log = None
+        self._finalizer: Optional[weakref.finalize] = None
 
     @property
     def pid(self) -> Optional[int]:
@@ -130,6 +132,8 @@ class IsolatedRunner:
             os.close(req_r)
             os.close(rep_w)
         self._fds = (req_w, rep_r)
+        # a session dropped without close() must not leave its worker behind
+        self._finalizer = weakref.finalize(self, _stop, self._proc, self._fds)
         deadline = time.monotonic() + limits.probe_timeout(os.path.getsize(self.spec["path"]))
         try:
             _write_all(req_w, _encode({"op": "load", **self.spec}))
@@ -165,25 +169,30 @@ class IsolatedRunner:
 
     def close(self, kill: bool = False) -> None:
         """Stop the worker: ask it to exit, or kill it (``kill=True``, or if it does not)."""
-        proc, self._proc = self._proc, None
-        for fd in self._fds:
-            if fd >= 0:
-                try:
-                    os.close(fd)   # closing the request pipe tells the worker to exit
-                except OSError:
-                    pass
-        self._fds = (-1, -1)
-        if proc is not None:
-            if kill:
-                proc.kill()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if self._proc is not None:
+            _stop(self._proc, self._fds, kill)
+        self._proc, self._fds = None, (-1, -1)
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def _stop(proc: subprocess.Popen, fds: Tuple[int, int], kill: bool = False) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)     # closing the request pipe tells the worker to exit
+        except OSError:
+            pass
+    if kill:
+        proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _signame(sig: int) -> str:

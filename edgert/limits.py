@@ -18,6 +18,7 @@ The isolated load's deadline grows with the model's size (``probe_timeout``);
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Optional, Tuple
@@ -43,8 +44,11 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * _SUFFIX[m.group(2).lower()])
 
 
+@functools.lru_cache(maxsize=None)
 def machine_memory() -> Tuple[Optional[int], Optional[int]]:
-    """(total, available) physical memory in bytes, ``None`` where the OS does not say."""
+    """(total, available) physical memory in bytes, ``None`` where the OS does not say.
+
+    Read once per process: feeds are checked against the budget on every run."""
     total = avail = None
     try:
         with open("/proc/meminfo") as f:
@@ -65,7 +69,11 @@ def machine_memory() -> Tuple[Optional[int], Optional[int]]:
 
 def memory_limit() -> int:
     """The memory budget in bytes (``EDGERT_MAX_MEMORY``, else derived from the machine)."""
-    env = os.environ.get(MEMORY_ENV)
+    return _memory_limit(os.environ.get(MEMORY_ENV))
+
+
+@functools.lru_cache(maxsize=8)
+def _memory_limit(env: Optional[str]) -> int:
     if env:
         try:
             return parse_bytes(env)

@@ -20,6 +20,7 @@ from edgert import timing
 from edgert.engine_pool import EnginePool
 from edgert.engines import pick_engine
 from edgert.errors import InputError, UnsupportedOptionError
+from edgert.limits import tensor_budget
 from edgert.model_file import check_model_file
 from edgert.tensors import TensorInfo, check_tensor_size, random_input, shape_str
 
@@ -96,6 +97,7 @@ class Session:
         self._pool = pool or EnginePool(engine, lambda: engine, 1)
         self._options = dict(options or {})
         self._runner = None           # the worker of runs with a deadline
+        self._outputs: Optional[List[TensorInfo]] = None
         self._runner_lock = threading.Lock()
         self.engine_name: str = engine.name
         self.engine_version: str = type(engine).version()
@@ -105,6 +107,7 @@ class Session:
         self.file_details = file_details or {}
         self._strict = getattr(engine, "strict_shapes", True)
         self._nonfinite_ok = getattr(engine, "computes_nonfinite", True)
+        self._tensor_budget = tensor_budget()   # read once: feeds are checked on every run
 
     # -- description ---------------------------------------------------------------
     @property
@@ -113,9 +116,11 @@ class Session:
 
     @property
     def outputs(self) -> List[TensorInfo]:
-        # MNN learns its outputs by running once: borrow an engine no other call uses
-        with self._pool.borrow() as engine:
-            return engine.outputs
+        if self._outputs is None:
+            # MNN learns its outputs by running once: borrow an engine no other call uses
+            with self._pool.borrow() as engine:
+                self._outputs = engine.outputs
+        return self._outputs
 
     def op_counts(self) -> Dict[str, int]:
         """Op type -> count, from the file when it tells, else from the engine."""
@@ -166,8 +171,9 @@ class Session:
             raise InputError(f"input {info.name!r} expects dtype {want.name}, "
                              f"got {arr.dtype.name}")
         # a zero-stride view (np.broadcast_to) is small until it is made contiguous
-        check_tensor_size(info.name, arr.shape, want if want.itemsize > arr.itemsize
-                          else arr.dtype)
+        if arr.size * max(want.itemsize, arr.itemsize) > self._tensor_budget:
+            check_tensor_size(info.name, arr.shape, want if want.itemsize > arr.itemsize
+                              else arr.dtype)
         if arr.dtype.kind == "f" and not allow_nonfinite and (
                 info.is_quantized or not self._nonfinite_ok) and not np.isfinite(arr).all():
             why = ("it is quantized: NaN and Inf have no integer value" if info.is_quantized
@@ -213,8 +219,7 @@ class Session:
         if timeout is not None:
             results = self._run_isolated(arrays, float(timeout))
         else:
-            with self._pool.borrow() as engine:
-                results = engine.run(arrays)
+            results = self._pool.run(arrays)
         out = {}
         for info, arr in zip(self.outputs, results):
             if not raw and info.is_quantized:
