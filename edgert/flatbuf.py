@@ -18,6 +18,10 @@ class FlatBufferError(ValueError):
     """The buffer is not a well-formed FlatBuffer at some position."""
 
 
+class TensorTooLargeError(FlatBufferError):
+    """A tensor the engine allocates at load declares more bytes than the budget."""
+
+
 class Table:
     """A table inside ``buf`` at absolute position ``pos``."""
 
@@ -38,6 +42,11 @@ class Table:
             raise FlatBufferError(f"vtable at {vt} has a bad size {self._vt_len}")
         if pos + self._obj_len > n:
             raise FlatBufferError(f"table at {pos} runs past the end of the buffer")
+        # every field the vtable lists must lie inside the table, read or not: engines
+        # read fields this reader does not (MNN crashed on one offset past its table)
+        slots = (self._vt_len - 4) // 2
+        if slots and max(struct.unpack_from(f"<{slots}H", buf, vt + 4)) >= max(self._obj_len, 4):
+            raise FlatBufferError(f"a field of the table at {pos} lies outside the table")
 
     def _field(self, field_id: int) -> int:
         """Absolute position of a field, or 0 when absent."""

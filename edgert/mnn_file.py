@@ -12,6 +12,8 @@ in ``tests/fuzz``) that a reader can tell without running the model:
   or parameters of another kind than the one MNN reads the op with;
 - a constant (``Blob``) whose data type is not one MNN knows, whose dims are
   negative, or whose data vector holds fewer values than its dims need;
+- an op with no outputs, or without inputs where it computes from them;
+- an input declared larger than the tensor budget;
 - a convolution whose kernel, stride, dilation, group or output count is below 1,
   or whose weights and bias disagree with them in count.
 """
@@ -20,11 +22,12 @@ from __future__ import annotations
 import math
 from typing import Dict, Optional
 
-from edgert.flatbuf import FlatBufferError, Table, root
+from edgert.flatbuf import FlatBufferError, Table, TensorTooLargeError, root
 
-# OpType values MNN 3.x uses: the layer enum (0..~200), PLUGIN and training ops (256..),
-# Extra and the int8/control-flow ops (512..~700). A value elsewhere is damage.
-_OP_TYPE_RANGES = ((0, 256), (256, 320), (512, 768))
+# OpType values MNN 3.6 knows (the names in its library: AbsVal 0 .. Stft ~156, Plugin 256
+# .. RoPE ~306, Extra 512 .. EltwiseInt8 518, While 600 .. GridSample 604), with room for
+# a few newer ones. A value elsewhere is damage.
+_OP_TYPE_RANGES = ((0, 170), (256, 320), (512, 530), (600, 620))
 _MAX_PARAM_TYPE = 256               # the OpParameter union has about 100 members
 # OpType -> the OpParameter member MNN reads it with (op->main_as_X()): a Const with
 # no Blob, or a Pooling3D whose parameters say MomentsParam, crash it.
@@ -40,7 +43,17 @@ _MAX_PARAM_TYPE = 256               # the OpParameter union has about 100 member
 _OP_PARAM = {11: 7, 12: 9, 13: 9, 17: 9, 18: 9, 34: 21, 47: 31, 73: 55, 112: 79, 129: 66,
              28: 17, 10: 4, 7: 6, 22: 14, 101: 70, 90: 64, 107: 64, 35: 22, 33: 20, 85: 4,
              9: 8, 68: 50, 39: 25, 106: 73, 91: 65, 77: 58, 46: 29}
-_PARAM_REQUIRED = {11, 12, 13, 17, 18, 34}   # ops that never come without their parameters
+# MNN dereferences these parameters unconditionally: none of these ops comes without them
+_PARAM_REQUIRED = set(_OP_PARAM)
+# Parameter kinds that belong to these ops only (a Blob on a Normalize op crashed MNN):
+# Blob: Const, TrainableParam 266; Input: Input; Convolution2D: the convolutions,
+# Conv2DBackPropFilter 265, ConvInt8 513, DepthwiseConvInt8 515; Pool: Pooling, PoolGrad
+# 263, PoolInt8 516; Pool3D: Pooling3D; TensorConvertInfo: ConvertTensor.
+_PARAM_OWNERS = {7: {11, 266}, 21: {34}, 9: {12, 13, 17, 18, 265, 513, 515},
+                 31: {47, 263, 516}, 79: {112}, 66: {129}}
+# Ops that compute from inputs (an op of these types with none crashed MNN)
+_NEEDS_INPUTS = (set(_OP_PARAM) - {11, 34}) | {66, 69, 70, 80, 81, 84, 95}
+_PARAM_INPUT = 21
 # Net: oplists 3, outputName 4, tensorName 7.  Op: inputIndexes 0, main_type 1, main 2,
 # name 3, outputIndexes 4, type 5.
 _PARAM_BLOB, _PARAM_CONV2D = 7, 9
@@ -57,8 +70,9 @@ _CONV_AT_LEAST_1 = {2: "kernelX", 3: "kernelY", 4: "strideX", 5: "strideY", 6: "
 _CONV_DEFAULTS = {2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 9: 1}
 
 
-def read_mnn(data: bytes) -> Dict[str, object]:
-    """Check ``data`` as far as the schema allows; raise ``FlatBufferError`` naming the op."""
+def read_mnn(data: bytes, max_tensor_bytes: Optional[int] = None) -> Dict[str, object]:
+    """Check ``data`` as far as the schema allows; raise ``FlatBufferError`` naming the op
+    (``TensorTooLargeError`` for an input declared over ``max_tensor_bytes``)."""
     if len(data) >= 8 and data[4:8] == b"TFL3":
         raise FlatBufferError("this is a TFLite file, not MNN")
     net = root(data)
@@ -72,7 +86,7 @@ def read_mnn(data: bytes) -> Dict[str, object]:
     _strict(lambda: net.string(0, strict=True), "the net's bizCode")
     _strict(lambda: net.string(11, strict=True), "the net's uuid")
     for i, op in enumerate(ops):
-        _check_op(op, i, names)
+        _check_op(op, i, names, max_tensor_bytes)
     return {"ops": len(ops), "tensors": names}
 
 
@@ -83,7 +97,7 @@ def _strict(read, what: str):
         raise FlatBufferError(f"{what}: {exc}") from None
 
 
-def _check_op(op: Table, i: int, names: int) -> None:
+def _check_op(op: Table, i: int, names: int, max_tensor_bytes: Optional[int]) -> None:
     op_name = _strict(lambda: op.string(3, strict=True), f"the name of op {i}")
     where = f"op {i} ({op_name!r})"
     for field_id, what in ((0, "input"), (4, "output")):
@@ -104,12 +118,35 @@ def _check_op(op: Table, i: int, names: int) -> None:
     if want is not None and (param_type or op_type in _PARAM_REQUIRED) and param_type != want:
         raise FlatBufferError(f"{where} of type {op_type} has parameters of type "
                               f"{param_type}; MNN reads this op with parameters of type {want}")
+    owners = _PARAM_OWNERS.get(param_type)
+    if owners is not None and op_type not in owners:
+        raise FlatBufferError(f"{where} of type {op_type} has parameters of type {param_type}, "
+                              f"which only ops of types {sorted(owners)} have")
+    if not op.scalars(4, "i"):
+        raise FlatBufferError(f"{where} has no outputs")
+    if op_type in _NEEDS_INPUTS and not op.scalars(0, "i"):
+        raise FlatBufferError(f"{where} of type {op_type} has no inputs")
     if main is None:
         return
     if param_type == _PARAM_BLOB:
         _check_blob(main, where)
     elif param_type == _PARAM_CONV2D:
         _check_conv2d(main, where)
+    elif param_type == _PARAM_INPUT:
+        _check_input(main, where, max_tensor_bytes)
+
+
+def _check_input(inp: Table, where: str, max_tensor_bytes: Optional[int]) -> None:
+    """Input: dims 0, dtype 1. MNN allocates the declared shape at load."""
+    dims = inp.scalars(0, "i")
+    if any(d < -1 for d in dims):
+        raise FlatBufferError(f"{where}: the input has negative dims {dims}")
+    size = math.prod(max(d, 1) for d in dims) * _BLOB_DATA.get(inp.scalar(1, "i", 1), (0, 4))[1]
+    if max_tensor_bytes is not None and size > max_tensor_bytes:
+        raise TensorTooLargeError(
+            f"{where}: the input declares shape {'x'.join(map(str, dims))}, "
+            f"{size / 2 ** 30:.1f} GiB, over the limit of {max_tensor_bytes / 2 ** 30:.1f} GiB "
+            "per tensor")
 
 
 def _check_blob(blob: Table, where: str) -> None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from edgert.errors import ModelFileError
-from edgert.flatbuf import FlatBufferError
+from edgert.flatbuf import FlatBufferError, TensorTooLargeError
 from edgert.limits import MEMORY_ENV, tensor_budget
 from edgert.mnn_file import read_mnn
-from edgert.tflite_file import TensorTooLargeError, read_tflite
+from edgert.tflite_file import read_tflite
 
 FORMATS = ("tflite", "mnn", "onnx")
 _EXTENSIONS = {".tflite": "tflite", ".lite": "tflite", ".mnn": "mnn", ".onnx": "onnx"}
@@ -93,7 +93,7 @@ def _check_tflite(data: bytes) -> Dict[str, object]:
 
 
 def _check_mnn(data: bytes) -> Dict[str, object]:
-    return read_mnn(data)
+    return read_mnn(data, max_tensor_bytes=tensor_budget())
 
 
 def _check_onnx(data: bytes) -> Dict[str, object]:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from edgert.flatbuf import FlatBufferError, Table, root
+from edgert.flatbuf import FlatBufferError, Table, TensorTooLargeError, root
 
 IDENTIFIER = b"TFL3"
 
@@ -24,10 +24,6 @@ _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5
                11: "complex128", 12: "uint64", 13: "resource", 14: "variant", 15: "uint32",
                16: "uint16", 17: "int4", 18: "bfloat16"}
 _MAX_DIM = 1 << 31
-
-
-class TensorTooLargeError(FlatBufferError):
-    """A tensor the interpreter must allocate declares more bytes than the budget."""
 
 
 @dataclass

@@ -159,6 +159,18 @@ def onnx_bad_utf8_op(path: str) -> str:
     return path
 
 
+def onnx_bad_utf8_dim(path: str) -> str:
+    """y = relu(x) with x's dynamic dim named by bytes that are not UTF-8: the checker
+    does not look, ONNX Runtime loads it, and its input description fails to decode."""
+    from onnx import TensorProto, helper
+
+    _save_onnx(path, [helper.make_node("Relu", ["x"], ["y"])],
+               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    _write(path, open(path, "rb").read().replace(b"batch", b"b\xf4tch"))
+    return path
+
+
 def onnx_expand_bomb(path: str, n: int = 1024) -> str:
     """A constant-only chain that folds to one number through an n^3 float tensor:
     ConstantOfShape([n, n]) -> Expand to [n, n, n] (4 GiB at n=1024) -> ReduceMax, + x."""

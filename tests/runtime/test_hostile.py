@@ -103,6 +103,7 @@ def test_tflite_files_the_structure_check_catches(tmp_path, check, builder, mess
 
 @pytest.mark.parametrize("builder, message", [
     (crafted.onnx_bad_utf8_op, "ONNX Runtime could not load .*can't decode"),
+    (crafted.onnx_bad_utf8_dim, "cannot describe this model's inputs and outputs: a name"),
     (lambda p: crafted.onnx_external_data(p, "weights.bin"), "External data path does not exist"),
     (lambda p: crafted.onnx_external_data(p, "../../../../etc/passwd"), "escapes model directory"),
 ])
@@ -130,9 +131,12 @@ def _mnn_mutants(data: bytes):
     const = next(op for op in ops if op.scalar(1, "B") == 7 and op.table(2).has(2))
     conv = next(op for op in ops if op.scalar(1, "B") == 9)
     flatten = next(op for op in ops if op.scalar(5, "i") == 28)
+    convert = next(op for op in ops if op.scalar(5, "i") == 129)
+    inp = next(op for op in ops if op.scalar(5, "i") == 34).table(2)
     common = conv.table(2).table(0)
     blob = const.table(2)
     dims = blob._indirect(0)
+    pool3d = next(op for op in ops if op.scalar(1, "B") == 79).table(2)
     return {
         "const dtype": (_patch(data, blob._field(2), "i", 0),
                         "its constant has an unknown data type 0"),
@@ -142,6 +146,13 @@ def _mnn_mutants(data: bytes):
         "op type": (_patch(data, flatten._field(5), "i", 3836), "has an unknown type 3836"),
         "param type": (_patch(data, const._field(1), "B", 0),
                        "of type 11 has parameters of type 0"),
+        "param owner": (_patch(data, const._field(5), "i", 43),
+                        "of type 43 has parameters of type 7, which only ops of types"),
+        "no inputs": (_patch(data, convert._indirect(0), "I", 0), "of type 129 has no inputs"),
+        "huge input": (_patch(data, inp._indirect(0) + 4 * 3, "i", 1 << 30),
+                       "the input declares shape .* over the limit"),
+        "field past table": (_patch(data, pool3d._vt + pool3d._vt_len - 2, "H", 200),
+                             "a field of the table at .* lies outside the table"),
     }
 
 
