@@ -11,18 +11,21 @@ figure is about how calls from several threads share a session:
 - for LiteRT, its raw interpreter shared by the N threads with no lock: what a
   Session did before it had an engine pool (failed calls count as wrong).
 
-Each configuration runs for ``SECONDS`` with N threads started together; the figure
-is calls per second and its ratio to the baseline measured in the same run. Every
+Each configuration runs in several short rounds, the configurations alternating so
+that the machine's noise hits all of them, with N threads started together; the
+figure is the median calls per second and its ratio to the baseline of the same run. Every
 output is checked against a reference computed for its own input beforehand, so a
 call that returned another thread's output is counted (it must be 0).
-Also printed: the resident memory each configuration added.
+Also printed: how many copies of the model (engine instances) each configuration holds;
+each copy has its own tensors and, for XNNPACK, its own packed weights.
 
-    python bench/bench_threads.py [--threads 4] [--seconds 3]
+    python bench/bench_threads.py [--threads 4] [--seconds 6] [--rounds 6]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -46,11 +49,6 @@ def build_models(d: str) -> dict:
 
     rep = convert(onnx_p, ["tflite"], out_dir=d, name="net", verify=False)
     return {"onnxruntime": onnx_p, "mnn": mnn_p, "litert": rep.targets[0].path}
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
 class _RawInterpreter:
@@ -106,49 +104,52 @@ def run_threads(sessions, inputs, refs, seconds: float):
     return sum(counts) / (time.perf_counter() - t0), sum(wrong), sum(counts)
 
 
-def bench_engine(name: str, path: str, n: int, seconds: float) -> None:
+def bench_engine(name: str, path: str, n: int, seconds: float, rounds: int) -> None:
+    """Every configuration is measured ``rounds`` times, alternating, so that the machine's
+    noise hits all of them; the figure is the median calls/s."""
     rng = np.random.default_rng(0)
     first = edgert.load(path, threads=1)
     shape = first.inputs[0].concrete_shape()
     inputs = [rng.standard_normal(shape).astype(np.float32) for _ in range(16)]
     refs = [next(iter(first.run(x).values())) for x in inputs]
-    run_threads([first], inputs, refs, 0.3)  # warm up
-
-    rss0 = _rss_mb()
+    configs = []                       # (label, sessions of the N threads, model copies)
     own = [first] + [edgert.load(path, threads=1) for _ in range(n - 1)]
-    base, wrong_b, calls_b = run_threads(own, inputs, refs, seconds)
-    rss_own = _rss_mb() - rss0
-    for s in own[1:]:
-        s.close()
-    rows = [(f"{n} sessions (baseline)", base, wrong_b, calls_b, rss_own)]
-    one, wrong1, calls1 = run_threads([first], inputs, refs, seconds)
-    rows.append(("1 thread, 1 session", one, wrong1, calls1, 0.0))
+    configs.append((f"{n} sessions (baseline)", own, n))
+    configs.append(("1 thread, 1 session", [first], 1))
     for conc in (1, n):
-        rss0 = _rss_mb()
         shared = edgert.load(path, threads=1, concurrency=conc)
-        tput, wrong, calls = run_threads([shared] * n, inputs, refs, seconds)
-        rows.append((f"1 session, concurrency={conc}", tput, wrong, calls, _rss_mb() - rss0))
-        shared.close()
+        run_threads([shared] * n, inputs, refs, 0.3)   # makes its instances
+        configs.append((f"1 session, concurrency={conc}", [shared] * n, shared._pool.instances))
     if name == "litert":
-        raw = _RawInterpreter(path)
-        tput, wrong, calls = run_threads([raw] * n, inputs, refs, seconds)
-        rows.append(("raw interpreter, no lock", tput, wrong, calls, 0.0))
-    for label, tput, wrong, calls, rss in rows:
+        configs.append(("raw interpreter, no lock", [_RawInterpreter(path)] * n, 1))
+    tputs = {label: [] for label, _, _ in configs}
+    wrong = {label: [0, 0] for label, _, _ in configs}
+    for _ in range(rounds):
+        for label, sessions, _ in configs:
+            tput, bad, calls = run_threads(sessions, inputs, refs, seconds / rounds)
+            tputs[label].append(tput)
+            wrong[label][0] += bad
+            wrong[label][1] += calls
+    base = statistics.median(tputs[configs[0][0]])
+    for label, _, copies in configs:
+        tput = statistics.median(tputs[label])
         print(f"{name:12s} {label:28s} {tput:8.1f} calls/s  ratio {tput / base:5.2f}  "
-              f"wrong or failed {wrong}/{calls}  +{rss:6.1f} MB")
+              f"wrong or failed {wrong[label][0]}/{wrong[label][1]}  model copies {copies}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=6.0, help="per configuration, in all")
+    ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         models = build_models(d)
-        print(f"{args.threads} threads, {args.seconds:g} s per configuration, "
-              f"{os.cpu_count()} CPUs, 1 engine thread per session")
+        print(f"{args.threads} threads, {args.seconds:g} s per configuration in "
+              f"{args.rounds} alternating rounds (median), {os.cpu_count()} CPUs, "
+              "1 engine thread per session")
         for name, path in models.items():
-            bench_engine(name, path, args.threads, args.seconds)
+            bench_engine(name, path, args.threads, args.seconds, args.rounds)
 
 
 if __name__ == "__main__":
