@@ -146,44 +146,21 @@ def _child(spec_json: str) -> int:
 
     Random inputs may not suit every model (e.g. token ids, a shape input): a clean
     ``InputError``/``EngineError`` from the run says nothing about the file and is
-    recorded as a note. Anything else, in the load or the run (MemoryError past the
-    memory limit, UnicodeDecodeError from a binding, ...), fails the file.
+    recorded as a note. Anything else, in the load or the run (an allocation past the
+    memory limit, a binding's UnicodeDecodeError, ...), fails the file.
     """
     spec = json.loads(spec_json)
     from edgert.engines import engine_class
-    from edgert.session import load
 
     engine_class(spec["engine"]).available()   # the engine's libraries load before the limit
     limits.limit_this_process(int(spec["memory_limit"]))
-    report: Dict[str, object]
     try:
-
-        sess = load(spec["path"], engine=spec["engine"], check="structure", **spec["options"])
-        declared = sum(nbytes(i.concrete_shape(), i.dtype) for i in sess.inputs)
-        if declared > limits.tensor_budget():
-            raise ModelFileError(
-                f"{spec['path']}: its inputs need {limits.fmt_bytes(declared)}, over the "
-                f"limit of {limits.fmt_bytes(limits.tensor_budget())} "
-                f"({limits.MEMORY_ENV} sets the memory limit)")
-        report = {"ok": True}
-        try:
-            sess.run(sess.random_inputs(seed=0))
-        except (errors.InputError, errors.EngineError) as exc:
-            if _out_of_memory(exc):
-                raise ModelFileError(f"{spec['path']}: running it once needs more than the "
-                                     f"memory limit of {limits.fmt_bytes(spec['memory_limit'])} "
-                                     f"({limits.MEMORY_ENV} sets it): {exc}") from None
-            report["note"] = f"{type(exc).__name__}: {exc}"
-    except errors.EdgertError as exc:
-        report = {"error": type(exc).__name__, "message": str(exc)}
-        if _out_of_memory(exc):
-            report = {"error": "ModelFileError", "message": (
-                f"{spec['path']}: loading it needs more than the memory limit of "
-                f"{limits.fmt_bytes(spec['memory_limit'])} ({limits.MEMORY_ENV} sets it): {exc}")}
+        report = _load_and_run(spec)
     except MemoryError:
-        report = {"error": "ModelFileError", "message": (
-            f"{spec['path']}: loading or running it needs more than the memory limit of "
-            f"{limits.fmt_bytes(spec['memory_limit'])} ({limits.MEMORY_ENV} sets it)")}
+        report = _memory_report(spec, "")
+    except errors.EdgertError as exc:
+        report = _memory_report(spec, str(exc)) if _out_of_memory(exc) else \
+            {"error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a binding's own exception on a bad file
         report = {"error": "ModelFileError", "message": (
             f"{spec['path']}: {spec['engine']} raised {type(exc).__name__} on this file: "
@@ -191,6 +168,32 @@ def _child(spec_json: str) -> int:
     with open(spec["report"], "w") as f:
         json.dump(report, f)
     return 0
+
+
+def _load_and_run(spec: dict) -> Dict[str, object]:
+    from edgert.session import load
+
+    sess = load(spec["path"], engine=spec["engine"], check="structure", **spec["options"])
+    declared = sum(nbytes(i.concrete_shape(), i.dtype) for i in sess.inputs)
+    if declared > limits.tensor_budget():
+        raise ModelFileError(
+            f"{spec['path']}: its inputs need {limits.fmt_bytes(declared)}, over the "
+            f"limit of {limits.fmt_bytes(limits.tensor_budget())} "
+            f"({limits.MEMORY_ENV} sets the memory limit)")
+    try:
+        sess.run(sess.random_inputs(seed=0))
+    except (errors.InputError, errors.EngineError) as exc:
+        if _out_of_memory(exc):
+            raise
+        return {"ok": True, "note": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True}
+
+
+def _memory_report(spec: dict, detail: str) -> Dict[str, object]:
+    return {"error": "ModelFileError", "message": (
+        f"{spec['path']}: loading and running it once needs more than the memory limit of "
+        f"{limits.fmt_bytes(spec['memory_limit'])} ({limits.MEMORY_ENV} sets it)"
+        + (f": {detail}" if detail else ""))}
 
 
 def _out_of_memory(exc: Exception) -> bool:
