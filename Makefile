@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench conformance clean
+.PHONY: install demo test bench conformance fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A larger fuzz run than the one in `make test` (tests/fuzz): mutated model files of
+# every format and the crafted hostile files, with every check mode; prints the counts
+# and the files the caller did not survive (exit 1 if any). FUZZ_ARGS="--per-format 2000".
+FUZZ_ARGS ?= --per-format 500 --seed 1
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.harness $(FUZZ_ARGS)
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

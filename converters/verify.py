@@ -29,6 +29,8 @@ import numpy as np
 
 from edgert.errors import InputError
 from edgert.tensors import DYNAMIC_DIM  # one figure for the runtime and the converters
+from edgert.limits import MEMORY_ENV, fmt_bytes, tensor_budget
+from edgert.tensors import nbytes
 
 
 @dataclass(frozen=True)
@@ -241,13 +243,27 @@ def random_feeds(specs: Sequence[tuple], seed: int = 0, dynamic_size: int = 1,
 
     A dynamic dim 0 (the batch) gets ``dynamic_size``; other dynamic dims (height, width,
     sequence length) get ``dynamic_other``: 1 would be too small for strided layers.
+    An input whose shape needs more memory than the tensor budget of ``edgert.limits``
+    (a quarter of the memory limit, counting the float64 the values are drawn in) is an
+    ``InputError`` naming it, raised before anything is allocated.
     """
     rng = np.random.default_rng(seed)
-    feeds = {}
+    shapes = {}
     for name, shape, dtype in specs:
         dims = tuple(d if isinstance(d, int) and d > 0 else
                      (dynamic_size if i == 0 else dynamic_other) for i, d in enumerate(shape))
         dtype = np.dtype(dtype)
+        drawn = nbytes(dims, np.float64 if dtype.kind == "f" else np.int64)
+        if drawn > tensor_budget():
+            raise InputError(
+                f"verification input {name!r} of shape {'x'.join(map(str, dims))} "
+                f"{dtype.name} would take {fmt_bytes(nbytes(dims, dtype))} ({fmt_bytes(drawn)} "
+                f"while drawn), over the limit of {fmt_bytes(tensor_budget())} per tensor "
+                f"({MEMORY_ENV} sets the memory limit, a quarter of it per tensor). Fix the "
+                f"input's dims (--input-shape {name}=...) or give inputs (--verify-inputs)")
+        shapes[name] = (dims, dtype)
+    feeds = {}
+    for name, (dims, dtype) in shapes.items():
         if np.issubdtype(dtype, np.floating):
             feeds[name] = rng.standard_normal(dims).astype(dtype)
         elif dtype == np.bool_:

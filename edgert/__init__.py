@@ -17,6 +17,7 @@ from edgert.errors import (
     InputError,
     ModelFileError,
     QuantizationError,
+    RunTimeoutError,
     UnsupportedOptionError,
 )
 from edgert.session import Session, TensorInfo, load
@@ -28,5 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "load", "Session", "TensorInfo", "BenchmarkResult", "available_engines",
     "EdgertError", "ModelFileError", "EngineUnavailableError", "InputError",
-    "UnsupportedOptionError", "EngineError", "QuantizationError", "__version__",
+    "UnsupportedOptionError", "EngineError", "QuantizationError", "RunTimeoutError",
+    "__version__",
 ]

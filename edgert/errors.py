@@ -39,3 +39,7 @@ class EngineError(EdgertError):
 class QuantizationError(EdgertError, ValueError):
     """Quantization parameters that define no affine mapping (a zero, negative or
     non-finite scale)."""
+
+
+class RunTimeoutError(EngineError):
+    """A run given a deadline (``Session.run(..., timeout=)``) did not finish in time."""

@@ -18,6 +18,10 @@ class FlatBufferError(ValueError):
     """The buffer is not a well-formed FlatBuffer at some position."""
 
 
+class TensorTooLargeError(FlatBufferError):
+    """A tensor the engine allocates at load declares more bytes than the budget."""
+
+
 class Table:
     """A table inside ``buf`` at absolute position ``pos``."""
 
@@ -38,6 +42,11 @@ class Table:
             raise FlatBufferError(f"vtable at {vt} has a bad size {self._vt_len}")
         if pos + self._obj_len > n:
             raise FlatBufferError(f"table at {pos} runs past the end of the buffer")
+        # every field the vtable lists must lie inside the table, read or not: engines
+        # read fields this reader does not (MNN crashed on one offset past its table)
+        slots = (self._vt_len - 4) // 2
+        if slots and max(struct.unpack_from(f"<{slots}H", buf, vt + 4)) >= max(self._obj_len, 4):
+            raise FlatBufferError(f"a field of the table at {pos} lies outside the table")
 
     def _field(self, field_id: int) -> int:
         """Absolute position of a field, or 0 when absent."""
@@ -111,14 +120,23 @@ class Table:
             out.append(Table(self.buf, at + struct.unpack_from("<I", self.buf, at)[0]))
         return out
 
-    def string(self, field_id: int) -> Optional[str]:
+    def string(self, field_id: int, strict: bool = False) -> Optional[str]:
+        """A string field; ``strict``: bytes that are not UTF-8 are an error (bindings
+        that decode names raise ``UnicodeDecodeError`` on them), else replaced."""
         start, count = self._vector(field_id, 1)
         if start is None:
             return None
-        return bytes(self.buf[start:start + count]).decode("utf-8", errors="replace")
+        raw = bytes(self.buf[start:start + count])
+        if not strict:
+            return raw.decode("utf-8", errors="replace")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlatBufferError(f"string field {field_id} of table at {self.pos} is not "
+                                  f"UTF-8 ({raw[:40]!r}: {exc.reason})") from None
 
-    def strings(self, field_id: int) -> List[str]:
-        """A vector of strings, each bounds-checked."""
+    def strings(self, field_id: int, strict: bool = False) -> List[str]:
+        """A vector of strings, each bounds-checked (``strict``: and UTF-8)."""
         start, count = self._vector(field_id, 4)
         if start is None:
             return []
@@ -132,7 +150,12 @@ class Table:
             length = struct.unpack_from("<I", self.buf, s)[0]
             if s + 4 + length > n:
                 raise FlatBufferError(f"string {i} of field {field_id} runs past the end")
-            out.append(bytes(self.buf[s + 4:s + 4 + length]).decode("utf-8", errors="replace"))
+            raw = bytes(self.buf[s + 4:s + 4 + length])
+            try:
+                out.append(raw.decode("utf-8", errors="strict" if strict else "replace"))
+            except UnicodeDecodeError as exc:
+                raise FlatBufferError(f"string {i} of field {field_id} is not UTF-8 "
+                                      f"({raw[:40]!r}: {exc.reason})") from None
         return out
 
 

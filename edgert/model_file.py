@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from edgert.errors import ModelFileError
-from edgert.flatbuf import FlatBufferError, root
+from edgert.flatbuf import FlatBufferError, TensorTooLargeError
+from edgert.limits import MEMORY_ENV, tensor_budget
+from edgert.mnn_file import read_mnn
+from edgert.tflite_file import read_tflite
 
 FORMATS = ("tflite", "mnn", "onnx")
-# MNN op types run up to GridSample (604) in MNN 3.x; anything far beyond is damage.
-_MNN_MAX_OP_TYPE = 4096
 _EXTENSIONS = {".tflite": "tflite", ".lite": "tflite", ".mnn": "mnn", ".onnx": "onnx"}
 
 
@@ -76,47 +77,23 @@ def check_model_file(path: str, fmt: Optional[str] = None) -> FileCheck:
     checker = {"tflite": _check_tflite, "mnn": _check_mnn, "onnx": _check_onnx}[fmt]
     try:
         details = checker(data)
+    except TensorTooLargeError as exc:
+        raise ModelFileError(f"{path}: {exc} (a quarter of the memory limit; "
+                             f"{MEMORY_ENV} sets it)") from None
     except FlatBufferError as exc:
         raise ModelFileError(f"{path}: not a valid {fmt} model: {exc}") from None
     return FileCheck(format=fmt, size=len(data), details=details)
 
 
 def _check_tflite(data: bytes) -> Dict[str, object]:
-    from edgert.tflite_file import read_tflite
-
-    s = read_tflite(data)
+    s = read_tflite(data, max_tensor_bytes=tensor_budget())
     return {"op_counts": s.op_counts, "quantized": s.quantized, "signatures": s.signature_keys,
             "weight_bytes": s.weight_bytes, "sparse_tensors": s.sparse_tensors,
             "tensor_types": s.tensor_types}
 
 
 def _check_mnn(data: bytes) -> Dict[str, object]:
-    """MNN's loader verifies the FlatBuffer framing but then trusts the indices in
-    it; out-of-range tensor indices are the most common way a damaged .mnn file
-    crashes it. Fields of MNN's schema (Net: oplists 3, outputName 4, tensorName 7;
-    Op: inputIndexes 0, main_type 1, main 2, name 3, outputIndexes 4, type 5)."""
-    if len(data) >= 8 and data[4:8] == b"TFL3":
-        raise FlatBufferError("this is a TFLite file, not MNN")
-    net = root(data)
-    ops = net.tables(3)
-    if not ops:
-        raise FlatBufferError("the net has no ops")
-    names = len(net.strings(7))
-    for i, op in enumerate(ops):
-        op_name = op.string(3)
-        for field_id, what in ((0, "input"), (4, "output")):
-            for idx in op.scalars(field_id, "i"):
-                if not 0 <= idx < names:
-                    raise FlatBufferError(
-                        f"op {i} ({op_name!r}) has {what} tensor index {idx}, but the net "
-                        f"names {names} tensors")
-        op_type = op.scalar(5, "i")
-        if not 0 <= op_type < _MNN_MAX_OP_TYPE:
-            raise FlatBufferError(f"op {i} ({op_name!r}) has an unknown type {op_type}")
-        if op.scalar(1, "B") and op.table(2) is None:
-            raise FlatBufferError(f"op {i} ({op_name!r}) declares parameters it lacks")
-    net.strings(4)  # output names must be readable
-    return {"ops": len(ops), "tensors": names}
+    return read_mnn(data, max_tensor_bytes=tensor_budget())
 
 
 def _check_onnx(data: bytes) -> Dict[str, object]:

@@ -1,24 +1,28 @@
 """``edgert.load`` and ``Session``: one API over every engine.
 
 The Session owns what must behave the same whatever the engine: feeds by name
-or position, shape and dtype checks with errors that name the input, float
-feeds into quantized inputs (quantized with the input's scale and zero point),
-float outputs out of quantized outputs unless ``raw=True``, and the timing
-protocol of ``benchmark``.
+or position, shape, dtype, size and value checks with errors that name the input,
+float feeds into quantized inputs (quantized with the input's scale and zero
+point), float outputs out of quantized outputs unless ``raw=True``, the timing
+protocol of ``benchmark``, runs with a deadline (in a worker process,
+``edgert.isolated_run``), and calls from many threads (``edgert.engine_pool``).
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from edgert import timing
+from edgert.engine_pool import EnginePool
 from edgert.engines import pick_engine
 from edgert.errors import InputError, UnsupportedOptionError
+from edgert.limits import tensor_budget
 from edgert.model_file import check_model_file
-from edgert.tensors import TensorInfo, random_input, shape_str
+from edgert.tensors import TensorInfo, check_tensor_size, random_input, shape_str
 
 Feeds = Union[None, np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -32,7 +36,7 @@ def default_threads() -> int:
 
 def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
          threads: Optional[int] = None, precision: str = "auto", check: str = "isolated",
-         **options) -> "Session":
+         concurrency: int = 1, **options) -> "Session":
     """Open a model file (.tflite, .mnn or .onnx) with the engine its format needs.
 
     Args:
@@ -44,6 +48,10 @@ def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
         check: ``"isolated"`` (default) loads the file once in a child process first,
             so an engine crash on a damaged file cannot kill this process (cached per
             file); ``"structure"`` runs only the in-process checks.
+        concurrency: how many calls of the session may run at once. The session is
+            safe to call from any number of threads; with 1 (the default) overlapping
+            calls wait for each other; with N, up to N copies of the model are made as
+            calls overlap (engines that are thread-safe themselves share one copy).
         **options: engine options (``xnnpack=False`` for LiteRT, ``backend=`` for MNN,
             ``graph_optimization=`` for ONNX Runtime).
     """
@@ -52,6 +60,8 @@ def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
         raise UnsupportedOptionError(f"check={check!r}; accepted: {', '.join(CHECKS)}")
     if threads is not None and int(threads) < 1:
         raise UnsupportedOptionError(f"threads must be at least 1, got {threads}")
+    if int(concurrency) < 1:
+        raise UnsupportedOptionError(f"concurrency must be at least 1, got {concurrency}")
     fcheck = check_model_file(path, options.pop("format", None))
     cls = pick_engine(fcheck.format, engine)
     if precision not in cls.precisions:
@@ -63,20 +73,32 @@ def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
         from edgert.probe import probe_model
         probe_model(path, fcheck.format, cls.name, cls.version(),
                     dict(options, threads=threads, precision=precision))
+
+    def make():
+        return cls(path, threads, precision, options)
+
     t0 = time.perf_counter_ns()
-    eng = cls(path, threads, precision, options)
+    eng = make()
     load_ms = (time.perf_counter_ns() - t0) / 1e6
-    return Session(path, fcheck.format, eng, threads, precision, load_ms, fcheck.details)
+    return Session(path, fcheck.format, eng, threads, precision, load_ms, fcheck.details,
+                   pool=EnginePool(eng, make, int(concurrency)), options=options)
 
 
 class Session:
     """A loaded model. Build it with ``edgert.load``."""
 
     def __init__(self, path: str, fmt: str, engine, threads: int, precision: str,
-                 load_ms: float, file_details: Optional[dict] = None) -> None:
+                 load_ms: float, file_details: Optional[dict] = None,
+                 pool: Optional[EnginePool] = None,
+                 options: Optional[Mapping[str, object]] = None) -> None:
         self.path = path
         self.format = fmt
-        self.engine = engine
+        self.engine = engine          # the first instance: metadata, op counts
+        self._pool = pool or EnginePool(engine, lambda: engine, 1)
+        self._options = dict(options or {})
+        self._runner = None           # the worker of runs with a deadline
+        self._outputs: Optional[List[TensorInfo]] = None
+        self._runner_lock = threading.Lock()
         self.engine_name: str = engine.name
         self.engine_version: str = type(engine).version()
         self.threads = threads
@@ -84,6 +106,8 @@ class Session:
         self.load_ms = load_ms
         self.file_details = file_details or {}
         self._strict = getattr(engine, "strict_shapes", True)
+        self._nonfinite_ok = getattr(engine, "computes_nonfinite", True)
+        self._tensor_budget = tensor_budget()   # read once: feeds are checked on every run
 
     # -- description ---------------------------------------------------------------
     @property
@@ -92,12 +116,19 @@ class Session:
 
     @property
     def outputs(self) -> List[TensorInfo]:
-        return self.engine.outputs
+        if self._outputs is None:
+            # MNN learns its outputs by running once: borrow an engine no other call uses
+            with self._pool.borrow() as engine:
+                self._outputs = engine.outputs
+        return self._outputs
 
     def op_counts(self) -> Dict[str, int]:
         """Op type -> count, from the file when it tells, else from the engine."""
         counts = self.file_details.get("op_counts")
-        return dict(counts) if counts else self.engine.op_counts()
+        if counts:
+            return dict(counts)
+        with self._pool.borrow() as engine:
+            return engine.op_counts()
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}:{shape_str(i.shape)}" for i in self.inputs)
@@ -107,11 +138,13 @@ class Session:
     def random_inputs(self, seed: int = 0, dynamic_size: Optional[int] = None
                       ) -> Dict[str, np.ndarray]:
         """Seeded random feeds that fit every input (dynamic dims set to ``dynamic_size``;
-        by default the batch 1 and other dynamic dims ``edgert.tensors.DYNAMIC_DIM``)."""
+        by default the batch 1 and other dynamic dims ``edgert.tensors.DYNAMIC_DIM``).
+        An input over the tensor budget of ``edgert.limits`` is an ``InputError``."""
         rng = np.random.default_rng(seed)
         return {i.name: random_input(i, rng, dynamic_size) for i in self.inputs}
 
-    def prepare(self, feeds: Feeds = None, **named: np.ndarray) -> List[np.ndarray]:
+    def prepare(self, feeds: Feeds = None, *, allow_nonfinite: bool = False,
+                **named: np.ndarray) -> List[np.ndarray]:
         """Check feeds and turn them into the engine's input arrays, in input order."""
         infos = self.inputs
         by_name = _feeds_by_name(feeds, named, infos)
@@ -121,24 +154,37 @@ class Session:
                 raise InputError(
                     f"missing input {info.name!r} (expects {shape_str(info.shape)} "
                     f"{np.dtype(info.dtype).name}); model inputs: {[i.name for i in infos]}")
-            arrays.append(self._conform(info, by_name[info.name]))
+            try:
+                arrays.append(self._conform(info, by_name[info.name], allow_nonfinite))
+            except MemoryError:
+                raise InputError(f"input {info.name!r}: not enough memory to prepare it "
+                                 f"(shape {shape_str(np.shape(by_name[info.name]))})") from None
         return arrays
 
-    def _conform(self, info: TensorInfo, value) -> np.ndarray:
-        arr = np.asarray(value)
+    def _conform(self, info: TensorInfo, value, allow_nonfinite: bool) -> np.ndarray:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:   # ragged lists, objects numpy cannot read
+            raise InputError(f"input {info.name!r} is not an array: {exc}") from None
         want = np.dtype(info.dtype)
+        if arr.dtype.kind not in "biufc":
+            raise InputError(f"input {info.name!r} expects dtype {want.name}, "
+                             f"got {arr.dtype.name}")
+        # a zero-stride view (np.broadcast_to) is small until it is made contiguous
+        if arr.size * max(want.itemsize, arr.itemsize) > self._tensor_budget:
+            check_tensor_size(info.name, arr.shape, want if want.itemsize > arr.itemsize
+                              else arr.dtype)
+        if arr.dtype.kind == "f" and not allow_nonfinite and (
+                info.is_quantized or not self._nonfinite_ok) and not np.isfinite(arr).all():
+            why = ("it is quantized: NaN and Inf have no integer value" if info.is_quantized
+                   else f"{self.engine_name} does not compute with them (it turns them into "
+                   "large finite numbers)")
+            raise InputError(f"input {info.name!r} holds NaN or Inf, which it cannot take: "
+                             f"{why}. Pass allow_nonfinite=True to run anyway")
         if info.is_quantized and np.issubdtype(arr.dtype, np.floating):
             arr = info.quantization.quantize(arr, want)
         elif arr.dtype != want:
-            # float64 -> float32 or int64 -> int32 is what numpy users mean; a change of
-            # kind (ints into a float input, floats into an int input) is a mistake.
-            if arr.dtype.kind == want.kind or (
-                    arr.dtype.kind in "ui" and want.kind in "ui"
-                    and np.can_cast(arr.dtype, want, casting="safe")):
-                arr = arr.astype(want)
-            else:
-                raise InputError(
-                    f"input {info.name!r} expects dtype {want.name}, got {arr.dtype.name}")
+            arr = _cast(info.name, arr, want)
         if arr.ndim != len(info.shape):
             raise InputError(
                 f"input {info.name!r} expects rank {len(info.shape)} "
@@ -153,13 +199,27 @@ class Session:
             raise InputError(f"input {info.name!r} is empty (shape {shape_str(arr.shape)})")
         return np.ascontiguousarray(arr)
 
-    def run(self, feeds: Feeds = None, *, raw: bool = False,
-            **named: np.ndarray) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Feeds = None, *, raw: bool = False, timeout: Optional[float] = None,
+            allow_nonfinite: bool = False, **named: np.ndarray) -> Dict[str, np.ndarray]:
         """Run the model. Feeds: a dict by name, a list in input order, one array, or keywords.
 
         Returns outputs by name; quantized outputs come back as float32 unless ``raw``.
+        Safe to call from many threads at once (see ``load(concurrency=)``).
+
+        Args:
+            timeout: seconds the run may take. Native code cannot be interrupted, so a
+                run with a deadline happens in a worker process holding its own copy of
+                the model (started on first use, kept for later calls); past the deadline
+                the worker is killed and ``RunTimeoutError`` raised.
+            allow_nonfinite: accept NaN/Inf in float feeds of quantized inputs and of
+                engines that do not compute with them (MNN); refused by default, since
+                the answer would be silently wrong.
         """
-        results = self.engine.run(self.prepare(feeds, **named))
+        arrays = self.prepare(feeds, allow_nonfinite=allow_nonfinite, **named)
+        if timeout is not None:
+            results = self._run_isolated(arrays, float(timeout))
+        else:
+            results = self._pool.run(arrays)
         out = {}
         for info, arr in zip(self.outputs, results):
             if not raw and info.is_quantized:
@@ -167,14 +227,26 @@ class Session:
             out[info.name] = arr
         return out
 
+    def _run_isolated(self, arrays: List[np.ndarray], timeout: float) -> List[np.ndarray]:
+        if timeout <= 0:
+            raise UnsupportedOptionError(f"timeout must be positive, got {timeout}")
+        with self._runner_lock:
+            if self._runner is None:
+                from edgert.isolated_run import IsolatedRunner
+
+                self._runner = IsolatedRunner(self.path, self.engine_name, self.threads,
+                                              self.precision, self._options)
+            return self._runner.run(arrays, timeout)
+
     def benchmark(self, runs: int = 50, warmup: int = 5, inputs: Feeds = None, seed: int = 0,
                   min_seconds: float = 0.0, cooldown_s: float = 0.0) -> timing.BenchmarkResult:
         """Time the engine call with the shared protocol (see ``edgert.timing``)."""
         feeds = inputs if inputs is not None else self.random_inputs(seed)
         arrays = self.prepare(feeds)
-        call = self.engine.run
-        measured = timing.time_runs(lambda: call(arrays), runs=runs, warmup=warmup,
-                                    min_seconds=min_seconds, cooldown_s=cooldown_s)
+        with self._pool.borrow() as engine:
+            call = engine.run
+            measured = timing.time_runs(lambda: call(arrays), runs=runs, warmup=warmup,
+                                        min_seconds=min_seconds, cooldown_s=cooldown_s)
         lat = measured["latencies_ms"]
         return timing.BenchmarkResult(
             runs=len(lat), warmup=warmup, threads=self.threads, init_ms=self.load_ms,
@@ -184,13 +256,34 @@ class Session:
             latencies_ms=lat, **timing.latency_stats(lat))
 
     def close(self) -> None:
-        self.engine.close()
+        with self._runner_lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+        self._pool.close()
 
     def __enter__(self) -> "Session":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _cast(name: str, arr: np.ndarray, want: np.dtype) -> np.ndarray:
+    """float64 -> float32 or int64 -> int32 is what numpy users mean (when the ints fit:
+    a silent wrap-around would be a wrong answer); a change of kind (ints into a float
+    input, floats into an int input) is a mistake unless the cast is exact."""
+    if arr.dtype.kind == want.kind:
+        if want.kind in "ui" and arr.size and not np.can_cast(arr.dtype, want, casting="safe"):
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < np.iinfo(want).min or hi > np.iinfo(want).max:
+                raise InputError(f"input {name!r} expects {want.name}; its values "
+                                 f"{lo}..{hi} do not fit")
+        return arr.astype(want)
+    if arr.dtype.kind in "ui" and want.kind in "ui" and np.can_cast(arr.dtype, want,
+                                                                     casting="safe"):
+        return arr.astype(want)
+    raise InputError(f"input {name!r} expects dtype {want.name}, got {arr.dtype.name}")
 
 
 def _feeds_by_name(feeds: Feeds, named: Mapping[str, np.ndarray],

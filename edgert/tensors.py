@@ -12,6 +12,8 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from edgert import quantization
+from edgert.errors import InputError
+from edgert.limits import MEMORY_ENV, fmt_bytes, tensor_budget
 
 # A dynamic dim other than the batch, when one must be chosen (random inputs, the shape a
 # model is first allocated with): an image side or a sequence length that strided layers
@@ -90,17 +92,39 @@ def shape_str(shape: Tuple[Dim, ...]) -> str:
                     for d in shape) or "scalar"
 
 
+def nbytes(shape: Tuple[int, ...], dtype) -> int:
+    """Bytes of a dense array of ``shape`` and ``dtype``, in Python ints (no overflow)."""
+    count = 1
+    for d in shape:
+        count *= int(d)
+    return count * np.dtype(dtype).itemsize
+
+
+def check_tensor_size(name: str, shape: Tuple[int, ...], dtype, what: str = "input") -> None:
+    """Raise ``InputError`` naming ``name`` when a dense ``shape`` array of ``dtype`` would
+    take more than the tensor budget (``edgert.limits``), before anything is allocated."""
+    size, budget = nbytes(shape, dtype), tensor_budget()
+    if size > budget:
+        raise InputError(
+            f"{what} {name!r} of shape {shape_str(tuple(shape))} {np.dtype(dtype).name} needs "
+            f"{fmt_bytes(size)}, over the limit of {fmt_bytes(budget)} per tensor (a quarter "
+            f"of the memory limit; set {MEMORY_ENV} to change it)")
+
+
 def random_input(info: TensorInfo, rng: np.random.Generator,
                  dynamic_size: Optional[int] = None) -> np.ndarray:
     """A seeded random array that fits ``info`` (float in [-1, 1), ints in a small range).
 
     Quantized inputs get float values: the session quantizes them like a user's floats.
+    A shape over the tensor budget is an ``InputError`` before any allocation.
     """
     shape = info.concrete_shape(dynamic_size)
     dt = np.dtype(info.dtype)
     if info.is_quantized or np.issubdtype(dt, np.floating):
         out_dt = np.float32 if info.is_quantized else dt
+        check_tensor_size(info.name, shape, out_dt)
         return rng.uniform(-1.0, 1.0, size=shape).astype(out_dt)
+    check_tensor_size(info.name, shape, dt)
     if dt == np.bool_:
         return rng.integers(0, 2, size=shape).astype(np.bool_)
     return rng.integers(0, 10, size=shape).astype(dt)

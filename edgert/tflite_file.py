@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from edgert.flatbuf import FlatBufferError, Table, root
+from edgert.flatbuf import FlatBufferError, Table, TensorTooLargeError, root
 
 IDENTIFIER = b"TFL3"
 
@@ -47,10 +47,14 @@ def _builtin_names() -> Dict[int, str]:
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
-def read_tflite(buf: bytes) -> TFLiteSummary:
+def read_tflite(buf: bytes, max_tensor_bytes: Optional[int] = None) -> TFLiteSummary:
     """Check ``buf`` is a well-formed TFLite model and summarize it.
 
-    Raises ``FlatBufferError`` naming the first inconsistency found.
+    Raises ``FlatBufferError`` naming the first inconsistency found: out-of-range
+    indices, buffers past the end, constant data of the wrong size, names that are not
+    UTF-8 (the interpreter's Python binding decodes them), and, with
+    ``max_tensor_bytes``, a tensor without data (which the interpreter allocates at
+    load) declared larger than that (``TensorTooLargeError``).
     """
     if len(buf) < 8 or bytes(buf[4:8]) != IDENTIFIER:
         raise FlatBufferError("no TFL3 file identifier at bytes 4..8: not a TFLite model")
@@ -73,7 +77,7 @@ def read_tflite(buf: bytes) -> TFLiteSummary:
         tensors = sg.tables(0)
         n_t = len(tensors)
         for ti, t in enumerate(tensors):
-            _check_tensor(t, si, ti, n_buf, buffer_sizes, summary, types)
+            _check_tensor(t, si, ti, n_buf, buffer_sizes, summary, types, max_tensor_bytes)
         for what, fid in (("input", 1), ("output", 2)):
             for idx in sg.scalars(fid, "i"):
                 if not 0 <= idx < n_t:
@@ -90,6 +94,7 @@ def read_tflite(buf: bytes) -> TFLiteSummary:
                             f"subgraph {si} operator {oi} refers to tensor {idx} of {n_t}")
             if si == 0:
                 ops[_op_name(codes[code], names)] += 1
+        sg.string(4, strict=True)
     for sig in model.tables(7):
         sub = sig.scalar(4, "I")
         if sub >= len(subgraphs):
@@ -97,9 +102,10 @@ def read_tflite(buf: bytes) -> TFLiteSummary:
         n_t = len(subgraphs[sub].tables(0))
         for fid in (0, 1):
             for tm in sig.tables(fid):
+                tm.string(0, strict=True)
                 if tm.scalar(1, "I") >= n_t:
                     raise FlatBufferError("signature maps a name to a tensor that does not exist")
-        summary.signature_keys.append(sig.string(2) or "")
+        summary.signature_keys.append(sig.string(2, strict=True) or "")
     summary.op_counts = dict(ops)
     summary.tensor_types = dict(types)
     return summary
@@ -120,13 +126,18 @@ def _buffer_size(b: Table, index: int, file_size: int) -> int:
 def _op_name(code: Table, names: Dict[int, str]) -> str:
     builtin = max(code.scalar(0, "b"), code.scalar(3, "i"))
     if builtin == 32:  # CUSTOM
-        return "CUSTOM:" + (code.string(1) or "?")
+        return "CUSTOM:" + (code.string(1, strict=True) or "?")
     return names.get(builtin, f"BUILTIN_{builtin}")
 
 
 def _check_tensor(t: Table, si: int, ti: int, n_buf: int, buffer_sizes: List[int],
-                  summary: TFLiteSummary, types: Counter) -> None:
+                  summary: TFLiteSummary, types: Counter,
+                  max_tensor_bytes: Optional[int] = None) -> None:
     shape = t.scalars(0, "i")
+    try:
+        name = t.string(3, strict=True)
+    except FlatBufferError as exc:
+        raise FlatBufferError(f"subgraph {si} tensor {ti}: its name is not UTF-8 ({exc})") from None
     ttype = t.scalar(1, "b")
     bidx = t.scalar(2, "I")
     if any(d < -1 or d > _MAX_DIM for d in shape):
@@ -142,16 +153,21 @@ def _check_tensor(t: Table, si: int, ti: int, n_buf: int, buffer_sizes: List[int
     sparse = t.has(6)
     summary.sparse_tensors += int(sparse)
     size = buffer_sizes[bidx] if bidx else 0
-    if not size:
-        return
-    summary.weight_bytes += size
     bits = _ELEMENT_BITS.get(ttype)
-    if bits is None or sparse or -1 in shape:
-        return
     count = 1
     for d in shape:
-        count *= d
-    want = (count * bits + 7) // 8
+        count *= d if d >= 0 else 1     # Python ints: 2^31 x 2^31 does not overflow
+    want = (count * bits + 7) // 8 if bits else 0
+    if not size:
+        if max_tensor_bytes is not None and want > max_tensor_bytes:
+            raise TensorTooLargeError(
+                f"tensor {name!r} (subgraph {si}, tensor {ti}) declares shape "
+                f"{'x'.join(map(str, shape))} {_TYPE_NAMES[ttype]}, {want / 2 ** 30:.1f} GiB, "
+                f"over the limit of {max_tensor_bytes / 2 ** 30:.1f} GiB per tensor")
+        return
+    summary.weight_bytes += size
+    if bits is None or sparse or -1 in shape:
+        return
     if size != want:
         raise FlatBufferError(
             f"subgraph {si} tensor {ti} of shape {shape} and type {_TYPE_NAMES[ttype]} needs "

@@ -50,11 +50,18 @@ def check_and_infer(proto: onnx.ModelProto, path: Optional[str], notes: List[str
                     ) -> onnx.ModelProto:
     """onnx.checker, then ONNX shape inference (data propagation on, not strict)."""
     big = proto.ByteSize() > _PROTO_LIMIT
+    where = path or "the ONNX model"
     try:
         onnx.checker.check_model(path if big and path else proto)
     except onnx.checker.ValidationError as exc:
-        where = path or "the ONNX model"
         raise ModelFileError(f"{where}: fails the ONNX checker: {exc}") from None
+    except UnicodeDecodeError as exc:   # the checker's message quotes bytes that are not UTF-8
+        raise ModelFileError(f"{where}: fails the ONNX checker on a name or string that is "
+                             f"not UTF-8 ({exc.object[max(0, exc.start - 30):exc.end + 10]!r})"
+                             ) from None
+    except (ValueError, RuntimeError, OSError) as exc:   # checker internals, external files
+        raise ModelFileError(f"{where}: the ONNX checker cannot read it: "
+                             f"{type(exc).__name__}: {exc}") from None
     if big:
         notes.append("model over 2 GB: shape inference skipped")
         return proto

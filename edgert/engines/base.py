@@ -24,6 +24,12 @@ class Engine(ABC):
     formats: ClassVar[Tuple[str, ...]] = ()
     #: runtime precisions this engine can honor
     precisions: ClassVar[Tuple[str, ...]] = ("auto", "fp32")
+    #: ``run`` may be called from several threads at once on one instance; when False
+    #: the Session gives each overlapping call an instance of its own (``engine_pool``)
+    reentrant: ClassVar[bool] = False
+    #: NaN and Inf in float inputs are computed with as IEEE arithmetic says; when
+    #: False the Session refuses them unless the caller allows them
+    computes_nonfinite: ClassVar[bool] = True
 
     inputs: List[TensorInfo]
     outputs: List[TensorInfo]

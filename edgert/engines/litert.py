@@ -12,9 +12,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgert.engines.base import Engine
-from edgert.errors import EngineError, UnsupportedOptionError
+from edgert.errors import EngineError, ModelFileError, UnsupportedOptionError
 from edgert.native_output import capture_native_output
 from edgert.tensors import QuantParams, TensorInfo
+
+
+# LiteRT's load errors that mean the file itself is damaged, not that LiteRT lacks an op
+_DAMAGE_WORDS = ("not a valid Flatbuffer", "model identifier", "Could not open",
+                 "failed to verify", "Invalid tensor index", "is out of range")
 
 
 def _import_interpreter():
@@ -80,13 +85,19 @@ class LiteRTEngine(Engine):
                 error = str(exc)
         if error:
             native = "; ".join(ln for ln in out.lines() if "XNNPACK delegate" not in ln)
-            raise EngineError(f"LiteRT could not load {path}: {error}"
-                              + (f" ({native})" if native else ""))
-        self._in_idx, self._out_idx, names_in, names_out = self._io_tensors()
-        details = {d["index"]: d for d in self._interp.get_input_details()}
-        details.update({d["index"]: d for d in self._interp.get_output_details()})
-        self.inputs = [_info(n, details[i]) for n, i in zip(names_in, self._in_idx)]
-        self.outputs = [_info(n, details[i]) for n, i in zip(names_out, self._out_idx)]
+            damaged = any(w in error for w in _DAMAGE_WORDS)
+            raise (ModelFileError if damaged else EngineError)(
+                f"LiteRT could not load {path}: {error}" + (f" ({native})" if native else ""))
+        try:
+            self._in_idx, self._out_idx, names_in, names_out = self._io_tensors()
+            details = {d["index"]: d for d in self._interp.get_input_details()}
+            details.update({d["index"]: d for d in self._interp.get_output_details()})
+            self.inputs = [_info(n, details[i]) for n, i in zip(names_in, self._in_idx)]
+            self.outputs = [_info(n, details[i]) for n, i in zip(names_out, self._out_idx)]
+        except (UnicodeDecodeError, KeyError, ValueError, TypeError) as exc:
+            # names that are not UTF-8, a signature naming a tensor that is no input...
+            raise ModelFileError(f"{path}: LiteRT cannot describe this model's inputs and "
+                                 f"outputs ({type(exc).__name__}: {exc})") from None
         self._shapes = [tuple(details[i]["shape"]) for i in self._in_idx]
 
     def _io_tensors(self):

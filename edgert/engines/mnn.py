@@ -43,6 +43,9 @@ class MNNEngine(Engine):
     formats = ("mnn",)
     precisions = tuple(_PRECISION)
     strict_shapes = False
+    # MNN turns NaN and Inf in a float input into +-3.4e38 (measured on its CPU backend):
+    # the Session refuses them unless the caller allows them
+    computes_nonfinite = False
 
     @classmethod
     def available(cls) -> Optional[str]:

@@ -19,10 +19,18 @@ _ORT_TYPES = {
 }
 
 
+# ORT's load errors that mean the file (or the external data it names) is at fault
+_DAMAGE_WORDS = ("INVALID_PROTOBUF", "INVALID_GRAPH", "Protobuf parsing failed",
+                 "External data", "external data", "external initializer",
+                 "ModelProto does not have a graph")
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
     formats = ("onnx",)
     precisions = ("auto", "fp32")
+    # InferenceSession.run is thread-safe (ONNX Runtime's documentation): no pool needed
+    reentrant = True
 
     @classmethod
     def available(cls) -> Optional[str]:
@@ -59,11 +67,16 @@ class OnnxRuntimeEngine(Engine):
             self._sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception classes
             msg = str(exc)
-            damaged = "INVALID_PROTOBUF" in msg or "INVALID_GRAPH" in msg
+            # a name that is not UTF-8 fails as ORT turns its own message into a str
+            damaged = isinstance(exc, UnicodeDecodeError) or any(w in msg for w in _DAMAGE_WORDS)
             cls = ModelFileError if damaged else EngineError
             raise cls(f"ONNX Runtime could not load {path}: {msg}") from None
-        self.inputs = [_info(a) for a in self._sess.get_inputs()]
-        self.outputs = [_info(a) for a in self._sess.get_outputs()]
+        try:
+            self.inputs = [_info(a) for a in self._sess.get_inputs()]
+            self.outputs = [_info(a) for a in self._sess.get_outputs()]
+        except UnicodeDecodeError as exc:   # a name or dim name that is not UTF-8
+            raise ModelFileError(f"{path}: ONNX Runtime cannot describe this model's inputs "
+                                 f"and outputs: a name that is not UTF-8 ({exc})") from None
         self._in_names = [i.name for i in self.inputs]
         self._out_names = [o.name for o in self.outputs]
         self._path = path
@@ -79,10 +92,13 @@ class OnnxRuntimeEngine(Engine):
             import onnx
         except ImportError:
             return {}
-        model = onnx.load(self._path, load_external_data=False)
         counts: Dict[str, int] = {}
-        for node in model.graph.node:
-            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+        try:
+            model = onnx.load(self._path, load_external_data=False)
+            for node in model.graph.node:
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+        except Exception:  # noqa: BLE001 - op counts are informative; a damaged name is not fatal
+            return {}
         return counts
 
     def close(self) -> None:

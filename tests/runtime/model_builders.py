@@ -169,3 +169,37 @@ def _write_single_op(s, path, tensors, buffers, op_code, opt_type, opts, ins, ou
     m.signatureDefs = [_signature(s, inputs, outputs)]
     with open(path, "wb") as f:
         f.write(_pack(m))
+
+
+def conv_stack_onnx(path: str, channels: int = 16, size: int = 32, layers: int = 3,
+                    seed: int = 0) -> None:
+    """Conv(3->C) + `layers` x (Conv(C->C, 3x3) + Relu) + GlobalAveragePool + Flatten +
+    Gemm(C->10), input 1x3xSIZExSIZE: enough work per call (about a millisecond) for
+    thread and timeout tests and benchmarks."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits, nodes, prev, cin = [], [], "input", 3
+    for k in range(layers + 1):
+        w = (rng.standard_normal((channels, cin, 3, 3)) * (1.0 / np.sqrt(9 * cin)))
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{k}"),
+                  numpy_helper.from_array(np.zeros(channels, np.float32), f"b{k}")]
+        nodes += [helper.make_node("Conv", [prev, f"w{k}", f"b{k}"], [f"c{k}"],
+                                   pads=[1, 1, 1, 1], name=f"conv{k}"),
+                  helper.make_node("Relu", [f"c{k}"], [f"r{k}"], name=f"relu{k}")]
+        prev, cin = f"r{k}", channels
+    fw = rng.standard_normal((10, channels)).astype(np.float32) * 0.3
+    inits += [numpy_helper.from_array(fw, "fw"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "fb")]
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["g"], name="gap"),
+              helper.make_node("Flatten", ["g"], ["f"], axis=1, name="flatten"),
+              helper.make_node("Gemm", ["f", "fw", "fb"], ["logits"], transB=1, name="fc")]
+    graph = helper.make_graph(
+        nodes, "conv_stack",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
