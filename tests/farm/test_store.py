@@ -36,7 +36,7 @@ def v1_store(tmp_path):
 
 def test_old_rows_read_after_migration(v1_store):
     with ResultStore(v1_store) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         rows = {r["device"]: r for r in store.results("v1-run")}
         plan = store.planned_jobs("v1-run")
     assert {d: r["status"] for d, r in rows.items()} == {"host": "ok", "ghost": "error"}
@@ -94,7 +94,7 @@ def test_two_processes_open_an_old_store_at_once(v1_store):
              for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
-    assert [o[0].strip() for o in outs] == ["2", "2", "2"]
+    assert [o[0].strip() for o in outs] == ["3", "3", "3"]
     with sqlite3.connect(v1_store) as db:
         cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
     assert cols.count("variant_json") == 1
@@ -106,7 +106,7 @@ def test_stores_it_cannot_read(tmp_path):
         pass
     with sqlite3.connect(newer) as db:
         db.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
-    with pytest.raises(EdgertError, match="schema version 9, newer than this edgert's 2"):
+    with pytest.raises(EdgertError, match="schema version 9, newer than this edgert's 3"):
         ResultStore(newer)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database, just text" * 100)
