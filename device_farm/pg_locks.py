@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from typing import Dict, List, Optional
 
 from device_farm.errors import DeviceError
@@ -71,11 +72,11 @@ class _PgLease(Lease):
 class PgLocks(DeviceLocks):
     """Advisory locks on the PostgreSQL server of ``url`` (a farm store)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, reconnect_s: float = 120.0) -> None:
         super().__init__()
         from device_farm.store import ResultStore
 
-        self.url = url
+        self.url, self.reconnect_s = url, reconnect_s
         ResultStore(url).close()    # the schema (device_locks) is there
         self._idle: List[object] = []
         self._pool_guard = threading.Lock()
@@ -95,9 +96,31 @@ class PgLocks(DeviceLocks):
                 return
         conn.close()
 
+    def _on_fresh_connection(self, what: str, fn):
+        """``fn(conn)`` on a pooled connection; when the server cut it (a restart) or is
+        away, again on a new one for up to ``reconnect_s`` seconds."""
+        import psycopg
+
+        deadline = time.monotonic() + self.reconnect_s
+        while True:
+            try:
+                conn = self._conn()
+            except DeviceError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
+            try:
+                return fn(conn)
+            except psycopg.OperationalError as exc:
+                conn.close()
+                if time.monotonic() > deadline:
+                    raise DeviceError(f"{what} on {loc.display(self.url)}: "
+                                      f"{str(exc).strip().splitlines()[0]}") from None
+                time.sleep(0.5)
+
     def try_acquire(self, key: str, holder: Dict[str, object]) -> Optional[Lease]:
-        conn = self._conn()
-        try:
+        def take(conn) -> Optional[Lease]:
             got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                (RUN, lock_id(key))).fetchone()[0]
             if not got:
@@ -107,12 +130,9 @@ class PgLocks(DeviceLocks):
             conn.execute("DELETE FROM device_locks WHERE key = %s", (key,))
             conn.execute("INSERT INTO device_locks (key, holder_json, backend_pid) "
                          "VALUES (%s, %s, pg_backend_pid())", (key, text))
-        except Exception as exc:  # noqa: BLE001 - psycopg's errors: the server went away
-            conn.close()
-            raise DeviceError(f"cannot lock device {key} on {loc.display(self.url)}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc) else exc}") \
-                from None
-        return _PgLease(self, key, conn)
+            return _PgLease(self, key, conn)
+
+        return self._on_fresh_connection(f"cannot lock device {key}", take)
 
     def holder(self, key: str) -> Optional[Dict[str, object]]:
         conn = self._conn()

@@ -195,7 +195,17 @@ class Agent:
         with slot.mutex:
             if job_key in self.store.ended_keys(run_id):
                 return "already recorded"
-            outcome = self._run_locked(slot, job, run_id)
+            try:
+                outcome = self._run_locked(slot, job, run_id)
+            except Exception as exc:  # noqa: BLE001 - the farm's own trouble: retried
+                last = context.job.attempts + 1 >= q.TASK_RETRIES
+                self.log(f"{job.device}: could not run {job.label} ({exc})"
+                         + ("; recording it as failed" if last else "; the queue retries it"))
+                if last:
+                    self.runner.record(run_id, job, slot.spec, None, "error",
+                                       f"the agent could not run the job: {exc}", 0)
+                    return "failed"
+                raise
         settle_run(self.store, run_id)
         return outcome
 

@@ -20,6 +20,8 @@ from typing import Callable, Dict, List, Optional
 from device_farm.store import location as loc
 
 TASK = "edgert_farm_job"
+#: tries of a queue job whose agent could not run it (its store or lock unreachable)
+TASK_RETRIES = 4
 _SCHEMA_LOCK = 0x6564_0010
 
 
@@ -43,7 +45,11 @@ def make_app(url: str, task: Optional[Callable[..., object]] = None, max_size: i
                                                max_size=max_size)
     app = procrastinate.App(connector=connector)
     if task is not None:
-        app.task(name=TASK, pass_context=True)(task)
+        # the job's own failures are rows, never exceptions; what raises is the farm's
+        # infrastructure (the database away for longer than the store waits): try again
+        app.task(name=TASK, pass_context=True,
+                 retry=procrastinate.RetryStrategy(max_attempts=TASK_RETRIES - 1,  # retries
+                                                   wait=5))(task)
     return app
 
 
