@@ -48,9 +48,8 @@ def submit(store_url: str, models: Sequence[str], *, devices: Optional[Sequence[
            agent_wait_s: Optional[float] = None, max_attempts: int = 2,
            argv: Optional[List[str]] = None) -> str:
     """Queue ``models`` on ``devices``; return the run id (nothing waits for a job)."""
-    from device_farm.farm import PRECISIONS, new_run_id
-    from device_farm.jobs import ModelFile, plan_jobs
-    from device_farm.runners import runner_for
+    from device_farm.farm import PRECISIONS
+    from device_farm.jobs import ModelFile
 
     loc.conninfo(store_url)   # a queue needs PostgreSQL: say so before anything else
     bad = [p for p in precisions if p not in PRECISIONS]
@@ -59,23 +58,66 @@ def submit(store_url: str, models: Sequence[str], *, devices: Optional[Sequence[
     if runs < 1 or warmup < 0 or timeout_s <= 0 or max_attempts < 1:
         raise EdgertError("runs must be >= 1, warmup >= 0, timeout > 0, max attempts >= 1")
     files = [ModelFile.from_path(m) for m in models]
+    settings = dict(engine=engine, threads=threads, runs=runs, warmup=warmup,
+                    cooldown_s=cooldown_s, timeout_s=timeout_s)
+    options = {"retries": retries, "max_attempts": max_attempts,
+               "agent_wait_s": AGENT_WAIT_S if agent_wait_s is None else agent_wait_s}
+    return _queue_run(store_url, files, devices, tags, precisions, settings, options,
+                      agent_wait_s is not None, run_id, argv, upload=True)
+
+
+def resubmit(store_url: str, run_id: str, runs: Optional[int] = None) -> str:
+    """Queue a run again: the same files (from the store), devices and settings
+    (``runs`` changed if given). The dashboard's "queue again", with --allow-submit."""
+    import json
+
+    from device_farm.jobs import Job
+
+    with ResultStore(store_url) as store:
+        meta = store.run(run_id)
+        if not meta:
+            raise EdgertError(f"no run {run_id!r} in {store.name}")
+        jobs = [Job.from_dict(d) for d in store.planned_jobs(run_id)]
+        missing = store.missing_model_files({j.model.sha256 for j in jobs})
+    if not jobs:
+        raise EdgertError(f"run {run_id} has no jobs to queue again")
+    if missing:
+        raise EdgertError(f"run {run_id}: the bytes of {len(missing)} of its files are not in "
+                          "the store (a run of `farm bench`): submit the files again")
+    first = jobs[0]
+    files = list({j.model.sha256: j.model for j in jobs}.values())
+    precisions = list(dict.fromkeys(j.precision for j in jobs))
+    settings = dict(engine=first.engine, threads=first.threads, runs=runs or first.runs,
+                    warmup=first.warmup, cooldown_s=first.cooldown_s,
+                    timeout_s=first.timeout_s)
+    opts = json.loads(str(meta.get("options_json") or "{}"))
+    options = {k: opts[k] for k in ("retries", "max_attempts", "agent_wait_s") if k in opts}
+    return _queue_run(store_url, files, list(dict.fromkeys(j.device for j in jobs)), None,
+                      precisions, settings, options, False, None,
+                      ["dashboard", "again", run_id], upload=False)
+
+
+def _queue_run(store_url: str, files: List, devices, tags, precisions, settings,
+               options: Dict[str, object], allow_waiting: bool, run_id: Optional[str],
+               argv: Optional[List[str]], upload: bool) -> str:
+    from device_farm.farm import new_run_id
+    from device_farm.jobs import plan_jobs
+    from device_farm.runners import runner_for
+
     q.ensure_schema(store_url)
     with ResultStore(store_url) as store:
-        specs = _devices(store, devices, tags, agent_wait_s is not None)
-        jobs = plan_jobs(files, specs, runner_for, precisions, engine=engine, threads=threads,
-                         runs=runs, warmup=warmup, cooldown_s=cooldown_s, timeout_s=timeout_s)
+        specs = _devices(store, devices, tags, allow_waiting)
+        jobs = plan_jobs(files, specs, runner_for, precisions, **settings)
         run_id = run_id or new_run_id()
         if store.run(run_id):
             raise EdgertError(f"run {run_id!r} already exists in {store.name}")
-        for sha in store.missing_model_files({f.sha256 for f in files}):
-            f = next(f for f in files if f.sha256 == sha)
-            with open(f.path, "rb") as fh:
-                store.put_model_file(sha, f.name, fh.read())
+        if upload:
+            for sha in store.missing_model_files({f.sha256 for f in files}):
+                f = next(f for f in files if f.sha256 == sha)
+                with open(f.path, "rb") as fh:
+                    store.put_model_file(sha, f.name, fh.read())
         store.start_run(run_id, platform.node(), _version(), list(argv or sys.argv),
-                        {"devices": [s.name for s in specs], "retries": retries,
-                         "max_attempts": max_attempts,
-                         "agent_wait_s": AGENT_WAIT_S if agent_wait_s is None
-                         else agent_wait_s},
+                        dict(options, devices=[s.name for s in specs]),
                         [j.to_dict() for j in jobs], mode="queue",
                         submitted_by=f"{getpass.getuser()}@{platform.node()}")
         app = q.make_app(store_url)
