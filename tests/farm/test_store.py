@@ -112,3 +112,70 @@ def test_stores_it_cannot_read(tmp_path):
     junk.write_bytes(b"this is not a database, just text" * 100)
     with pytest.raises(EdgertError, match="not a farm results database"):
         ResultStore(str(junk))
+
+
+def _comparable(rows):
+    return [{k: v for k, v in r.items() if k != "id"} for r in rows]
+
+
+def test_a_v1_store_copied_into_postgres(v1_store, pg_store, tmp_path):
+    """`edgert farm copy-store` brings a laptop's store (here one of schema 1) into the
+    team's PostgreSQL: every row as it reads from the file, and a second copy copies
+    nothing twice."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    cmd = [sys.executable, "-m", "edgert", "farm", "copy-store", v1_store, pg_store, "--json"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"copied": ["v1-run"], "skipped": [], "results": 2}
+    again = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                      timeout=120).stdout)
+    assert again == {"copied": [], "skipped": ["v1-run"], "results": 0}
+    with ResultStore(v1_store) as a, ResultStore(pg_store) as b:
+        assert b.schema_version == SCHEMA_VERSION
+        assert _comparable(a.results("v1-run", latest=False)) == \
+            _comparable(b.results("v1-run", latest=False))
+        assert a.planned_jobs("v1-run") == b.planned_jobs("v1-run")
+        assert a.run("v1-run") == b.run("v1-run")
+        assert a.devices("v1-run") == b.devices("v1-run")
+    from device_farm.report import write_report
+
+    res = write_report(pg_store, str(tmp_path / "rep"), "v1-run", plots=False)
+    assert (res["ok"], res["failed"], res["not_run"]) == (1, 1, 0)
+
+
+def test_farm_bench_on_a_postgres_store(pg_store, models):
+    """The one-machine path with the team's store: the same rows, the devices' locks in
+    PostgreSQL (held between processes, free when the holder dies)."""
+    from device_farm import farm
+    from device_farm.inventory import Inventory, host_device
+    from device_farm.locks import device_key, open_locks
+
+    s = farm.bench([models["onnx"]], inventory=Inventory([host_device()]), devices=["host"],
+                   db=pg_store, runs=5, warmup=1)
+    assert (s.planned, s.ok) == (1, 1)
+    with ResultStore(pg_store) as store:
+        row, = store.results(s.run_id)
+        assert store.run(s.run_id)["mode"] == "local"
+    assert row["variant"] == "onnx fp32" and len(json.loads(row["latencies_json"])) == 5
+    assert row["lock_wait_s"] is not None and row["lock_wait_s"] < 1.0
+
+    locks = open_locks(pg_store)
+    key = device_key(host_device())
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from device_farm.locks import open_locks; "
+         "lease = open_locks(sys.argv[1]).try_acquire(sys.argv[2], {'pid': 'child'}); "
+         "print('held' if lease else 'busy', flush=True); time.sleep(60)", pg_store, key],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        assert child.stdout.readline().strip() == "held"
+        assert locks.try_acquire(key, {"pid": os.getpid()}) is None
+        assert locks.holder(key) == {"pid": "child", "key": key}
+    finally:
+        child.kill()
+        child.wait()
+    lease = locks.acquire(key, {"pid": os.getpid()}, 5.0)   # free: the server dropped it
+    assert lease.waited_s < 2.0
+    lease.release()
+    assert locks.holder(key) is None
