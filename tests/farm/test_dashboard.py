@@ -26,6 +26,7 @@ from edgert.formatting import fmt_num
 from tests.conftest import require_tool
 from tests.farm.team_helpers import AgentProcess, env, submit, write_inventory
 
+pytestmark = [pytest.mark.needs_browser]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
@@ -151,6 +152,7 @@ def test_read_only_by_default(synthetic):
     assert "(read-only)" in page and 'id="again"' not in page
 
 
+@pytest.mark.needs_postgres
 def test_live_devices_and_queueing_from_the_page(browser, pg_store, models, tmp_path):
     """On a team store: the devices page shows the agent's device online, then busy; with
     --allow-submit, "queue this run again" queues a run the agent runs."""

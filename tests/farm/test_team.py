@@ -13,7 +13,7 @@ import pytest
 from device_farm.store import ResultStore
 from tests.farm.team_helpers import AgentProcess, farm, submit, write_inventory
 
-pytestmark = [pytest.mark.needs_sshd, pytest.mark.needs_adb]
+pytestmark = [pytest.mark.needs_sshd, pytest.mark.needs_adb, pytest.mark.needs_postgres]
 
 
 @pytest.fixture(scope="module")

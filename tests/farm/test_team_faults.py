@@ -18,6 +18,8 @@ from tests.farm.helpers import pids_matching
 from tests.farm.team_helpers import (
     STALE_S, AgentProcess, busy_device, farm, queue_jobs, submit, write_inventory)
 
+pytestmark = [pytest.mark.needs_postgres]
+
 
 def test_an_agent_killed_mid_job(pg_store, models, tmp_path):
     """kill -9 of an agent during a job: the device's lock and claim are free at once and
