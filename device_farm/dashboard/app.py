@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Optional
 from urllib.parse import parse_qs
 
@@ -16,7 +17,7 @@ from edgert.errors import EdgertError
 from edgert.formatting import dumps_json
 
 
-def make_app(store_url: str, allow_submit: bool = False):
+def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -155,7 +156,20 @@ def make_app(store_url: str, allow_submit: bool = False):
     ]
     app = Starlette(routes=routes)
     app.state.store = store     # closed by whoever ran the app (``dashboard.serve``)
+    if warm:
+        threading.Thread(target=_warm_histories, args=(store,), name="dashboard-warm",
+                         daemon=True).start()
     return app
+
+
+def _warm_histories(store: ResultStore) -> None:
+    """Compute each model's history once in the background, so the run-to-run verdicts
+    (a bootstrap each, ``data._verdicts``) are ready before anyone opens the page."""
+    try:
+        for g in store.model_groups():
+            data.history_page(store, str(g["model_group"]))
+    except Exception:  # noqa: BLE001 - only a warm-up: a page computes what it lacks
+        pass
 
 
 def _report(store: ResultStore, folder: str, run_id: str, compare_to: Optional[str],

@@ -205,6 +205,16 @@ class ResultStore(TeamTables):
             select(t.results.c.job_key).distinct().where(t.results.c.run_id == run_id))}
 
     @reconnecting
+    def job_counts(self, run_id: str) -> Dict[str, int]:
+        """``planned`` jobs of a run and how many ``ended`` (have any row), in SQL."""
+        with self._reader() as conn:
+            planned = conn.execute(select(func.count()).select_from(t.jobs).where(
+                t.jobs.c.run_id == run_id)).scalar_one()
+            ended = conn.execute(select(func.count(t.results.c.job_key.distinct())).where(
+                t.results.c.run_id == run_id)).scalar_one()
+        return {"planned": int(planned), "ended": int(ended)}
+
+    @reconnecting
     def results(self, run_id: Optional[str] = None,
                 latest: bool = True) -> List[Dict[str, object]]:
         """Result rows (of one run, or all); ``latest``: one row per job, an ok row first."""

@@ -28,6 +28,7 @@ import platform
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO
 
@@ -141,14 +142,17 @@ class Agent:
         app = q.make_app(self.url)
         janitor = JanitorOptions(self.options.stale_s)
         down = False
+        next_sweep = 0.0
         with app.open():
             while not self._stop.wait(self.options.heartbeat_s):
                 try:
                     if not self.claims.renew(lambda n, k: holder_text(self.store, n, k)):
                         raise StoreUnavailable("the claims' connection is down")
                     self.store.agent_heartbeat(self.agent_id)
-                    for line in sweep(self.store, app, janitor):
-                        self.log(f"janitor: {line}")
+                    if time.monotonic() >= next_sweep:   # a few times per stale period
+                        next_sweep = time.monotonic() + janitor.stale_s / 4
+                        for line in sweep(self.store, app, janitor):
+                            self.log(f"janitor: {line}")
                     if down:
                         self.log("the database is back")
                     down = False

@@ -58,14 +58,15 @@ def settle_run(store: ResultStore, run_id: str) -> bool:
     meta = store.run(run_id)
     if not meta or meta.get("mode") != "queue":
         return False
-    planned = store.planned_jobs(run_id)
-    rows = store.results(run_id)
-    if len(rows) < len(planned):
-        if meta["status"] == "queued" and rows:
-            store.set_run_status(run_id, "running")
-        return False
     if str(meta["status"]).startswith("done"):
         return True
+    counts = store.job_counts(run_id)      # cheap: called after every job
+    if counts["ended"] < counts["planned"]:
+        if meta["status"] == "queued" and counts["ended"]:
+            store.set_run_status(run_id, "running")
+        return False
+    planned = store.planned_jobs(run_id)
+    rows = store.results(run_id)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "error", "not_run")}
     summary = {"run_id": run_id, "planned": len(planned), "ok": counts["ok"],
                "failed": counts["error"], "not_run": counts["not_run"], "skipped": 0,

@@ -179,3 +179,44 @@ def test_farm_bench_on_a_postgres_store(pg_store, models):
     assert lease.waited_s < 2.0
     lease.release()
     assert locks.holder(key) is None
+
+
+def test_where_the_store_is(tmp_path, monkeypatch):
+    """--store, else $EDGERT_FARM_STORE, else farm.toml's store, else the SQLite default;
+    a password never printed; a bad farm.toml named."""
+    from device_farm.store import location as loc
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGERT_FARM_STORE", raising=False)
+    monkeypatch.delenv("EDGERT_FARM_CONFIG", raising=False)
+    assert loc.resolve_store(None) == "farm_results.sqlite"
+    (tmp_path / "farm.toml").write_text('store = "postgresql://farm:s3cret@db:5432/farm"\n')
+    assert loc.resolve_store(None) == "postgresql://farm:s3cret@db:5432/farm"
+    monkeypatch.setenv("EDGERT_FARM_STORE", "team.sqlite")
+    assert loc.resolve_store(None) == "team.sqlite"
+    assert loc.resolve_store("given.sqlite") == "given.sqlite"
+    assert loc.display("postgresql://farm:s3cret@db:5432/farm") == \
+        "postgresql://farm:***@db:5432/farm"
+    (tmp_path / "farm.toml").write_text('stor = "x"\n')
+    with pytest.raises(EdgertError, match="farm.toml: unknown key.s. stor; known: store"):
+        loc.read_config(str(tmp_path / "farm.toml"))
+    with pytest.raises(EdgertError, match="queue needs a PostgreSQL store"):
+        loc.conninfo("team.sqlite")
+
+
+def test_a_postgres_store_that_is_not_there(tmp_path):
+    """No server at the URL: a clear error naming the store (no password), not a
+    traceback, from the library and from the command line."""
+    from device_farm.store import StoreUnavailable
+    from device_farm.testing.sshd import free_port
+
+    url = f"postgresql://farm:s3cret@127.0.0.1:{free_port()}/farm"
+    with pytest.raises(StoreUnavailable, match=r"postgresql://farm:\*\*\*@127\.0\.0\.1:\d+/farm"
+                                               r": cannot open the store: .*refused"):
+        ResultStore(url)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    res = subprocess.run([sys.executable, "-m", "edgert", "farm", "results", "--store", url],
+                         env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "cannot open the store" in res.stderr
+    assert "s3cret" not in res.stderr and "Traceback" not in res.stderr
