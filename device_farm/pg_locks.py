@@ -61,9 +61,9 @@ class _PgLease(Lease):
         if conn is None:
             return
         try:
-            conn.execute("DELETE FROM device_locks WHERE key = %s AND backend_pid = "
-                         "pg_backend_pid()", (self.key,))
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (RUN, lock_id(self.key)))
+            conn.execute("WITH gone AS (DELETE FROM device_locks WHERE key = %s AND "
+                         "backend_pid = pg_backend_pid()) SELECT pg_advisory_unlock(%s, %s)",
+                         (self.key, RUN, lock_id(self.key)))
             self._locks._give_back(conn)
         except Exception:  # noqa: BLE001 - a broken session holds no lock any more
             conn.close()
@@ -121,15 +121,17 @@ class PgLocks(DeviceLocks):
 
     def try_acquire(self, key: str, holder: Dict[str, object]) -> Optional[Lease]:
         def take(conn) -> Optional[Lease]:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                               (RUN, lock_id(key))).fetchone()[0]
+            # one round trip: the lock, and the holder's note only if the lock was had
+            got = conn.execute(
+                "WITH l AS (SELECT pg_try_advisory_lock(%s, %s) AS got) "
+                "INSERT INTO device_locks (key, holder_json, backend_pid) "
+                "SELECT %s, %s, pg_backend_pid() FROM l WHERE l.got "
+                "ON CONFLICT (key) DO UPDATE SET holder_json = EXCLUDED.holder_json, "
+                "backend_pid = EXCLUDED.backend_pid RETURNING 1",
+                (RUN, lock_id(key), key, json.dumps(dict(holder, key=key)))).fetchone()
             if not got:
                 self._give_back(conn)
                 return None
-            text = json.dumps(dict(holder, key=key))
-            conn.execute("DELETE FROM device_locks WHERE key = %s", (key,))
-            conn.execute("INSERT INTO device_locks (key, holder_json, backend_pid) "
-                         "VALUES (%s, %s, pg_backend_pid())", (key, text))
             return _PgLease(self, key, conn)
 
         return self._on_fresh_connection(f"cannot lock device {key}", take)
@@ -165,12 +167,13 @@ class PgLocks(DeviceLocks):
     def has_waiters(self, key: str) -> bool:
         conn = self._conn()
         try:
-            free = conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                (WAIT, lock_id(key))).fetchone()[0]
-            if free:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (WAIT, lock_id(key)))
+            # CASE evaluates in order: unlock only what was locked
+            waiters = conn.execute(
+                "SELECT CASE WHEN pg_try_advisory_lock(%s, %s) THEN NOT "
+                "pg_advisory_unlock(%s, %s) ELSE true END",
+                (WAIT, lock_id(key), WAIT, lock_id(key))).fetchone()[0]
             self._give_back(conn)
-            return not free
+            return bool(waiters)
         except Exception:  # noqa: BLE001
             conn.close()
             return False

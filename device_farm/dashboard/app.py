@@ -114,8 +114,10 @@ def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
             return not_found(f"results of model {group}")
         fmt = request.path_params.get("fmt")
         if fmt:
+            run_ids: list = view["runs"]  # type: ignore[assignment]
+            lines: list = view["lines"]   # type: ignore[assignment]
             rows = [dict(c, run_id=rid, variant=ln["variant"], device=ln["device"])
-                    for ln in view["lines"] for rid, c in zip(view["runs"], ln["cells"]) if c]
+                    for ln in lines for rid, c in zip(run_ids, ln["cells"]) if c]
             cols = ("run_id", "variant", "device", "id", "text", "status", "verdict",
                     "change", "speedup")
             return _download(rows, fmt, f"{group}-history.{fmt}", cols)

@@ -47,12 +47,12 @@ def devices_page(store: ResultStore) -> List[Dict[str, object]]:
     out = []
     for d in store.device_states():
         spec = json.loads(str(d.get("spec_json") or "{}"))
-        live = d["agent_age_s"] is not None and d["agent_age_s"] < stale and \
-            d.get("agent_status") == "running"
+        age = d["agent_age_s"]
+        live = isinstance(age, float) and age < stale and d.get("agent_status") == "running"
         state = ("busy" if live and d["busy_job_key"] else "online" if live and d["online"]
                  else "offline" if live else "no agent")
         out.append(dict(d, address=spec.get("address", ""), state=state, live=live,
-                        age=fmt_num(d["agent_age_s"]) if d["agent_age_s"] is not None else "-"))
+                        age=fmt_num(age) if isinstance(age, float) else "-"))
     return out
 
 
@@ -82,7 +82,7 @@ def run_page(store: ResultStore, run_id: str, baseline: Optional[str] = None
             "not_run": sum(c.status == "not_run" for c in cells)}
 
 
-def _cell_view(c: Cell, ids: Dict[Tuple[str, str], object]) -> Dict[str, object]:
+def _cell_view(c: Cell, ids: Dict[Tuple[object, object], object]) -> Dict[str, object]:
     text = "-" if c.value_ms is None else (("~" if c.stat == "mean" else "")
                                            + fmt_num(c.value_ms)
                                            + ("!" if c.throttled else ""))

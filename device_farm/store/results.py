@@ -207,12 +207,19 @@ class ResultStore(TeamTables):
     @reconnecting
     def job_counts(self, run_id: str) -> Dict[str, int]:
         """``planned`` jobs of a run and how many ``ended`` (have any row), in SQL."""
+        planned = select(func.count()).select_from(t.jobs).where(t.jobs.c.run_id == run_id)
+        ended = select(func.count(t.results.c.job_key.distinct())).where(
+            t.results.c.run_id == run_id)
         with self._reader() as conn:
-            planned = conn.execute(select(func.count()).select_from(t.jobs).where(
-                t.jobs.c.run_id == run_id)).scalar_one()
-            ended = conn.execute(select(func.count(t.results.c.job_key.distinct())).where(
-                t.results.c.run_id == run_id)).scalar_one()
-        return {"planned": int(planned), "ended": int(ended)}
+            row = conn.execute(select(planned.scalar_subquery(),
+                                      ended.scalar_subquery())).one()
+        return {"planned": int(row[0]), "ended": int(row[1])}
+
+    @reconnecting
+    def has_result(self, run_id: str, job_key: str) -> bool:
+        """Whether a job has any row (it ended: ok, failed or not run)."""
+        return bool(self._rows(select(t.results.c.id).where(
+            (t.results.c.run_id == run_id) & (t.results.c.job_key == job_key)).limit(1)))
 
     @reconnecting
     def results(self, run_id: Optional[str] = None,

@@ -25,6 +25,7 @@ import asyncio
 import getpass
 import os
 import platform
+import queue
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ class Agent:
                                              for s in inventory.select(devices)}
         self.log_stream = log or sys.stderr
         self._stop = threading.Event()
+        self._chores: "queue.Queue" = queue.Queue()
         self._worker_task: Optional[asyncio.Task] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
@@ -110,6 +112,9 @@ class Agent:
         self._beat = threading.Thread(target=self._heartbeats, name="agent-heartbeat",
                                       daemon=True)
         self._beat.start()
+        self._chores_thread = threading.Thread(target=self._do_chores, name="agent-chores",
+                                               daemon=True)
+        self._chores_thread.start()
         return self
 
     def _connect(self, slot: DeviceSlot) -> None:
@@ -170,20 +175,33 @@ class Agent:
         slot = self.slots.get(device)
         if slot is None:
             return
-        try:
-            if kind == "job_start":
-                self.log(f"{device}: running {fields.get('job')} (run {fields.get('run_id')})")
-                self._publish(slot, busy_run_id=fields.get("run_id"),
-                              busy_job_key=fields.get("key"), busy_job=fields.get("job"),
-                              busy_since=now_iso())
-            elif kind in ("job_done", "job_failed", "job_not_run"):
-                self.log(f"{device}: {kind.split('_', 1)[1]} {fields.get('job')}"
-                         + (f": {fields['error']}" if fields.get("error") else ""))
-                extra = {"throttled": bool(fields.get("throttled"))} if kind == "job_done" else {}
-                self._publish(slot, busy_run_id=None, busy_job_key=None, busy_job=None,
-                              busy_since=None, **extra)
-        except EdgertError as exc:   # the state is a courtesy: a job must not fail on it
-            self.log(f"{device}: could not publish its state: {exc}")
+        if kind == "job_start":
+            self.log(f"{device}: running {fields.get('job')} (run {fields.get('run_id')})")
+            self._chore(self._publish, slot, busy_run_id=fields.get("run_id"),
+                        busy_job_key=fields.get("key"), busy_job=fields.get("job"),
+                        busy_since=now_iso())
+        elif kind in ("job_done", "job_failed", "job_not_run"):
+            self.log(f"{device}: {kind.split('_', 1)[1]} {fields.get('job')}"
+                     + (f": {fields['error']}" if fields.get("error") else ""))
+            extra = {"throttled": bool(fields.get("throttled"))} if kind == "job_done" else {}
+            self._chore(self._publish, slot, busy_run_id=None, busy_job_key=None,
+                        busy_job=None, busy_since=None, **extra)
+
+    def _chore(self, fn, *args, **kwargs) -> None:
+        """Bookkeeping that must not delay the next job (the device's published state,
+        the run's status): done in order by one thread."""
+        self._chores.put((fn, args, kwargs))
+
+    def _do_chores(self) -> None:
+        while True:
+            item = self._chores.get()
+            if item is None:
+                return
+            fn, args, kwargs = item
+            try:
+                fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - state is a courtesy: no job fails on it
+                self.log(f"could not update the team's view: {exc}")
 
     def run_job(self, context, run_id: str, job_key: str) -> str:
         """The queue's task: run one planned job on its device (in a worker thread)."""
@@ -197,7 +215,7 @@ class Agent:
         if slot is None:   # not ours: a queue mix-up must not lose the job
             raise DeviceError(f"agent {self.agent_id} does not serve device {job.device}")
         with slot.mutex:
-            if job_key in self.store.ended_keys(run_id):
+            if self.store.has_result(run_id, job_key):
                 return "already recorded"
             try:
                 outcome = self._run_locked(slot, job, run_id)
@@ -210,7 +228,7 @@ class Agent:
                                        f"the agent could not run the job: {exc}", 0)
                     return "failed"
                 raise
-        settle_run(self.store, run_id)
+        self._chore(settle_run, self.store, run_id)
         return outcome
 
     def _run_locked(self, slot: DeviceSlot, job, run_id: str) -> str:
@@ -280,6 +298,8 @@ class Agent:
             loop.call_soon_threadsafe(task.cancel)
 
     def _close(self) -> None:
+        self._chores.put(None)
+        self._chores_thread.join(30)
         try:
             self.store.agent_heartbeat(self.agent_id, status="stopped")
             for slot in self.slots.values():

@@ -49,7 +49,7 @@ def live_devices(store: ResultStore,
     """Devices a live agent serves now: name -> device state."""
     stale_s = stale_after() if stale_s is None else stale_s
     return {str(r["name"]): r for r in store.device_states()
-            if r["agent_age_s"] is not None and r["agent_age_s"] < stale_s
+            if isinstance(r["agent_age_s"], float) and r["agent_age_s"] < stale_s
             and r.get("agent_status") == "running"}
 
 
@@ -92,7 +92,7 @@ def record_without_agent(store: ResultStore, run_id: str, job_key: str, status: 
         return
     job = Job.from_dict(plan)
     spec = _PlannedDevice(job.device)
-    row = base_row(run_id, job, spec, None)
+    row = base_row(run_id, job, spec, None)  # type: ignore[arg-type]
     row.update(status=status, error=error, attempts=0, finished_at=now_iso())
     store.add_result(row)
 
@@ -116,7 +116,8 @@ def sweep(store: ResultStore, app, options: JanitorOptions) -> List[str]:
 
     done: List[str] = []
     with psycopg.connect(loc.conninfo(store.path), autocommit=True) as conn:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_JANITOR_LOCK,)).fetchone()[0]:
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_JANITOR_LOCK,)).fetchone()
+        if not (got and got[0]):
             return done   # another janitor is at it
         sync = app.connector.get_sync_connector()
         for job in sync.execute_query_all(

@@ -62,8 +62,8 @@ def ensure_schema(url: str) -> None:
     with psycopg.connect(loc.conninfo(url), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:
-            have = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0]
-            if have is None:
+            row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+            if row is None or row[0] is None:
                 conn.execute(SchemaManager.get_schema())  # type: ignore[arg-type]
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))

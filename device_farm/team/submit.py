@@ -60,7 +60,7 @@ def submit(store_url: str, models: Sequence[str], *, devices: Optional[Sequence[
     files = [ModelFile.from_path(m) for m in models]
     settings = dict(engine=engine, threads=threads, runs=runs, warmup=warmup,
                     cooldown_s=cooldown_s, timeout_s=timeout_s)
-    options = {"retries": retries, "max_attempts": max_attempts,
+    options: Dict[str, object] = {"retries": retries, "max_attempts": max_attempts,
                "agent_wait_s": AGENT_WAIT_S if agent_wait_s is None else agent_wait_s}
     return _queue_run(store_url, files, devices, tags, precisions, settings, options,
                       agent_wait_s is not None, run_id, argv, upload=True)

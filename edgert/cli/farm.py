@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--no-probe", action="store_true", help="list the inventory only")
     d.add_argument("--no-engines", action="store_true", help="skip the engine check on devices")
     d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--team", action="store_true",
+                   help="the team farm's devices as their agents publish them (--store)")
+    _store_arg(d)
 
     b = sub.add_parser("bench", help="benchmark model files on devices")
     b.add_argument("models", nargs="*", help="model files (.tflite, .mnn, .onnx)")
@@ -120,6 +123,8 @@ def run(args) -> int:
 
 
 def _devices(args) -> int:
+    if args.team:
+        return farm_team.team_devices(args)
     from device_farm.farm import probe_devices
     from device_farm.inventory import load_inventory
     from device_farm.transports.adb import list_devices

@@ -137,5 +137,26 @@ def _copy_store(args) -> int:
     return 0
 
 
+def team_devices(args) -> int:
+    """``edgert farm devices --team``: every device an agent serves, with its live state."""
+    from device_farm.dashboard.data import devices_page
+    from device_farm.store import ResultStore
+    from edgert.formatting import print_json, print_table
+
+    with ResultStore(args.store) as store:
+        rows = devices_page(store)
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(f"team devices ({args.store})",
+                ["device", "state", "agent", "heartbeat s", "transport", "address",
+                 "throttled", "busy with", "since", "error"],
+                [[r["name"], r["state"], f"{r['agent_id']} on {r['agent_host']}", r["age"],
+                  r["transport"] or "", r["address"], "yes" if r["throttled"] else "no",
+                  f"{r['busy_run_id']}: {r['busy_job']}" if r["busy_run_id"] else "",
+                  (r["busy_since"] or "")[:19], r["error"] or ""] for r in rows])
+    return 0
+
+
 HANDLERS = {"submit": _submit, "wait": _wait, "agent": _agent, "serve": _serve,
             "copy-store": _copy_store}

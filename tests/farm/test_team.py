@@ -106,6 +106,10 @@ def test_a_second_agent_for_a_served_device_is_refused(team, tmp_path):
         states = {s["name"]: s for s in store.device_states()}
     assert states["host"]["agent_id"] == "A" and states["host"]["online"]
     assert "alias" not in states
+    shown = farm(["devices", "--team", "--store", url, "--json"], cache)
+    assert shown.returncode == 0, shown.stderr
+    assert {(d["name"], d["state"], d["agent_id"]) for d in json.loads(shown.stdout)} == \
+        {("host", "online", "A"), ("board", "online", "A"), ("pixel", "online", "B")}
 
 
 def test_a_device_no_agent_serves(team, models, tmp_path, own_phone, adb_server):
