@@ -16,8 +16,9 @@
 3. The dashboard with 10,000 results (50 runs x 8 devices x 25 files, seeded
    latencies), on SQLite and on PostgreSQL (the same store copied with
    ``copy-store``, timed): each page's load time, median of 10 requests after one
-   warm-up (the model history also cold: its run-to-run comparisons are computed
-   on first view). Goal: < 300 ms.
+   warm-up; a model's history also on its first view, when its run-to-run
+   comparisons (a bootstrap each) are computed behind the page, and how long they
+   take. Goal: < 300 ms.
 
 A throwaway PostgreSQL server is started (Debian's binaries). Figures are noisy:
 the machine is shared. Run: python bench/bench_team_farm.py
@@ -245,21 +246,31 @@ def dashboard(pg, tmp, models):
             wait_port(port, 60)
             t_start = time.monotonic()
             cold = _get(port, "/models/m01")     # before the background warm-up reached it
+            while b'id="pending"' in _body(port, "/models/m01"):
+                time.sleep(0.2)
+            m01_done = time.monotonic() - t_start
             line = []
             for page in pages:
                 _get(port, page)
                 times = [_get(port, page) for _ in range(10)]
                 line.append(f"{page} {statistics.median(times) * 1000:.0f}")
-            while _get(port, "/models/m24") > 0.3 and time.monotonic() - t_start < 300:
-                time.sleep(1.0)                  # the last model the warm-up computes
+            while b'id="pending"' in _body(port, "/models/m24") and \
+                    time.monotonic() - t_start < 300:
+                time.sleep(0.5)                  # the last model the warm-up computes
             warmed = time.monotonic() - t_start
-            print(f"   {name}: median ms: " + ", ".join(line)
-                  + f"; a model's history on its first view before the warm-up "
-                  f"{cold * 1000:.0f} ms; every history warm {warmed:.0f} s after start "
-                  "(goal < 300 ms)")
+            print(f"   {name}: median ms: " + ", ".join(line) + " (goal < 300 ms)")
+            print(f"   {name}: a model's history on its first view {cold * 1000:.0f} ms "
+                  f"(comparisons pending, computed behind the page: complete after "
+                  f"{m01_done:.1f} s); every model's history compared {warmed:.0f} s after "
+                  "start")
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def _body(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
+        return r.read()
 
 
 def _get(port: int, path: str) -> float:

@@ -30,6 +30,7 @@ def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
                                                                  "templates")),
                             autoescape=select_autoescape(["html"]))
     store = ResultStore(store_url)
+    computing = _Background()
     report_dir = os.path.join(_cache_base(), "dashboard-reports")
 
     def page(name: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -109,10 +110,15 @@ def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
             last = int(request.query_params.get("last") or data.HISTORY_RUNS)
         except ValueError:
             return page("error.html", 400, message="last must be a number of runs")
-        view = await run_in_threadpool(data.history_page, store, group, max(1, last))
+        fmt = request.path_params.get("fmt")
+        # the page never waits for the comparisons (a bootstrap each): what is not known
+        # yet is computed in the background, and the page reloads until it is there
+        view = await run_in_threadpool(data.history_page, store, group, max(1, last),
+                                       data.MIN_CHANGE, bool(fmt))
+        if view["pending"]:
+            computing.start(group, lambda: data.history_page(store, group, max(1, last)))
         if not view["runs"]:
             return not_found(f"results of model {group}")
-        fmt = request.path_params.get("fmt")
         if fmt:
             run_ids: list = view["runs"]  # type: ignore[assignment]
             lines: list = view["lines"]   # type: ignore[assignment]
@@ -121,7 +127,8 @@ def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
             cols = ("run_id", "variant", "device", "id", "text", "status", "verdict",
                     "change", "speedup")
             return _download(rows, fmt, f"{group}-history.{fmt}", cols)
-        return page("history.html", title=f"history of {group}", view=view, last=last)
+        return page("history.html", title=f"history of {group}", view=view, last=last,
+                    refresh=2 if view["pending"] else None)
 
     async def again(request: Request):
         if not allow_submit:
@@ -162,6 +169,31 @@ def make_app(store_url: str, allow_submit: bool = False, warm: bool = True):
         threading.Thread(target=_warm_histories, args=(store,), name="dashboard-warm",
                          daemon=True).start()
     return app
+
+
+class _Background:
+    """At most one background computation per key at a time."""
+
+    def __init__(self) -> None:
+        self._running: set = set()
+        self._guard = threading.Lock()
+
+    def start(self, key: str, fn) -> None:
+        with self._guard:
+            if key in self._running:
+                return
+            self._running.add(key)
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the page shows what it has; it asks again
+                pass
+            finally:
+                with self._guard:
+                    self._running.discard(key)
+
+        threading.Thread(target=run, name=f"dashboard-{key}", daemon=True).start()
 
 
 def _warm_histories(store: ResultStore) -> None:

@@ -93,9 +93,11 @@ def _cell_view(c: Cell, ids: Dict[Tuple[object, object], object]) -> Dict[str, o
 
 
 def history_page(store: ResultStore, group: str, last: int = HISTORY_RUNS,
-                 min_change: float = MIN_CHANGE) -> Dict[str, object]:
+                 min_change: float = MIN_CHANGE, compute: bool = True) -> Dict[str, object]:
     """Per (variant, device): the value of each of the model's latest runs, and the
-    verdict against the run before it (regressions only where statistically clear)."""
+    verdict against the run before it (regressions only where statistically clear).
+    ``compute=False``: only verdicts already known; ``pending`` counts the others (the
+    page then says so and reloads while they are computed in the background)."""
     rows = store.group_results(group)
     by_run: "OrderedDict[str, List[Dict[str, object]]]" = OrderedDict()
     created = {str(r["run_id"]): str(r["created_at"]) for r in store.runs()}
@@ -109,8 +111,13 @@ def history_page(store: ResultStore, group: str, last: int = HISTORY_RUNS,
         for c in cells[rid]:
             places[(c.variant, c.device)] = None
     grid: Dict[Tuple[str, str, str], Dict[str, object]] = {}
+    pending = 0
     for i, rid in enumerate(run_ids):
-        verdicts = _verdicts(cells[run_ids[i - 1]], cells[rid], min_change) if i else {}
+        verdicts: Dict[Tuple[str, str], Change] = {}
+        if i:
+            verdicts, missing = _verdicts(cells[run_ids[i - 1]], cells[rid], min_change,
+                                          compute)
+            pending += missing
         for c in cells[rid]:
             view = _cell_view(c, ids)
             ch = verdicts.get((c.variant, c.device))
@@ -121,11 +128,13 @@ def history_page(store: ResultStore, group: str, last: int = HISTORY_RUNS,
              for v, d in places]
     return {"group": group, "runs": run_ids, "lines": lines,
             "regressions": sum(1 for g in grid.values() if g.get("verdict") == "regression"),
-            "total_runs": len(by_run)}
+            "total_runs": len(by_run), "pending": pending}
 
 
-def _verdicts(base: Sequence[Cell], new: Sequence[Cell],
-              min_change: float) -> Dict[Tuple[str, str], Change]:
+def _verdicts(base: Sequence[Cell], new: Sequence[Cell], min_change: float,
+              compute: bool = True) -> Tuple[Dict[Tuple[str, str], Change], int]:
+    """The verdicts of ``new`` against ``base`` (cached), and how many are missing
+    (not computed: ``compute`` False)."""
     out: Dict[Tuple[str, str], Change] = {}
     todo_base, todo_new = [], []
     with _VERDICTS_GUARD:
@@ -139,13 +148,15 @@ def _verdicts(base: Sequence[Cell], new: Sequence[Cell],
             else:
                 todo_base.append(b)
                 todo_new.append(c)
+    if not compute:
+        return out, len(todo_new)
     for ch, b, c in zip(compare(todo_base, todo_new, min_change), todo_base, todo_new):
         out[(c.variant, c.device)] = ch
         with _VERDICTS_GUARD:
             _VERDICTS[(b.run_id, b.job_key, c.run_id, c.job_key, str(min_change))] = ch
             while len(_VERDICTS) > _VERDICTS_MAX:
                 _VERDICTS.popitem(last=False)
-    return out
+    return out, 0
 
 
 def to_csv(rows: Sequence[Dict[str, object]], columns: Sequence[str] = ("id",) + RESULT_COLUMNS

@@ -115,6 +115,11 @@ def test_a_models_history_marks_the_planted_regression(browser, synthetic):
     groups = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#models a")]
     assert groups == ["tiny"]
     browser.find_element(By.LINK_TEXT, "tiny").click()
+
+    def compared():   # the comparisons are computed behind the page, which reloads
+        browser.refresh()
+        return not browser.find_elements(By.ID, "pending")
+    wait_until(compared, 60, "the history's comparisons", every=0.5)
     marked = []
     for tr in browser.find_elements(By.CSS_SELECTOR, "#history tr")[1:]:
         tds = tr.find_elements(By.TAG_NAME, "td")
