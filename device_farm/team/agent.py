@@ -46,6 +46,14 @@ from device_farm.worker import DeviceWorker
 from edgert.errors import EdgertError
 
 
+#: how long connecting to a device waits for another farm process using it (then the
+#: device is published offline, "busy", and connected again before its next job)
+CONNECT_WAIT_S = 60.0
+#: how long a claim refused after a reconnect is retried (our own old session may still
+#: hold it until the server notices it is gone) before the agent stops
+RECLAIM_S = 60.0
+
+
 @dataclass
 class AgentOptions:
     heartbeat_s: float = 2.0
@@ -123,7 +131,7 @@ class Agent:
         try:
             if slot.worker is None:
                 slot.worker = DeviceWorker(slot.spec)
-            with self._lease(slot, "connect", None):
+            with self._lease(slot, "connect", None, CONNECT_WAIT_S):
                 slot.worker.connect(self.options.probe_engines)
         except Exception as exc:  # noqa: BLE001 - a device's surprise is its state, not a crash
             slot.error = str(exc) if isinstance(exc, EdgertError) else \
@@ -137,10 +145,13 @@ class Agent:
                                     transport=slot.spec.transport,
                                     spec_json=_json(slot.spec.public_dict()), **values)
 
-    def _lease(self, slot: DeviceSlot, what: str, run_id: Optional[str]):
+    def _lease(self, slot: DeviceSlot, what: str, run_id: Optional[str],
+               wait_s: Optional[float] = None):
         holder = {"pid": os.getpid(), "host": platform.node(), "agent": self.agent_id,
                   "run_id": run_id, "device": slot.spec.name, "job": what, "since": now_iso()}
-        return self.locks.acquire(slot.key, holder, self.options.lock_wait_s, self._stop)
+        return self.locks.acquire(slot.key, holder,
+                                  self.options.lock_wait_s if wait_s is None else wait_s,
+                                  self._stop)
 
     # -- heartbeats and the janitor ----------------------------------------------------------
     def _heartbeats(self) -> None:
@@ -148,6 +159,7 @@ class Agent:
         janitor = JanitorOptions(self.options.stale_s)
         down = False
         next_sweep = 0.0
+        refused_since: Optional[float] = None
         with app.open():
             while not self._stop.wait(self.options.heartbeat_s):
                 try:
@@ -160,10 +172,12 @@ class Agent:
                             self.log(f"janitor: {line}")
                     if down:
                         self.log("the database is back")
-                    down = False
+                    down, refused_since = False, None
                 except ClaimRefused as exc:
-                    self.log(f"stopping: {exc}")
-                    self.stop()
+                    refused_since = refused_since or time.monotonic()
+                    if time.monotonic() - refused_since > RECLAIM_S:
+                        self.log(f"stopping: {exc}")
+                        self.stop()
                 except Exception as exc:  # noqa: BLE001 - a database away is waited out
                     if not down:
                         self.log(f"the database is unreachable, retrying: "
