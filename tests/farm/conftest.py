@@ -130,3 +130,14 @@ def pg_store(postgres, request):
 
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
     return postgres.create_database(name)
+
+
+@pytest.fixture
+def agents():
+    """Agents a test starts (``agents.append(AgentProcess(...))``): any still running at the
+    end of the test, passed or failed, is killed (by its own PID)."""
+    started = []
+    yield started
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.kill()

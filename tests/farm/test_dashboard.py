@@ -60,7 +60,11 @@ class Dashboard:
             [sys.executable, "-m", "edgert", "farm", "serve", "--store", store, "--port",
              str(self.port), *flags], env=env(cache), stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
-        wait_port(self.port, 60)
+        try:
+            wait_port(self.port, 60)
+        except BaseException:
+            self.stop()
+            raise
 
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
@@ -68,7 +72,11 @@ class Dashboard:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +166,7 @@ def test_read_only_by_default(synthetic):
 
 
 @pytest.mark.needs_postgres
-def test_live_devices_and_queueing_from_the_page(browser, pg_store, models, tmp_path):
+def test_live_devices_and_queueing_from_the_page(browser, pg_store, models, tmp_path, agents):
     """On a team store: the devices page shows the agent's device online, then busy; with
     --allow-submit, "queue this run again" queues a run the agent runs."""
     from selenium.webdriver.common.by import By
@@ -166,6 +174,7 @@ def test_live_devices_and_queueing_from_the_page(browser, pg_store, models, tmp_
     cache = str(tmp_path / "cache")
     inv = write_inventory(tmp_path / "devices.toml")
     agent = AgentProcess(pg_store, inv, ["host"], "D1", cache, tmp_path)
+    agents.append(agent)
     dash = None
     try:
         agent.wait_online()

@@ -88,7 +88,7 @@ def test_two_submitters_two_agents(team, models):
         assert c["value_ms"] == by_job[c["job_key"]]["median_ms"]
 
 
-def test_a_second_agent_for_a_served_device_is_refused(team, tmp_path):
+def test_a_second_agent_for_a_served_device_is_refused(team, tmp_path, agents):
     """Two agents never serve one device: refused by name, and by the physical device
     under another name (the same machine's `local` device)."""
     url, cache = team["url"], team["cache"]
@@ -97,6 +97,7 @@ def test_a_second_agent_for_a_served_device_is_refused(team, tmp_path):
     for inv, device, why in ((team["inventory"], "host", "device host (local:"),
                              (alias, "alias", "device alias (local:")):
         c = AgentProcess(url, inv, [device], "C", cache + "-c", tmp_path)
+        agents.append(c)
         rc = c.proc.wait(60)
         log = c.log()
         c.stop()
@@ -112,7 +113,7 @@ def test_a_second_agent_for_a_served_device_is_refused(team, tmp_path):
         {("host", "online", "A"), ("board", "online", "A"), ("pixel", "online", "B")}
 
 
-def test_a_device_no_agent_serves(team, models, tmp_path, own_phone, adb_server):
+def test_a_device_no_agent_serves(team, models, tmp_path, own_phone, adb_server, agents):
     """A device no live agent serves is a clear state: refused at submit with the devices
     that are served; queued with --wait-for-agent, `wait` says it waits for an agent,
     and after that time its jobs are recorded as not run (never a silent wait)."""
@@ -125,6 +126,7 @@ def test_a_device_no_agent_serves(team, models, tmp_path, own_phone, adb_server)
         f'\n[[device]]\nname = "phone2"\ntransport = "adb"\nserial = "{own_phone.address}"\n'
         f'adb_server = "{adb_server.address}"\n'))
     e = AgentProcess(url, inv, ["phone2"], "E", cache + "-e", tmp_path)
+    agents.append(e)
     e.wait_online()
     assert e.stop() == 0               # the agent is gone; its device is known, not served
     res = farm(["submit", models["onnx"], "--store", url, "--devices", "phone2"], cache)

@@ -21,7 +21,7 @@ from tests.farm.team_helpers import (
 pytestmark = [pytest.mark.needs_postgres]
 
 
-def test_an_agent_killed_mid_job(pg_store, models, tmp_path):
+def test_an_agent_killed_mid_job(pg_store, models, tmp_path, agents):
     """kill -9 of an agent during a job: the device's lock and claim are free at once and
     nothing of the job runs on the device any more; a new agent for the device takes the
     job again (a second try) and records it once. With --max-attempts 1 the job of an
@@ -31,6 +31,7 @@ def test_an_agent_killed_mid_job(pg_store, models, tmp_path):
     url, cache = pg_store, str(tmp_path / "cache")
     inv = write_inventory(tmp_path / "devices.toml")
     k1 = AgentProcess(url, inv, ["host"], "K1", cache, tmp_path)
+    agents.append(k1)
     k1.wait_online()
     run = submit(url, [models["onnx"]], ["host"], cache, "--cooldown", "4")
     busy = busy_device(url, "host")
@@ -47,6 +48,7 @@ def test_an_agent_killed_mid_job(pg_store, models, tmp_path):
     lease.release()
     wait_until(lambda: not pids_matching(sha), 10, "the killed job's benchmark is gone")
     k2 = AgentProcess(url, inv, ["host"], "K2", cache, tmp_path)   # the claim is free
+    agents.append(k2)
     k2.wait_online()
     w = farm(["wait", run, "--store", url, "--timeout", "120", "--json"], cache)
     assert w.returncode == 0, w.stderr + k2.log()
@@ -75,7 +77,7 @@ def test_an_agent_killed_mid_job(pg_store, models, tmp_path):
 
 
 @pytest.mark.needs_sshd
-def test_postgres_restarts_mid_run(models, tmp_path, sshd):
+def test_postgres_restarts_mid_run(models, tmp_path, sshd, agents):
     """The database restarts (every connection cut) while two agents run a queued run:
     the agents stay up and reconnect, every job ends ok with exactly one row, and the
     agents' heartbeats come back."""
@@ -85,6 +87,7 @@ def test_postgres_restarts_mid_run(models, tmp_path, sshd):
         inv = write_inventory(tmp_path / "devices.toml", sshd)
         a = AgentProcess(url, inv, ["host"], "A", cache + "-a", tmp_path)
         b = AgentProcess(url, inv, ["board"], "B", cache + "-b", tmp_path)
+        agents += [a, b]
         try:
             a.wait_online()
             b.wait_online()
