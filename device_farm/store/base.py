@@ -20,8 +20,12 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
-class StoreUnavailable(EdgertError):
-    """The database server could not be reached (for longer than the store waits)."""
+class StoreError(EdgertError):
+    """The database refused a statement (a constraint, a broken file)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or used (for longer than the store waits)."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -41,8 +45,10 @@ def reconnecting(method: Callable[..., R]) -> Callable[..., R]:
                 return method(self, *args, **kwargs)
             except (OperationalError, DBAPIError) as exc:
                 lost = isinstance(exc, OperationalError) or exc.connection_invalidated
-                if not (self.is_postgres and lost) or time.monotonic() > deadline:
-                    raise StoreUnavailable(f"{self.name}: {first_line(exc)}") from None
-                time.sleep(0.5)
+                if self.is_postgres and lost and time.monotonic() <= deadline:
+                    time.sleep(0.5)
+                    continue
+                kind = StoreUnavailable if lost else StoreError
+                raise kind(f"{self.name}: {first_line(exc)}") from None
 
     return call
