@@ -19,6 +19,7 @@ from device_farm.locks import DeviceLocks, describe_holder, device_key, open_loc
 from device_farm.runners import runner_for
 from device_farm.scheduler import Event, FarmOptions, RunSummary, Scheduler
 from device_farm.store import ResultStore, now_iso
+from device_farm.store.location import exists as store_exists, is_postgres
 from edgert.errors import EdgertError
 from device_farm.errors import DeviceError
 
@@ -39,7 +40,8 @@ def bench(models: Sequence[str], *, devices: Optional[Sequence[str]] = None,
           on_event: Optional[Callable[[Event], None]] = None,
           argv: Optional[List[str]] = None, lock_wait_s: float = 3600.0,
           locks: Optional[DeviceLocks] = None) -> RunSummary:
-    """Benchmark model files on devices; every outcome goes into the SQLite ``db``.
+    """Benchmark model files on devices; every outcome goes into the store ``db`` (a
+    SQLite file, or a PostgreSQL URL: then the devices' locks are the team's too).
 
     Each device serves one job at a time across every farm process of this machine
     (``locks``; a busy device is waited for up to ``lock_wait_s``)."""
@@ -72,7 +74,7 @@ def resume(run_id: Optional[str] = None, *, db: str = DEFAULT_DB,
            lock_wait_s: Optional[float] = None,
            locks: Optional[DeviceLocks] = None) -> RunSummary:
     """Finish a run: redo its jobs that have no ``ok`` row (the latest run by default)."""
-    if not os.path.exists(db):
+    if not store_exists(db):
         raise EdgertError(f"{db}: no results database to resume from")
     inventory = inventory or load_inventory()
     with ResultStore(db) as store:
@@ -98,6 +100,8 @@ def resume(run_id: Optional[str] = None, *, db: str = DEFAULT_DB,
 def _execute(store: ResultStore, run_id: str, jobs: List[Job], specs: Dict[str, DeviceSpec],
              options: FarmOptions, on_event, locks: Optional[DeviceLocks]) -> RunSummary:
     store.set_run_status(run_id, "running")
+    if locks is None and is_postgres(store.path):   # the team's devices: the team's locks
+        locks = open_locks(store.path)
     scheduler = Scheduler(store, run_id, options, on_event, locks)
     summary = scheduler.run(jobs, specs)
     store.set_run_status(run_id, "interrupted" if summary.interrupted else

@@ -12,8 +12,10 @@ knowing: ``DeviceLocks.acquire(key, holder, wait_s, stop) -> Lease`` and
 device in a folder of this machine: the kernel drops the lock when its process
 dies, even by ``kill -9``, so a crashed run never leaves a device locked. It
 covers every process on one machine; a team farm whose processes run on several
-machines needs a lock they all see (issue 17: PostgreSQL advisory locks, keyed
-by the same ``device_key``), registered in ``BACKENDS`` under its URL scheme.
+machines needs a lock they all see: ``pg_locks.PgLocks``, PostgreSQL advisory
+locks keyed by the same ``device_key``, registered in ``BACKENDS`` under
+``postgresql://`` (the team farm's agents use it; so does ``farm bench`` on a
+PostgreSQL store).
 
 A device's key names the physical device, not the inventory entry, so two
 inventories that call one board by different names still share its lock:
@@ -242,12 +244,24 @@ def default_folder() -> str:
     return os.path.join(base, "farm", "locks")
 
 
-#: lock backends by URL scheme ("file:/path" or a bare path, or nothing for the default)
-BACKENDS: Dict[str, Callable[[str], DeviceLocks]] = {"file": lambda rest: FileLocks(rest or None)}
+def _pg_locks(scheme: str) -> Callable[[str], DeviceLocks]:
+    def make(rest: str) -> DeviceLocks:
+        from device_farm.pg_locks import PgLocks   # psycopg only when asked for
+
+        return PgLocks(f"{scheme}:{rest}")
+    return make
+
+
+#: lock backends by URL scheme ("file:/path" or a bare path, or nothing for the default;
+#: "postgresql://...": advisory locks on a farm store's server, seen by every machine)
+BACKENDS: Dict[str, Callable[[str], DeviceLocks]] = {
+    "file": lambda rest: FileLocks(rest or None),
+    "postgresql": _pg_locks("postgresql"), "postgres": _pg_locks("postgres")}
 
 
 def open_locks(url: Optional[str] = None) -> DeviceLocks:
-    """The lock backend named by ``url`` (``file:FOLDER``; default: FileLocks here)."""
+    """The lock backend named by ``url`` (``file:FOLDER``, ``postgresql://...``; default:
+    FileLocks here)."""
     if not url:
         return FileLocks()
     scheme, sep, rest = url.partition(":")

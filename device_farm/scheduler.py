@@ -6,10 +6,11 @@ own queue and its own link. Everything that touches a device (connect and
 probe, each job) happens under the device's lock (``locks.py``), so a second
 farm process on the same device waits instead of spoiling both numbers.
 
-A job that fails on a transient link error is retried after a reconnect; a job
-that still fails, or that ran past its timeout, gets an ``error`` row, and then
-the device is asked for a sign of life: a device that gives none is marked
-dropped and its remaining jobs get ``not_run`` rows. Other devices never wait on
+How one job runs and what its row holds is ``execution.JobRunner`` (shared with
+the team farm's agents). A job that fails on a transient link error is retried
+after a reconnect; a job that still fails, or that ran past its timeout, gets an
+``error`` row, and then the device is asked for a sign of life: a device that
+gives none is marked dropped and its remaining jobs get ``not_run`` rows. Other devices never wait on
 it. Whatever a device's setup raises, of any type, ends that device only: each
 of its jobs without a row gets one saying why (a device thread that died used to
 take its jobs' rows with it, and the run ended "0 failed"). Every outcome is
@@ -29,22 +30,11 @@ from typing import Callable, Dict, List, Optional
 from device_farm.inventory import DeviceSpec
 from device_farm.locks import DeviceBusy, DeviceLocks, Lease, device_key, open_locks
 from device_farm.store import ResultStore, now_iso
-from device_farm.transports.base import (
-    CommandTimeout, HostKeyError, TransientTransportError)
-from device_farm.worker import DeviceWorker, base_row
+from device_farm.execution import FarmOptions, JobRunner
+from device_farm.worker import DeviceWorker
 from edgert.errors import EdgertError
 
 Event = Dict[str, object]
-
-
-@dataclass
-class FarmOptions:
-    """How hard the scheduler tries, and how long it waits for a busy device."""
-
-    retries: int = 2
-    retry_delay_s: float = 1.0
-    probe_engines: bool = True
-    lock_wait_s: float = 3600.0
 
 
 @dataclass
@@ -92,6 +82,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._outcome: Dict[str, str] = {}
         self.summary = RunSummary(run_id)
+        self.jobs = JobRunner(store, self.options, self._emit, self._settle)
 
     def _emit(self, kind: str, device: str, **fields) -> None:
         if self._emit_cb:
@@ -211,66 +202,10 @@ class Scheduler:
 
     def _run_one(self, worker: DeviceWorker, spec: DeviceSpec, job,
                  lock_wait_s: float) -> Optional[str]:
-        """Run one job (the device's lease held) and store its row; return why the device
-        dropped, if it did."""
-        row = base_row(self.run_id, job, spec, worker.info)
-        row["lock_wait_s"] = lock_wait_s
-        self._emit("job_start", spec.name, job=job.label, key=job.key)
-        attempts = [0]
-
-        def attempt():
-            attempts[0] += 1
-            return worker.run_job(job)
-
-        t0 = time.monotonic()
-        try:
-            metrics = self._with_retries(spec.name, job, attempt, worker)
-        except HostKeyError as exc:
-            self._record(job, spec, worker.info, "error", str(exc), attempts[0], row)
-            return f"refused: {exc}"
-        except (TransientTransportError, CommandTimeout) as exc:
-            self._record(job, spec, worker.info, "error", str(exc), attempts[0], row)
-            if worker.alive():
-                return None
-            worker.reset_link()
-            return None if worker.alive() else f"device {spec.name} stopped answering ({exc})"
-        except EdgertError as exc:
-            self._record(job, spec, worker.info, "error", str(exc), attempts[0], row)
-            return None
-        except Exception as exc:  # noqa: BLE001 - one broken job must not end the others
-            self._record(job, spec, worker.info, "error",
-                         f"internal error: {type(exc).__name__}: {exc}", attempts[0], row)
-            return None
-        row.update(metrics, status="ok", attempts=attempts[0], finished_at=now_iso(),
-                   duration_s=time.monotonic() - t0)
-        self.store.add_result(row)
-        self._settle(job, "ok")
-        self._emit("job_done", spec.name, job=job.label, key=job.key,
-                   median_ms=row.get("median_ms"), mean_ms=row.get("mean_ms"),
-                   throttled=bool(row.get("throttled")))
-        return None
+        return self.jobs.run(worker, spec, job, self.run_id, lock_wait_s)
 
     def _with_retries(self, device: str, job, fn, worker: DeviceWorker):
-        """Call ``fn``; on a transient link error reconnect and retry. The error raised
-        in the end names the first failure (the cause) and the last."""
-        first: Optional[Exception] = None
-        last: Optional[Exception] = None
-        for i in range(self.options.retries + 1):
-            if i:
-                self._emit("retry", device, job=job.label if job else None, attempt=i + 1,
-                           error=str(last))
-                time.sleep(self.options.retry_delay_s)
-                worker.reset_link()
-            try:
-                return fn()
-            except TransientTransportError as exc:
-                first, last = first or exc, exc
-        assert first is not None and last is not None
-        if last is first or str(last) == str(first):
-            raise first
-        n = self.options.retries
-        raise TransientTransportError(f"{first}; {n} retr{'y' if n == 1 else 'ies'} failed, "
-                                      f"the last with: {last}")
+        return self.jobs.with_retries(device, job, fn, worker)
 
     def _settle(self, job, status: str) -> None:
         with self._lock:
@@ -280,9 +215,4 @@ class Scheduler:
 
     def _record(self, job, spec: DeviceSpec, info, status: str, error: str, attempts: int,
                 row: Optional[Dict[str, object]] = None) -> None:
-        row = dict(row or base_row(self.run_id, job, spec, info))
-        row.update(status=status, error=error, attempts=attempts, finished_at=now_iso())
-        self.store.add_result(row)
-        self._settle(job, status)
-        self._emit("job_failed" if status == "error" else "job_not_run", spec.name,
-                   job=job.label, key=job.key, error=error)
+        self.jobs.record(self.run_id, job, spec, info, status, error, attempts, row)

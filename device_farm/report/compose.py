@@ -25,6 +25,7 @@ from device_farm.report.charts import colors, comparison_chart, distribution_cha
 from device_farm.report.document import CellText, Document, Td
 from device_farm.report.stats import CONFIDENCE, MIN_CHANGE, Change, compare
 from device_farm.store import ResultStore
+from device_farm.store.location import exists as store_exists
 from edgert.errors import EdgertError
 from edgert.formatting import dumps_json, fmt_num
 
@@ -95,7 +96,7 @@ class _Data:
 
 def _load(db: str, run_id: Optional[str], all_runs: bool,
           compare_to: Optional[str]) -> _Data:
-    if not os.path.exists(db):
+    if not store_exists(db):
         raise EdgertError(f"{db}: no results database")
     with ResultStore(db) as store:
         if all_runs:

@@ -7,6 +7,14 @@
     edgert farm report --compare RUN_ID      # ... with regressions against an earlier run
     edgert farm results --json               # the stored rows
 
+The team farm (one PostgreSQL store and queue, an agent per machine with devices):
+
+    edgert farm agent --devices pixel7,orin --store postgresql://farm@db/farm
+    edgert farm submit m.tflite m.mnn --devices pixel7,orin     # prints the run id at once
+    edgert farm wait RUN_ID ; edgert farm report RUN_ID
+    edgert farm serve --port 8750           # the dashboard (read-only unless --allow-submit)
+    edgert farm copy-store farm_results.sqlite postgresql://farm@db/farm
+
 The device_farm package (paramiko, adbutils, matplotlib) is imported inside each
 subcommand, so ``edgert --help`` stays light on a board.
 """
@@ -15,9 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from edgert.cli import farm_team
+
 HELP = "benchmark models on ADB phones, SSH boards and the host (device farm)"
 
-_DB_HELP = "results database (SQLite; default farm_results.sqlite)"
+_DB_HELP = ("results store: a SQLite file or postgresql://USER@HOST:PORT/DB (default: "
+            "$EDGERT_FARM_STORE, else farm.toml's store, else farm_results.sqlite)")
 _BASELINE_HELP = ("what speed-ups are against: fp32 (the same format's fp32 file, default), "
                   "'variant:onnx fp32' (one variant) or device:NAME (a reference device)")
 
@@ -34,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--no-probe", action="store_true", help="list the inventory only")
     d.add_argument("--no-engines", action="store_true", help="skip the engine check on devices")
     d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument("--team", action="store_true",
+                   help="the team farm's devices as their agents publish them (--store)")
+    _store_arg(d)
 
     b = sub.add_parser("bench", help="benchmark model files on devices")
     b.add_argument("models", nargs="*", help="model files (.tflite, .mnn, .onnx)")
@@ -52,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--lock-wait", type=float, default=3600.0, metavar="SECONDS",
                    help="how long to wait for a device another farm process is using "
                         "(default 3600); a job still waiting then is recorded as not run")
-    b.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    _store_arg(b)
     b.add_argument("--run-id", help="name of the new run (default: run-<time>-<hex>)")
     b.add_argument("--resume", nargs="?", const="", metavar="RUN_ID",
                    help="finish a killed run (the latest when no id is given)")
@@ -62,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
     r = sub.add_parser("report", help="write Markdown/HTML comparison tables and plots")
-    r.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    _store_arg(r)
+    r.add_argument("run_id", nargs="?", metavar="RUN", help="run id (default: the latest)")
     r.add_argument("--run", help="run id (default: the latest)")
     r.add_argument("--all-runs", action="store_true", help="every run in the database")
     r.add_argument("--out", default="farm_report", help="output folder (default farm_report)")
@@ -76,22 +91,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit 1 when the comparison finds a regression (for CI)")
 
     s = sub.add_parser("results", help="list stored results")
-    s.add_argument("--db", default="farm_results.sqlite", help=_DB_HELP)
+    _store_arg(s)
     s.add_argument("--run", help="run id (default: the latest)")
     s.add_argument("--all", action="store_true", help="every attempt, not the latest per job")
     s.add_argument("--json", action="store_true")
+    farm_team.add_arguments(sub, _store_arg, _csv)
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", "--db", dest="store", help=_DB_HELP)
+
+
+def _store(args) -> str:
+    from device_farm.store.location import resolve_store
+
+    args.store = resolve_store(args.store)
+    return args.store
 
 
 def run(args) -> int:
+    if hasattr(args, "store"):
+        _store(args)
     handler = {"devices": _devices, "bench": _bench, "report": _report,
-               "results": _results}.get(args.farm_command)
+               "results": _results}.get(args.farm_command) or \
+        farm_team.HANDLERS.get(args.farm_command or "")
     if handler is None:
-        print("usage: edgert farm {devices,bench,report,results} ... (see edgert farm -h)")
+        print("usage: edgert farm {devices,bench,report,results,submit,wait,agent,serve,"
+              "copy-store} ... (see edgert farm -h)")
         return 2
     return handler(args)
 
 
 def _devices(args) -> int:
+    if args.team:
+        return farm_team.team_devices(args)
     from device_farm.farm import probe_devices
     from device_farm.inventory import load_inventory
     from device_farm.transports.adb import list_devices
@@ -145,31 +178,31 @@ def _bench(args) -> int:
     ctx = progress if progress is not None else _Null()
     with ctx:
         if args.resume is not None:
-            summary = farm.resume(args.resume or None, db=args.db, inventory=inv,
+            summary = farm.resume(args.resume or None, db=args.store, inventory=inv,
                                   retries=args.retries, on_event=progress,
                                   lock_wait_s=args.lock_wait)
         else:
             if not args.models:
                 raise EdgertError("give model files to benchmark (or --resume)")
             summary = farm.bench(args.models, devices=args.devices, tags=args.tags, inventory=inv,
-                                 db=args.db, precisions=args.precision, engine=args.engine,
+                                 db=args.store, precisions=args.precision, engine=args.engine,
                                  threads=args.threads, runs=args.runs, warmup=args.warmup,
                                  cooldown_s=args.cooldown, timeout_s=args.timeout,
                                  retries=args.retries, run_id=args.run_id, on_event=progress,
                                  argv=sys.argv, lock_wait_s=args.lock_wait)
-    out = dict(summary.to_dict(), db=args.db)
+    out = dict(summary.to_dict(), db=args.store)
     if args.report:
         from device_farm.report import write_report
 
-        out["report"] = write_report(args.db, args.report, summary.run_id,
+        out["report"] = write_report(args.store, args.report, summary.run_id,
                                      baseline=args.baseline)["html"]
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         from device_farm.report import print_overview
 
-        print_overview(args.db, summary.run_id, args.baseline)
-        print(summary.line() + f" -> {args.db}")
+        print_overview(args.store, summary.run_id, args.baseline)
+        print(summary.line() + f" -> {args.store}")
         for what, devices in (("dropped", summary.dropped),
                               ("unavailable", summary.unavailable)):
             for dev, why in devices.items():
@@ -182,7 +215,7 @@ def _bench(args) -> int:
 def _report(args) -> int:
     from device_farm.report import write_report
 
-    res = write_report(args.db, args.out, args.run, all_runs=args.all_runs,
+    res = write_report(args.store, args.out, args.run_id or args.run, all_runs=args.all_runs,
                        plots=not args.no_plots, baseline=args.baseline, compare_to=args.compare,
                        min_change=args.min_change)
     print(f"{res['ok']} ok, {res['failed']} failed, {res['not_run']} not run -> "
@@ -198,11 +231,12 @@ def _results(args) -> int:
     from device_farm.store import ResultStore
     from edgert.formatting import fmt_num, print_json, print_table
     from edgert.errors import EdgertError
-    import os
 
-    if not os.path.exists(args.db):
-        raise EdgertError(f"{args.db}: no results database")
-    with ResultStore(args.db) as store:
+    from device_farm.store.location import exists
+
+    if not exists(args.store):
+        raise EdgertError(f"{args.store}: no results database")
+    with ResultStore(args.store) as store:
         run_id = args.run or store.latest_run_id()
         rows = store.results(run_id, latest=not args.all)
     if args.json:

@@ -108,3 +108,36 @@ def clean_cwd(tmp_path, monkeypatch):
     """Run in an empty folder: an injected `touch INJECTED` would land here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's binaries) on a 127.0.0.1 port, run as the
+    `postgres` user when the tests run as root; one per session, torn down at the end."""
+    from device_farm.testing.postgres import PostgresServer, find_bindir
+
+    if find_bindir() is None:
+        require_tool("pg_ctl")   # skips, or fails under EDGERT_REQUIRE_ALL=1
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_store(postgres, request):
+    """A fresh database of that server for one test: its postgresql:// URL."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    return postgres.create_database(name)
+
+
+@pytest.fixture
+def agents():
+    """Agents a test starts (``agents.append(AgentProcess(...))``): any still running at the
+    end of the test, passed or failed, is killed (by its own PID)."""
+    started = []
+    yield started
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.kill()

@@ -36,7 +36,7 @@ def v1_store(tmp_path):
 
 def test_old_rows_read_after_migration(v1_store):
     with ResultStore(v1_store) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         rows = {r["device"]: r for r in store.results("v1-run")}
         plan = store.planned_jobs("v1-run")
     assert {d: r["status"] for d, r in rows.items()} == {"host": "ok", "ghost": "error"}
@@ -94,7 +94,7 @@ def test_two_processes_open_an_old_store_at_once(v1_store):
              for _ in range(3)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
-    assert [o[0].strip() for o in outs] == ["2", "2", "2"]
+    assert [o[0].strip() for o in outs] == ["3", "3", "3"]
     with sqlite3.connect(v1_store) as db:
         cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
     assert cols.count("variant_json") == 1
@@ -106,9 +106,117 @@ def test_stores_it_cannot_read(tmp_path):
         pass
     with sqlite3.connect(newer) as db:
         db.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
-    with pytest.raises(EdgertError, match="schema version 9, newer than this edgert's 2"):
+    with pytest.raises(EdgertError, match="schema version 9, newer than this edgert's 3"):
         ResultStore(newer)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database, just text" * 100)
     with pytest.raises(EdgertError, match="not a farm results database"):
         ResultStore(str(junk))
+
+
+def _comparable(rows):
+    return [{k: v for k, v in r.items() if k != "id"} for r in rows]
+
+
+def test_a_v1_store_copied_into_postgres(v1_store, pg_store, tmp_path):
+    """`edgert farm copy-store` brings a laptop's store (here one of schema 1) into the
+    team's PostgreSQL: every row as it reads from the file, and a second copy copies
+    nothing twice."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=root)
+    cmd = [sys.executable, "-m", "edgert", "farm", "copy-store", v1_store, pg_store, "--json"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"copied": ["v1-run"], "skipped": [], "results": 2}
+    again = json.loads(subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                      timeout=120).stdout)
+    assert again == {"copied": [], "skipped": ["v1-run"], "results": 0}
+    with ResultStore(v1_store) as a, ResultStore(pg_store) as b:
+        assert b.schema_version == SCHEMA_VERSION
+        assert _comparable(a.results("v1-run", latest=False)) == \
+            _comparable(b.results("v1-run", latest=False))
+        assert a.planned_jobs("v1-run") == b.planned_jobs("v1-run")
+        assert a.run("v1-run") == b.run("v1-run")
+        assert a.devices("v1-run") == b.devices("v1-run")
+    from device_farm.report import write_report
+
+    res = write_report(pg_store, str(tmp_path / "rep"), "v1-run", plots=False)
+    assert (res["ok"], res["failed"], res["not_run"]) == (1, 1, 0)
+
+
+def test_farm_bench_on_a_postgres_store(pg_store, models):
+    """The one-machine path with the team's store: the same rows, the devices' locks in
+    PostgreSQL (held between processes, free when the holder dies)."""
+    from device_farm import farm
+    from device_farm.inventory import Inventory, host_device
+    from device_farm.locks import device_key, open_locks
+
+    s = farm.bench([models["onnx"]], inventory=Inventory([host_device()]), devices=["host"],
+                   db=pg_store, runs=5, warmup=1)
+    assert (s.planned, s.ok) == (1, 1)
+    with ResultStore(pg_store) as store:
+        row, = store.results(s.run_id)
+        assert store.run(s.run_id)["mode"] == "local"
+    assert row["variant"] == "onnx fp32" and len(json.loads(row["latencies_json"])) == 5
+    assert row["lock_wait_s"] is not None and row["lock_wait_s"] < 1.0
+
+    locks = open_locks(pg_store)
+    key = device_key(host_device())
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from device_farm.locks import open_locks; "
+         "lease = open_locks(sys.argv[1]).try_acquire(sys.argv[2], {'pid': 'child'}); "
+         "print('held' if lease else 'busy', flush=True); time.sleep(60)", pg_store, key],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
+    try:
+        assert child.stdout.readline().strip() == "held"
+        assert locks.try_acquire(key, {"pid": os.getpid()}) is None
+        assert locks.holder(key) == {"pid": "child", "key": key}
+    finally:
+        child.kill()
+        child.wait()
+    lease = locks.acquire(key, {"pid": os.getpid()}, 5.0)   # free: the server dropped it
+    assert lease.waited_s < 2.0
+    lease.release()
+    assert locks.holder(key) is None
+
+
+def test_where_the_store_is(tmp_path, monkeypatch):
+    """--store, else $EDGERT_FARM_STORE, else farm.toml's store, else the SQLite default;
+    a password never printed; a bad farm.toml named."""
+    from device_farm.store import location as loc
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDGERT_FARM_STORE", raising=False)
+    monkeypatch.delenv("EDGERT_FARM_CONFIG", raising=False)
+    assert loc.resolve_store(None) == "farm_results.sqlite"
+    (tmp_path / "farm.toml").write_text('store = "postgresql://farm:s3cret@db:5432/farm"\n')
+    assert loc.resolve_store(None) == "postgresql://farm:s3cret@db:5432/farm"
+    monkeypatch.setenv("EDGERT_FARM_STORE", "team.sqlite")
+    assert loc.resolve_store(None) == "team.sqlite"
+    assert loc.resolve_store("given.sqlite") == "given.sqlite"
+    assert loc.display("postgresql://farm:s3cret@db:5432/farm") == \
+        "postgresql://farm:***@db:5432/farm"
+    (tmp_path / "farm.toml").write_text('stor = "x"\n')
+    with pytest.raises(EdgertError, match="farm.toml: unknown key.s. stor; known: store"):
+        loc.read_config(str(tmp_path / "farm.toml"))
+    with pytest.raises(EdgertError, match="queue needs a PostgreSQL store"):
+        loc.conninfo("team.sqlite")
+
+
+def test_a_postgres_store_that_is_not_there(tmp_path):
+    """No server at the URL: a clear error naming the store (no password), not a
+    traceback, from the library and from the command line."""
+    from device_farm.store import StoreUnavailable
+    from device_farm.testing.sshd import free_port
+
+    url = f"postgresql://farm:s3cret@127.0.0.1:{free_port()}/farm"
+    with pytest.raises(StoreUnavailable, match=r"postgresql://farm:\*\*\*@127\.0\.0\.1:\d+/farm"
+                                               r": cannot open the store: .*refused"):
+        ResultStore(url)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    res = subprocess.run([sys.executable, "-m", "edgert", "farm", "results", "--store", url],
+                         env=dict(os.environ, PYTHONPATH=root), capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "cannot open the store" in res.stderr
+    assert "s3cret" not in res.stderr and "Traceback" not in res.stderr
