@@ -78,14 +78,24 @@ def node_reason(node, opset: int) -> Optional[str]:
             return f"opset {opset} is outside the supported opsets ({spans})"
         if key.domain:
             return f"custom-domain op {key.label} has no TFLite lowering"
+        why = _decomposition_refusal(node)
+        if why:
+            return f"no TFLite kernel, and its decomposition as other ops does not apply ({why})"
         gap = KNOWN_GAPS.lookup(key.op_type, default="no TFLite lowering for this op")
         return gap(node) if callable(gap) else gap
-    reason = _value_reason(node)
+    reason = _value_reason(node) or (entry.check(node) if entry.check is not None else None)
     if reason:
-        return reason
-    if entry.check is not None:
-        return entry.check(node)
-    return None
+        why = _decomposition_refusal(node)
+        if why:
+            reason += f"; its decomposition as other ops does not apply either ({why})"
+    return reason
+
+
+def _decomposition_refusal(node) -> Optional[str]:
+    """Why the op's decomposition (``converters.passes.decompose``) cannot take ``node``."""
+    from converters.passes import decompose
+
+    return decompose.refusal(node)
 
 
 def unsupported_nodes(model) -> List[Tuple[object, str]]:
