@@ -27,11 +27,11 @@ _BINARY = {
 _FUSABLE = {"ADD", "SUB", "MUL", "DIV"}
 
 
-def _operand(ctx, node, i: int) -> int:
+def _operand(ctx, node, i: int, keep_int64: bool = False) -> int:
     v = node.inputs[i]
     if is_const(v):
         return ctx.tensor_of(v, ctx.perm(node.outputs[0]) if ctx.const(v).ndim else None,
-                             keep_int64=_int64_operands(ctx, node))
+                             keep_int64=keep_int64 or _int64_operands(ctx, node))
     return ctx.input(node, i)
 
 
@@ -127,7 +127,8 @@ def lower_cast(node, ctx) -> None:
 
 @lowering("Where", emits=("SELECT_V2",))
 def lower_where(node, ctx) -> None:
-    """Where(cond, x, y) with broadcasting."""
-    ins = [_operand(ctx, node, i) for i in range(3)]
+    """Where(cond, x, y) with broadcasting (int64 constants stay int64 for an int64 result)."""
+    int64 = np_dtype(node.outputs[0]) == np.int64
+    ins = [_operand(ctx, node, i, keep_int64=int64 and i > 0) for i in range(3)]
     out = ctx.output(node)
     ctx.emit("SELECT_V2", ins, [out])
