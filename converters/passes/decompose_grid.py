@@ -95,13 +95,20 @@ def _cubic_weights(e: Emitter, f: ir.Value) -> List[ir.Value]:
 def _axis_taps(e: Emitter, g: ir.Value, length: int, mode: str, padding: str,
                align: bool) -> List[Tuple[ir.Value, Optional[ir.Value]]]:
     """[(int64 index into the axis, weight or None)] for one axis of the grid."""
-    lo, hi = (0.0, length - 1.0) if align else (-0.5, length - 0.5)
     if align:
         x = e.op("Mul", [e.op("Add", [g, e.like(1.0, g)]), e.like((length - 1) / 2.0, g)])
     else:
         x = e.op("Div", [e.op("Sub", [e.op("Mul", [e.op("Add", [g, e.like(1.0, g)]),
                                                    e.like(float(length), g)]),
                                       e.like(1.0, g)]), e.like(2.0, g)])
+    return pixel_taps(e, x, length, mode, padding, align)
+
+
+def pixel_taps(e: Emitter, x: ir.Value, length: int, mode: str, padding: str,
+               align: bool) -> List[Tuple[ir.Value, Optional[ir.Value]]]:
+    """[(int64 index, weight or None)] reading one axis at pixel coordinates ``x``."""
+    g = x
+    lo, hi = (0.0, length - 1.0) if align else (-0.5, length - 0.5)
     if mode == "nearest":
         x = e.op("Round", [x])
     if padding == "border":
@@ -134,6 +141,24 @@ def _axis_taps(e: Emitter, g: ir.Value, length: int, mode: str, padding: str,
     return out
 
 
+def sample_rows(e: Emitter, rows: ir.Value, per_axis, strides: List[int],
+                batch: ir.Value, channel_axis: int) -> ir.Value:
+    """Sum over every combination of the axes' taps of ``Gather(rows, flat index)`` times
+    the taps' weight product (``rows``: [N * prod(S), C]; the result's last axis is C)."""
+    total = None
+    for combo in itertools.product(*per_axis):
+        flat, weight = batch, None
+        for k, (idx, w) in enumerate(combo):
+            term = idx if strides[k] == 1 else e.op("Mul", [idx, e.ints(np.int64(strides[k]))])
+            flat = e.op("Add", [flat, term])
+            weight = w if weight is None else (weight if w is None else e.op("Mul", [weight, w]))
+        got = e.op("Gather", [rows, flat], {"axis": 0})
+        if weight is not None:
+            got = e.op("Mul", [got, e.unsqueeze(weight, [channel_axis])])
+        total = got if total is None else e.op("Add", [total, got])
+    return total
+
+
 @decomposition("GridSample", "Gather of the input at the grid's source positions (taps per "
                "axis, padding by mask/clamp/reflection), weighted by the interpolation kernel",
                refuse=_refuse_grid_sample, opsets=(16, None))
@@ -157,17 +182,7 @@ def _grid_sample(e: Emitter, node: ir.Node) -> List[ir.Value]:
                      [n * int(np.prod(spatial)), c])
     batch = e.ints((np.arange(n, dtype=np.int64) * int(np.prod(spatial))).reshape(
         [n] + [1] * d))
-    total = None
-    for combo in itertools.product(*per_axis):
-        flat, weight = batch, None
-        for k, (idx, w) in enumerate(combo):
-            term = idx if strides[k] == 1 else e.op("Mul", [idx, e.ints(np.int64(strides[k]))])
-            flat = e.op("Add", [flat, term])
-            weight = w if weight is None else (weight if w is None else e.op("Mul", [weight, w]))
-        got = e.op("Gather", [rows, flat], {"axis": 0})             # [N, *out, C]
-        if weight is not None:
-            got = e.op("Mul", [got, e.unsqueeze(weight, [d + 1])])
-        total = got if total is None else e.op("Add", [total, got])
+    total = sample_rows(e, rows, per_axis, strides, batch, d + 1)
     return [e.transpose(total, [0, d + 1] + list(range(1, d + 1)))]
 
 
@@ -202,3 +217,69 @@ def _affine_grid(e: Emitter, node: ir.Node) -> List[ir.Value]:
     grid = e.op("MatMul", [theta, e.const(base_t, base_t.dtype, "base_grid")])  # [N, D, P]
     grid = e.transpose(grid, [0, 2, 1])
     return [e.reshape(grid, [size[0]] + spatial + [len(spatial)])]
+
+
+def _refuse_deform(node: ir.Node) -> Optional[str]:
+    x, w, off = (_static(node.inputs[i]) for i in range(3))
+    if x is None or w is None or off is None:
+        return "input, weight and offset need static shapes"
+    if len(x) != 4:
+        return "only 2-D deformable convolution"
+    if node.inputs[1].const_value is None:
+        return "the weight must be constant"
+    return None
+
+
+@decomposition("DeformConv", "bilinear samples at the offset kernel taps (zeros outside, as "
+               "GridSample), times the mask, contracted with the weight by a MatMul",
+               refuse=_refuse_deform, opsets=(19, None))
+def _deform_conv(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x, offset = node.inputs[0], node.inputs[2]
+    bias = node.inputs[3] if len(node.inputs) > 3 else None
+    mask = node.inputs[4] if len(node.inputs) > 4 else None
+    n, c, h, wd = _static(x)
+    weight = np.asarray(node.inputs[1].const_value.numpy())
+    oc, cpg, kh, kw = weight.shape
+    a = node.attributes
+    group, og = a.get_int("group", 1), a.get_int("offset_group", 1)
+    sh, sw = list(a.get_ints("strides", [1, 1]))
+    dh, dw = list(a.get_ints("dilations", [1, 1]))
+    pads = list(a.get_ints("pads", [0, 0, 0, 0]))
+    oh, ow = _static(offset)[2:]
+    k = kh * kw
+    off = e.reshape(offset, [n, og, k, 2, oh, ow])
+    msk = e.reshape(mask, [n, og, k, oh, ow]) if mask is not None else None
+    base_h = (np.arange(oh) * sh - pads[0])[None, :, None] + \
+        (np.repeat(np.arange(kh), kw) * dh)[:, None, None]              # [K, oH, 1]
+    base_w = (np.arange(ow) * sw - pads[1])[None, None, :] + \
+        (np.tile(np.arange(kw), kh) * dw)[:, None, None]                # [K, 1, oW]
+    dtype = x.dtype.numpy()
+    batch = e.ints((np.arange(n, dtype=np.int64) * h * wd).reshape(n, 1, 1, 1))
+    per_group = []
+    cg = c // og
+    for g in range(og):
+        part = e.op("Gather", [off, e.ints(np.int64(g))], {"axis": 1})    # [N, K, 2, oH, oW]
+        yy = e.op("Add", [e.op("Gather", [part, e.ints(np.int64(0))], {"axis": 2}),
+                          e.const(base_h.astype(dtype), dtype)])
+        xx = e.op("Add", [e.op("Gather", [part, e.ints(np.int64(1))], {"axis": 2}),
+                          e.const(base_w.astype(dtype), dtype)])
+        taps = [pixel_taps(e, yy, h, "linear", "zeros", True),
+                pixel_taps(e, xx, wd, "linear", "zeros", True)]
+        xs = e.slice(x, [g * cg], [(g + 1) * cg], [1]) if og > 1 else x
+        rows = e.reshape(e.transpose(xs, [0, 2, 3, 1]), [n * h * wd, cg])
+        vals = sample_rows(e, rows, taps, [wd, 1], batch, 4)          # [N, K, oH, oW, Cg]
+        if msk is not None:
+            m = e.op("Gather", [msk, e.ints(np.int64(g))], {"axis": 1})
+            vals = e.op("Mul", [vals, e.unsqueeze(m, [4])])
+        per_group.append(vals)
+    vals = e.concat(per_group, 4)                                      # [N, K, oH, oW, C]
+    cols = e.reshape(e.transpose(vals, [0, 2, 3, 4, 1]), [n, oh * ow, c * k])
+    dense = np.zeros((oc, c, k), dtype)                                # groups block-diagonal
+    opg = oc // group
+    for gi in range(group):
+        dense[gi * opg:(gi + 1) * opg, gi * cpg:(gi + 1) * cpg] = \
+            weight[gi * opg:(gi + 1) * opg].reshape(opg, cpg, k)
+    y = e.op("MatMul", [cols, e.const(dense.reshape(oc, c * k).T.copy(), dtype, "weight")])
+    if bias is not None:
+        y = e.op("Add", [y, bias])
+    return [e.reshape(e.transpose(y, [0, 2, 1]), [n, oc, oh, ow])]
