@@ -196,3 +196,27 @@ def _hardmax(e: Emitter, node: ir.Node) -> List[ir.Value]:
     hot = e.op("Cast", [e.op("Equal", [arg, positions], dtype=ir.DataType.BOOL)],
                {"to": int(x.dtype)}, dtype=x.dtype)
     return [hot if wshape == shape else e.reshape(hot, shape)]
+
+
+def _refuse_matmul(node: ir.Node) -> Optional[str]:
+    ranks = [None if v.shape is None else len(v.shape) for v in node.inputs[:2]]
+    if None in ranks:
+        return "operand ranks are unknown"
+    if 1 not in ranks:
+        return "only 1-D operands are rewritten (as [1, K] / [K, 1] matrices)"
+    return None
+
+
+@decomposition("MatMul", "a 1-D operand as a [1, K] row or [K, 1] column, the added dim "
+               "squeezed from the result", refuse=_refuse_matmul)
+def _matmul_1d(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    a, b = node.inputs[0], node.inputs[1]
+    a1, b1 = len(a.shape) == 1, len(b.shape) == 1
+    if a1:
+        a = e.unsqueeze(a, [0])
+    if b1:
+        b = e.unsqueeze(b, [1])
+    y = e.op("MatMul", [a, b])
+    rank = len(y.shape)
+    gone = ([rank - 2] if a1 else []) + ([rank - 1] if b1 else [])
+    return [e.squeeze(y, gone)]
