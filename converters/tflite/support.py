@@ -28,7 +28,6 @@ register_all(KNOWN_GAPS, {
            "x * 0.5 * (1 + erf(x / sqrt(2)))",
     "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
     "Scan": "control flow (Scan) is not supported",
-    "NonMaxSuppression": "NMS has no builtin (TFLite's NMS ops differ in semantics)",
     "Einsum": lambda node: _einsum_reason(node),
     "Shape": "Shape of a tensor must be folded to a constant (static shapes)",
     "ConstantOfShape": "ConstantOfShape must be folded to a constant (static shapes)",
