@@ -11,7 +11,8 @@ def test_ops_tflite_json(capsys):
     data = json.loads(capsys.readouterr().out)
     rows = {r["onnx_op"]: r for r in data["ops"]}
     assert data["target"] == "tflite"
-    assert rows["Conv"]["emits"] == ["CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "RESHAPE"]
+    assert rows["Conv"]["emits"] == ["CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "RESHAPE",
+                                     "RELU_0_TO_1"]
     assert rows["Conv"]["layout"] == "spatial" and rows["Conv"]["node_checks"]
     assert rows["MatMul"]["layout"] == "matmul" and rows["Reshape"]["layout"] == "reshape"
     assert rows["Gelu"]["opsets"] == "20+" and "ai.edgert::Gelu" in rows

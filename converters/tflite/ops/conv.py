@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from converters.layout.graph import attr, shape_of
+from converters.tflite.ops.activation import foldable_hard_sigmoid, hard_sigmoid_params
 from converters.tflite.ops.common import choose_padding, first_reason, need_const
 from converters.tflite.ops.spatial import (
     finish_4d, input_4d, need_spatial, output_4d, window)
@@ -68,7 +69,8 @@ def _weight_4d(w: np.ndarray) -> np.ndarray:
     return w[:, :, None, :] if w.ndim == 3 else w
 
 
-@lowering("Conv", emits=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "RESHAPE"), check=check_conv)
+@lowering("Conv", emits=("CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "RESHAPE", "RELU_0_TO_1"),
+          check=check_conv)
 def lower_conv(node, ctx) -> None:
     """1-D/2-D convolution; depthwise when groups == input channels, else (grouped) CONV_2D."""
     win = window(node)
@@ -81,22 +83,32 @@ def lower_conv(node, ctx) -> None:
     b = ctx.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None \
         else np.zeros(out_ch, np.float32)
     act, out_value = ctx.fuse_activation(node)
+    hsig = foldable_hard_sigmoid(node, ctx) if out_value is node.outputs[0] else None
+    if hsig is not None:         # clip(a * conv + b, 0, 1): a and b go into the weights
+        alpha, beta = hard_sigmoid_params(hsig)
+        w, b = w * alpha, b.astype(np.float32) * alpha + beta
+        ctx.consumed.add(id(hsig))
     name = node.name or out_value.name
     bias, _ = ctx.weight(f"{name}_bias", b.astype(np.float32), "bias")
     common = dict(padding=padding(choice.mode), strideH=strides[0], strideW=strides[1],
                   fusedActivationFunction=act, dilationHFactor=dilations[0],
                   dilationWFactor=dilations[1])
+    final = output_4d(ctx, node, out_value if hsig is None else hsig.outputs[0])
+    out = final
+    if hsig is not None:         # the conv's result carries the HardSigmoid's name (and so
+        out = ctx.tmp(f"{name}_affine", ctx.sg.shape(final))    # its int8 table entry)
+        ctx.sg.tensors[out].name = ctx.sg.tensors[final].name
     if group > 1 and group == cin and in_per_group == 1:
         wt, facts = ctx.weight(f"{name}_weight", w.transpose(1, 2, 3, 0), "depthwise")
-        out = output_4d(ctx, node, out_value)
         ctx.emit("DEPTHWISE_CONV_2D", [x, wt, bias], [out],
                  options("DepthwiseConv2D", depthMultiplier=out_ch // cin, **common), **facts)
     else:
         wt, facts = ctx.weight(f"{name}_weight", w.transpose(0, 2, 3, 1), "conv")
-        out = output_4d(ctx, node, out_value)
         ctx.emit("CONV_2D", [x, wt, bias], [out], options("Conv2D", **common),
                  grouped=group > 1, **facts)
-    finish_4d(ctx, node, out_value, out)
+    if hsig is not None:
+        ctx.emit("RELU_0_TO_1", [out], [final])
+    finish_4d(ctx, node, out_value if hsig is None else hsig.outputs[0], final)
 
 
 def tconv_geometry(node):
