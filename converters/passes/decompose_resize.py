@@ -183,10 +183,13 @@ def _source_coords(spec: ResizeSpec, ax: AxisResize) -> Tuple[np.ndarray, Option
     elif coord == "asymmetric":
         x = y / scale
     elif coord == "tf_crop_and_resize":
-        start, end = ax.roi
-        x = np.full_like(y, (end - start) * (n_in - 1) / 2) if width == 1 else \
-            y * (end - start) * (n_in - 1) / (width - 1)
-        x = x + start * (n_in - 1)
+        # the roi is a float32 tensor: its differences and products are float32 (as in ONNX's
+        # reference), which decides nearest ties exactly at .5
+        start, end = np.float32(ax.roi[0]), np.float32(ax.roi[1])
+        span, lead = end - start, np.float64(start * np.float32(n_in - 1))
+        x = np.full_like(y, np.float32(span * np.float32(n_in - 1)) / np.float32(2)) \
+            if width == 1 else y * np.float64(span) * (n_in - 1) / (width - 1)
+        x = x + lead
         extra = (x < 0) | (x > n_in - 1)
     elif coord == "pytorch_half_pixel":
         x = np.full_like(y, -0.5) if width == 1 else (y + 0.5) / scale - 0.5
