@@ -172,7 +172,6 @@ def _grid_sample(e: Emitter, node: ir.Node) -> List[ir.Value]:
     shape, gshape = _static(x), _static(grid)
     n, c, spatial = shape[0], shape[1], shape[2:]
     d = len(spatial)
-    out_sp = gshape[1:-1]
     per_axis = []
     for k in range(d):           # grid[..., 0] is the last spatial axis
         comp = e.op("Gather", [grid, e.ints(np.int64(d - 1 - k))], {"axis": len(gshape) - 1})

@@ -27,8 +27,9 @@ class OpCase:
     opset: int = 18
     domain: str = ""
     family: str = ""
-    reference: Optional[str] = None      # a reference recipe where ORT lacks the op form or
-    #                                      differs from ONNX's own reference: "layout1_via_layout0", "onnx"
+    # a reference recipe where ORT lacks the op form ("layout1_via_layout0") or differs
+    # from ONNX's own reference evaluator ("onnx")
+    reference: Optional[str] = None
     out_shapes: Optional[List[tuple]] = None   # for ops ONNX shape inference cannot infer
 
 

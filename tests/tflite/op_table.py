@@ -25,6 +25,7 @@ def i64(v):
 
 X = lambda *s, seed=0: rt("x", s, seed)  # noqa: E731
 NONE = ("", None, True)            # an omitted optional input
+UNIT = ("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)   # |x| < 1
 WIDE = ("x", np.array([[-100, -60, -20, -3, -0.5, 0, 0.5, 3],
                        [20, 60, 88, 89, 95, 100, -1e-3, 1e-3]], np.float32), False)
 
@@ -86,9 +87,11 @@ CONV = [
            [X(1, 2, 3, 3), const("w", w(2, 2, 3, 3)), const("b", w(2))],
            {"strides": [3, 2], "output_padding": [2, 1]}),
     OpCase("conv_transpose_output_shape", "ConvTranspose",
-           [X(1, 2, 3, 3), const("w", w(2, 2, 3, 3))], {"strides": [3, 2], "output_shape": [10, 8]}),
+           [X(1, 2, 3, 3), const("w", w(2, 2, 3, 3))],
+           {"strides": [3, 2], "output_shape": [10, 8]}),
     OpCase("conv_transpose_auto_pad_same_upper", "ConvTranspose",
-           [X(1, 2, 3, 4), const("w", w(2, 3, 3, 3))], {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+           [X(1, 2, 3, 4), const("w", w(2, 3, 3, 3))],
+           {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
     # decomposed: bilinear taps at the offsets, MatMul with the weight
     OpCase("deform_conv_offsets_mask_bias", "DeformConv",
            [X(1, 4, 5, 5), const("w", w(6, 2, 2, 2)), rt("off", (1, 16, 4, 4), 4),
@@ -227,15 +230,15 @@ ELEMENTWISE = [
                                                                           np.float32))],
            opset=28),
     OpCase("atan", "Atan", [X(3, 4)]),
-    OpCase("asin", "Asin", [("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)]),
-    OpCase("acos", "Acos", [("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)]),
+    OpCase("asin", "Asin", [UNIT]),
+    OpCase("acos", "Acos", [UNIT]),
     # decomposed (converters/passes/decompose_math.py)
-    OpCase("tan", "Tan", [("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)]),
+    OpCase("tan", "Tan", [UNIT]),
     OpCase("sinh", "Sinh", [X(3, 4)]),
     OpCase("cosh", "Cosh", [X(3, 4)]),
     OpCase("asinh", "Asinh", [WIDE]),
     OpCase("acosh", "Acosh", [rt("x", (3, 4), 0, low=1.0, high=50.0)]),
-    OpCase("atanh", "Atanh", [("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)]),
+    OpCase("atanh", "Atanh", [UNIT]),
     OpCase("erf_wide", "Erf", [("x", np.linspace(-6, 6, 48, dtype=np.float32).reshape(4, 12),
                                 False)]),
     OpCase("isnan", "IsNaN", [("x", np.array([[1.0, np.nan, -np.inf, 0.0]], np.float32), False)]),

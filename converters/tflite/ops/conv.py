@@ -147,7 +147,7 @@ def check_conv_transpose(node) -> Optional[str]:
                           need_const(node, 2, "bias"))
     if reason:
         return reason
-    x, y = shape_of(node.inputs[0]), shape_of(node.inputs[1])
+    x = shape_of(node.inputs[0])
     if any(d is None for d in x[1:]):
         return "the channels and spatial dims must be known at conversion time"
     if x[0] is None:

@@ -122,8 +122,8 @@ def _one_class(ctx, node, boxes: int, scores: int, b: int, c: int, n: int, max_o
     return out
 
 
-@lowering("NonMaxSuppression", emits=("NON_MAX_SUPPRESSION_V4", "TOPK_V2", "GATHER", "GATHER_ND", "SLICE",
-                                      "CONCATENATION", "GREATER", "SELECT_V2", "CAST"),
+@lowering("NonMaxSuppression", emits=("NON_MAX_SUPPRESSION_V4", "TOPK_V2", "GATHER", "GATHER_ND",
+                                      "SLICE", "CONCATENATION", "GREATER", "SELECT_V2", "CAST"),
           opsets=(10, None), check=check_nms)
 def lower_nms(node, ctx) -> None:
     """Per (batch, class): sort (ties by index), NMS on rank scores, rows [b, c, box]."""
