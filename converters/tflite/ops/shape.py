@@ -234,9 +234,10 @@ def lower_gather(node, ctx) -> None:
     ctx.emit("GATHER", [x, idx_t], [ctx.output(node)], options("Gather", axis=j))
 
 
-def _non_negative(ctx, value, idx_t: int, dim: Optional[int], name: str) -> int:
+def _non_negative(ctx, value, idx_t: int, dim, name: str) -> int:
     """Run-time indices with ``dim`` added to the negative ones (LESS, ADD, SELECT_V2):
-    TFLite's GATHER refuses negative indices, ONNX counts them from the end."""
+    TFLite's GATHER refuses negative indices, ONNX counts them from the end. ``dim`` is
+    an int, or per-component dims broadcast over the last axis (GATHER_ND's tuples)."""
     if dim is None:
         return idx_t
     from converters.tflite.context import np_dtype
@@ -259,7 +260,7 @@ def check_gather_nd(node) -> Optional[str]:
     return check_gather(node)
 
 
-@lowering("GatherND", emits=("GATHER_ND",), check=check_gather_nd)
+@lowering("GatherND", emits=("GATHER_ND", "LESS", "ADD", "SELECT_V2"), check=check_gather_nd)
 def lower_gather_nd(node, ctx) -> None:
     """GATHER_ND on source-layout data (constant indices made non-negative, int32)."""
     x = ctx.input(node, 0)
@@ -270,7 +271,11 @@ def lower_gather_nd(node, ctx) -> None:
         idx_t = ctx.const_tensor(f"{node.outputs[0].name}_indices",
                                  (np.asarray(idx, np.int64) % dims).astype(np.int32))
     else:
+        dims = ctx.shape(node.inputs[0])[:ctx.shape(node.inputs[1])[-1]]
         idx_t = ctx.input(node, 1)
+        if all(d is not None for d in dims):
+            idx_t = _non_negative(ctx, node.inputs[1], idx_t, np.array(dims),
+                                  node.outputs[0].name)
     ctx.emit("GATHER_ND", [x, idx_t], [ctx.output(node)])
 
 
