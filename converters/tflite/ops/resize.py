@@ -10,7 +10,9 @@ sides' arithmetic per axis at conversion time and compares them:
   coordinate transform and kernel, float64);
 * LiteRT's: ``_tflite_matrix`` below, transcribed from its reference kernels
   (``reference_ops::ResizeNearestNeighbor``/``GetNearestNeighbor`` and
-  ``ResizeBilinear``/``ComputeInterpolationValues``) in float32, as they run: scale =
+  ``ResizeBilinear``/``ComputeInterpolationValues``; for nearest without flags also the
+  optimized kernel's 16.16 fixed point, which 8-bit data and RISC-V builds run, and
+  which must agree) in float32, as they run: scale =
   ``in / out`` (``(in - 1) / (out - 1)`` with align_corners), nearest index =
   ``floor((i + offset) * scale)`` (``round`` half away from zero with align_corners,
   clamped to ``[0, in - 1]``), bilinear weights from ``(i + 0.5) * scale - 0.5`` with
@@ -57,6 +59,12 @@ def _tflite_matrix(builtin: str, n_in: int, n_out: int, align: bool, half: bool)
         idx = np.minimum(idx.astype(np.int64), n_in - 1)
         if half:
             idx = np.maximum(idx, 0)
+        if not align and not half:
+            # the optimized kernel (8-bit data, RISC-V vector builds) uses 16.16 fixed point:
+            # scale = (in << 16) / out + 1; both must pick ONNX's index
+            fixed = np.minimum((rows * ((n_in << 16) // n_out + 1)) >> 16, n_in - 1)
+            if not np.array_equal(fixed, idx):
+                return np.full((n_out, n_in), np.nan)
         m[rows, idx] = 1.0
         return m
     v = ((i + _F32(0.5)) * scale - _F32(0.5)) if half else i * scale
