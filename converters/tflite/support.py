@@ -24,8 +24,6 @@ TARGET = "tflite"
 # of the node when the reason depends on it).
 KNOWN_GAPS: OpRegistry[Union[str, Callable[[object], str]]] = OpRegistry("known TFLite gap")
 register_all(KNOWN_GAPS, {
-    "Erf": "TFLite has no ERF kernel; erf converts only inside the GELU pattern "
-           "x * 0.5 * (1 + erf(x / sqrt(2)))",
     "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
     "Scan": "control flow (Scan) is not supported",
     "Einsum": lambda node: _einsum_reason(node),
@@ -34,8 +32,6 @@ register_all(KNOWN_GAPS, {
     "QuantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "DequantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "Conv3D": "3-D convolution is not supported",
-    "GridSample": "TFLite has no grid-sample builtin (bilinear reads at run-time coordinates "
-                  "need a gather per output pixel); MNN converts it",
     "NonZero": "NonZero has a data-dependent output shape; TFLite needs static shapes",
 }, source=__name__)
 
