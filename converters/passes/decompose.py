@@ -9,10 +9,14 @@ whose decomposition the target cannot run either, stay refused by the target's
 check with its reason.
 
 Adding one: a function ``fn(emitter, node) -> [output values]`` registered with
-``@decomposition("Op", formula="...")`` (``graph_edit.Emitter`` builds the nodes;
-constants take the input's dtype), and a test row for each target that lacks it.
-The formulas are the ONNX definitions, rearranged only where a direct one
-overflows (``exp`` of a large input).
+``@decomposition("Op", formula="...", refuse=why_not, opsets=(lo, hi))`` in this
+module (activations, reductions) or the family module listed in
+``DECOMPOSITION_MODULES`` (imported on the table's first lookup), and a test row for
+each target that lacks it. ``graph_edit.Emitter`` builds the nodes (shapes from ONNX's
+shape inference; nodes on constants are evaluated at once); ``refuse(node)`` gives the
+reason a node cannot be decomposed, which the target's error quotes. The formulas
+are the ONNX definitions (ONNX's reference implementation where the spec leaves a
+choice), rearranged only where a direct one overflows (``exp`` of a large input).
 """
 from __future__ import annotations
 
