@@ -101,8 +101,11 @@ def parse_resize(node: ir.Node) -> Union[ResizeSpec, str]:
         nearest = _attr(node, "nearest_mode", "round_prefer_floor")
         scales = _const(node, 2) if _given(node, 2) else None
         sizes = _const(node, 3) if _given(node, 3) else None
+        if _given(node, 3) and sizes is None:
+            sizes = _static_output_sizes(node)      # sizes are the output's dims
         if (_given(node, 2) and scales is None) or (_given(node, 3) and sizes is None):
-            return "the scales/sizes are computed at run time"
+            return ("the scales/sizes are computed at run time (run-time sizes are read from "
+                    "a static output shape; run-time scales change the source coordinates)")
         if scales is None and sizes is None:
             return "neither scales nor sizes is given"
         roi = _const(node, 1) if _given(node, 1) else None
@@ -135,6 +138,17 @@ def parse_resize(node: ir.Node) -> Union[ResizeSpec, str]:
     return ResizeSpec(mode, coord, nearest, float(_attr(node, "cubic_coeff_a", -0.75)),
                       bool(_attr(node, "exclude_outside", 0)), bool(_attr(node, "antialias", 0)),
                       float(_attr(node, "extrapolation_value", 0.0)), plan, rank)
+
+
+def _static_output_sizes(node: ir.Node) -> Optional[np.ndarray]:
+    """Run-time ``sizes`` read from the output's static shape (all axes, no aspect policy:
+    the resized dims are then exactly the output's)."""
+    y = node.outputs[0].shape
+    if y is None or _attr(node, "axes", None) or \
+            _attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch" or \
+            any(not isinstance(d, int) for d in y):
+        return None
+    return np.array(list(y), np.int64)
 
 
 def _scales_and_sizes(node, shape, axes, scales, sizes):
