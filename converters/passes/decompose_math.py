@@ -111,10 +111,12 @@ def _erf(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [erf(e, _x(node))]
 
 
-@decomposition("IsNaN", "x != x", refuse=_float_input)
+@decomposition("IsNaN", "not (x <= +inf)", refuse=_float_input)
 def _isnan(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    """Every comparison with NaN is false; ``x == x`` would say so too, but MNN's Equal
+    answers true for NaN == NaN (measured), its LessOrEqual is IEEE's."""
     x = _x(node)
-    return [e.op("Not", [e.op("Equal", [x, x], dtype=ir.DataType.BOOL)])]
+    return [e.op("Not", [e.op("LessOrEqual", [x, e.like(np.inf, x)], dtype=ir.DataType.BOOL)])]
 
 
 @decomposition("IsInf", "x == +inf or x == -inf (as detect_positive/negative say)",

@@ -216,3 +216,23 @@ def test_opset23_attention_block_on_mnn(tmp_path):
         got = sess.run({"x": x})
     assert_close(ref[0], got["y"], "fp32", name="y")
     assert_close(ref[1], got["present_k"], "fp32", name="present_k")
+
+
+def test_mnn_matmul_with_a_1d_operand_is_decomposed(tmp_path):
+    """MNN aborts on MatMul(1-D, 1-D) (it took the caller's process down in convert()); the
+    shared decomposition (a [1, K] row, a [K, 1] column, squeezed) converts and runs."""
+    import edgert
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm1d",
+                          [helper.make_tensor_value_info("x", F, [6])],
+                          [helper.make_tensor_value_info("y", F, None)], initializer=[w])
+    m = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8))
+    x = rng.standard_normal(6).astype(np.float32)
+    rep = convert(m, "mnn", out_dir=tmp_path, verify=False).target("mnn")
+    assert any("MatMul x1" in n for n in rep.notes), rep.notes
+    with edgert.load(rep.path, check="isolated") as sess:
+        got = np.asarray(sess.run({"x": x})["y"])
+    assert got.shape == ()
+    assert_close(np.asarray(x @ numpy_helper.to_array(w), np.float32), got, "fp32")
