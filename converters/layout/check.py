@@ -160,6 +160,7 @@ class SpatialRule(LayoutRule):
           "Floor", "Ceil", "Round", "Sin", "Cos", "Softplus", "Sign", "Not", "Cast", "Identity",
           "Dropout", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal",
           "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Where", "Mod",
+          "Atan", "Asin", "Acos",
           "Concat", "Split", "Slice", "Pad", "Tile", "CumSum")
 @register("Gelu", domain=EDGERT_DOMAIN)
 class FollowRule(LayoutRule):

@@ -105,6 +105,9 @@ register_all(WRONG, {
                              else None),
     "LpPool": "MNN's runtime crashes (SIGFPE) on LpPool",
     "Resize": lambda node: _cubic_resize(node),
+    "MatMul": lambda node: ("MNN aborts (SIGABRT) on a MatMul with a 1-D operand"
+                            if any(v is not None and v.shape is not None and len(v.shape) == 1
+                                   for v in node.inputs[:2]) else None),
 }, source=__name__)
 
 

@@ -9,10 +9,14 @@ whose decomposition the target cannot run either, stay refused by the target's
 check with its reason.
 
 Adding one: a function ``fn(emitter, node) -> [output values]`` registered with
-``@decomposition("Op", formula="...")`` (``graph_edit.Emitter`` builds the nodes;
-constants take the input's dtype), and a test row for each target that lacks it.
-The formulas are the ONNX definitions, rearranged only where a direct one
-overflows (``exp`` of a large input).
+``@decomposition("Op", formula="...", refuse=why_not, opsets=(lo, hi))`` in this
+module (activations, reductions) or the family module listed in
+``DECOMPOSITION_MODULES`` (imported on the table's first lookup), and a test row for
+each target that lacks it. ``graph_edit.Emitter`` builds the nodes (shapes from ONNX's
+shape inference; nodes on constants are evaluated at once); ``refuse(node)`` gives the
+reason a node cannot be decomposed, which the target's error quotes. The formulas
+are the ONNX definitions (ONNX's reference implementation where the spec leaves a
+choice), rearranged only where a direct one overflows (``exp`` of a large input).
 """
 from __future__ import annotations
 
@@ -35,37 +39,87 @@ class Decomposition:
     formula: str
     fn: Callable[[Emitter, ir.Node], List[ir.Value]]
     check: Optional[Callable[[ir.Node], bool]] = None     # can it decompose this node?
+    refuse: Optional[ReasonFn] = None     # why it cannot decompose this node (None: it can)
+
+    def reason(self, node: ir.Node) -> Optional[str]:
+        """Why this entry cannot decompose ``node`` (``None``: it can)."""
+        if self.check is not None and not self.check(node):
+            return "the decomposition does not apply to this form"
+        return self.refuse(node) if self.refuse is not None else None
 
 
-_TABLE: OpRegistry[Decomposition] = OpRegistry("decomposition")
+# The modules that fill the table besides this one, one per op family.
+DECOMPOSITION_MODULES = (
+    "converters.passes.decompose_math",
+    "converters.passes.decompose_norm",
+    "converters.passes.decompose_attention",
+    "converters.passes.decompose_resize",
+    "converters.passes.decompose_grid",
+    "converters.passes.decompose_pool",
+    "converters.passes.decompose_index",
+)
+
+_TABLE: OpRegistry[Decomposition] = OpRegistry("decomposition", modules=DECOMPOSITION_MODULES)
 
 
 def decomposition(op_type: str, formula: str,
-                  check: Optional[Callable[[ir.Node], bool]] = None):
-    """Register ``fn(emitter, node)`` as the decomposition of ``op_type`` (default domain);
-    ``check(node)`` says whether it applies to a particular node."""
+                  check: Optional[Callable[[ir.Node], bool]] = None,
+                  refuse: Optional[ReasonFn] = None, opsets=(1, None)):
+    """Register ``fn(emitter, node)`` as the decomposition of ``op_type`` (default domain)
+    over ``opsets``; ``check(node)`` says whether it applies to a node, ``refuse(node)``
+    why it does not (a reason the target's error can quote)."""
     def deco(fn):
-        _TABLE.add(op_type, Decomposition(op_type, formula, fn, check))
+        _TABLE.add(op_type, Decomposition(op_type, formula, fn, check, refuse), opsets=opsets,
+                   source=f"{fn.__module__}.{fn.__qualname__}")
         return fn
     return deco
 
 
 def decompositions() -> Dict[str, Decomposition]:
-    """Op type -> its decomposition, sorted by op type (all in the default domain)."""
+    """Op type -> its decomposition, sorted by op type (all in the default domain; an op
+    with entries for several opset ranges is listed by its latest)."""
     return {r.key.label: r.value
-            for r in sorted(_TABLE.registrations(), key=lambda r: r.key.label)}
+            for r in sorted(_TABLE.registrations(), key=lambda r: (r.key.label, r.opsets.low))}
+
+
+def _opset_of(node: ir.Node) -> Optional[int]:
+    graph = node.graph
+    return default_opset(graph.opset_imports, 13) if graph is not None else None
+
+
+def _lookup(node: ir.Node) -> Optional[Decomposition]:
+    opset = _opset_of(node)
+    if opset is None:
+        regs = _TABLE.registrations(node.op_type, node.domain)
+        return regs[-1].value if regs else None
+    return _TABLE.of_node(node, opset)
 
 
 def _entry(node: ir.Node) -> Optional[Decomposition]:
-    entry = _TABLE.of_node(node)
-    if entry is None or (entry.check is not None and not entry.check(node)):
+    entry = _lookup(node)
+    if entry is None or entry.reason(node) is not None:
         return None
     return entry
 
 
+def refusal(node: ir.Node) -> Optional[str]:
+    """When ``node``'s op has a decomposition that cannot take this node: why (for the
+    target's error message); ``None`` when there is no entry or it applies."""
+    entry = _lookup(node)
+    if entry is None:
+        return None
+    why = entry.reason(node)
+    return None if why is None else f"{entry.formula}: {why}"
+
+
+def formula_of(node: ir.Node) -> Optional[str]:
+    entry = _lookup(node)
+    return None if entry is None else entry.formula
+
+
 @dataclass
 class DecomposeReport:
-    counts: Counter = field(default_factory=Counter)      # op type -> nodes decomposed
+    counts: Counter = field(default_factory=Counter)   # (op type, formula) -> nodes
 
     @property
     def changes(self) -> int:
@@ -75,8 +129,7 @@ class DecomposeReport:
         if not self.counts:
             return []
         return [f"decomposed for {target} (no kernel): " + "; ".join(
-            f"{op} x{n} as {_TABLE.lookup(op).formula}"
-            for op, n in sorted(self.counts.items()))]
+            f"{op} x{n} as {formula}" for (op, formula), n in sorted(self.counts.items()))]
 
 
 def needs_decomposition(model: ir.Model, reason: ReasonFn) -> bool:
@@ -95,9 +148,10 @@ def decompose_unsupported(model: ir.Model, reason: ReasonFn, max_rounds: int = 4
         if not todo:
             break
         for node in todo:
+            entry = _entry(node)
             e = Emitter(model.graph, node, opset)
-            e.replace(_entry(node).fn(e, node))
-            report.counts[node.op_type] += 1
+            e.replace(entry.fn(e, node))
+            report.counts[(node.op_type, entry.formula)] += 1
     return report
 
 

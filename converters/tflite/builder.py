@@ -77,7 +77,7 @@ class SubgraphBuilder:
 
         ``shape`` overrides the array's shape (a sparse tensor's dense shape).
         """
-        array = np.ascontiguousarray(array)
+        array = np.require(array, requirements="C")     # (ascontiguousarray makes 0-d 1-d)
         data = array.tobytes()
         key = None
         if quant is None and sparsity is None and array.size <= 64:

@@ -67,7 +67,8 @@ _add("fixed", {"SOFTMAX": (1.0 / 256.0, -128), "LOGISTIC": (1.0 / 256.0, -128),
                "TANH": (1.0 / 128.0, 0)}, "fixed_output")
 
 _add("free", ["ADD", "SUB", "MUL", "MEAN", "SUM", "RESIZE_BILINEAR", "HARD_SWISH", "RELU",
-              "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "BATCH_MATMUL",
+              "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU", "MAXIMUM", "MINIMUM",
+              "BATCH_MATMUL",
               "PRELU", "SQUARED_DIFFERENCE"],
      const_operands=["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE"])
 

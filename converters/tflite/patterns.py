@@ -3,7 +3,9 @@
 * erf-GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))`` in any of the orders exporters
   write it, -> ``ai.edgert::Gelu`` (lowered to GELU; TFLite has no ERF kernel);
 * ``HardSigmoid(x) * x`` and ``x * clip(x + 3, 0, 6) / 6`` -> ``HardSwish`` (onnxscript's
-  own rules);
+  own rules), and the same with the divide already a multiply by 1/6 (what our
+  ``div_to_mul`` pass and Paddle exports leave: PP-OCR's ``x * relu6(x + 3) * 0.1667``
+  was 3-4 ops, now one HARD_SWISH);
 * ``Reshape(x, [N, G, -1]) -> InstanceNormalization -> Reshape(back to x's shape)``, how
   PyTorch exports GroupNorm, -> ``ai.edgert::GroupNorm`` (per-group scale/bias, like ONNX's
   GroupNormalization-18). Not a builtin, but lowered on channel-last data with no
@@ -31,7 +33,8 @@ from edgert.op_registry import EDGERT_DOMAIN, is_default_domain
 
 def _wanted(ops: set) -> bool:
     return ("Erf" in ops or "HardSigmoid" in ops or {"Clip", "Div", "Mul"} <= ops
-            or "InstanceNormalization" in ops or "DepthToSpace" in ops)
+            or {"Clip", "Add", "Mul"} <= ops or "InstanceNormalization" in ops
+            or "DepthToSpace" in ops)
 
 
 def _gelu_rules():
@@ -64,9 +67,45 @@ def _gelu_rules():
 
 
 def _hardswish_rules():
+    from onnxscript.rewriter import pattern
+    from onnxscript.rewriter._ir_utils import is_singleton_value
     from onnxscript.rewriter.rules.common import _fuse_hardswish
 
-    return list(_fuse_hardswish.fuse_hardswish_rules().rules)
+    def _relu6_of_x_plus_3(result, clip_min, clip_max, bias, scale):
+        checks = ((clip_min, 0.0, "clip min 0"), (clip_max, 6.0, "clip max 6"),
+                  (bias, 3.0, "offset 3"), (scale, 1.0 / 6.0, "scale 1/6"))
+        for value, want, what in checks:
+            if not is_singleton_value(value, want, rtol=1e-4):
+                return result.fail(f"needs {what}")
+        return result
+
+    class HardSigmoidTimesSixth(pattern.RewriteRuleClassBase):
+        """clip(x + 3, 0, 6) * (1/6) -> HardSigmoid(1/6, 1/2) (then x * it is a HardSwish)."""
+
+        def pattern(self, op, x, clip_min, clip_max, bias, scale):
+            return op.Clip(x + bias, clip_min, clip_max) * scale
+
+        def check(self, context, x, clip_min, clip_max, bias, scale, **_):
+            return _relu6_of_x_plus_3(pattern.MatchResult(), clip_min, clip_max, bias, scale)
+
+        def rewrite(self, op, x, **_):
+            return op.HardSigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+
+    class HardSwishTimesSixth(pattern.RewriteRuleClassBase):
+        """(x * clip(x + 3, 0, 6)) * (1/6) -> HardSwish."""
+
+        def pattern(self, op, x, clip_min, clip_max, bias, scale):
+            return (x * op.Clip(x + bias, clip_min, clip_max)) * scale
+
+        def check(self, context, x, clip_min, clip_max, bias, scale, **_):
+            return _relu6_of_x_plus_3(pattern.MatchResult(), clip_min, clip_max, bias, scale)
+
+        def rewrite(self, op, x, **_):
+            return op.HardSwish(x)
+
+    ours = pattern.RewriteRuleSet([HardSwishTimesSixth().rule(), HardSigmoidTimesSixth().rule()],
+                                  commute=True)
+    return list(ours.rules) + list(_fuse_hardswish.fuse_hardswish_rules().rules)
 
 
 def _group_norm_rules():

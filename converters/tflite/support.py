@@ -24,19 +24,14 @@ TARGET = "tflite"
 # of the node when the reason depends on it).
 KNOWN_GAPS: OpRegistry[Union[str, Callable[[object], str]]] = OpRegistry("known TFLite gap")
 register_all(KNOWN_GAPS, {
-    "Erf": "TFLite has no ERF kernel; erf converts only inside the GELU pattern "
-           "x * 0.5 * (1 + erf(x / sqrt(2)))",
     "Loop": "control flow (Loop) is not supported", "If": "control flow (If) is not supported",
     "Scan": "control flow (Scan) is not supported",
-    "NonMaxSuppression": "NMS has no builtin (TFLite's NMS ops differ in semantics)",
     "Einsum": lambda node: _einsum_reason(node),
     "Shape": "Shape of a tensor must be folded to a constant (static shapes)",
     "ConstantOfShape": "ConstantOfShape must be folded to a constant (static shapes)",
     "QuantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "DequantizeLinear": "QDQ graphs are converted through a quantization table, not directly",
     "Conv3D": "3-D convolution is not supported",
-    "GridSample": "TFLite has no grid-sample builtin (bilinear reads at run-time coordinates "
-                  "need a gather per output pixel); MNN converts it",
     "NonZero": "NonZero has a data-dependent output shape; TFLite needs static shapes",
 }, source=__name__)
 
@@ -78,14 +73,24 @@ def node_reason(node, opset: int) -> Optional[str]:
             return f"opset {opset} is outside the supported opsets ({spans})"
         if key.domain:
             return f"custom-domain op {key.label} has no TFLite lowering"
+        why = _decomposition_refusal(node)
+        if why:
+            return f"no TFLite kernel, and its decomposition as other ops does not apply ({why})"
         gap = KNOWN_GAPS.lookup(key.op_type, default="no TFLite lowering for this op")
         return gap(node) if callable(gap) else gap
-    reason = _value_reason(node)
+    reason = _value_reason(node) or (entry.check(node) if entry.check is not None else None)
     if reason:
-        return reason
-    if entry.check is not None:
-        return entry.check(node)
-    return None
+        why = _decomposition_refusal(node)
+        if why:
+            reason += f"; its decomposition as other ops does not apply either ({why})"
+    return reason
+
+
+def _decomposition_refusal(node) -> Optional[str]:
+    """Why the op's decomposition (``converters.passes.decompose``) cannot take ``node``."""
+    from converters.passes import decompose
+
+    return decompose.refusal(node)
 
 
 def unsupported_nodes(model) -> List[Tuple[object, str]]:

@@ -156,19 +156,83 @@ def test_decomposition_table_is_covered_by_tflite_rows():
 
 
 @pytest.mark.parametrize("op,attrs,shape,reason", [
-    ("Resize", {"mode": "cubic"}, [1, 2, 4, 4], "cubic Resize"),        # half_pixel: cos 0.88
-    ("MaxPool", {"kernel_shape": [3, 3], "dilations": [2, 2]}, [1, 2, 8, 8], "SIGFPE"),
-    ("LpPool", {"kernel_shape": [2, 2]}, [1, 2, 4, 4], "SIGFPE"),
+    ("Resize", {"mode": "cubic"}, [1, 2, 4, 4], "Resize x1"),          # half_pixel: cos 0.88
+    ("MaxPool", {"kernel_shape": [3, 3], "dilations": [2, 2]}, [1, 2, 8, 8], "MaxPool x1"),
+    ("LpPool", {"kernel_shape": [2, 2]}, [1, 2, 4, 4], "LpPool x1"),
 ])
-def test_mnn_refuses_what_it_computes_wrongly_or_crashes_on(op, attrs, shape, reason):
-    """Measured on MNN 3.x: these convert but run wrong or crash; refused up front instead."""
-    from converters.backends import BackendOptions, get_backend
+def test_mnn_decomposes_what_it_computes_wrongly_or_crashes_on(op, attrs, shape, reason,
+                                                                tmp_path):
+    """Measured on MNN 3.x: MNN's own kernels run these wrong or crash (SIGFPE); the shared
+    decompositions (Gather taps, strided Slices) convert instead, and MNN computes them
+    right."""
+    import edgert
     inputs = ["x", "", "scales"] if op == "Resize" else ["x"]
     inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")] \
         if op == "Resize" else []
     g = helper.make_graph([helper.make_node(op, inputs, ["y"], name="n", **attrs)], "g",
                           [helper.make_tensor_value_info("x", F, shape)],
                           [helper.make_tensor_value_info("y", F, None)], initializer=inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
-    with pytest.raises(UnsupportedOpError, match=reason):
-        get_backend("mnn").check(ir.from_proto(m), BackendOptions())
+    m = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=8))
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ref = ort.InferenceSession(m.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    rep = convert(m, "mnn", out_dir=tmp_path, verify=False).target("mnn")
+    assert any(reason in n for n in rep.notes), rep.notes
+    with edgert.load(rep.path, check="structure") as sess:
+        assert_close(ref, sess.run({"x": x})["y"], "fp32")
+
+def test_opset23_attention_block_on_mnn(tmp_path):
+    """RMSNormalization -> RotaryEmbedding -> grouped-query causal Attention with a KV cache
+    (opset 23, none of them in MNN's op list): decomposed for MNN, which computes it right."""
+    import edgert
+    rng = np.random.default_rng(4)
+    b, s, hq, hkv, d, past = 1, 4, 4, 2, 8, 3
+
+    def c(name, *shape, scale=0.5):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32),
+                                       name)
+
+    inits = [c("g", d), c("cos", s, d // 2), c("sin", s, d // 2), c("k", b, hkv, s, d),
+             c("v", b, hkv, s, d), c("pk", b, hkv, past, d), c("pv", b, hkv, past, d),
+             numpy_helper.from_array(np.arange(s, dtype=np.int64).reshape(1, s), "pos")]
+    nodes = [helper.make_node("RMSNormalization", ["x", "g"], ["n"], axis=-1),
+             helper.make_node("RotaryEmbedding", ["n", "cos", "sin", "pos"], ["q"]),
+             helper.make_node("Attention", ["q", "k", "v", "", "pk", "pv"],
+                              ["y", "present_k", "present_v"], is_causal=1)]
+    g = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", F, [b, hq, s, d])],
+                          [helper.make_tensor_value_info(o, F, None)
+                           for o in ("y", "present_k")], initializer=inits)
+    proto = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 23)], ir_version=10))
+    x = rng.standard_normal((b, hq, s, d)).astype(np.float32)
+    ref = ort.InferenceSession(proto.SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    rep = convert(proto, "mnn", out_dir=tmp_path, verify=False).target("mnn")
+    note = next(n for n in rep.notes if n.startswith("decomposed for mnn"))
+    assert all(f"{op} x1" in note for op in ("RMSNormalization", "RotaryEmbedding",
+                                              "Attention")), note
+    with edgert.load(rep.path, check="structure") as sess:
+        got = sess.run({"x": x})
+    assert_close(ref[0], got["y"], "fp32", name="y")
+    assert_close(ref[1], got["present_k"], "fp32", name="present_k")
+
+
+def test_mnn_matmul_with_a_1d_operand_is_decomposed(tmp_path):
+    """MNN aborts on MatMul(1-D, 1-D) (it took the caller's process down in convert()); the
+    shared decomposition (a [1, K] row, a [K, 1] column, squeezed) converts and runs."""
+    import edgert
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm1d",
+                          [helper.make_tensor_value_info("x", F, [6])],
+                          [helper.make_tensor_value_info("y", F, None)], initializer=[w])
+    m = onnx.shape_inference.infer_shapes(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8))
+    x = rng.standard_normal(6).astype(np.float32)
+    rep = convert(m, "mnn", out_dir=tmp_path, verify=False).target("mnn")
+    assert any("MatMul x1" in n for n in rep.notes), rep.notes
+    with edgert.load(rep.path, check="isolated") as sess:
+        got = np.asarray(sess.run({"x": x})["y"])
+    assert got.shape == ()
+    assert_close(np.asarray(x @ numpy_helper.to_array(w), np.float32), got, "fp32")

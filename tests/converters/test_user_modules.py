@@ -25,7 +25,7 @@ SUBSET = {
     "adaptive_avgpool_7_on_15": {"GATHER_ND": 1},
     "topk": {"TOPK_V2": 1},
     "cumsum": {"CUMSUM": 1},
-    "grid_sample": None,                  # TFLite refuses; MNN converts
+    "grid_sample": {"GATHER": 4},         # TFLite: decomposed (run-time grid); MNN: native
 }
 
 

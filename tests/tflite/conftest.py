@@ -27,7 +27,9 @@ class OpCase:
     opset: int = 18
     domain: str = ""
     family: str = ""
-    reference: Optional[str] = None      # name of a reference recipe when ORT lacks the op form
+    # a reference recipe where ORT lacks the op form ("layout1_via_layout0") or differs
+    # from ONNX's own reference evaluator ("onnx")
+    reference: Optional[str] = None
     out_shapes: Optional[List[tuple]] = None   # for ops ONNX shape inference cannot infer
 
 
@@ -92,6 +94,9 @@ def reference_run(case: OpCase, model, feeds) -> List[np.ndarray]:
     as the layout-0 op on transposed data, with the outputs transposed back."""
     if case.reference is None:
         return ort_run(model, feeds)
+    if case.reference == "onnx":          # ONNX's reference evaluator (the spec's numbers)
+        from onnx.reference import ReferenceEvaluator
+        return [np.asarray(o) for o in ReferenceEvaluator(model).run(None, feeds)]
     assert case.reference == "layout1_via_layout0"
     attrs = {k: v for k, v in case.attrs.items() if k != "layout"}
     x_name, x, _ = case.inputs[0]

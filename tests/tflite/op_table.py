@@ -25,6 +25,7 @@ def i64(v):
 
 X = lambda *s, seed=0: rt("x", s, seed)  # noqa: E731
 NONE = ("", None, True)            # an omitted optional input
+UNIT = ("x", np.linspace(-0.95, 0.95, 12, dtype=np.float32).reshape(3, 4), False)   # |x| < 1
 WIDE = ("x", np.array([[-100, -60, -20, -3, -0.5, 0, 0.5, 3],
                        [20, 60, 88, 89, 95, 100, -1e-3, 1e-3]], np.float32), False)
 
@@ -77,6 +78,25 @@ CONV = [
     OpCase("conv_transpose1d_output_padding_crop", "ConvTranspose",
            [X(1, 3, 5), const("w", w(3, 2, 3))],
            {"strides": [2], "pads": [1, 1], "output_padding": [1]}),
+    # TRANSPOSE_CONV has no groups/dilation: block-diagonal weight, zeros between taps
+    OpCase("conv_transpose_grouped_dilated", "ConvTranspose",
+           [X(2, 4, 4, 5), const("w", w(4, 3, 3, 2)), const("b", w(6))],
+           {"group": 2, "dilations": [2, 1], "strides": [2, 1]}),
+    # output_padding past the end pad (cells holding the bias alone), output_shape, SAME
+    OpCase("conv_transpose_output_padding_past_pads", "ConvTranspose",
+           [X(1, 2, 3, 3), const("w", w(2, 2, 3, 3)), const("b", w(2))],
+           {"strides": [3, 2], "output_padding": [2, 1]}),
+    OpCase("conv_transpose_output_shape", "ConvTranspose",
+           [X(1, 2, 3, 3), const("w", w(2, 2, 3, 3))],
+           {"strides": [3, 2], "output_shape": [10, 8]}),
+    OpCase("conv_transpose_auto_pad_same_upper", "ConvTranspose",
+           [X(1, 2, 3, 4), const("w", w(2, 3, 3, 3))],
+           {"strides": [2, 2], "auto_pad": "SAME_UPPER"}),
+    # decomposed: bilinear taps at the offsets, MatMul with the weight
+    OpCase("deform_conv_offsets_mask_bias", "DeformConv",
+           [X(1, 4, 5, 5), const("w", w(6, 2, 2, 2)), rt("off", (1, 16, 4, 4), 4),
+            const("b", w(6)), rt("m", (1, 8, 4, 4), 5, low=0.0, high=1.0)],
+           {"kernel_shape": [2, 2], "group": 2, "offset_group": 2}, opset=19),
 ]
 
 POOL = [
@@ -99,6 +119,27 @@ POOL = [
            {"kernel_shape": [3], "strides": [2], "pads": [1, 1], "count_include_pad": 1}),
     OpCase("avgpool1d_k2_s2", "AveragePool", [X(2, 3, 8)], {"kernel_shape": [2], "strides": [2]}),
     OpCase("global_avgpool_1d", "GlobalAveragePool", [X(1, 5, 7)]),
+    # ONNX's ceil rule (a window must start inside the input): an explicit pad, no rounding
+    OpCase("maxpool_ceil_reduce_by_one", "MaxPool", [X(1, 2, 2, 2)],
+           {"kernel_shape": [1, 1], "strides": [2, 2], "ceil_mode": 1}),
+    # averages that count fewer cells than the window: PAD + AVERAGE_POOL_2D + MUL(constant)
+    OpCase("avgpool_ceil_count_include_pad", "AveragePool", [X(1, 3, 5, 5)],
+           {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1,
+            "count_include_pad": 1}),
+    OpCase("avgpool_asymmetric_pads_exclude", "AveragePool", [X(1, 2, 6, 7)],
+           {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [0, 1, 2, 1]}),
+    # decomposed: separable strided Slices (dilated, 3-D, Lp) and MaxPool's indices
+    OpCase("maxpool_dilated_ceil", "MaxPool", [X(1, 2, 9, 9)],
+           {"kernel_shape": [3, 2], "dilations": [2, 3], "strides": [2, 1], "ceil_mode": 1}),
+    OpCase("avgpool_3d_pads", "AveragePool", [X(1, 2, 5, 4, 6)],
+           {"kernel_shape": [2, 3, 2], "strides": [2, 1, 2], "pads": [1, 1, 0, 0, 1, 1]}),
+    OpCase("lppool_p3_pads", "LpPool", [X(1, 2, 6, 6)],
+           {"kernel_shape": [3, 3], "p": 3, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    OpCase("maxpool_with_indices", "MaxPool", [X(2, 2, 5, 6)],
+           {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 0]}, n_outputs=2),
+    OpCase("maxunpool_constant_indices", "MaxUnpool",
+           [X(1, 2, 2, 2), const("i", i64([[[[0, 3], [9, 14]], [[17, 18], [28, 31]]]]))],
+           {"kernel_shape": [2, 2], "strides": [2, 2]}),
 ]
 
 FC = [
@@ -112,6 +153,31 @@ FC = [
     OpCase("matmul_const_3d_input", "MatMul", [X(2, 5, 8), const("w", w(8, 6))]),
     OpCase("matmul_batched", "MatMul", [X(2, 3, 4, 5), rt("b", (2, 3, 5, 6), 4)]),
     OpCase("matmul_broadcast_batch", "MatMul", [X(2, 4, 5), rt("b", (5, 3), 5)]),
+    OpCase("gemm_transA", "Gemm", [X(6, 3), const("w", w(6, 4)), const("c", w(4))],
+           {"transA": 1}),
+    OpCase("gemm_runtime_c_beta", "Gemm", [X(3, 6), const("w", w(6, 4)), rt("c", (3, 4), 2)],
+           {"beta": 0.5}),
+    OpCase("matmul_1d_right", "MatMul", [X(2, 3, 5), rt("v", (5,), 2)]),   # decomposed
+    OpCase("matmul_1d_left", "MatMul", [X(5), rt("m", (2, 5, 3), 2)]),
+    # opset-23 Attention and RotaryEmbedding, decomposed (MatMul / Softmax / elementwise)
+    OpCase("attention_gqa_causal_past", "Attention",
+           [X(1, 4, 3, 8), rt("k", (1, 2, 3, 8), 1), rt("v", (1, 2, 3, 8), 2), NONE,
+            rt("pk", (1, 2, 2, 8), 3), rt("pv", (1, 2, 2, 8), 4)],
+           {"is_causal": 1}, n_outputs=3, opset=23),
+    OpCase("attention_3d_mask_softcap", "Attention",
+           [X(2, 3, 12), rt("k", (2, 5, 12), 1), rt("v", (2, 5, 6), 2),
+            ("m", np.random.default_rng(3).random((3, 5)) > 0.3, False)],
+           {"q_num_heads": 3, "kv_num_heads": 3, "softcap": 2.0, "scale": 0.3}, opset=23),
+    OpCase("attention_runtime_float_mask_fully_masked_row", "Attention",
+           [X(1, 2, 2, 4), rt("k", (1, 2, 3, 4), 1), rt("v", (1, 2, 3, 4), 2),
+            ("m", np.array([[0.0, -np.inf, 0.5], [-np.inf, -np.inf, -np.inf]], np.float32),
+             False)], opset=23),
+    OpCase("rotary_interleaved_positions", "RotaryEmbedding",
+           [X(2, 3, 4, 8), const("cos", w(6, 4)), const("sin", w(6, 4)),
+            const("pos", i64([[0, 1, 2, 3], [2, 3, 4, 5]]))], {"interleaved": 1}, opset=23),
+    OpCase("rotary_3d_partial", "RotaryEmbedding",
+           [X(1, 4, 12), const("cos", w(1, 4, 2)), const("sin", w(1, 4, 2))],
+           {"num_heads": 2, "rotary_embedding_dim": 4}, opset=23),
 ]
 
 ELEMENTWISE = [
@@ -151,6 +217,37 @@ ELEMENTWISE = [
     OpCase("identity", "Identity", [X(2, 3)]),
     OpCase("where", "Where", [("c", np.random.default_rng(0).random((3, 4)) > 0.5, False),
                               X(3, 4, seed=1), rt("y", (3, 4), 2)]),
+    # Pow by small integers: SQUARE/MUL chains (and a DIV for negative ones)
+    OpCase("pow_cube_negative_base", "Pow", [X(3, 4), const("e", np.float32(3.0))]),
+    OpCase("pow_minus_two", "Pow", [rt("x", (3, 4), 0, low=0.5, high=2.0),
+                                    const("e", np.float32(-2.0))]),
+    OpCase("pow_float_base_int_exponent_runtime", "Pow",
+           [rt("x", (3, 4), 0, low=0.5, high=2.0), ("e", np.array([[1, 2, 3, 0]], np.int64),
+                                                    False)]),
+    OpCase("pow_int_base_float_exponent", "Pow",
+           [("x", np.array([[1, 2, 3, 4]], np.int32), False), const("e", np.float32(1.5))]),
+    OpCase("mod_floor_mixed_signs", "Mod", [X(3, 4), const("m", np.array([0.7, -0.7, 1.3, -2.0],
+                                                                          np.float32))],
+           opset=28),
+    OpCase("atan", "Atan", [X(3, 4)]),
+    OpCase("asin", "Asin", [UNIT]),
+    OpCase("acos", "Acos", [UNIT]),
+    # decomposed (converters/passes/decompose_math.py)
+    OpCase("tan", "Tan", [UNIT]),
+    OpCase("sinh", "Sinh", [X(3, 4)]),
+    OpCase("cosh", "Cosh", [X(3, 4)]),
+    OpCase("asinh", "Asinh", [WIDE]),
+    OpCase("acosh", "Acosh", [rt("x", (3, 4), 0, low=1.0, high=50.0)]),
+    OpCase("atanh", "Atanh", [UNIT]),
+    OpCase("erf_wide", "Erf", [("x", np.linspace(-6, 6, 48, dtype=np.float32).reshape(4, 12),
+                                False)]),
+    OpCase("isnan", "IsNaN", [("x", np.array([[1.0, np.nan, -np.inf, 0.0]], np.float32), False)]),
+    OpCase("isinf_negative_only", "IsInf",
+           [("x", np.array([[1.0, np.inf, -np.inf, np.nan]], np.float32), False)],
+           {"detect_positive": 0}),
+    OpCase("mean_variadic", "Mean", [X(3, 4), rt("b", (3, 4), 2), rt("c", (1, 4), 3)]),
+    OpCase("shrink", "Shrink", [X(3, 4)], {"lambd": 0.6, "bias": 0.2}),
+    OpCase("matmul_1d_both", "MatMul", [X(5), rt("v", (5,), 2)]),
 ]
 
 ACTIVATION = [
@@ -182,6 +279,10 @@ ACTIVATION = [
     OpCase("elu_alpha_half", "Elu", [WIDE], {"alpha": 0.5}),
     OpCase("thresholded_relu", "ThresholdedRelu", [X(3, 5)], {"alpha": 0.3}),
     OpCase("softsign", "Softsign", [WIDE]),
+    OpCase("swish_alpha", "Swish", [WIDE], {"alpha": 0.7}, opset=24),
+    OpCase("hardmax_ties_first", "Hardmax",
+           [("x", np.array([[1, 3, 3, 0], [2, 2, 2, 2], [0, 1, 5, 5]], np.float32), False)]),
+    OpCase("hardmax_opset11_flattened", "Hardmax", [X(2, 3, 4)], {"axis": 1}, opset=11),
 ]
 
 SHAPE = [
@@ -213,7 +314,9 @@ SHAPE = [
     OpCase("gather_nd_const_indices", "GatherND",
            [X(4, 5, 3), const("i", i64([[[0, 1], [3, -1]], [[2, 2], [1, 0]]]))]),
     OpCase("gather_nd_runtime_indices", "GatherND",
-           [X(4, 5), ("i", np.array([[3], [0], [2]], np.int64), False)]),
+           [X(4, 5), ("i", np.array([[3], [0], [-2]], np.int64), False)]),
+    OpCase("gather_nd_runtime_negative_tuples", "GatherND",
+           [X(4, 5, 2), ("i", np.array([[3, -1], [-4, 2], [-1, -5]], np.int64), False)]),
     OpCase("gather_embedding_runtime_ids", "Gather",
            [const("table", w(10, 4)), ("ids", np.array([[1, 7, 3]], np.int64), False)]),
     OpCase("pad_constant_nchw", "Pad", [X(1, 2, 3, 3), const("p", i64([0, 0, 1, 2, 0, 0, 2, 1]))]),
@@ -228,6 +331,41 @@ SHAPE = [
            {"blocksize": 2, "mode": "CRD"}),
     OpCase("space_to_depth", "SpaceToDepth", [X(1, 2, 4, 6)], {"blocksize": 2}),
     OpCase("cast_to_int32", "Cast", [rt("x", (3, 4), 0, low=-5, high=5)], {"to": 6}),
+    OpCase("gather_runtime_negative_ids", "Gather",
+           [const("table", w(10, 4)), ("ids", np.array([[1, -1, -10, 3]], np.int64), False)]),
+    OpCase("space_to_depth_crd", "SpaceToDepth", [X(1, 2, 4, 6)], {"blocksize": 2, "mode": "CRD"},
+           opset=28),
+    # decomposed: Gathers with index maps computed at conversion (decompose_index.py)
+    OpCase("gather_elements_runtime_negative", "GatherElements",
+           [X(3, 4), ("i", np.array([[0, -1, 2, 1], [-3, 1, 0, 2]], np.int64), False)],
+           {"axis": 0}),
+    OpCase("gather_elements_const_indices", "GatherElements",
+           [X(2, 3, 4), const("i", i64(np.random.default_rng(2).integers(-4, 4, (2, 3, 2))))],
+           {"axis": 2}),
+    OpCase("compress_axis1", "Compress", [X(3, 5), const("c", np.array([1, 0, 1, 1, 0], bool))],
+           {"axis": 1}),
+    OpCase("scatter_elements_add_duplicates", "ScatterElements",
+           [X(3, 4), const("i", i64([[0, 1, 0, 3], [0, -1, 2, 3]])), rt("u", (2, 4), 2)],
+           {"axis": 1, "reduction": "add"}),
+    OpCase("scatter_elements_none", "ScatterElements",
+           [X(3, 4), const("i", i64([[1, 0, 2, 0]])), rt("u", (1, 4), 2)], {"axis": 0}),
+    OpCase("scatter_opset9", "Scatter",
+           [X(3, 4), const("i", i64([[1, 0, 2, 0]])), rt("u", (1, 4), 2)], {"axis": 0}, opset=9),
+    OpCase("scatter_nd_max_slices", "ScatterND",
+           [X(4, 3, 2), const("i", i64([[1], [3], [1]])), rt("u", (3, 3, 2), 2)],
+           {"reduction": "max"}, opset=18),
+    OpCase("scatter_nd_elements", "ScatterND",
+           [X(2, 3), const("i", i64([[0, 1], [1, -1]])), rt("u", (2,), 2)]),
+    OpCase("col2im_strided_padded", "Col2Im",
+           [rt("x", (1, 2 * 4, 9), 0), const("img", i64([5, 6])), const("blk", i64([2, 2]))],
+           {"strides": [2, 2], "pads": [1, 0, 0, 1]}),
+    OpCase("center_crop_pad", "CenterCropPad", [X(2, 5, 4), const("s", i64([3, 7]))],
+           {"axes": [1, 2]}),
+    OpCase("reverse_sequence_batch_major", "ReverseSequence",
+           [X(3, 4, 2), const("l", i64([4, 2, 1]))], {"batch_axis": 0, "time_axis": 1}),
+    OpCase("one_hot_negative_and_out_of_range", "OneHot",
+           [("i", np.array([[0, -1, 5, -7], [2, 3, 1, -5]], np.int64), False),
+            const("d", i64(5)), const("v", np.array([-1.0, 2.0], np.float32))], {"axis": 1}),
 ]
 
 REDUCE = [
@@ -257,6 +395,12 @@ REDUCE = [
     OpCase("topk_last_axis", "TopK", [X(3, 10), const("k", i64([4]))], n_outputs=2),
     OpCase("topk_smallest_channels_nchw", "TopK", [X(1, 6, 3, 2), const("k", i64([2]))],
            {"axis": 1, "largest": 0}, n_outputs=2),
+    OpCase("argmax_select_last_index", "ArgMax",
+           [("x", np.array([[1, 3, 3, 0], [2, 2, 2, 2]], np.float32), False)],
+           {"axis": 1, "select_last_index": 1}),
+    OpCase("argmin_select_last_index_keepdims", "ArgMin",
+           [("x", np.array([[1, 0, 0, 4], [2, 5, 2, 9]], np.float32), False)],
+           {"axis": 1, "keepdims": 1, "select_last_index": 1}),
 ]
 
 RESIZE = [
@@ -278,6 +422,49 @@ RESIZE = [
            [X(1, 2, 3, 3), NONE, const("sc", np.array([1, 1, 2, 2], np.float32))],
            {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
             "nearest_mode": "round_prefer_ceil"}),
+    # round_prefer_floor at exact ties (downscale by 2): no TFLite flag pair says it
+    OpCase("resize_nearest_downscale_prefer_floor", "Resize",
+           [X(1, 2, 6, 8), NONE, const("sc", np.array([1, 1, 0.5, 0.5], np.float32))],
+           {"mode": "nearest"}),
+    # decomposed: Gather taps per axis (decompose_resize.py)
+    OpCase("resize_cubic_half_pixel", "Resize",
+           [X(1, 2, 4, 5), NONE, const("sc", np.array([1, 1, 1.5, 2], np.float32))],
+           {"mode": "cubic"}),
+    OpCase("resize_linear_downscale_scale_not_ratio", "Resize",
+           [X(1, 2, 5, 7), NONE, const("sc", np.array([1, 1, 0.6, 0.6], np.float32))],
+           {"mode": "linear"}),
+    OpCase("resize_linear_antialias", "Resize",
+           [X(1, 2, 8, 9), NONE, NONE, const("sz", i64([1, 2, 3, 4]))],
+           {"mode": "linear", "antialias": 1}),
+    OpCase("resize_crop_and_resize_extrapolation", "Resize",
+           [X(1, 2, 5, 5), const("roi", np.array([0, 0, -0.2, 0.1, 1, 1, 0.9, 1.3],
+                                                  np.float32)), NONE,
+            const("sz", i64([1, 2, 4, 6]))],
+           {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
+            "extrapolation_value": 2.5}),
+    OpCase("resize_nearest_channels_axis", "Resize",
+           [X(1, 3, 4, 4), NONE, NONE, const("sz", i64([6]))], {"axes": [1], "mode": "nearest"},
+           opset=19),
+    OpCase("grid_sample_bilinear_zeros_runtime_grid", "GridSample",
+           [X(1, 2, 4, 5), rt("g", (1, 3, 6, 2), 1, low=-1.3, high=1.3)], opset=16),
+    OpCase("grid_sample_bicubic_zeros", "GridSample",
+           [X(2, 1, 5, 4), rt("g", (2, 3, 3, 2), 2, low=-1.3, high=1.3)],
+           {"mode": "cubic", "align_corners": 1}, opset=20),
+    # ONNX's reference (the spec) clamps only coordinates outside the border; ONNX Runtime
+    # clamps every coordinate first (as PyTorch), which differs for bicubic taps
+    OpCase("grid_sample_bicubic_border_onnx_reference", "GridSample",
+           [X(2, 1, 5, 4), rt("g", (2, 3, 3, 2), 2, low=-1.3, high=1.3)],
+           {"mode": "cubic", "padding_mode": "border"}, opset=20, reference="onnx"),
+    OpCase("grid_sample_linear_border", "GridSample",
+           [X(1, 2, 4, 5), rt("g", (1, 3, 3, 2), 5, low=-1.5, high=1.5)],
+           {"padding_mode": "border", "align_corners": 1}, opset=20),
+    OpCase("grid_sample_nearest_reflection", "GridSample",
+           [X(1, 2, 4, 4), rt("g", (1, 3, 5, 2), 3, low=-2.5, high=2.5)],
+           {"mode": "nearest", "padding_mode": "reflection"}, opset=20),
+    OpCase("grid_sample_volumetric_linear", "GridSample",
+           [X(1, 2, 3, 4, 3), rt("g", (1, 2, 3, 2, 3), 4, low=-1.1, high=1.1)], opset=20),
+    OpCase("affine_grid_2d", "AffineGrid", [X(2, 2, 3), const("s", i64([2, 3, 4, 5]))],
+           {"align_corners": 0}, opset=20),
 ]
 
 NORM = [
@@ -304,6 +491,16 @@ NORM = [
            [X(1, 3, 4, 4), const("g", w(3)), const("b", w(3)), const("m", w(3)),
             const("v", np.abs(w(3)) + 0.5)]),
     OpCase("lp_norm_l2", "LpNormalization", [X(3, 6)], {"axis": -1, "p": 2}),
+    OpCase("layer_norm_axis0_stats_outputs", "LayerNormalization",
+           [X(2, 3, 4), const("g", w(2, 3, 4)), const("b", w(2, 3, 4))], {"axis": 0},
+           n_outputs=3),
+    # decomposed (decompose_norm.py)
+    OpCase("lp_norm_l1_channels_nchw", "LpNormalization", [X(1, 3, 4, 4)], {"axis": 1, "p": 1}),
+    OpCase("rms_norm_two_axes", "RMSNormalization", [X(2, 3, 4), const("g", w(3, 4))],
+           {"axis": 1, "epsilon": 1e-3}, opset=23),
+    # (opset 9: ONNX's strict shape inference fails on the opset-13+ function body)
+    OpCase("mvn_default_axes", "MeanVarianceNormalization", [X(2, 3, 4, 5)], opset=9),
+    OpCase("lrn", "LRN", [X(1, 5, 3, 3)], {"size": 3, "alpha": 0.02, "beta": 0.6, "bias": 1.5}),
 ]
 
 H = 5
@@ -330,11 +527,40 @@ RECURRENT = [
            {"hidden_size": H, "linear_before_reset": 1}, n_outputs=2),
     OpCase("gru_reverse_lbr0", "GRU", [X(5, 1, 3), *gru_w(1, 3)],
            {"hidden_size": H, "direction": "reverse"}, n_outputs=2),
+    OpCase("rnn_bidirectional_initial_state", "RNN",
+           [X(4, 2, 3), const("W", w(2, H, 3)), const("R", w(2, H, H)), const("B", w(2, 2 * H)),
+            NONE, rt("h0", (2, 2, H), 5)], {"hidden_size": H, "direction": "bidirectional"},
+           n_outputs=2),
+    OpCase("lstm_peepholes_full_seq_lens", "LSTM",
+           [X(3, 2, 3), *lstm_w(1, 3), const("sl", np.array([3, 3], np.int32)), NONE, NONE,
+            const("P", w(1, 3 * H))], {"hidden_size": H}, n_outputs=3),
+]
+
+_BOXES = np.array([[[0.5, 0.5, 1.0, 1.0], [0.5, 0.6, 1.0, 1.1], [0.5, 0.4, 1.0, 0.9],
+                    [0.5, 10.5, 1.0, 11.0], [1.0, 10.6, 0.5, 11.1], [0.5, 100.5, 1.0, 101.0]],
+                   [[0, 0, 1, 1], [0, 0.1, 1, 1.1], [0, -0.1, 1, 0.9],
+                    [0, 10, 1, 11], [0, 10.1, 1, 11.1], [0, 0, 1, 1]]], np.float32)
+_SCORES = np.array([[[0.9, 0.75, 0.6, 0.95, 0.5, 0.3], [0.9, 0.9, 0.4, 0.4, 0.9, 0.1]],
+                    [[0.9, 0.75, 0.6, 0.95, 0.5, 0.3], [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]]],
+                   np.float32)
+
+DETECTION = [
+    # ties (equal scores: the lower box index first), two batches, two classes
+    OpCase("nms_ties_batches_classes", "NonMaxSuppression",
+           [("boxes", _BOXES, False), ("scores", _SCORES, False), const("m", i64([3])),
+            const("iou", np.array([0.5], np.float32)), const("st", np.array([0.15], np.float32))],
+           opset=11),
+    # a pair exactly at the threshold stays (ONNX: iou > t; LiteRT's kernel: iou >= t)
+    OpCase("nms_iou_at_threshold_center_boxes", "NonMaxSuppression",
+           [("boxes", np.array([[[0.5, 0.5, 1.0, 1.0], [1.0, 0.5, 1.0, 1.0]]], np.float32),
+             False), ("scores", np.array([[[0.9, 0.8]]], np.float32), False),
+            const("m", i64([5])), const("iou", np.array([1.0 / 3.0], np.float32))],
+           {"center_point_box": 1}, opset=11),
 ]
 
 FAMILIES = {"conv": CONV, "pool": POOL, "fc": FC, "elementwise": ELEMENTWISE,
             "activation": ACTIVATION, "shape": SHAPE, "reduce": REDUCE, "resize": RESIZE,
-            "norm": NORM, "recurrent": RECURRENT}
+            "norm": NORM, "recurrent": RECURRENT, "detection": DETECTION}
 
 CASES = [c for fam, rows in FAMILIES.items() for c in rows]
 for _fam, _rows in FAMILIES.items():

@@ -27,19 +27,20 @@ def _error(case: OpCase, tmp_path) -> UnsupportedOpError:
 
 
 def test_unknown_op_names_node_op_and_supported(tmp_path):
-    err = _error(OpCase("erf", "Erf", [rt("x", (2, 3))]), tmp_path)
-    assert (err.node, err.op_type, err.target) == ("erf_0", "Erf", "tflite")
-    assert "GELU pattern" in err.reason
+    err = _error(OpCase("nonzero", "NonZero", [rt("x", (2, 3))]), tmp_path)
+    assert (err.node, err.op_type, err.target) == ("nonzero_0", "NonZero", "tflite")
+    assert "data-dependent output shape" in err.reason
     assert {"Conv", "Gemm", "LSTM", "Softmax"} <= set(err.supported)
     msg = str(err)
-    assert "'erf_0'" in msg and "'Erf'" in msg and "Supported ops: " in msg and "Conv" in msg
+    assert "'nonzero_0'" in msg and "'NonZero'" in msg and "Supported ops: " in msg \
+        and "Conv" in msg
 
 
 def test_node_level_refusal_gives_the_reason(tmp_path):
     err = _error(OpCase("cubic", "Resize", [rt("x", (1, 2, 3, 3)), ("", None, True),
-                                            const("s", np.array([1, 1, 2, 2], np.float32))],
-                        {"mode": "cubic"}), tmp_path)
-    assert err.op_type == "Resize" and "cubic" in err.reason
+                                            rt("s", (4,), 1)], {"mode": "cubic"}), tmp_path)
+    assert err.op_type == "Resize" and "computed at run time" in err.reason
+    assert "decomposition" in err.reason        # and why the decomposition cannot take it
     err = _error(OpCase("conv_rt_w", "Conv", [rt("x", (1, 2, 4, 4)), rt("w", (3, 2, 1, 1), 1)]),
                  tmp_path)
     assert "weight is computed at run time" in err.reason

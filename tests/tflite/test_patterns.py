@@ -42,3 +42,45 @@ def test_pixel_shuffle_after_conv_becomes_depth_to_space(tmp_path):
     d2s = [n for n in src.graph if n.op_type == "DepthToSpace"][0]
     assert d2s.attributes.get_string("mode") == "CRD"
     assert np.array_equal(src.graph.initializers["w"].const_value.numpy(), w)
+
+
+def _se_block(six: np.float32, alpha: float, beta: float):
+    """PP-OCR's MobileNetV3 pieces as Paddle exports them: a conv, its hard-swish written
+    x * clip(x + 3, 0, 6) * (1/6) (the divide already a multiply), and an SE gate
+    Conv -> HardSigmoid(alpha, beta) -> Mul."""
+    rng = np.random.default_rng(1)
+    inits = {"w1": (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32),
+             "w2": (rng.standard_normal((8, 8, 1, 1)) * 0.4).astype(np.float32),
+             "b2": rng.standard_normal(8).astype(np.float32),
+             "three": np.float32(3), "zero": np.float32(0), "six": np.float32(6),
+             "sixth": six}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "three"], ["a"]),
+             helper.make_node("Clip", ["a", "zero", "six"], ["r6"]),
+             helper.make_node("Mul", ["c", "r6"], ["m"]),
+             helper.make_node("Mul", ["m", "sixth"], ["hs"]),
+             helper.make_node("Conv", ["hs", "w2", "b2"], ["g"]),
+             helper.make_node("HardSigmoid", ["g"], ["gate"], alpha=alpha, beta=beta),
+             helper.make_node("Mul", ["hs", "gate"], ["y"])]
+    return _model(nodes, [1, 3, 6, 6], inits)
+
+
+def test_hard_swish_times_sixth_and_hard_sigmoid_after_conv_fold(tmp_path):
+    """x * relu6(x + 3) * (1/6) is one HARD_SWISH; HardSigmoid(0.2, 0.5) after a conv goes
+    into the conv's weights and leaves one RELU_0_TO_1 (it was MUL, ADD, MAXIMUM, MINIMUM)."""
+    model = _se_block(np.float32(1.0 / 6.0), 0.2, 0.5)
+    res = convert_ir(model, tmp_path / "se.tflite")
+    assert res.op_counts.get("HARD_SWISH") == 1 and res.op_counts.get("RELU_0_TO_1") == 1
+    assert "MAXIMUM" not in res.op_counts and "MINIMUM" not in res.op_counts
+    assert res.op_counts.get("MUL") == 1 and res.op_counts.get("CONV_2D") == 2, res.op_counts
+    x = np.random.default_rng(2).standard_normal((1, 3, 6, 6)).astype(np.float32) * 3
+    assert_close(ort_run(model, {"x": x})[0], litert_run(res.path, {"x": x})["y"], "fp32")
+
+
+def test_hard_swish_pattern_needs_a_sixth(tmp_path):
+    """A scale that is not 1/6 is no hard-swish: the ops stay and still compute the graph."""
+    model = _se_block(np.float32(0.2), 0.2, 0.5)
+    res = convert_ir(model, tmp_path / "not_hs.tflite")
+    assert "HARD_SWISH" not in res.op_counts
+    x = np.random.default_rng(3).standard_normal((1, 3, 6, 6)).astype(np.float32) * 3
+    assert_close(ort_run(model, {"x": x})[0], litert_run(res.path, {"x": x})["y"], "fp32")

@@ -102,10 +102,12 @@ def lower_elu(node, ctx) -> None:
     ctx.emit("ELU", [ctx.input(node, 0)], [ctx.output(node)])
 
 
-@lowering("HardSigmoid", emits=("ADD", "MUL", "MAXIMUM", "MINIMUM"))
+@lowering("HardSigmoid", emits=("ADD", "MUL", "RELU_0_TO_1"))
 def lower_hard_sigmoid(node, ctx) -> None:
-    """clip(alpha * x + beta, 0, 1); torch's (alpha 1/6) as relu6(x + 3) / 6."""
-    alpha, beta = float(attr(node, "alpha", 0.2)), float(attr(node, "beta", 0.5))
+    """clip(alpha * x + beta, 0, 1): torch's (alpha 1/6) as ADD(x, 3) with a fused RELU6 and
+    MUL(1/6); others as MUL, ADD, RELU_0_TO_1 (after a conv: folded into its weights, see
+    ``conv.py``)."""
+    alpha, beta = hard_sigmoid_params(node)
     x = ctx.input(node, 0)
     shape = ctx.stored_shape(node.outputs[0])
     name = node.outputs[0].name
@@ -122,7 +124,26 @@ def lower_hard_sigmoid(node, ctx) -> None:
     shifted = ctx.tmp(f"{name}_shifted", shape)
     ctx.emit("ADD", [scaled, ctx.const_tensor("hs_beta", np.array(beta, np.float32))], [shifted],
              options("Add"))
-    _clamp(ctx, node, shifted, 0.0, 1.0)
+    ctx.emit("RELU_0_TO_1", [shifted], [ctx.output(node)])
+
+
+def hard_sigmoid_params(node):
+    return float(attr(node, "alpha", 0.2)), float(attr(node, "beta", 0.5))
+
+
+def foldable_hard_sigmoid(node, ctx):
+    """The HardSigmoid that alone reads ``node``'s output (which is no graph output), or
+    None: its affine part can go into ``node``'s weights, leaving a RELU_0_TO_1."""
+    from edgert.op_registry import is_default_domain
+
+    v = node.outputs[0]
+    if v.is_graph_output() or len(v.uses()) != 1:
+        return None
+    nxt = next(iter(v.uses())).node
+    if nxt.op_type != "HardSigmoid" or not is_default_domain(nxt.domain) or id(nxt) in \
+            ctx.consumed:
+        return None
+    return nxt
 
 
 def check_gelu(node) -> Optional[str]:

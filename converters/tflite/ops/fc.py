@@ -22,11 +22,22 @@ from edgert.op_registry import is_default_domain
 
 
 def check_gemm(node) -> Optional[str]:
-    if attr(node, "transA", 0):
-        return "transA=1 is not supported"
     if rank_of(node.inputs[0]) != 2:
         return "Gemm's A must be 2-D"
+    if attr(node, "transA", 0) and is_const(node.inputs[0]):
+        return "a constant transposed A is not supported (fold it first)"
     return None
+
+
+def _gemm_a(ctx, node) -> int:
+    """A, transposed by a TRANSPOSE when transA=1."""
+    a = ctx.input(node, 0)
+    if not attr(node, "transA", 0):
+        return a
+    k, m = ctx.stored_shape(node.inputs[0], ctx.input_perm(node, 0))
+    t = ctx.tmp(f"{node.outputs[0].name}_at", [m, k])
+    ctx.emit("TRANSPOSE", [a, ctx.const_tensor("perm10", np.array([1, 0], np.int32))], [t])
+    return t
 
 
 def _bias_from(ctx, node, n_out: int) -> Tuple[Optional[np.ndarray], object]:
@@ -68,7 +79,7 @@ def lower_gemm(node, ctx) -> None:
     """Y = alpha * A @ B' + beta * C as FULLY_CONNECTED (constant B) or BATCH_MATMUL."""
     alpha, beta = float(attr(node, "alpha", 1.0)), float(attr(node, "beta", 1.0))
     trans_b = bool(attr(node, "transB", 0))
-    a = ctx.input(node, 0)
+    a = _gemm_a(ctx, node)
     b_val = node.inputs[1]
     c_val = node.inputs[2] if len(node.inputs) > 2 else None
     c = ctx.const(c_val) if c_val is not None else None
@@ -76,7 +87,7 @@ def lower_gemm(node, ctx) -> None:
     if is_const(b_val):
         w = ctx.const(b_val).astype(np.float32)
         w = (w if trans_b else w.T) * alpha
-        col = ctx.plan.col_perm(node.inputs[0])
+        col = None if attr(node, "transA", 0) else ctx.plan.col_perm(node.inputs[0])
         if col is not None:
             w = w[:, col]
         bias = None
@@ -100,10 +111,16 @@ def lower_gemm(node, ctx) -> None:
         if c_val is None:
             ctx.bind(node.outputs[0], mid)
             return
+    if beta == 1.0:
+        c_idx = ctx.tensor_of(c_val)
+    elif c is not None:
+        c_idx = ctx.const_tensor("gemm_c", (c * beta).astype(np.float32))
+    else:                                          # a run-time C: scaled by a MUL
+        c_idx = ctx.tmp(f"{node.outputs[0].name}_beta_c", ctx.sg.shape(ctx.tensor_of(c_val)))
+        ctx.emit("MUL", [ctx.tensor_of(c_val), ctx.const_tensor(
+            "beta", np.array(beta, np.float32))], [c_idx], options("Mul"))
     act, out_value = ctx.fuse_activation(node)
     out = ctx.output(node, value=out_value)
-    c_idx = ctx.tensor_of(c_val) if beta == 1.0 else ctx.const_tensor(
-        "gemm_c", (ctx.const(c_val) * beta).astype(np.float32))
     ctx.emit("ADD", [mid, c_idx], [out], options("Add", fusedActivationFunction=act))
 
 

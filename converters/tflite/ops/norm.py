@@ -50,24 +50,29 @@ def lower_softmax(node, ctx) -> None:
     ctx.reshape(b, ctx.output(node), ctx.stored_shape(node.outputs[0]))
 
 
-def _chain(ctx, name: str, shape, steps: List[tuple], x: int, out: int) -> None:
-    """Emit ``steps`` (builtin, [operands: 'x' | 'prev' | tensor index], options) in order."""
+def _chain(ctx, name: str, shape, steps: List[tuple], x: int, out: int,
+           bound: Optional[dict] = None) -> None:
+    """Emit ``steps`` (builtin, [operands: 'x' | 'prev' | tensor index], options) in order;
+    ``bound`` names steps whose result is an existing tensor (an output of the node)."""
     prev = x
     values = {"x": x}
+    bound = bound or {}
     for k, (builtin, operands, opts, tag) in enumerate(steps):
         ins = [values.get(o, o) if isinstance(o, str) else o for o in operands]
         ins = [prev if o == "prev" else o for o in ins]
-        dst = out if k == len(steps) - 1 else ctx.tmp(f"{name}_{tag}", shape[tag]
-                                                       if isinstance(shape, dict) else shape)
+        dst = out if k == len(steps) - 1 else bound.get(tag) or ctx.tmp(
+            f"{name}_{tag}", shape[tag] if isinstance(shape, dict) else shape)
         ctx.emit(builtin, ins, [dst], opts)
         values[tag] = dst
         prev = dst
 
 
 def _normalize(ctx, name: str, x: int, stored, axes: List[int], eps: float,
-               scale: Optional[np.ndarray], shift: Optional[np.ndarray], out: int) -> None:
+               scale: Optional[np.ndarray], shift: Optional[np.ndarray], out: int,
+               stats: Optional[dict] = None) -> None:
     """out = (x - mean) * rsqrt(var + eps) * scale + shift over stored ``axes`` of ``x``
-    (stored shape ``stored``); a scale of ones or a shift of zeros is left out."""
+    (stored shape ``stored``); a scale of ones or a shift of zeros is left out. ``stats``
+    ({"mean": tensor, "inv_std": tensor}) writes those statistics into given tensors."""
     reduced = [1 if k in axes else d for k, d in enumerate(stored)]
     axes_t = ctx.const_tensor(f"{name}_axes", np.array(axes, np.int32))
     keep = options("Reducer", keepDims=True)
@@ -87,16 +92,18 @@ def _normalize(ctx, name: str, x: int, stored, axes: List[int], eps: float,
                       options("Add"), "shifted"))
     shapes = {tag: (reduced if tag in ("mean", "var", "var_eps", "inv_std") else stored)
               for _, _, _, tag in steps}
-    _chain(ctx, name, shapes, steps, x, out)
+    _chain(ctx, name, shapes, steps, x, out, stats)
 
 
 def check_layer_norm(node) -> Optional[str]:
     for i in (1, 2):
         if len(node.inputs) > i and node.inputs[i] is not None and not is_const(node.inputs[i]):
             return "scale and bias must be constant"
-    if any(v is not None and v.uses() for v in node.outputs[1:]):
-        return "the Mean/InvStdDev outputs are not supported"
     return None
+
+
+def _wanted(v) -> bool:
+    return v is not None and bool(v.name) and (bool(v.uses()) or v.is_graph_output())
 
 
 @lowering("LayerNormalization", emits=("MEAN", "SUB", "MUL", "ADD", "RSQRT"),
@@ -113,9 +120,11 @@ def lower_layer_norm(node, ctx) -> None:
         else None
     aligned = lambda a: None if a is None else permute_array(  # noqa: E731
         a.astype(np.float32), perm)
+    stats = {tag: ctx.output(node, i) for i, tag in ((1, "mean"), (2, "inv_std"))
+             if len(node.outputs) > i and _wanted(node.outputs[i])}
     _normalize(ctx, node.outputs[0].name, x, ctx.stored_shape(node.inputs[0], perm), axes,
                float(attr(node, "epsilon", 1e-5)), aligned(scale), aligned(shift),
-               ctx.output(node))
+               ctx.output(node), stats)
 
 
 def _per_channel(arr: np.ndarray, rank: int, perm) -> np.ndarray:

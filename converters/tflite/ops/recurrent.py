@@ -1,4 +1,4 @@
-"""LSTM and GRU, unrolled over time into FULLY_CONNECTED and elementwise ops.
+"""LSTM, GRU and simple RNN, unrolled over time into FULLY_CONNECTED and elementwise ops.
 
 Why unrolled rather than UNIDIRECTIONAL_SEQUENCE_LSTM: that op keeps its h/c state
 in *variable* tensors that persist across ``invoke()`` calls, so a stateless ONNX
@@ -23,7 +23,7 @@ from converters.layout.graph import attr, const_of, is_const, shape_of
 from converters.tflite.registry import lowering
 from converters.tflite.schema import options
 
-_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+_DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 
 
 def check_rnn(node) -> Optional[str]:
@@ -38,15 +38,18 @@ def check_rnn(node) -> Optional[str]:
     for i, what in ((1, "W"), (2, "R"), (3, "B")):
         if len(node.inputs) > i and node.inputs[i] is not None and not is_const(node.inputs[i]):
             return f"{what} must be constant"
-    if len(node.inputs) > 4 and node.inputs[4] is not None:
-        return "sequence_lens is not supported (pad sequences to the full length)"
-    if node.op_type == "LSTM" and len(node.inputs) > 7 and node.inputs[7] is not None:
-        p = const_of(node.inputs[7])
-        if p is None or np.any(p):
-            return "peephole weights are not supported"
     x = shape_of(node.inputs[0])
     if x is None or any(d is None for d in x):
         return "the input shape (sequence length and batch) must be static"
+    if len(node.inputs) > 4 and node.inputs[4] is not None:
+        lens = const_of(node.inputs[4])
+        steps = x[0] if int(attr(node, "layout", 0)) == 0 else x[1]
+        if lens is None or np.any(lens != steps):
+            return ("sequence_lens shorter than the sequence is not supported (pad sequences "
+                    "to the full length)")
+    if node.op_type == "LSTM" and len(node.inputs) > 7 and node.inputs[7] is not None \
+            and not is_const(node.inputs[7]):
+        return "P must be constant"
     return None
 
 
@@ -214,19 +217,28 @@ def lower_lstm(node, ctx) -> None:
         xs = r.proj_steps(d, w, b)
         rw, facts = ctx.weight(f"{r.name}_R{d}", R[d][order].astype(np.float32), "fc")
         h, c = r.initial(5, d), r.initial(6, d)
+        peep = _peepholes(ctx, node, r, d)
         seq = [None] * r.T
         for t in (reversed(range(r.T)) if backward else range(r.T)):
             tag = f"d{d}t{t}"
             rec = r.fc(h, rw, -1, 4 * H, f"{tag}_rec", facts)
             gates = r.op("ADD", [xs[t], rec], 4 * H, f"{tag}_gates", options("Add"))
             i_in, f_in, o_in, g_in = r.split(gates, 4, H, f"{tag}_ifog")
+            if peep is not None:        # i, f see c(t-1); o sees c(t)
+                i_in = r.op("ADD", [i_in, r.op("MUL", [peep[0], c], H, f"{tag}_pic",
+                                               options("Mul"))], H, f"{tag}_ip", options("Add"))
+                f_in = r.op("ADD", [f_in, r.op("MUL", [peep[2], c], H, f"{tag}_pfc",
+                                               options("Mul"))], H, f"{tag}_fp", options("Add"))
             i_g = r.op("LOGISTIC", [i_in], H, f"{tag}_i")
             f_g = r.op("LOGISTIC", [f_in], H, f"{tag}_f")
-            o_g = r.op("LOGISTIC", [o_in], H, f"{tag}_o")
             g = r.op("TANH", [g_in], H, f"{tag}_g")
             fc_ = r.op("MUL", [f_g, c], H, f"{tag}_fc", options("Mul"))
             ig = r.op("MUL", [i_g, g], H, f"{tag}_ig", options("Mul"))
             c = r.op("ADD", [fc_, ig], H, f"{tag}_c", options("Add"))
+            if peep is not None:
+                o_in = r.op("ADD", [o_in, r.op("MUL", [peep[1], c], H, f"{tag}_poc",
+                                               options("Mul"))], H, f"{tag}_op", options("Add"))
+            o_g = r.op("LOGISTIC", [o_in], H, f"{tag}_o")
             tc = r.op("TANH", [c], H, f"{tag}_tc")
             h = r.op("MUL", [o_g, tc], H, f"{tag}_h", options("Mul"))
             seq[t] = h
@@ -234,6 +246,45 @@ def lower_lstm(node, ctx) -> None:
         last_h.append(h)
         last_c.append(c)
     r.finish(hs, [last_h, last_c])
+
+
+def _peepholes(ctx, node, r: _Rnn, d: int):
+    """The direction's peephole weights (p_i, p_o, p_f) as constants, or None when absent or
+    all zero."""
+    p = const_of(node.inputs[7]) if len(node.inputs) > 7 and node.inputs[7] is not None \
+        else None
+    if p is None or not np.any(p[d]):
+        return None
+    H = r.H
+    return [ctx.const_tensor(f"{r.name}_P{d}_{k}", p[d][k * H:(k + 1) * H].astype(np.float32))
+            for k in range(3)]
+
+
+@lowering("RNN", emits=("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "CONCATENATION", "TANH",
+                        "ADD"), opsets=(7, None), check=check_rnn)
+def lower_rnn(node, ctx) -> None:
+    """Simple RNN unrolled: h = tanh(x W^T + h R^T + Wb + Rb)."""
+    r = _Rnn(node, ctx)
+    H = r.H
+    W, R = ctx.const(node.inputs[1]), ctx.const(node.inputs[2])
+    Bv = ctx.const(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3] is not None \
+        else np.zeros((W.shape[0], 2 * H), np.float32)
+    hs, last_h = [], []
+    for d, backward in enumerate(r.dirs):
+        xs = r.proj_steps(d, W[d].astype(np.float32),
+                          (Bv[d][:H] + Bv[d][H:]).astype(np.float32))
+        rw, facts = ctx.weight(f"{r.name}_R{d}", R[d].astype(np.float32), "fc")
+        h = r.initial(5, d)
+        seq = [None] * r.T
+        for t in (reversed(range(r.T)) if backward else range(r.T)):
+            tag = f"d{d}t{t}"
+            rec = r.fc(h, rw, -1, H, f"{tag}_rec", facts)
+            h = r.op("TANH", [r.op("ADD", [xs[t], rec], H, f"{tag}_in", options("Add"))], H,
+                     f"{tag}_h")
+            seq[t] = h
+        hs.append(seq)
+        last_h.append(h)
+    r.finish(hs, [last_h])
 
 
 @lowering("GRU", emits=("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "CONCATENATION", "SPLIT",

@@ -201,7 +201,8 @@ def check_gather(node) -> Optional[str]:
     return None
 
 
-@lowering("Gather", emits=("SLICE", "RESHAPE", "GATHER"), check=check_gather)
+@lowering("Gather", emits=("SLICE", "RESHAPE", "GATHER", "LESS", "ADD", "SELECT_V2"),
+          check=check_gather)
 def lower_gather(node, ctx) -> None:
     """A constant scalar index is a SLICE + RESHAPE (both delegated); other indices GATHER."""
     x = ctx.input(node, 0)
@@ -229,8 +230,28 @@ def lower_gather(node, ctx) -> None:
         idx_t = ctx.const_tensor(f"{name}_indices", np.asarray(idx, dtype=np.int32) % (
             shape[axis] if shape[axis] is not None else 1 << 31))
     else:
-        idx_t = ctx.input(node, 1)
+        idx_t = _non_negative(ctx, node.inputs[1], ctx.input(node, 1), shape[axis], name)
     ctx.emit("GATHER", [x, idx_t], [ctx.output(node)], options("Gather", axis=j))
+
+
+def _non_negative(ctx, value, idx_t: int, dim, name: str) -> int:
+    """Run-time indices with ``dim`` added to the negative ones (LESS, ADD, SELECT_V2):
+    TFLite's GATHER refuses negative indices, ONNX counts them from the end. ``dim`` is
+    an int, or per-component dims broadcast over the last axis (GATHER_ND's tuples)."""
+    if dim is None:
+        return idx_t
+    from converters.tflite.context import np_dtype
+
+    dt = np_dtype(value)
+    shape = ctx.sg.shape(idx_t)
+    neg = ctx.tmp(f"{name}_negative", shape, np.bool_)
+    ctx.emit("LESS", [idx_t, ctx.const_tensor("zero_index", np.array(0, dt))], [neg])
+    wrapped = ctx.tmp(f"{name}_wrapped", shape, dt)
+    ctx.emit("ADD", [idx_t, ctx.const_tensor(f"{name}_dim", np.array(dim, dt))], [wrapped],
+             options("Add"))
+    out = ctx.tmp(f"{name}_index", shape, dt)
+    ctx.emit("SELECT_V2", [neg, wrapped, idx_t], [out])
+    return out
 
 
 def check_gather_nd(node) -> Optional[str]:
@@ -239,7 +260,7 @@ def check_gather_nd(node) -> Optional[str]:
     return check_gather(node)
 
 
-@lowering("GatherND", emits=("GATHER_ND",), check=check_gather_nd)
+@lowering("GatherND", emits=("GATHER_ND", "LESS", "ADD", "SELECT_V2"), check=check_gather_nd)
 def lower_gather_nd(node, ctx) -> None:
     """GATHER_ND on source-layout data (constant indices made non-negative, int32)."""
     x = ctx.input(node, 0)
@@ -250,7 +271,11 @@ def lower_gather_nd(node, ctx) -> None:
         idx_t = ctx.const_tensor(f"{node.outputs[0].name}_indices",
                                  (np.asarray(idx, np.int64) % dims).astype(np.int32))
     else:
+        dims = ctx.shape(node.inputs[0])[:ctx.shape(node.inputs[1])[-1]]
         idx_t = ctx.input(node, 1)
+        if all(d is not None for d in dims):
+            idx_t = _non_negative(ctx, node.inputs[1], idx_t, np.array(dims),
+                                  node.outputs[0].name)
     ctx.emit("GATHER_ND", [x, idx_t], [ctx.output(node)])
 
 
@@ -333,15 +358,14 @@ def check_depth_to_space(node) -> Optional[str]:
     x = shape_of(node.inputs[0])
     if x is None or len(x) != 4:
         return "only rank-4 (NCHW) inputs are supported"
-    if node.op_type == "DepthToSpace" and attr(node, "mode", "DCR") == "CRD" \
-            and any(d is None for d in x[1:]):
+    if attr(node, "mode", "DCR") == "CRD" and any(d is None for d in x[1:]):
         return "mode=CRD needs channels and spatial dims known at conversion time"
     return None
 
 
 @lowering("DepthToSpace", "SpaceToDepth",
           emits={"DepthToSpace": ("DEPTH_TO_SPACE", "RESHAPE", "TRANSPOSE"),
-                 "SpaceToDepth": ("SPACE_TO_DEPTH",)},
+                 "SpaceToDepth": ("SPACE_TO_DEPTH", "RESHAPE", "TRANSPOSE")},
           check=check_depth_to_space)
 def lower_depth_to_space(node, ctx) -> None:
     """DCR depth-to-space / space-to-depth on NHWC; CRD (PixelShuffle) as RESHAPE,
@@ -357,5 +381,16 @@ def lower_depth_to_space(node, ctx) -> None:
         ctx.reshape(moved, ctx.output(node), ctx.stored_shape(node.outputs[0]))
         return
     kind = "DepthToSpace" if node.op_type == "DepthToSpace" else "SpaceToDepth"
+    if kind == "SpaceToDepth" and attr(node, "mode", "DCR") == "CRD":
+        # SPACE_TO_DEPTH writes (block, channel) order; CRD wants (channel, block)
+        n, h, w, c = ctx.stored_shape(node.outputs[0])
+        name = node.outputs[0].name
+        dcr = ctx.tmp(f"{name}_dcr", [n, h, w, c])
+        ctx.emit("SPACE_TO_DEPTH", [x], [dcr], options(kind, blockSize=b))
+        split = ctx.view(dcr, [n, h, w, b * b, c // (b * b)], f"{name}_split")
+        moved = ctx.tmp(f"{name}_moved", [n, h, w, c // (b * b), b * b])
+        ctx.permute(split, [n, h, w, b * b, c // (b * b)], [0, 1, 2, 4, 3], moved)
+        ctx.reshape(moved, ctx.output(node), [n, h, w, c])
+        return
     ctx.emit("DEPTH_TO_SPACE" if kind == "DepthToSpace" else "SPACE_TO_DEPTH", [x],
              [ctx.output(node)], options(kind, blockSize=b))
