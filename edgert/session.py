@@ -130,10 +130,11 @@ class Session:
         if info.is_quantized and np.issubdtype(arr.dtype, np.floating):
             arr = info.quantization.quantize(arr, want)
         elif arr.dtype != want:
-            # float64 -> float32 or int64 -> int32 is what numpy users mean; a change of
-            # kind (ints into a float input, floats into an int input) is a mistake.
+            # float64 -> float32 or int64 -> int32 is what numpy users mean, and so is a
+            # bool into an integer input (MNN stores a bool input as int32); another change
+            # of kind (ints into a float input, floats into an int input) is a mistake.
             if arr.dtype.kind == want.kind or (
-                    arr.dtype.kind in "ui" and want.kind in "ui"
+                    arr.dtype.kind in "bui" and want.kind in "ui"
                     and np.can_cast(arr.dtype, want, casting="safe")):
                 arr = arr.astype(want)
             else:

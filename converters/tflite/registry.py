@@ -27,6 +27,7 @@ OP_MODULES = (
     "converters.tflite.ops.resize",
     "converters.tflite.ops.norm",
     "converters.tflite.ops.recurrent",
+    "converters.tflite.control_flow",
 )
 
 CheckFn = Callable[[object], Optional[str]]
