@@ -31,8 +31,9 @@ import numpy as np
 import onnx_ir as ir
 
 from converters.layout import plan_layout
-from converters.layout.graph import is_const, shape_of
+from converters.layout.graph import shape_of
 from converters.layout.perm import identity
+from converters.passes.subgraphs import captured_values, subgraphs_of
 from converters.tflite import registry
 from converters.tflite.context import LoweringContext, np_dtype
 from converters.tflite.registry import lowering
@@ -41,36 +42,6 @@ from converters.errors import ConversionError
 from edgert.op_registry import default_opset, is_default_domain
 
 CONTROL_FLOW = ("If", "Loop")
-
-
-# -- what a subgraph reads ------------------------------------------------------------
-
-def subgraphs_of(node: ir.Node) -> Dict[str, ir.Graph]:
-    """The node's graph attributes (an If's branches, a Loop's body), by name."""
-    return {name: a.value for name, a in node.attributes.items()
-            if a.type == ir.AttributeType.GRAPH}
-
-
-def captured_values(graph: ir.Graph) -> List[ir.Value]:
-    """Values ``graph`` (or a graph nested in it) reads from enclosing graphs, in order of
-    first use; constants left out (a subgraph holds its own)."""
-    made = set(graph.inputs) | set(graph.initializers.values())
-    seen: Dict[int, ir.Value] = {}
-
-    def read(v: Optional[ir.Value]) -> None:
-        if v is not None and v not in made and not is_const(v) and id(v) not in seen:
-            seen[id(v)] = v
-
-    for node in graph:
-        for v in node.inputs:
-            read(v)
-        for sub in subgraphs_of(node).values():
-            for v in captured_values(sub):
-                read(v)
-        made.update(o for o in node.outputs if o is not None)
-    for v in graph.outputs:
-        read(v)
-    return list(seen.values())
 
 
 # -- the checks (asked before anything is written) ------------------------------------
