@@ -15,8 +15,10 @@ ourselves; we give it a clean, folded ONNX and the right flags:
     sparsity table  --detectSparseSpeedUp + PRUNE params (sparse.py; which
                     layers went sparse, and why, in details["sparsity"])
 
-Ops MNN lacks that ``converters.passes.decompose`` can write as other ops (Mish) are
-decomposed first, on the backend's own copy of the graph.
+Nodes MNN computes wrongly (``support.WRONG``) are rewritten into ops it computes right
+(``rewrites.py``) or refused before anything is written; ops MNN lacks that
+``converters.passes.decompose`` can write as other ops (Mish) are decomposed, on the
+backend's own copy of the graph.
 
 The backend's own knobs are ``MnnOptions`` (options.py):
 ``weight_quant_asymmetric=True`` passes ``--weightQuantAsymmetric`` (see
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
@@ -45,7 +48,7 @@ import onnx_ir as ir
 
 from converters.backends import (Backend, BackendOptions, BackendResult, Checked,
                                  register_backend)
-from converters.mnn import compression, fp16, legalize, sparse, support
+from converters.mnn import compression, fp16, legalize, rewrites, sparse, support
 from converters.mnn.options import MnnOptions
 from converters.passes import decompose
 from converters.onnx_io import save_onnx
@@ -120,6 +123,27 @@ class _Compression:
     sparse_plan: Any = None
 
 
+def _rewritten(model: ir.Model) -> Tuple[ir.Model, List[str]]:
+    """(model with what MNN gets wrong rewritten and what it lacks decomposed, notes): MNN's
+    rewrites and the shared decompositions in turn, since each may emit an op the other
+    covers (ReduceL2 -> ReduceSum with empty axes -> ReduceSum over every axis). A copy
+    is made when anything changes; the caller's model is never altered."""
+    work = model
+    done: Counter = Counter()
+    decomposed = decompose.DecomposeReport()
+    reason = support.node_reason
+    for _ in range(4):
+        todo_rw = rewrites.needs_rewrite(work, reason)
+        todo_dec = decompose.needs_decomposition(work, reason)
+        if not (todo_rw or todo_dec):
+            break
+        if work is model:
+            work = model.clone()
+        done += rewrites.apply(work, reason)
+        decomposed.counts += decompose.decompose_unsupported(work, reason).counts
+    return work, rewrites.notes(done) + decomposed.notes("mnn")
+
+
 @register_backend
 class MNNBackend(Backend):
     name = "mnn"
@@ -140,9 +164,9 @@ class MNNBackend(Backend):
             raise UnsupportedOptionError("weight_block_size applies to int8_weights and "
                                          f"int4_weights, not {options.precision}")
         options.knobs(MnnOptions)
-        work, decomposed = decompose.prepared(model, support.node_reason)
+        work, notes = _rewritten(model)
         support.check_model(work)
-        return Checked(work, decomposed.notes(self.name))
+        return Checked(work, notes)
 
     def write(self, checked: Checked, out_path: Path, options: BackendOptions
               ) -> BackendResult:

@@ -11,6 +11,8 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 - Value names unique over the whole model: MNN names tensors model-wide, while
   onnx-ir names a value left unnamed in each subgraph afresh (two branches each
   with a ``v``), and MNN then reads one branch's tensor for the other's.
+- Pools with no ``strides`` attribute get ``strides`` of 1: MNN's runtime divides by
+  the missing stride (SIGFPE) or spins on it.
 - A value computed in an enclosing graph and read inside a subgraph is read through
   a ``Reshape(v, [0, ..., 0])`` (a copy of its own shape) placed in the subgraph:
   MNN hands captured tensors to a subgraph in its internal layout, and an LSTM that
@@ -143,9 +145,28 @@ def _pin(sub: ir.Graph) -> int:
     return n
 
 
+_POOLS = ("MaxPool", "AveragePool", "LpPool")
+
+
+def default_pool_strides(model: ir.Model) -> int:
+    """Give every pool without ``strides`` its default (1 per spatial axis)."""
+    n = 0
+    for node in _all_nodes(model):
+        if node.op_type in _POOLS and node.attributes.get("strides") is None:
+            k = node.attributes.get_ints("kernel_shape", None)
+            if k:
+                node.attributes["strides"] = ir.AttrInt64s("strides", [1] * len(k))
+                n += 1
+    return n
+
+
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
+    strided = default_pool_strides(model)
+    if strided:
+        notes.append(f"gave {strided} pool(s) their default strides of 1 (MNN's runtime "
+                     "crashes or hangs on a pool with no strides attribute)")
     rnn = complete_rnn_outputs(model)
     if rnn:
         notes.append(f"gave {len(rnn)} RNN node(s) all their outputs (MNN's converter "
