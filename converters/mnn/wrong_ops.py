@@ -116,6 +116,8 @@ def _prelu(node: ir.Node) -> Reason:
     if shape is None or int(np.prod([d if isinstance(d, int) else 2 for d in shape])) == 1:
         return None
     r = _rank(x)
+    if x is not None and x.shape is not None and list(x.shape) == shape:
+        return None                               # one slope per element
     per_channel = r is not None and r >= 2 and (
         len(shape) == r - 1 and all(d == 1 for d in shape[1:]) or
         len(shape) == r and shape[0] == 1 and all(d == 1 for d in shape[2:]))
