@@ -661,3 +661,20 @@ def _loss_weight(e: Emitter, node: ir.Node) -> List[ir.Value]:
     ones = e.const(np.ones(_classes(node), x.dtype.numpy()), x.dtype.numpy(), "weight")
     attrs = {a.name: a.value for a in node.attributes.values()}
     return [e.op(node.op_type, [x, node.inputs[1], ones], attrs, like=node.outputs[0])]
+
+
+# -- GELU: the exact form, in a shape MNN's converter does not fuse into its approximation --
+
+@rewrite("Gelu", "x * (0.5 + 0.5 * erf(x * 1/sqrt(2))) (approximate='none')",
+         check=lambda n: n.attributes.get_string("approximate", "none") == "none")
+def _gelu(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x = node.inputs[0]
+    erf = e.op("Erf", [e.op("Mul", [x, e.like(float(1 / np.sqrt(2.0)), x)])])
+    half = e.like(0.5, x)
+    return [e.op("Mul", [x, e.op("Add", [e.op("Mul", [erf, half]), half])])]
+
+
+@rewrite("Erf", "-erf(-x) (an erf feeding an Add: keeps the GELU pattern exact)")
+def _erf(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x = node.inputs[0]
+    return [e.op("Neg", [e.op("Erf", [e.op("Neg", [x])])])]

@@ -113,10 +113,12 @@ def node_reason(node: ir.Node) -> Optional[str]:
     return wrong(node) if callable(wrong) else wrong
 
 
-def unsupported_node(model: ir.Model) -> Optional[Tuple[ir.Node, str]]:
+def unsupported_node(model: ir.Model,
+                     reason_of: Optional[Callable[[ir.Node], Optional[str]]] = None
+                     ) -> Optional[Tuple[ir.Node, str]]:
     """The first node MNN cannot take, with the reason, or None."""
     for node in _nodes(model):
-        reason = node_reason(node)
+        reason = (reason_of or node_reason)(node)
         if reason:
             return node, reason
     return None
@@ -131,7 +133,8 @@ def _zero_size(v: ir.Value) -> bool:
     return v.shape is not None and any(d == 0 for d in v.shape if isinstance(d, int))
 
 
-def check_model(model: ir.Model) -> None:
+def check_model(model: ir.Model,
+                reason_of: Optional[Callable[[ir.Node], Optional[str]]] = None) -> None:
     """Raise UnsupportedOpError naming the first node MNN cannot take (or InputError for
     an input or output with no elements)."""
     for kind, values in (("input", model.graph.inputs), ("output", model.graph.outputs)):
@@ -147,7 +150,7 @@ def check_model(model: ir.Model) -> None:
             raise InputError(f"{TARGET}: graph output {v.name!r} is a constant scalar (the "
                              "model computes it from shapes alone); MNN returns a constant "
                              "scalar with shape [1]")
-    found = unsupported_node(model)
+    found = unsupported_node(model, reason_of)
     if found:
         from converters.passes.base import node_label
 

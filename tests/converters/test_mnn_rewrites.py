@@ -115,6 +115,7 @@ REWRITTEN = [
     Row("nll_ignore_index", "NegativeLogLikelihoodLoss",
         [("x", f32(3, 5), False), ("t", np.array([1, 2, 4], np.int64), True)],
         {"ignore_index": 2, "reduction": "mean"}),
+    Row("gelu_exact", "Gelu", [("x", np.linspace(-6, 6, 121).astype(F), False)], opset=20),
     Row("space_to_depth_crd", "SpaceToDepth", [("x", f32(1, 2, 4, 4), False)],
         {"blocksize": 2, "mode": "CRD"}, opset=28),
 ]
@@ -287,3 +288,14 @@ def test_ceil_mode_pads_are_exact(length, k, s, pads, out):
     begin, end = _pool_pads(ir.from_proto(helper.make_model(graph)).graph.node(0))
     assert (length + begin + end - k) // s + 1 == out
     assert begin == pads[0] and length + begin + end < (out - 1) * s + k + s
+
+
+def test_approximate_gelu_keeps_mnns_fused_kernel_when_asked(tmp_path):
+    row = Row("gelu", "Gelu", [("x", np.linspace(-6, 6, 121).astype(F), False)], opset=20)
+    model = _model([row], 20, _expected([row], 20))
+    rep = convert(model, targets=["mnn"], out_dir=tmp_path, name="g", verify=False,
+                  backend_options={"mnn": {"approximate_gelu": True}}).target("mnn")
+    assert rep.op_counts.get("GELU") == 1 and "ERF" not in rep.op_counts
+    got = edgert.load(rep.path, check="structure").run(_feeds([row]))["gelu_y0"]
+    err = np.abs(got - _expected([row], 20)["gelu_y0"]).max()
+    assert 1e-4 < err < 1e-3      # MNN's approximation, as documented (4.7e-4)
