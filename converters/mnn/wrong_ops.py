@@ -245,9 +245,12 @@ def _split(node: ir.Node) -> Reason:
     from converters.mnn.rewrite_ops import _split_sizes
 
     sizes = _split_sizes(node)
-    if sizes is None or len(set(sizes)) > 1:
-        return "MNN splits into equal parts whatever the sizes asked"
-    return None
+    if sizes is not None:
+        uneven = len(set(sizes)) > 1
+    else:   # unknown sizes: asked for explicitly, or num_outputs of a dim that may not divide
+        uneven = _input(node, 1) is not None or node.attributes.get("split") is not None \
+            or node.attributes.get("num_outputs") is not None
+    return "MNN splits into equal parts whatever the sizes asked" if uneven else None
 
 
 _register("Split", _split)
@@ -330,8 +333,26 @@ def _pool_indices(node: ir.Node) -> Reason:
 
 
 def _pool_ceil(node: ir.Node) -> Reason:
-    if node.attributes.get_int("ceil_mode", 0) == 1:
-        return f"MNN's {node.op_type} sizes ceil_mode outputs wrongly"
+    """MNN sizes a ceil_mode pool as ceil((L + pads - k) / s) + 1; ONNX drops a last window
+    that would start in the end padding. That can only happen where s > k - pad_end."""
+    if node.attributes.get_int("ceil_mode", 0) != 1:
+        return None
+    k = _ints(node, "kernel_shape")
+    nd = len(k)
+    s = _ints(node, "strides") or [1] * nd
+    d = _ints(node, "dilations") or [1] * nd
+    pads = _ints(node, "pads") or [0] * 2 * nd
+    x, y = _input(node, 0), node.outputs[0]
+    for i in range(nd):
+        eff = (k[i] - 1) * d[i] + 1
+        if s[i] <= eff - pads[nd + i]:
+            continue
+        length = x.shape[2 + i] if x is not None and x.shape is not None else None
+        out = y.shape[2 + i] if y.shape is not None else None
+        if not (isinstance(length, int) and isinstance(out, int)) or \
+                -(-(length + pads[i] + pads[nd + i] - eff) // s[i]) + 1 != out:
+            return (f"MNN's ceil_mode {node.op_type} keeps a last window that starts in the "
+                    "end padding (ONNX drops it)")
     return None
 
 
@@ -358,7 +379,15 @@ _register("MaxUnpool", _max_unpool)
 
 # -- normalization, losses --------------------------------------------------------------
 
-_register("LpNormalization", _always("MNN's LpNormalization is wrong off the last axis"))
+def _lp_norm(node: ir.Node) -> Reason:
+    r = _rank(_input(node, 0))
+    axis = node.attributes.get_int("axis", -1)
+    if r is None or axis % r != r - 1:
+        return "MNN's LpNormalization is wrong off the last axis"
+    return None
+
+
+_register("LpNormalization", _lp_norm)
 
 
 def _ignore_index(node: ir.Node) -> Reason:

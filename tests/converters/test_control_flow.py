@@ -149,3 +149,14 @@ def test_loop_that_can_never_end_is_refused_for_tflite(tmp_path):
     model.graph.input.pop()
     with pytest.raises(UnsupportedOpError, match="never ends"):
         convert(model, targets=["tflite"], out_dir=tmp_path, name="loop", verify=False)
+
+
+def test_full_int8_with_control_flow_is_refused_for_tflite():
+    from converters.backends import BackendOptions
+    from converters.tflite.backend import TFLiteBackend
+    from edgert.errors import UnsupportedOptionError
+    from quant_tables.table import QuantTable
+
+    model = ir.from_proto(onnx.shape_inference.infer_shapes(cfm.vad_like()))
+    with pytest.raises(UnsupportedOptionError, match="control flow"):
+        TFLiteBackend().check(model, BackendOptions(precision="int8", quant_table=QuantTable()))
