@@ -494,3 +494,23 @@ def _grid_sample(node: ir.Node) -> Reason:
 
 
 _register("GridSample", _grid_sample)
+
+
+# -- control flow -----------------------------------------------------------------------
+
+def _loop(node: ir.Node) -> Reason:
+    """A Loop with scan outputs that may run zero times: MNN's runtime segfaults then."""
+    body = node.attributes["body"].value
+    n_scans = len(body.outputs) - 1 - (len(node.inputs) - 2)
+    if n_scans <= 0:
+        return None
+    m = _const(_input(node, 0))
+    cond = _input(node, 1)
+    c = _const(cond) if cond is not None else np.array(True)
+    if m is not None and int(m.reshape(-1)[0]) >= 1 and c is not None and bool(c.reshape(-1)[0]):
+        return None
+    return ("MNN's runtime segfaults when a Loop with scan outputs runs zero times (its trip "
+            "count or condition is computed at run time)")
+
+
+_register("Loop", _loop)

@@ -124,14 +124,16 @@ def vad_feeds(sr: int, seed: int = 1) -> dict:
 
 
 def loop_accumulate(trip_count_input: bool = True, with_condition: bool = False,
-                    trips: int = 4) -> onnx.ModelProto:
-    """y_{k+1} = 0.5 * y_k + x (x captured), scan of the y's; with ``with_condition`` the
-    loop also stops once sum(y) exceeds 3 (cond_out computed in the body)."""
+                    trips: int = 4, scan: bool = True) -> onnx.ModelProto:
+    """y_{k+1} = 0.5 * y_k + x (x captured), with a scan of the y's when ``scan``; with
+    ``with_condition`` the loop also stops once sum(y) exceeds 3 (cond_out computed in
+    the body)."""
     body_nodes = [
         h.make_node("Mul", ["y_in", "half"], ["y_half"]),
         h.make_node("Add", ["y_half", "x"], ["y_out"]),
-        h.make_node("Identity", ["y_out"], ["scan"]),
     ]
+    if scan:
+        body_nodes.append(h.make_node("Identity", ["y_out"], ["scan"]))
     if with_condition:
         body_nodes += [h.make_node("ReduceSum", ["y_out"], ["total"], keepdims=0),
                        h.make_node("Greater", ["three", "total"], ["cond_out"])]
@@ -141,8 +143,8 @@ def loop_accumulate(trip_count_input: bool = True, with_condition: bool = False,
         body_nodes, "body",
         [h.make_tensor_value_info("iter", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
          h.make_tensor_value_info("y_in", T.FLOAT, [1, 3])],
-        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("y_out", T.FLOAT, [1, 3]),
-         h.make_tensor_value_info("scan", T.FLOAT, [1, 3])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("y_out", T.FLOAT, [1, 3])]
+        + ([h.make_tensor_value_info("scan", T.FLOAT, [1, 3])] if scan else []),
         initializer=[numpy_helper.from_array(np.array(0.5, np.float32), "half"),
                      numpy_helper.from_array(np.array(3.0, np.float32), "three")])
     inits = [numpy_helper.from_array(np.array(True), "cond0"),
@@ -153,8 +155,10 @@ def loop_accumulate(trip_count_input: bool = True, with_condition: bool = False,
     else:
         inits.append(numpy_helper.from_array(np.array(trips, np.int64), "M"))
     graph = h.make_graph(
-        [h.make_node("Loop", ["M", "cond0", "y0"], ["y_final", "ys"], body=body)],
+        [h.make_node("Loop", ["M", "cond0", "y0"], ["y_final"] + (["ys"] if scan else []),
+                     body=body)],
         "loop", inputs,
-        [h.make_tensor_value_info("y_final", T.FLOAT, [1, 3]),
-         h.make_tensor_value_info("ys", T.FLOAT, [None, 1, 3])], initializer=inits)
+        [h.make_tensor_value_info("y_final", T.FLOAT, [1, 3])]
+        + ([h.make_tensor_value_info("ys", T.FLOAT, [None, 1, 3])] if scan else []),
+        initializer=inits)
     return _model(graph)

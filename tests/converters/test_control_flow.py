@@ -92,20 +92,27 @@ def test_tflite_if_file_holds_both_branches_as_subgraphs(tmp_path):
     assert branches == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("target", ["mnn", "tflite"])
+@pytest.mark.parametrize("target,scan", [("tflite", True), ("mnn", False)])
 @pytest.mark.parametrize("with_condition", [False, True])
-def test_loop_with_run_time_trip_count(tmp_path, target, with_condition):
-    model = cfm.loop_accumulate(trip_count_input=True, with_condition=with_condition)
+def test_loop_with_run_time_trip_count(tmp_path, target, scan, with_condition):
+    model = cfm.loop_accumulate(trip_count_input=True, with_condition=with_condition, scan=scan)
     x = np.array([[1.0, 0.2, 0.5]], np.float32)
     rep = convert(model, targets=[target], out_dir=tmp_path, name="loop", load_check="structure",
                   verify_inputs={"x": x, "M": np.array(6, np.int64)}).target(target)
     assert rep.verification.passed
     assert rep.op_counts.get("WHILE" if target == "tflite" else "While", 0) >= 1
-    for trips in (1, 3, 6):
+    for trips in (0, 1, 3, 6):
         feeds = {"x": x, "M": np.array(trips, np.int64)}
         _assert_matches(_run(rep.path, feeds), _ort(model, feeds))
-    if with_condition:   # sum(y) passes 3 after 4 iterations: the body's condition stops it
+    if with_condition and scan:   # sum(y) passes 3 after 4 iterations: the body stops it
         assert _run(rep.path, {"x": x, "M": np.array(6, np.int64)})["ys"].shape[0] == 4
+
+
+def test_mnn_refuses_a_loop_with_scan_outputs_that_may_run_zero_times(tmp_path):
+    """MNN's runtime segfaults on such a loop when it runs zero times (measured)."""
+    with pytest.raises(UnsupportedOpError, match="segfaults when a Loop with scan outputs"):
+        convert(cfm.loop_accumulate(trip_count_input=True), targets=["mnn"], out_dir=tmp_path,
+                name="loop", verify=False)
 
 
 def test_loop_with_constant_trip_count_is_unrolled(tmp_path):
