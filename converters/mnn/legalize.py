@@ -11,8 +11,10 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 - Value names unique over the whole model: MNN names tensors model-wide, while
   onnx-ir names a value left unnamed in each subgraph afresh (two branches each
   with a ``v``), and MNN then reads one branch's tensor for the other's.
-- Pools with no ``strides`` attribute get ``strides`` of 1: MNN's runtime divides by
-  the missing stride (SIGFPE) or spins on it.
+- Softmax/LogSoftmax with no ``axis`` attribute (opset 13+) get ``axis=-1``, the
+  default: MNN's converter segfaults on a LogSoftmax without one.
+- Pools with no ``strides`` (``pads``) attribute get the default, 1 (0) per axis: MNN's
+  runtime divides by the missing stride (SIGFPE) or spins on it (3-D pools without pads).
 - A value computed in an enclosing graph and read inside a subgraph is read through
   a ``Reshape(v, [0, ..., 0])`` (a copy of its own shape) placed in the subgraph:
   MNN hands captured tensors to a subgraph in its internal layout, and an LSTM that
@@ -149,24 +151,48 @@ _POOLS = ("MaxPool", "AveragePool", "LpPool")
 
 
 def default_pool_strides(model: ir.Model) -> int:
-    """Give every pool without ``strides`` its default (1 per spatial axis)."""
+    """Give every pool without ``strides`` (or ``pads``) its default: 1 (0) per axis."""
     n = 0
     for node in _all_nodes(model):
-        if node.op_type in _POOLS and node.attributes.get("strides") is None:
-            k = node.attributes.get_ints("kernel_shape", None)
-            if k:
-                node.attributes["strides"] = ir.AttrInt64s("strides", [1] * len(k))
-                n += 1
+        k = node.attributes.get_ints("kernel_shape", None) if node.op_type in _POOLS else None
+        if not k:
+            continue
+        changed = False
+        if node.attributes.get("strides") is None:
+            node.attributes["strides"] = ir.AttrInt64s("strides", [1] * len(k))
+            changed = True
+        if node.attributes.get("pads") is None and \
+                node.attributes.get_string("auto_pad", "NOTSET") == "NOTSET":
+            node.attributes["pads"] = ir.AttrInt64s("pads", [0] * 2 * len(k))
+            changed = True
+        n += changed
+    return n
+
+
+def explicit_softmax_axis(model: ir.Model) -> int:
+    """Write the default ``axis=-1`` on Softmax/LogSoftmax nodes that rely on it."""
+    from edgert.op_registry import default_opset
+
+    if default_opset(model.opset_imports, 13) < 13:
+        return 0
+    n = 0
+    for node in _all_nodes(model):
+        if node.op_type in ("Softmax", "LogSoftmax") and node.attributes.get("axis") is None:
+            node.attributes["axis"] = ir.AttrInt64("axis", -1)
+            n += 1
     return n
 
 
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
+    if explicit_softmax_axis(model):
+        notes.append("wrote the default axis=-1 on Softmax/LogSoftmax (MNN's converter "
+                     "crashes on a LogSoftmax without it)")
     strided = default_pool_strides(model)
     if strided:
-        notes.append(f"gave {strided} pool(s) their default strides of 1 (MNN's runtime "
-                     "crashes or hangs on a pool with no strides attribute)")
+        notes.append(f"gave {strided} pool(s) their default strides and pads (MNN's runtime "
+                     "crashes or hangs on a pool without them)")
     rnn = complete_rnn_outputs(model)
     if rnn:
         notes.append(f"gave {len(rnn)} RNN node(s) all their outputs (MNN's converter "

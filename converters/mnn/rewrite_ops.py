@@ -336,8 +336,10 @@ def _pow(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [e.op("Cast", [p], {"to": int(out.dtype)}, like=out)]
 
 
-@rewrite("Mean", "(a + b) * 0.5")
+@rewrite("Mean", "(a + b) * 0.5; x (one input)", check=lambda n: len(n.inputs) <= 2)
 def _mean(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    if len(node.inputs) == 1:
+        return _one_input(e, node)
     a, b, out = node.inputs[0], node.inputs[1], node.outputs[0]
     return [e.op("Mul", [e.op("Add", [a, b], like=out), e.like(0.5, out)], like=out)]
 
@@ -567,17 +569,113 @@ def _pool_rewritable(node: ir.Node) -> bool:
     return True
 
 
-@rewrite("MaxPool", "the same pool with explicit pads and ceil_mode=0 (auto_pad SAME, "
-                    "ceil_mode)", check=_pool_rewritable)
-@rewrite("AveragePool", "the same pool with explicit pads and ceil_mode=0 (auto_pad SAME, "
-                        "ceil_mode)", check=_pool_rewritable)
-def _pool(e: Emitter, node: ir.Node) -> List[ir.Value]:
+def _pool_plain(e: Emitter, node: ir.Node) -> List[ir.Value]:
     attrs = {a.name: a.value for a in node.attributes.values()
              if a.name not in ("auto_pad", "ceil_mode", "pads")}
     attrs["pads"] = _pool_pads(node)
     nd = len(node.attributes.get_ints("kernel_shape"))
     attrs.setdefault("strides", [1] * nd)
     return [e.op(node.op_type, [node.inputs[0]], attrs, like=node.outputs[0])]
+
+
+# -- pools MNN cannot run (dilated, LpPool): one strided Slice per kernel offset ------------
+
+MAX_WINDOW = 64         # kernel offsets (Slices) a pool may be written as
+
+
+def _window(node: ir.Node):
+    """(kernel, strides, dilations, begin pads, end pads, output spatial dims)."""
+    k = list(node.attributes.get_ints("kernel_shape"))
+    nd = len(k)
+    s = list(node.attributes.get_ints("strides", []) or [1] * nd)
+    d = list(node.attributes.get_ints("dilations", []) or [1] * nd)
+    pads = _pool_pads(node)
+    return k, s, d, pads[:nd], pads[nd:], static_shape(node.outputs[0])[2:]
+
+
+def _slices_ok(node: ir.Node) -> bool:
+    if len(node.outputs) > 1 and node.outputs[1] is not None and (
+            node.outputs[1].uses() or node.outputs[1].is_graph_output()):
+        return False
+    k = list(node.attributes.get_ints("kernel_shape", []) or [])
+    return bool(k) and int(np.prod(k)) <= MAX_WINDOW and _pool_pads(node) is not None \
+        and static_shape(node.inputs[0]) is not None
+
+
+def _pool_slices(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    """The pool as a Max / Sum over one strided Slice of the padded input per kernel
+    offset; AveragePool divides by each window's count of counted elements (declared pads
+    when count_include_pad, never the ceil_mode extension), LpPool takes the p-th root."""
+    import itertools
+
+    x, out = node.inputs[0], node.outputs[0]
+    shape = static_shape(x)
+    k, s, d, begin, end, out_dims = _window(node)
+    nd = len(k)
+    op = node.op_type
+    declared = list(node.attributes.get_ints("pads", []) or [0] * 2 * nd)
+    if node.attributes.get_string("auto_pad", "NOTSET") != "NOTSET":
+        declared = begin + end
+    fill = float(np.finfo(np.float32).min) if op == "MaxPool" else 0.0
+    src = x
+    if any(begin) or any(end):
+        pads = [0, 0] + begin + [0, 0] + end
+        padded = [shape[0], shape[1]] + [shape[2 + i] + begin[i] + end[i] for i in range(nd)]
+        src = e.op("Pad", [x, e.const(np.array(pads, np.int64), np.int64, "pads"),
+                           e.like(fill, x)], {"mode": "constant"}, shape=padded)
+    p = _attr_int(node, "p", 2)
+    if op == "LpPool":
+        src = e.op("Mul", [src, src]) if p == 2 else e.op("Pow", [e.op("Abs", [src]),
+                                                                  e.like(float(p), x)])
+    axes = list(range(2, 2 + nd))
+    slice_shape = shape[:2] + list(out_dims)
+    acc = None
+    for offset in itertools.product(*[range(kk) for kk in k]):
+        starts = [offset[i] * d[i] for i in range(nd)]
+        ends = [starts[i] + (out_dims[i] - 1) * s[i] + 1 for i in range(nd)]
+        part = e.op("Slice", [src, _i64(e, starts, "starts"), _i64(e, ends, "ends"),
+                              _i64(e, axes, "axes"), _i64(e, s, "steps")], shape=slice_shape)
+        acc = part if acc is None else e.op("Max" if op == "MaxPool" else "Add", [acc, part],
+                                            shape=slice_shape)
+    if op == "MaxPool":
+        return [e.op("Identity", [acc], like=out)]
+    if op == "LpPool":
+        root = e.op("Sqrt", [acc]) if p == 2 else e.op("Pow", [acc, e.like(1.0 / p, x)])
+        return [e.op("Identity", [root], like=out)]
+    # AveragePool: each output's count of counted elements, known at conversion time
+    include = _attr_int(node, "count_include_pad", 0) == 1
+    mask = np.zeros([shape[2 + i] + begin[i] + end[i] for i in range(nd)], np.float32)
+    mask[tuple(slice(begin[i] - (declared[i] if include else 0),
+                     begin[i] + shape[2 + i] + (declared[nd + i] if include else 0))
+               for i in range(nd))] = 1
+    count = np.zeros(out_dims, np.float32)
+    for offset in itertools.product(*[range(kk) for kk in k]):
+        idx = tuple(slice(offset[i] * d[i], offset[i] * d[i] + (out_dims[i] - 1) * s[i] + 1,
+                          s[i]) for i in range(nd))
+        count += mask[idx]
+    inv = e.const((1.0 / np.maximum(count, 1)).reshape([1, 1] + list(out_dims)), np.float32,
+                  "inv_count")
+    return [e.op("Mul", [acc, inv], like=out)]
+
+
+def _needs_slices(node: ir.Node) -> bool:
+    dilated = any(v != 1 for v in node.attributes.get_ints("dilations", []) or [])
+    return node.op_type == "LpPool" or dilated or (
+        node.op_type == "AveragePool" and not _pool_rewritable(node))
+
+
+@rewrite("MaxPool", "explicit pads and ceil_mode=0 (auto_pad SAME, ceil_mode); dilated: Max "
+                    "over one strided Slice per kernel offset",
+         check=lambda n: _slices_ok(n) if _needs_slices(n) else _pool_rewritable(n))
+@rewrite("AveragePool", "explicit pads and ceil_mode=0 (auto_pad SAME, ceil_mode); dilated: "
+                        "sum over one strided Slice per kernel offset / each window's count",
+         check=lambda n: _slices_ok(n) if _needs_slices(n) else _pool_rewritable(n))
+@rewrite("LpPool", "(sum over one strided Slice per kernel offset of |x|^p)^(1/p)",
+         check=_slices_ok)
+def _pool(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    if _needs_slices(node):
+        return _pool_slices(e, node)
+    return _pool_plain(e, node)
 
 
 # -- Resize: axes and keep_aspect_ratio_policy as full sizes ---------------------------------
@@ -678,3 +776,40 @@ def _gelu(e: Emitter, node: ir.Node) -> List[ir.Value]:
 def _erf(e: Emitter, node: ir.Node) -> List[ir.Value]:
     x = node.inputs[0]
     return [e.op("Neg", [e.op("Erf", [e.op("Neg", [x])])])]
+
+
+# -- converter crashes -----------------------------------------------------------------------
+
+@rewrite("Max", "x (one input)", check=lambda n: len(n.inputs) == 1)
+@rewrite("Min", "x (one input)", check=lambda n: len(n.inputs) == 1)
+@rewrite("Sum", "x (one input)", check=lambda n: len(n.inputs) == 1)
+def _one_input(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    return [e.op("Identity", [node.inputs[0]], like=node.outputs[0])]
+
+
+def _bn_params_ok(node: ir.Node) -> bool:
+    """Inference form only: the running-statistics outputs, if any, unused."""
+    x = node.inputs[0]
+    return x.shape is not None and len(x.shape) >= 2 and all(
+        o is None or not (o.uses() or o.is_graph_output()) for o in node.outputs[1:])
+
+
+@rewrite("BatchNormalization", "(x - mean) / sqrt(var + eps) * scale + bias, the parameters "
+                               "reshaped to [C, 1, ...] (computed at run time)",
+         check=_bn_params_ok)
+def _batch_norm(e: Emitter, node: ir.Node) -> List[ir.Value]:
+    x, scale, bias, mean, var = node.inputs[:5]
+    rank = len(x.shape)
+    eps = node.attributes.get_float("epsilon", 1e-5)
+    channels = x.shape[1]
+    shape = [channels] + [1] * (rank - 2)
+
+    def per_channel(v: ir.Value) -> ir.Value:
+        return e.op("Reshape", [v, _i64(e, [-1] + [1] * (rank - 2), "shape")], shape=shape,
+                    like=v)
+
+    centered = e.op("Sub", [x, per_channel(mean)], like=x)
+    std = e.op("Sqrt", [e.op("Add", [per_channel(var), e.like(eps, x)], like=var)], like=var)
+    normed = e.op("Div", [centered, std], like=x)
+    return [e.op("Add", [e.op("Mul", [normed, per_channel(scale)], like=x),
+                         per_channel(bias)], like=x)]

@@ -141,11 +141,29 @@ def _pow(node: ir.Node) -> Reason:
 _register("Pow", _pow)
 
 
+def _one_input(node: ir.Node) -> Reason:
+    if len(node.inputs) == 1:
+        return f"MNN's converter crashes on a {node.op_type} of one input"
+    return None
+
+
 def _mean(node: ir.Node) -> Reason:
-    return "MNN fails to run Mean of two inputs" if len(node.inputs) == 2 else None
+    return "MNN fails to run Mean of two inputs" if len(node.inputs) == 2 else _one_input(node)
 
 
 _register("Mean", _mean)
+for _op in ("Max", "Min", "Sum"):
+    _register(_op, _one_input)
+
+
+def _batch_norm(node: ir.Node) -> Reason:
+    if any(v is not None and _const(v) is None for v in node.inputs[1:5]):
+        return ("MNN's converter crashes on BatchNormalization with scale, bias, mean or "
+                "variance computed at run time")
+    return None
+
+
+_register("BatchNormalization", _batch_norm)
 
 
 def _gelu(node: ir.Node) -> Reason:
@@ -319,12 +337,6 @@ def _pool_dilations(node: ir.Node) -> Reason:
     return None
 
 
-def _pool_3d(node: ir.Node) -> Reason:
-    if _rank(_input(node, 0)) == 5:
-        return f"MNN's runtime crashes on a 3-D {node.op_type}"
-    return None
-
-
 def _pool_indices(node: ir.Node) -> Reason:
     if len(node.outputs) > 1 and node.outputs[1] is not None and (
             node.outputs[1].uses() or node.outputs[1].is_graph_output()):
@@ -362,9 +374,8 @@ def _pool_auto_pad(node: ir.Node) -> Reason:
     return None
 
 
-_register("MaxPool", first(_pool_dilations, _pool_3d, _pool_indices, _pool_auto_pad,
-                           _pool_ceil))
-_register("AveragePool", first(_pool_dilations, _pool_3d, _pool_auto_pad, _pool_ceil))
+_register("MaxPool", first(_pool_dilations, _pool_indices, _pool_auto_pad, _pool_ceil))
+_register("AveragePool", first(_pool_dilations, _pool_auto_pad, _pool_ceil))
 _register("LpPool", _always("MNN's runtime crashes (SIGFPE) on LpPool"))
 
 

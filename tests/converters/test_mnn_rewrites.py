@@ -106,6 +106,20 @@ REWRITTEN = [
         {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),                 # SIGFPE before
     Row("avgpool_no_strides", "AveragePool", [("x", f32(1, 2, 6, 6), False)],
         {"kernel_shape": [2, 2]}),                                       # hang before
+    Row("maxpool_dilated", "MaxPool", [("x", f32(1, 2, 7, 7), False)],
+        {"kernel_shape": [2, 2], "strides": [1, 1], "dilations": [2, 2], "pads": [1, 0, 1, 0]}),
+    Row("avgpool_dilated_ceil", "AveragePool", [("x", f32(1, 1, 8, 8), False)],
+        {"kernel_shape": [2, 2], "strides": [2, 2], "dilations": [2, 2], "ceil_mode": 1,
+         "count_include_pad": 1, "pads": [1, 1, 1, 1]}, opset=19),
+    Row("lppool", "LpPool", [("x", f32(1, 2, 5, 5), False)],
+        {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1]}),    # SIGFPE before
+    Row("maxpool_3d_no_pads", "MaxPool", [("x", f32(1, 1, 4, 4, 4), False)],
+        {"kernel_shape": [2, 2, 2]}),                                    # hang before
+    Row("batchnorm_run_time_params", "BatchNormalization",
+        [("x", f32(2, 3, 4), False), ("g", f32(3), False), ("b", f32(3), False),
+         ("m", f32(3), False), ("v", np.abs(f32(3)) + 0.5, False)]),     # converter crash
+    Row("logsoftmax_default_axis", "LogSoftmax", [("x", f32(3, 4), False)]),   # crash
+    Row("max_one_input", "Max", [("x", f32(3), False)]),                       # crash
     Row("resize_axes", "Resize", [("x", f32(1, 1, 2, 3), False), (None, None, False),
                                   ("scales", np.array([2.0, 3.0], F), True)],
         {"axes": [3, 2], "mode": "nearest"}),
@@ -124,8 +138,9 @@ REWRITTEN = [
 REFUSED = [
     (Row("maxpool_indices", "MaxPool", [("x", f32(1, 1, 4, 4), False)],
          {"kernel_shape": [2, 2], "strides": [2, 2]}, outputs=2), "no Indices output"),
-    (Row("avgpool_dilated", "AveragePool", [("x", f32(1, 1, 6, 6), False)],
-         {"kernel_shape": [2, 2], "strides": [1, 1], "dilations": [2, 2]}, opset=19), "dilated"),
+    (Row("avgpool_dilated_large", "AveragePool", [("x", f32(1, 1, 20, 20), False)],
+         {"kernel_shape": [9, 9], "strides": [1, 1], "dilations": [2, 2]}, opset=19),
+     "dilated"),                 # 81 window offsets: more Slices than a rewrite may write
     (Row("unique_axis", "Unique", [("x", np.array([[1, 0], [1, 0], [2, 3]], F), False)],
          {"axis": 0}), "ignores axis"),
     (Row("grid_sample_nearest", "GridSample", [("x", f32(1, 1, 3, 3), False),
