@@ -11,6 +11,9 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 - Value names unique over the whole model: MNN names tensors model-wide, while
   onnx-ir names a value left unnamed in each subgraph afresh (two branches each
   with a ``v``), and MNN then reads one branch's tensor for the other's.
+- Normalizations with no ``epsilon`` attribute get ONNX's default written out: MNN's
+  converter takes 0 for a missing one (BatchNormalization on a channel of variance 0.0117
+  was off by 4e-4 relative; a variance of 0 gives inf).
 - Softmax/LogSoftmax with no ``axis`` attribute (opset 13+) get ``axis=-1``, the
   default: MNN's converter segfaults on a LogSoftmax without one.
 - Pools with no ``strides`` (``pads``) attribute get the default, 1 (0) per axis: MNN's
@@ -169,6 +172,21 @@ def default_pool_strides(model: ir.Model) -> int:
     return n
 
 
+_EPSILON = {"BatchNormalization": 1e-5, "InstanceNormalization": 1e-5,
+            "LayerNormalization": 1e-5, "GroupNormalization": 1e-5}
+
+
+def explicit_epsilon(model: ir.Model) -> int:
+    """Write ONNX's default ``epsilon`` on normalizations that rely on it."""
+    n = 0
+    for node in _all_nodes(model):
+        eps = _EPSILON.get(node.op_type)
+        if eps is not None and node.attributes.get("epsilon") is None:
+            node.attributes["epsilon"] = ir.AttrFloat32("epsilon", eps)
+            n += 1
+    return n
+
+
 def explicit_softmax_axis(model: ir.Model) -> int:
     """Write the default ``axis=-1`` on Softmax/LogSoftmax nodes that rely on it."""
     from edgert.op_registry import default_opset
@@ -186,6 +204,10 @@ def explicit_softmax_axis(model: ir.Model) -> int:
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
+    eps = explicit_epsilon(model)
+    if eps:
+        notes.append(f"wrote ONNX's default epsilon on {eps} normalization(s) (MNN's converter "
+                     "takes 0 for a missing one)")
     if explicit_softmax_axis(model):
         notes.append("wrote the default axis=-1 on Softmax/LogSoftmax (MNN's converter "
                      "crashes on a LogSoftmax without it)")
