@@ -118,6 +118,9 @@ REWRITTEN = [
     Row("batchnorm_run_time_params", "BatchNormalization",
         [("x", f32(2, 3, 4), False), ("g", f32(3), False), ("b", f32(3), False),
          ("m", f32(3), False), ("v", np.abs(f32(3)) + 0.5, False)]),     # converter crash
+    Row("batchnorm_default_epsilon", "BatchNormalization",
+        [("x", f32(1, 3, 2, 2, scale=3.0), False), ("g", f32(3), True), ("b", f32(3), True),
+         ("m", f32(3), True), ("v", np.array([0.0117, 1.0, 2e-4], F), True)]),  # eps taken as 0
     Row("logsoftmax_default_axis", "LogSoftmax", [("x", f32(3, 4), False)]),   # crash
     Row("max_one_input", "Max", [("x", f32(3), False)]),                       # crash
     Row("resize_axes", "Resize", [("x", f32(1, 1, 2, 3), False), (None, None, False),
