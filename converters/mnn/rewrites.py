@@ -39,8 +39,8 @@ class Rewrite:
     check: Optional[Callable[[ir.Node], bool]] = None
 
 
-REWRITES: OpRegistry[Rewrite] = OpRegistry("MNN rewrite",
-                                            modules=("converters.mnn.rewrite_ops",))
+REWRITES: OpRegistry[Rewrite] = OpRegistry(
+    "MNN rewrite", modules=("converters.mnn.rewrite_ops", "converters.mnn.rewrite_windows"))
 
 
 def rewrite(op_type: str, formula: str, check: Optional[Callable[[ir.Node], bool]] = None):

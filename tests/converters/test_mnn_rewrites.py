@@ -296,7 +296,7 @@ def test_every_rewrite_answers_a_wrong_row():
 def test_ceil_mode_pads_are_exact(length, k, s, pads, out):
     """The ceil_mode rewrite pads the end just enough for the last window and no more."""
     import onnx_ir as ir
-    from converters.mnn.rewrite_ops import _pool_pads
+    from converters.mnn.rewrite_windows import _pool_pads
 
     node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[k], strides=[s], pads=pads,
                             ceil_mode=1)
