@@ -167,3 +167,21 @@ def test_full_int8_with_control_flow_is_refused_for_tflite():
     model = ir.from_proto(onnx.shape_inference.infer_shapes(cfm.vad_like()))
     with pytest.raises(UnsupportedOptionError, match="control flow"):
         TFLiteBackend().check(model, BackendOptions(precision="int8", quant_table=QuantTable()))
+
+
+@pytest.mark.parametrize("target", ["mnn", "tflite"])
+def test_if_on_a_bool_input_takes_a_bool_feed(tmp_path, target):
+    """MNN stores a bool input as int32; the session casts a bool feed to it."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("If", ["c"], ["y"],
+                               then_branch=_branch("t", "Neg"), else_branch=_branch("e", "Abs"))],
+        "g", [onnx.helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, []),
+              onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3])])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    x = np.array([-1.0, 2.0, -3.0], np.float32)
+    rep = convert(model, targets=[target], out_dir=tmp_path, name="if", load_check="structure",
+                  verify_inputs={"c": np.array(True), "x": x}).target(target)
+    for c in (True, False):
+        feeds = {"c": np.array(c), "x": x}
+        _assert_matches(_run(rep.path, feeds), _ort(model, feeds))
