@@ -271,8 +271,9 @@ class Session:
 
 def _cast(name: str, arr: np.ndarray, want: np.dtype) -> np.ndarray:
     """float64 -> float32 or int64 -> int32 is what numpy users mean (when the ints fit:
-    a silent wrap-around would be a wrong answer); a change of kind (ints into a float
-    input, floats into an int input) is a mistake unless the cast is exact."""
+    a silent wrap-around would be a wrong answer), and so is a bool into an integer input;
+    another change of kind (ints into a float input, floats into an int input) is a
+    mistake."""
     if arr.dtype.kind == want.kind:
         if want.kind in "ui" and arr.size and not np.can_cast(arr.dtype, want, casting="safe"):
             lo, hi = int(arr.min()), int(arr.max())
@@ -280,8 +281,9 @@ def _cast(name: str, arr: np.ndarray, want: np.dtype) -> np.ndarray:
                 raise InputError(f"input {name!r} expects {want.name}; its values "
                                  f"{lo}..{hi} do not fit")
         return arr.astype(want)
-    if arr.dtype.kind in "ui" and want.kind in "ui" and np.can_cast(arr.dtype, want,
-                                                                     casting="safe"):
+    # a bool into an integer input too (MNN stores a bool input as int32)
+    if arr.dtype.kind in "bui" and want.kind in "ui" and np.can_cast(arr.dtype, want,
+                                                                      casting="safe"):
         return arr.astype(want)
     raise InputError(f"input {name!r} expects dtype {want.name}, got {arr.dtype.name}")
 

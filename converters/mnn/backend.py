@@ -15,8 +15,10 @@ ourselves; we give it a clean, folded ONNX and the right flags:
     sparsity table  --detectSparseSpeedUp + PRUNE params (sparse.py; which
                     layers went sparse, and why, in details["sparsity"])
 
-Ops MNN lacks that ``converters.passes.decompose`` can write as other ops (Mish) are
-decomposed first, on the backend's own copy of the graph.
+Nodes MNN computes wrongly (``support.WRONG``) are rewritten into ops it computes right
+(``rewrites.py``) or refused before anything is written; ops MNN lacks that
+``converters.passes.decompose`` can write as other ops (Mish) are decomposed, on the
+backend's own copy of the graph.
 
 The backend's own knobs are ``MnnOptions`` (options.py):
 ``weight_quant_asymmetric=True`` passes ``--weightQuantAsymmetric`` (see
@@ -37,15 +39,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import onnx_ir as ir
 
 from converters.backends import (Backend, BackendOptions, BackendResult, Checked,
                                  register_backend)
-from converters.mnn import compression, fp16, legalize, sparse, support
+from converters.mnn import compression, fp16, legalize, rewrites, sparse, support
 from converters.mnn.options import MnnOptions
 from converters.passes import decompose
 from converters.onnx_io import save_onnx
@@ -120,6 +123,33 @@ class _Compression:
     sparse_plan: Any = None
 
 
+def _fused_gelu_allowed(node: ir.Node) -> Optional[str]:
+    """``support.node_reason``, but MNN's approximate GELU is accepted (approximate_gelu)."""
+    if node.op_type in ("Gelu", "Erf"):
+        return None
+    return support.node_reason(node)
+
+
+def _rewritten(model: ir.Model, reason=support.node_reason) -> Tuple[ir.Model, List[str]]:
+    """(model with what MNN gets wrong rewritten and what it lacks decomposed, notes): MNN's
+    rewrites and the shared decompositions in turn, since each may emit an op the other
+    covers (ReduceL2 -> ReduceSum with empty axes -> ReduceSum over every axis). A copy
+    is made when anything changes; the caller's model is never altered."""
+    work = model
+    done: Counter = Counter()
+    decomposed = decompose.DecomposeReport()
+    for _ in range(4):
+        todo_rw = rewrites.needs_rewrite(work, reason)
+        todo_dec = decompose.needs_decomposition(work, reason)
+        if not (todo_rw or todo_dec):
+            break
+        if work is model:
+            work = model.clone()
+        done += rewrites.apply(work, reason)
+        decomposed.counts += decompose.decompose_unsupported(work, reason).counts
+    return work, rewrites.notes(done) + decomposed.notes("mnn")
+
+
 @register_backend
 class MNNBackend(Backend):
     name = "mnn"
@@ -139,10 +169,15 @@ class MNNBackend(Backend):
         if options.weight_block_size and options.precision not in _WEIGHT_BITS:
             raise UnsupportedOptionError("weight_block_size applies to int8_weights and "
                                          f"int4_weights, not {options.precision}")
-        options.knobs(MnnOptions)
-        work, decomposed = decompose.prepared(model, support.node_reason)
-        support.check_model(work)
-        return Checked(work, decomposed.notes(self.name))
+        knobs = options.knobs(MnnOptions)
+        reason = support.node_reason
+        if knobs.approximate_gelu:
+            reason = _fused_gelu_allowed
+        work, notes = _rewritten(model, reason)
+        support.check_model(work, reason)
+        if knobs.approximate_gelu and any(n.op_type in ("Gelu", "Erf") for n in work.graph):
+            notes.append("approximate_gelu: MNN's fused GELU kernel kept (max abs error 4.7e-4)")
+        return Checked(work, notes)
 
     def write(self, checked: Checked, out_path: Path, options: BackendOptions
               ) -> BackendResult:

@@ -1,56 +1,232 @@
 """ONNX forms that are valid but that MNN's converter mishandles, rewritten into
-equivalent forms it takes. Applied to the MNN backend's own copy of the graph.
+equivalent forms it takes. Applied to the MNN backend's own copy of the graph, in
+every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 
-- LSTM/GRU/RNN with fewer than all outputs: the dynamo exporter emits an LSTM
-  with only ``Y``; MNN's converter (3.6) then segfaults while building its
-  While-loop RNN. Giving the node its ``Y_h`` (and ``Y_c``) outputs, unused,
+- LSTM/GRU/RNN with fewer than all outputs, or with an output left unnamed: the
+  dynamo exporter emits an LSTM with only ``Y``; MNN's converter (3.6) then
+  segfaults while building its While-loop RNN, and inside an ``If`` branch it maps
+  an LSTM's outputs by position among the *named* ones (so ``Y_h`` came back as
+  the whole sequence ``Y``). Giving the node all its outputs, named and unused,
   changes nothing numerically and converts cleanly.
+- Value names unique over the whole model: MNN names tensors model-wide, while
+  onnx-ir names a value left unnamed in each subgraph afresh (two branches each
+  with a ``v``), and MNN then reads one branch's tensor for the other's.
+- Normalizations with no ``epsilon`` attribute get ONNX's default written out: MNN's
+  converter takes 0 for a missing one (BatchNormalization on a channel of variance 0.0117
+  was off by 4e-4 relative; a variance of 0 gives inf).
+- Softmax/LogSoftmax with no ``axis`` attribute (opset 13+) get ``axis=-1``, the
+  default: MNN's converter segfaults on a LogSoftmax without one.
+- Pools with no ``strides`` (``pads``) attribute get the default, 1 (0) per axis: MNN's
+  runtime divides by the missing stride (SIGFPE) or spins on it (3-D pools without pads).
+- A value computed in an enclosing graph and read inside a subgraph is read through
+  a ``Reshape(v, [0, ..., 0])`` (a copy of its own shape) placed in the subgraph:
+  MNN hands captured tensors to a subgraph in its internal layout, and an LSTM that
+  read one directly took the sequence axis for the batch (Y_h came back [1, T, H]).
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Iterator, List, Set
 
+import numpy as np
 import onnx_ir as ir
 
+from converters.passes.subgraphs import (all_graphs, captured_values, has_subgraphs,
+                                         replace_in_graph, subgraphs_of)
 from edgert.op_registry import OpRegistry, register_all
 
 _RNN_OUTPUTS: OpRegistry[int] = OpRegistry("recurrent op output count")
 register_all(_RNN_OUTPUTS, {"LSTM": 3, "GRU": 2, "RNN": 2}, source=__name__)
 
 
-def complete_rnn_outputs(model: ir.Model) -> List[str]:
-    """Give every LSTM/GRU/RNN all its outputs. Returns the names of the nodes changed."""
-    changed = []
-    for node in list(model.graph):
-        want = _RNN_OUTPUTS.of_node(node)
-        if not want or len(node.outputs) >= want:
+def _all_nodes(model: ir.Model) -> Iterator[ir.Node]:  # every graph's nodes
+    yield from ir.traversal.RecursiveGraphIterator(model.graph)
+
+
+def _complete(node: ir.Node, want: int) -> None:
+    """Replace ``node`` by a copy with ``want`` named outputs (the extra ones unused)."""
+    graph = node.graph
+    base = node.name or next((o.name for o in node.outputs if o is not None and o.name),
+                             node.op_type)
+    new = ir.Node(node.domain, node.op_type, list(node.inputs),
+                  attributes=list(node.attributes.values()), num_outputs=want,
+                  name=node.name, version=node.version)
+    graph.insert_before(node, new)
+    for i, out in enumerate(new.outputs):
+        old = node.outputs[i] if i < len(node.outputs) else None
+        if old is None:
+            out.name = f"{base}_out{i}"
             continue
-        base = node.name or node.outputs[0].name or node.op_type
-        new = ir.Node(node.domain, node.op_type, list(node.inputs),
-                      attributes=list(node.attributes.values()), num_outputs=want,
-                      name=node.name, version=node.version)
-        for i, out in enumerate(new.outputs):
-            if i < len(node.outputs):
-                out.name = node.outputs[i].name
-                out.shape, out.type = node.outputs[i].shape, node.outputs[i].type
-            else:
-                out.name = f"{base}_out{i}"
-        model.graph.insert_before(node, new)
-        for old_out, new_out in zip(node.outputs, new.outputs):
-            ir.convenience.replace_all_uses_with(old_out, new_out)
-            for i, g_out in enumerate(model.graph.outputs):
-                if g_out is old_out:
-                    model.graph.outputs[i] = new_out
-        model.graph.remove(node, safe=True)
-        changed.append(base)
+        out.shape, out.type = old.shape, old.type
+        name = old.name
+        old.replace_all_uses_with(out, replace_graph_outputs=True)
+        old.name = None
+        out.name = name or f"{base}_out{i}"
+    graph.remove(node, safe=True)
+
+
+def complete_rnn_outputs(model: ir.Model) -> List[str]:
+    """Give every LSTM/GRU/RNN (in any graph) all its outputs, each named. Returns the
+    names of the nodes changed."""
+    changed = []
+    for node in list(_all_nodes(model)):
+        want = _RNN_OUTPUTS.of_node(node)
+        if not want:
+            continue
+        if len(node.outputs) >= want and all(o.name for o in node.outputs[:want]):
+            continue
+        changed.append(node.name or node.op_type)
+        _complete(node, want)
     return changed
+
+
+def unique_value_names(model: ir.Model) -> int:
+    """Rename values so that no two in the model share a name (main graph inputs and
+    outputs keep theirs). Returns how many were renamed."""
+    seen: Set[str] = set()
+    renamed = 0
+    main = model.graph
+    for v in list(main.inputs) + list(main.outputs):
+        if v.name:
+            seen.add(v.name)
+
+    def claim(v: ir.Value) -> None:
+        nonlocal renamed
+        if v is None or v in fixed:
+            return
+        fixed.add(v)
+        name = v.name or "v"
+        if name in seen or not v.name:
+            k = 1
+            while f"{name}_{k}" in seen:
+                k += 1
+            name = f"{name}_{k}"
+            v.name = name
+            renamed += 1
+        seen.add(name)
+
+    fixed: Set[ir.Value] = set(list(main.inputs) + list(main.outputs))
+    for v in main.initializers.values():
+        claim(v)
+    for graph in all_graphs(main):
+        for v in list(graph.inputs) + list(graph.initializers.values()):
+            claim(v)
+        for node in graph:
+            for v in node.outputs:
+                claim(v)
+    return renamed
+
+
+def pin_captured_values(model: ir.Model) -> int:
+    """Read every non-constant value a subgraph captures through a shape-preserving
+    Reshape inside that subgraph. Returns how many were pinned."""
+    pinned = 0
+    for graph in list(all_graphs(model.graph)):
+        for node in list(graph):
+            for sub in subgraphs_of(node).values():
+                pinned += _pin(sub)
+    return pinned
+
+
+def _pin(sub: ir.Graph) -> int:
+    n = 0
+    for v in captured_values(sub):
+        if v.shape is None:
+            continue
+        rank = len(v.shape)
+        shape = ir.Value(name=f"{v.name}_keep_shape",
+                         const_value=ir.tensor(np.zeros(rank, np.int64)))
+        shape.shape, shape.dtype = ir.Shape([rank]), ir.DataType.INT64
+        sub.register_initializer(shape)
+        node = ir.Node("", "Reshape", [v, shape], name=f"{v.name}_in_{sub.name or 'subgraph'}")
+        out = node.outputs[0]
+        out.name, out.shape, out.type = f"{v.name}_pinned", v.shape, v.type
+        replace_in_graph(sub, v, out)
+        node.replace_input_with(0, v)        # the Reshape itself reads the outer value
+        if len(sub):
+            sub.insert_before(sub.node(0), node)
+        else:
+            sub.append(node)
+        n += 1
+    return n
+
+
+_POOLS = ("MaxPool", "AveragePool", "LpPool")
+
+
+def default_pool_strides(model: ir.Model) -> int:
+    """Give every pool without ``strides`` (or ``pads``) its default: 1 (0) per axis."""
+    n = 0
+    for node in _all_nodes(model):
+        k = node.attributes.get_ints("kernel_shape", None) if node.op_type in _POOLS else None
+        if not k:
+            continue
+        changed = False
+        if node.attributes.get("strides") is None:
+            node.attributes["strides"] = ir.AttrInt64s("strides", [1] * len(k))
+            changed = True
+        if node.attributes.get("pads") is None and \
+                node.attributes.get_string("auto_pad", "NOTSET") == "NOTSET":
+            node.attributes["pads"] = ir.AttrInt64s("pads", [0] * 2 * len(k))
+            changed = True
+        n += changed
+    return n
+
+
+_EPSILON = {"BatchNormalization": 1e-5, "InstanceNormalization": 1e-5,
+            "LayerNormalization": 1e-5, "GroupNormalization": 1e-5}
+
+
+def explicit_epsilon(model: ir.Model) -> int:
+    """Write ONNX's default ``epsilon`` on normalizations that rely on it."""
+    n = 0
+    for node in _all_nodes(model):
+        eps = _EPSILON.get(node.op_type)
+        if eps is not None and node.attributes.get("epsilon") is None:
+            node.attributes["epsilon"] = ir.AttrFloat32("epsilon", eps)
+            n += 1
+    return n
+
+
+def explicit_softmax_axis(model: ir.Model) -> int:
+    """Write the default ``axis=-1`` on Softmax/LogSoftmax nodes that rely on it."""
+    from edgert.op_registry import default_opset
+
+    if default_opset(model.opset_imports, 13) < 13:
+        return 0
+    n = 0
+    for node in _all_nodes(model):
+        if node.op_type in ("Softmax", "LogSoftmax") and node.attributes.get("axis") is None:
+            node.attributes["axis"] = ir.AttrInt64("axis", -1)
+            n += 1
+    return n
 
 
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
+    eps = explicit_epsilon(model)
+    if eps:
+        notes.append(f"wrote ONNX's default epsilon on {eps} normalization(s) (MNN's converter "
+                     "takes 0 for a missing one)")
+    if explicit_softmax_axis(model):
+        notes.append("wrote the default axis=-1 on Softmax/LogSoftmax (MNN's converter "
+                     "crashes on a LogSoftmax without it)")
+    strided = default_pool_strides(model)
+    if strided:
+        notes.append(f"gave {strided} pool(s) their default strides and pads (MNN's runtime "
+                     "crashes or hangs on a pool without them)")
     rnn = complete_rnn_outputs(model)
     if rnn:
         notes.append(f"gave {len(rnn)} RNN node(s) all their outputs (MNN's converter "
                      f"crashes otherwise): {', '.join(rnn)}")
+    if has_subgraphs(model):
+        pinned = pin_captured_values(model)
+        if pinned:
+            notes.append(f"{pinned} value(s) read inside If/Loop subgraphs are read through "
+                         "a shape-keeping Reshape (MNN passes captured tensors in its own "
+                         "layout)")
+        n = unique_value_names(model)
+        if n:
+            notes.append(f"renamed {n} value(s) so that every name is unique over the "
+                         "model's graphs (MNN names tensors model-wide)")
     return notes

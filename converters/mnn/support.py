@@ -4,9 +4,10 @@ MNN's converter prints the ONNX ops it supports (``--OP``); that list is read
 once per MNN version (in a child process, cached under $EDGERT_CACHE_DIR) and
 every node is checked against it before conversion, so an unsupported op is
 named (node, op type, target) instead of surfacing as a converter crash or a
-model that fails at run time. Listed ops that MNN computes wrongly or crashes on
-(``WRONG``, measured) count as unsupported: those the decomposition table covers are
-rewritten, the others refused with the reason. Ops in a non-ONNX domain (custom ops)
+model that fails at run time. Listed ops that MNN computes wrongly, crashes or hangs
+on (``WRONG``, measured; rows in ``wrong_ops.py``) count as unsupported: those a rewrite
+(``rewrites.py``) or the decomposition table covers are rewritten, the others refused
+with the reason, before anything is written. Ops in a non-ONNX domain (custom ops)
 are never supported: MNN's converter reads standard ONNX only.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable, FrozenSet, Iterator, Optional, Tuple, Union
 import onnx_ir as ir
 
 from converters.errors import ConversionError, UnsupportedOpError
-from edgert.op_registry import OpRegistry, is_default_domain, op_label, register_all
+from edgert.op_registry import OpRegistry, is_default_domain, op_label
 
 TARGET = "mnn"
 _OPS: Optional[FrozenSet[str]] = None
@@ -78,37 +79,12 @@ def _nodes(model: ir.Model) -> Iterator[ir.Node]:
     yield from ir.traversal.RecursiveGraphIterator(model.graph)
 
 
-def _axes_input(what: str):
-    def reason(node: ir.Node) -> Optional[str]:
-        if len(node.inputs) > 1 and node.inputs[1] is not None:
-            return (f"MNN's converter ignores the axes *input* of {what} (opset 18+) and "
-                    "reduces over every axis")
-        return None
-    return reason
-
-
-# Ops MNN lists but computes wrongly (measured on MNN 3.x; tests/converters/
-# test_decompose.py): a reason (or a function of the node giving one) makes them count as
-# unsupported, so the decomposition table's form is used instead.
+# Ops MNN lists but computes wrongly, crashes or hangs on (measured on MNN 3.6 with ONNX's
+# node tests; rows in wrong_ops.py): a reason (or a function of the node giving one) makes
+# them count as unsupported, so a rewrite (rewrites.py) or a decomposition is used instead,
+# or the node is refused with the reason.
 WRONG: OpRegistry[Union[str, Callable[[ir.Node], Optional[str]]]] = OpRegistry(
-    "op MNN computes wrongly")
-register_all(WRONG, {
-    "Softplus": "MNN writes Softplus as LOG(1 + EXP(x)) and its EXP saturates at x = 87, "
-                "so Softplus(x) = 87 for every x > 87",
-    "Less": "MNN's Less gives wrong results (about half the elements of a random test)",
-    "Mod": lambda node: ("MNN's float Mod (fmod=1) gives wrong results"
-                         if node.attributes.get_int("fmod", 0) == 1 else None),
-    **{op: _axes_input(op) for op in ("ReduceL1", "ReduceL2", "ReduceSumSquare",
-                                      "ReduceLogSum", "ReduceLogSumExp")},
-    "MaxPool": lambda node: ("MNN's runtime crashes (SIGFPE) on a dilated MaxPool"
-                             if any(d != 1 for d in node.attributes.get_ints("dilations", []))
-                             else None),
-    "LpPool": "MNN's runtime crashes (SIGFPE) on LpPool",
-    "Resize": lambda node: _cubic_resize(node),
-    "MatMul": lambda node: ("MNN aborts (SIGABRT) on a MatMul with a 1-D operand"
-                            if any(v is not None and v.shape is not None and len(v.shape) == 1
-                                   for v in node.inputs[:2]) else None),
-}, source=__name__)
+    "op MNN computes wrongly", modules=("converters.mnn.wrong_ops",))
 
 
 def _cubic_resize(node: ir.Node) -> Optional[str]:
@@ -131,22 +107,50 @@ def node_reason(node: ir.Node) -> Optional[str]:
                 "reads ai.onnx ops only")
     if node.op_type not in supported_ops():
         return "not in the ONNX ops MNN's converter lists (mnnconvert --OP)"
+    if node.meta.get("edgert.mnn_rewritten"):    # rewrites.REWRITTEN: built to be right
+        return None
     wrong = WRONG.of_node(node)
     return wrong(node) if callable(wrong) else wrong
 
 
-def unsupported_node(model: ir.Model) -> Optional[Tuple[ir.Node, str]]:
+def unsupported_node(model: ir.Model,
+                     reason_of: Optional[Callable[[ir.Node], Optional[str]]] = None
+                     ) -> Optional[Tuple[ir.Node, str]]:
     """The first node MNN cannot take, with the reason, or None."""
     for node in _nodes(model):
-        reason = node_reason(node)
+        reason = (reason_of or node_reason)(node)
         if reason:
             return node, reason
     return None
 
 
-def check_model(model: ir.Model) -> None:
-    """Raise UnsupportedOpError naming the first node MNN cannot take."""
-    found = unsupported_node(model)
+def _is_constant(v: ir.Value) -> bool:
+    p = v.producer()
+    return v.const_value is not None or (p is not None and p.op_type == "Constant")
+
+
+def _zero_size(v: ir.Value) -> bool:
+    return v.shape is not None and any(d == 0 for d in v.shape if isinstance(d, int))
+
+
+def check_model(model: ir.Model,
+                reason_of: Optional[Callable[[ir.Node], Optional[str]]] = None) -> None:
+    """Raise UnsupportedOpError naming the first node MNN cannot take (or InputError for
+    an input or output with no elements)."""
+    for kind, values in (("input", model.graph.inputs), ("output", model.graph.outputs)):
+        for v in values:
+            if _zero_size(v):
+                from edgert.errors import InputError
+                raise InputError(f"{TARGET}: graph {kind} {v.name!r} has no elements (shape "
+                                 f"{[d if isinstance(d, int) else str(d) for d in v.shape]});"
+                                 " MNN and edgert's runtime take no empty tensors")
+    for v in model.graph.outputs:
+        if v.shape is not None and len(v.shape) == 0 and _is_constant(v):
+            from edgert.errors import InputError
+            raise InputError(f"{TARGET}: graph output {v.name!r} is a constant scalar (the "
+                             "model computes it from shapes alone); MNN returns a constant "
+                             "scalar with shape [1]")
+    found = unsupported_node(model, reason_of)
     if found:
         from converters.passes.base import node_label
 

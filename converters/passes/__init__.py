@@ -24,6 +24,7 @@ from converters.passes.decompose_einsum import DecomposeEinsum
 from converters.passes.div_to_mul import DivToMul
 from converters.passes.fold_batchnorm import FoldBatchNorm
 from converters.passes.fold_constants import FoldConstants
+from converters.passes.fold_control_flow import FoldControlFlow
 from converters.passes.fold_shapes import FoldShapes
 from converters.passes.fuse_activations import FUSED_ACTIVATION_KEY, FuseActivations
 from converters.passes.fuse_matmul_add import FuseMatMulAdd
@@ -41,6 +42,7 @@ PIPELINE: List[type] = [
     InlineFunctions,
     DecomposeEinsum,
     FoldConstants,
+    FoldControlFlow,
     RemoveDead,
     DivToMul,
     FoldShapes,

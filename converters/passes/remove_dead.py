@@ -9,6 +9,12 @@ write ``Dropout(x)`` (training_mode defaults to false, so it is the identity at
 inference) and 1-element tensors like ``[1.0]``. An arithmetic no-op is
 removed only when the constant cannot change the result's shape (it
 broadcasts into ``x``) or its dtype.
+
+Identity elimination is ours too: onnx-ir's pass makes a subgraph's output the
+outer-scope value an Identity forwarded, and fails ("... is already an output of a
+different graph") when two branches of an ``If`` forward the same value (Silero VAD's
+exports). An Identity that is its graph's output is removed only when its input is
+computed by a node of that same graph and is not already an output.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import onnx_ir as ir
 from onnxscript.rewriter import MatchResult, RewriteRuleClassBase
 
 from converters.passes.base import PassResult, RulePass
+from edgert.op_registry import is_default_domain
 
 
 class DropoutAtInference(RewriteRuleClassBase):
@@ -107,7 +114,7 @@ class RemoveDead(RulePass):
         ir.passes.common.RemoveUnusedNodesPass()(model)
         unused = start - _node_count(model)
         result = super().run(model)
-        ir.passes.common.IdentityEliminationPass()(model)
+        eliminate_identities(model)
         ir.passes.common.RemoveUnusedNodesPass()(model)
         result.changes = start - _node_count(model)
         if unused:
@@ -115,6 +122,41 @@ class RemoveDead(RulePass):
         if result.changes - unused:
             result.notes.append(f"removed {result.changes - unused} Identity/no-op node(s)")
         return result
+
+
+def eliminate_identities(model: ir.Model) -> int:
+    """Remove ``y = Identity(x)`` nodes in every graph, keeping each graph's outputs its
+    own values. Returns how many were removed."""
+    removed = 0
+    for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        if _remove_identity(node):
+            removed += 1
+    return removed
+
+
+def _remove_identity(node: ir.Node) -> bool:
+    if node.op_type != "Identity" or not is_default_domain(node.domain) \
+            or len(node.inputs) != 1 or len(node.outputs) != 1 or node.inputs[0] is None:
+        return False
+    x, y, graph = node.inputs[0], node.outputs[0], node.graph
+    if y.is_graph_output():
+        producer = x.producer()
+        # x must be made here (not a graph input, an initializer or an outer-scope value)
+        # and must not be an output already (a graph lists each output value once)
+        if producer is None or producer.graph is not graph or x.is_graph_output():
+            return False
+    if x.shape is None:
+        x.shape = y.shape
+    if x.type is None:
+        x.type = y.type
+    is_output = y.is_graph_output()
+    name = y.name
+    ir.convenience.replace_all_uses_with(y, x, replace_graph_outputs=True)
+    if is_output:
+        y.name = None
+        x.name = name
+    graph.remove(node, safe=True)
+    return True
 
 
 def _node_count(model: ir.Model) -> int:

@@ -129,6 +129,12 @@ class TFLiteBackend(Backend):
 
     def check(self, model: Any, options: BackendOptions) -> Checked:
         _check_options(options)
+        if options.precision == "int8":
+            from converters.passes.subgraphs import has_subgraphs
+            if has_subgraphs(model):    # full_int8.py rewrites the main subgraph only
+                raise UnsupportedOptionError(
+                    "tflite: full int8 of a model with control flow (If/Loop subgraphs) is "
+                    "not supported; convert it at fp32, fp16 or int8_weights")
         model, decomposed = prepare(model)
         support.check_model(model)
         return Checked(model, decomposed.notes(self.name))

@@ -12,6 +12,11 @@ Two hooks live here because every constant and every tensor passes through them:
   it on ``tensor`` too (see docs/TFLITE.md).
 * ``sparsity=`` takes a ``SparsityParametersT`` (traversal order, block map, dim
   metadata) for a constant already encoded in TFLite's sparse format.
+
+Control flow (IF's branches, WHILE's condition and body) lives in further subgraphs:
+``child()`` makes one that shares the model's buffers, with its own tensors and
+operators, and returns it with its subgraph index; ``subgraphs`` on the main one
+lists them all, in index order, for the writer.
 """
 from __future__ import annotations
 
@@ -36,16 +41,28 @@ class OpRecord:
 
 
 class SubgraphBuilder:
-    def __init__(self) -> None:
+    def __init__(self, parent: Optional["SubgraphBuilder"] = None, name: str = "main") -> None:
         s = schema()
+        self.name = name
         self.tensors: List[Any] = []
-        self.buffers: List[Any] = [s.BufferT()]          # buffer 0: the empty buffer
-        self.buffer_data: List[Optional[bytes]] = [None]
+        if parent is None:
+            self.buffers: List[Any] = [s.BufferT()]          # buffer 0: the empty buffer
+            self.buffer_data: List[Optional[bytes]] = [None]
+            self.subgraphs: List["SubgraphBuilder"] = [self]
+        else:           # buffers are the model's: shared by every subgraph
+            self.buffers, self.buffer_data = parent.buffers, parent.buffer_data
+            self.subgraphs = parent.subgraphs
+            self.subgraphs.append(self)
+        self.index = len(self.subgraphs) - 1
         self.ops: List[OpRecord] = []
         self.inputs: List[int] = []
         self.outputs: List[int] = []
         self._names: Dict[str, int] = {}
         self._const_cache: Dict[tuple, int] = {}
+
+    def child(self, name: str) -> "SubgraphBuilder":
+        """A new subgraph of the same model (``.index`` is what IF/WHILE options name)."""
+        return SubgraphBuilder(self, name)
 
     # -- tensors ------------------------------------------------------------------------
     def unique_name(self, name: str) -> str:
@@ -126,10 +143,13 @@ class SubgraphBuilder:
         self.ops = keep[::-1]
         return removed
 
-    def op_counts(self) -> Dict[str, int]:
+    def op_counts(self, every_subgraph: bool = True) -> Dict[str, int]:
+        """Builtin -> operator count (over every subgraph of the model, from the main one)."""
         counts: Dict[str, int] = {}
-        for rec in self.ops:
-            counts[rec.builtin] = counts.get(rec.builtin, 0) + 1
+        graphs = self.subgraphs if every_subgraph and self.index == 0 else [self]
+        for sg in graphs:
+            for rec in sg.ops:
+                counts[rec.builtin] = counts.get(rec.builtin, 0) + 1
         return counts
 
 

@@ -48,6 +48,7 @@ class LoweringContext:
         self._views: Dict[Tuple[int, Tuple], int] = {}     # (tensor, shape) -> its reshape
         self.consumed: set = set()          # ids of nodes folded into an earlier op
         self.notes: List[str] = []
+        self.opset: Optional[int] = None    # the model's; set for subgraphs (control_flow.py)
 
     # -- values -------------------------------------------------------------------------
     def shape(self, value) -> List[Optional[int]]:

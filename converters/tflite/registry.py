@@ -28,6 +28,7 @@ OP_MODULES = (
     "converters.tflite.ops.norm",
     "converters.tflite.ops.recurrent",
     "converters.tflite.ops.detection",
+    "converters.tflite.control_flow",
 )
 
 CheckFn = Callable[[object], Optional[str]]

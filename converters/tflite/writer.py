@@ -6,6 +6,9 @@ read weights in place); every OperatorCode carries its version from
 ``versions.py`` and both its builtin code fields (``deprecated_builtin_code`` is
 capped at 127, the placeholder for newer ops); one SignatureDef
 ``serving_default`` names the inputs and outputs as the source model does.
+Control flow adds subgraphs (``SubgraphBuilder.child``): they are written after the
+main one, in index order, sharing the operator codes (each builtin at the highest
+version any subgraph needs) and the buffers.
 """
 from __future__ import annotations
 
@@ -50,11 +53,14 @@ def _aligned_buffer_class():
     return AlignedBufferT
 
 
-def _operator_codes(sg: SubgraphBuilder):
+def _operator_codes(graphs: Sequence[SubgraphBuilder]):
     s = schema()
-    versions = versions_by_builtin(sg)
+    versions: dict = {}
+    for sg in graphs:
+        for builtin, v in versions_by_builtin(sg).items():
+            versions[builtin] = max(v, versions.get(builtin, 1))
     codes, index = [], {}
-    for rec in sg.ops:
+    for rec in (r for sg in graphs for r in sg.ops):
         if rec.builtin in index:
             continue
         code = s.OperatorCodeT()
@@ -81,11 +87,9 @@ def _signature(inputs: Sequence[Tuple[str, int]], outputs: Sequence[Tuple[str, i
     return sig
 
 
-def serialize(sg: SubgraphBuilder, inputs: List[Tuple[str, int]],
-              outputs: List[Tuple[str, int]], description: str = "edgert") -> bytes:
-    """The .tflite bytes for subgraph ``sg`` with I/O named ``(source name, tensor index)``."""
+def _subgraph(sg: SubgraphBuilder, index: dict, inputs: Sequence[int],
+              outputs: Sequence[int]):
     s = schema()
-    codes, index = _operator_codes(sg)
     operators = []
     for rec in sg.ops:
         op = s.OperatorT()
@@ -96,18 +100,30 @@ def serialize(sg: SubgraphBuilder, inputs: List[Tuple[str, int]],
         operators.append(op)
     sub = s.SubGraphT()
     sub.tensors = sg.tensors
-    sub.inputs, sub.outputs = [i for _, i in inputs], [i for _, i in outputs]
+    sub.inputs, sub.outputs = list(inputs), list(outputs)
     sub.operators = operators
-    sub.name = "main"
+    sub.name = sg.name
+    return sub
+
+
+def serialize(sg: SubgraphBuilder, inputs: List[Tuple[str, int]],
+              outputs: List[Tuple[str, int]], description: str = "edgert") -> bytes:
+    """The .tflite bytes for subgraph ``sg`` with I/O named ``(source name, tensor index)``."""
+    graphs = sg.subgraphs
+    codes, index = _operator_codes(graphs)
+    subs = [_subgraph(g, index, [i for _, i in inputs], [i for _, i in outputs])
+            if g.index == 0 else _subgraph(g, index, g.inputs, g.outputs) for g in graphs]
+    s = schema()
     aligned = _aligned_buffer_class()
     model = s.ModelT()
     model.version = SCHEMA_VERSION
     model.operatorCodes = codes
-    model.subgraphs = [sub]
+    model.subgraphs = subs
     model.description = description
     model.buffers = [aligned(data or b"") for data in sg.buffer_data]
     model.signatureDefs = [_signature(inputs, outputs)]
     total = sum(len(d or b"") + BUFFER_ALIGNMENT for d in sg.buffer_data)
-    builder = flatbuffers.Builder(total + (1 << 16) + 256 * len(sg.tensors))
+    tensors = sum(len(g.tensors) for g in graphs)
+    builder = flatbuffers.Builder(total + (1 << 16) + 256 * tensors)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())

@@ -79,28 +79,23 @@ def test_torch_file_without_shapes_asks_for_input_shape(tmp_path):
 
 
 def test_one_target_failing_keeps_the_others_results(tmp_path):
-    """If (control flow): MNN converts it, TFLite cannot; the MNN file and its
-    verification are still written and shown, the TFLite error names the node."""
+    """NonZero (a data-dependent output shape): MNN converts it, TFLite cannot; the MNN
+    file and its verification are still written and shown, the TFLite error names the
+    node."""
     from onnx import TensorProto as T
     from onnx import helper
 
-    branch = [helper.make_graph([helper.make_node(op, ["x"], [f"y_{op}"])], op, [],
-                                [helper.make_tensor_value_info(f"y_{op}", T.FLOAT, [1, 4])])
-              for op in ("Relu", "Neg")]
     g = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
-         helper.make_node("Greater", ["s", "z"], ["c"]),
-         helper.make_node("If", ["c"], ["y"], then_branch=branch[0], else_branch=branch[1],
-                          name="branch")], "g",
+        [helper.make_node("Relu", ["x"], ["r"]),
+         helper.make_node("NonZero", ["r"], ["y"], name="branch")], "g",
         [helper.make_tensor_value_info("x", T.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", T.FLOAT, [1, 4])],
-        [helper.make_tensor("z", T.FLOAT, [], [0.0])])
+        [helper.make_tensor_value_info("y", T.INT64, [2, None])])
     path = tmp_path / "if.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     proc = _edgert(str(path), "--to", "mnn,tflite", "--out", str(tmp_path / "o"),
                    "--no-isolated-check")
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "tflite: node 'branch' has op 'If'" in proc.stderr
+    assert "tflite: node 'branch' has op 'NonZero'" in proc.stderr
     assert "conversion FAILED for tflite" in proc.stdout
     assert (tmp_path / "o" / "if.mnn").exists()
     report = json.loads((tmp_path / "o" / "if.report.json").read_text())
