@@ -1,0 +1,248 @@
+"""Verification runs the converted models in a child process, never in the caller's.
+
+An engine written in C++ may segfault or hang on a graph it accepted (MNN on a 1-D
+MatMul, on some OneHot graphs): Python cannot catch either. So ``convert()`` hands
+every written model and every input set to one child process, which loads each
+model and runs it on each set, writing the outputs to files. A crash costs the model
+it happened on (its error names the signal and the engine's last words) and a new
+child takes the models left; a model that does not finish within its deadline is
+killed (by the child's PID) and reported as a hang. One child serves the whole
+conversion, so a clean run pays one Python start, not one per model or input.
+
+The deadline of one model, unless given: ``10 s + 0.5 s per MB of the file per input
+set``, at most 60 s: a small model that hangs costs seconds, not the runtime's 300 s.
+
+Run as ``python -m converters.flow.isolation SPEC_JSON PROGRESS_FD``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+BASE_TIMEOUT_S = 10.0
+PER_MB_PER_SET_S = 0.5
+MAX_DEFAULT_TIMEOUT_S = 60.0
+
+
+@dataclass
+class RunJob:
+    """One written model to run on every input set (feeds already in its own layout)."""
+
+    target: str
+    path: str
+    feed_sets: List[Dict[str, np.ndarray]]
+    options: Dict[str, object] = field(default_factory=dict)   # edgert.load keyword args
+    timeout_s: Optional[float] = None
+
+
+@dataclass
+class RunOutcome:
+    """What the child said about one job: outputs per input set, or why there are none."""
+
+    outputs: Optional[List[Dict[str, np.ndarray]]] = None
+    error: Optional[str] = None
+    error_type: Optional[str] = None        # an edgert error class name, or "crash"/"hang"
+    seconds: float = 0.0
+
+
+def default_timeout(path: str, sets: int) -> float:
+    """10 s + 0.5 s per MB per input set, at most 60 s."""
+    mb = os.path.getsize(path) / 1e6 if os.path.exists(path) else 0.0
+    return min(MAX_DEFAULT_TIMEOUT_S, BASE_TIMEOUT_S + PER_MB_PER_SET_S * mb * max(1, sets))
+
+
+def run_isolated(jobs: Sequence[RunJob], threads: Optional[int] = None
+                 ) -> List[RunOutcome]:
+    """Each job's outcome, in order; the jobs run in one child process (a new one only
+    after a crash or a hang)."""
+    outcomes: List[Optional[RunOutcome]] = [None] * len(jobs)
+    with tempfile.TemporaryDirectory(prefix="edgert-verify-") as tmp:
+        spec = _write_spec(jobs, tmp, threads)
+        while True:
+            todo = [j for j, o in enumerate(outcomes) if o is None]
+            if not todo:
+                break
+            _run_child(spec, todo, jobs, outcomes, tmp)
+            if all(outcomes[j] is None for j in todo):     # no progress: do not loop
+                for j in todo:
+                    outcomes[j] = RunOutcome(error=f"{jobs[j].target}: the verification "
+                                             f"child did not run", error_type="EngineError")
+    return [o if o is not None else RunOutcome(error="not run", error_type="EngineError")
+            for o in outcomes]
+
+
+def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dict:
+    entries = []
+    for j, job in enumerate(jobs):
+        feeds = os.path.join(tmp, f"in_{j}.npz")
+        arrays, names = {}, []
+        for s, feed in enumerate(job.feed_sets):
+            names.append(list(feed))
+            for k, (n, a) in enumerate(feed.items()):
+                arrays[f"s{s}_i{k}"] = np.ascontiguousarray(a)
+        np.savez(feeds, **arrays)
+        entries.append({"target": job.target, "path": os.path.abspath(job.path),
+                        "inputs": feeds, "input_names": names, "options": job.options,
+                        "out": os.path.join(tmp, f"out_{j}.npz"),
+                        "report": os.path.join(tmp, f"out_{j}.json")})
+    spec = {"jobs": entries, "threads": threads}
+    with open(os.path.join(tmp, "spec.json"), "w") as f:
+        json.dump(spec, f)
+    return spec
+
+
+def _run_child(spec: dict, todo: List[int], jobs: Sequence[RunJob],
+               outcomes: List[Optional[RunOutcome]], tmp: str) -> None:
+    """One child over the ``todo`` jobs; fills ``outcomes`` for each it finished, and
+    for the one it crashed or hung on."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    log_path = os.path.join(tmp, f"child_{todo[0]}.log")
+    spec_path = os.path.join(tmp, "spec.json")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "converters.flow.isolation", spec_path, str(write_fd),
+             ",".join(map(str, todo))],
+            stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env)
+    os.close(write_fd)
+    current, started, buf = None, time.monotonic(), b""
+    try:
+        while True:
+            deadline = None
+            if current is not None:
+                job = jobs[current]
+                limit = job.timeout_s or default_timeout(job.path, len(job.feed_sets))
+                deadline = started + limit
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = select.select([read_fd], [], [], wait)[0]
+            if not ready:           # the current job missed its deadline
+                _kill(proc)
+                outcomes[current] = RunOutcome(
+                    error=f"{jobs[current].target}: the converted model did not finish "
+                          f"loading and running {len(jobs[current].feed_sets)} input set(s) "
+                          f"within {limit:.0f} s in the verification child: the engine hung "
+                          f"(or is slower than that; raise verify_timeout)",
+                    error_type="hang", seconds=limit)
+                return
+            chunk = os.read(read_fd, 4096)
+            if not chunk:           # the child is gone
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                verb, _, arg = line.decode().partition(" ")
+                if verb == "start":
+                    current, started = int(arg), time.monotonic()
+                elif verb == "done":
+                    j = int(arg)
+                    outcomes[j] = _read_outcome(spec["jobs"][j], time.monotonic() - started)
+                    current = None
+        proc.wait(timeout=30)
+    finally:
+        os.close(read_fd)
+        if proc.poll() is None:
+            _kill(proc)
+    if current is not None and outcomes[current] is None:
+        outcomes[current] = _crash(jobs[current], proc.returncode, log_path)
+    elif proc.returncode != 0:      # died between jobs (import failure, ...)
+        for j in todo:
+            if outcomes[j] is None:
+                outcomes[j] = _crash(jobs[j], proc.returncode, log_path)
+                return
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        proc.kill()
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _crash(job: RunJob, code: Optional[int], log_path: str) -> RunOutcome:
+    try:
+        with open(log_path, "rb") as f:
+            tail = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()][-3:]
+    except OSError:
+        tail = []
+    if code is not None and code < 0:
+        try:
+            how = signal.Signals(-code).name
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit code {code}"
+    return RunOutcome(
+        error=f"{job.target}: the engine crashed ({how}) loading or running the converted "
+              f"model in the verification child" + (f" (it said: {' / '.join(tail)})"
+                                                      if tail else ""),
+        error_type="crash")
+
+
+def _read_outcome(entry: dict, seconds: float) -> RunOutcome:
+    with open(entry["report"]) as f:
+        report = json.load(f)
+    if report.get("error"):
+        return RunOutcome(error=report["message"], error_type=report["error"], seconds=seconds)
+    with np.load(entry["out"], allow_pickle=False) as data:
+        outputs = [{name: data[f"s{s}_o{k}"] for k, name in enumerate(names)}
+                   for s, names in enumerate(report["output_names"])]
+    return RunOutcome(outputs=outputs, seconds=seconds)
+
+
+# -- the child ----------------------------------------------------------------------------
+
+def _run_job(entry: dict, threads: Optional[int]) -> None:
+    import edgert
+    from edgert.errors import EdgertError
+
+    report: dict = {}
+    arrays = {}
+    try:
+        with np.load(entry["inputs"], allow_pickle=False) as data:
+            sets = [{n: data[f"s{s}_i{k}"] for k, n in enumerate(names)}
+                    for s, names in enumerate(entry["input_names"])]
+        sess = edgert.load(entry["path"], threads=threads, check="structure",
+                           **entry["options"])
+        try:
+            names_per_set = []
+            for s, feeds in enumerate(sets):
+                out = sess.run(feeds)
+                names_per_set.append(list(out))
+                arrays.update({f"s{s}_o{k}": np.asarray(v) for k, v in enumerate(out.values())})
+        finally:
+            sess.close()
+        report = {"output_names": names_per_set}
+    except EdgertError as exc:
+        report = {"error": type(exc).__name__, "message": f"{entry['target']}: {exc}"}
+    np.savez(entry["out"], **arrays)
+    with open(entry["report"], "w") as f:
+        json.dump(report, f)
+
+
+def _child(spec_path: str, progress_fd: int, todo: str) -> int:
+    with open(spec_path) as f:
+        spec = json.load(f)
+    progress = os.fdopen(progress_fd, "w", buffering=1)
+    for j in (int(x) for x in todo.split(",") if x):
+        progress.write(f"start {j}\n")
+        _run_job(spec["jobs"][j], spec.get("threads"))
+        progress.write(f"done {j}\n")
+    progress.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
