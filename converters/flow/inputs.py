@@ -12,8 +12,9 @@ report:
   noise while it is fine on images); no seeded sets then;
 - otherwise ``count`` seeded sets (N(0,1) floats, small ints; ``verify_seed``,
   +1, ...). When the user's data or example inputs are there, the seeded sets take
-  their shapes, and their integer and bool inputs (token ids, masks, lengths: values
-  the user knows and noise does not), varying the float ones.
+  their shapes and all but their float data (rank 2 and up): integer, bool and
+  rank-0/1 float inputs (token ids, masks, lengths, scales, thresholds) are values
+  the user knows and noise does not.
 
 Values the user fixed (``input_values``, ``--input sr=16000``) go into every set and
 every calibration feed.
@@ -86,13 +87,13 @@ def _with(feeds: Dict[str, np.ndarray], fixed: Mapping[str, np.ndarray]
 
 def _seeded(specs: Sequence[tuple], seed: int, like: Optional[Mapping[str, np.ndarray]],
             fixed: Mapping[str, np.ndarray]) -> Optional[Dict[str, np.ndarray]]:
-    """A seeded set; with ``like`` (the user's or example set), its shapes and its
-    non-float inputs. None when nothing would vary (no float input to draw)."""
+    """A seeded set; with ``like`` (the user's or example set), its shapes and all but
+    its float data inputs (rank >= 2). None when nothing would vary."""
     free = [(n, s, t) for n, s, t in specs if n not in fixed]
     if like is not None:
         free = [(n, np.shape(like[n]), np.asarray(like[n]).dtype) for n, _, _ in free
                 if n in like]
-        draw = [sp for sp in free if np.issubdtype(sp[2], np.floating)]
+        draw = [sp for sp in free if np.issubdtype(sp[2], np.floating) and len(sp[1]) >= 2]
         if not draw:
             return None
         feeds = {n: like[n] for n, _, _ in free}

@@ -53,6 +53,7 @@ class RunOutcome:
     error: Optional[str] = None
     error_type: Optional[str] = None        # an edgert error class name, or "crash"/"hang"
     seconds: float = 0.0
+    child_pid: Optional[int] = None         # the verification child that ran it
 
 
 def default_timeout(path: str, sets: int) -> float:
@@ -63,22 +64,53 @@ def default_timeout(path: str, sets: int) -> float:
 
 def run_isolated(jobs: Sequence[RunJob], threads: Optional[int] = None
                  ) -> List[RunOutcome]:
-    """Each job's outcome, in order; the jobs run in one child process (a new one only
-    after a crash or a hang)."""
+    """Each job's outcome, in order. The jobs run in one child process. When it dies by
+    a signal, the models it had run are run again, each alone, before anything is
+    blamed: an engine that corrupts the heap may let its own run finish and kill the
+    process later (MNN's 1-D MatMul: "corrupted size vs. prev_size" at exit)."""
     outcomes: List[Optional[RunOutcome]] = [None] * len(jobs)
     with tempfile.TemporaryDirectory(prefix="edgert-verify-") as tmp:
         spec = _write_spec(jobs, tmp, threads)
-        while True:
+        while any(o is None for o in outcomes):
             todo = [j for j, o in enumerate(outcomes) if o is None]
-            if not todo:
-                break
-            _run_child(spec, todo, jobs, outcomes, tmp)
-            if all(outcomes[j] is None for j in todo):     # no progress: do not loop
-                for j in todo:
-                    outcomes[j] = RunOutcome(error=f"{jobs[j].target}: the verification "
-                                             f"child did not run", error_type="EngineError")
-    return [o if o is not None else RunOutcome(error="not run", error_type="EngineError")
-            for o in outcomes]
+            child = _run_child(spec, todo, jobs, tmp)
+            if child.signalled and len(child.started) > 1:
+                for j in child.started:
+                    outcomes[j] = _solo(spec, j, jobs, tmp)
+            else:
+                for j, o in child.outcomes.items():
+                    outcomes[j] = o
+                if child.signalled and child.started:
+                    j = child.started[0]
+                    outcomes[j] = _crash(jobs[j], child.returncode, child.log, child.pid)
+            if not child.started and all(outcomes[j] is None for j in todo):
+                j = todo[0]      # the child died before its first job: blame that one
+                outcomes[j] = _crash(jobs[j], child.returncode, child.log, child.pid)
+    return [o for o in outcomes if o is not None]
+
+
+def _solo(spec: dict, j: int, jobs: Sequence[RunJob], tmp: str) -> RunOutcome:
+    """Job ``j`` alone in its own child: a signal, even after it finished, is its crash."""
+    child = _run_child(spec, [j], jobs, tmp)
+    if child.signalled:
+        return _crash(jobs[j], child.returncode, child.log, child.pid)
+    return child.outcomes.get(j) or _crash(jobs[j], child.returncode, child.log, child.pid)
+
+
+@dataclass
+class _Child:
+    """What one child process did: the jobs it started, their outcomes, how it ended."""
+
+    pid: int
+    log: str
+    started: List[int] = field(default_factory=list)
+    outcomes: Dict[int, RunOutcome] = field(default_factory=dict)
+    returncode: Optional[int] = None
+    killed: bool = False            # by us, at a deadline
+
+    @property
+    def signalled(self) -> bool:
+        return not self.killed and self.returncode is not None and self.returncode < 0
 
 
 def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dict:
@@ -89,7 +121,7 @@ def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dic
         for s, feed in enumerate(job.feed_sets):
             names.append(list(feed))
             for k, (n, a) in enumerate(feed.items()):
-                arrays[f"s{s}_i{k}"] = np.ascontiguousarray(a)
+                arrays[f"s{s}_i{k}"] = np.asarray(a, order="C")
         np.savez(feeds, **arrays)
         entries.append({"target": job.target, "path": os.path.abspath(job.path),
                         "inputs": feeds, "input_names": names, "options": job.options,
@@ -101,66 +133,66 @@ def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dic
     return spec
 
 
-def _run_child(spec: dict, todo: List[int], jobs: Sequence[RunJob],
-               outcomes: List[Optional[RunOutcome]], tmp: str) -> None:
-    """One child over the ``todo`` jobs; fills ``outcomes`` for each it finished, and
-    for the one it crashed or hung on."""
+def _run_child(spec: dict, todo: List[int], jobs: Sequence[RunJob], tmp: str) -> _Child:
+    """One child over the ``todo`` jobs, watched through a pipe it reports progress on;
+    the job running at a deadline is killed with the child and reported as a hang."""
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    log_path = os.path.join(tmp, f"child_{todo[0]}.log")
-    spec_path = os.path.join(tmp, "spec.json")
+    log_path = os.path.join(tmp, f"child_{'_'.join(map(str, todo))}.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "converters.flow.isolation", spec_path, str(write_fd),
-             ",".join(map(str, todo))],
+            [sys.executable, "-m", "converters.flow.isolation",
+             os.path.join(tmp, "spec.json"), str(write_fd), ",".join(map(str, todo))],
             stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env)
     os.close(write_fd)
-    current, started, buf = None, time.monotonic(), b""
+    child = _Child(proc.pid, log_path)
     try:
-        while True:
-            deadline = None
-            if current is not None:
-                job = jobs[current]
-                limit = job.timeout_s or default_timeout(job.path, len(job.feed_sets))
-                deadline = started + limit
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = select.select([read_fd], [], [], wait)[0]
-            if not ready:           # the current job missed its deadline
-                _kill(proc)
-                outcomes[current] = RunOutcome(
-                    error=f"{jobs[current].target}: the converted model did not finish "
-                          f"loading and running {len(jobs[current].feed_sets)} input set(s) "
-                          f"within {limit:.0f} s in the verification child: the engine hung "
-                          f"(or is slower than that; raise verify_timeout)",
-                    error_type="hang", seconds=limit)
-                return
-            chunk = os.read(read_fd, 4096)
-            if not chunk:           # the child is gone
-                break
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                verb, _, arg = line.decode().partition(" ")
-                if verb == "start":
-                    current, started = int(arg), time.monotonic()
-                elif verb == "done":
-                    j = int(arg)
-                    outcomes[j] = _read_outcome(spec["jobs"][j], time.monotonic() - started)
-                    current = None
+        _watch(proc, read_fd, spec, jobs, child)
         proc.wait(timeout=30)
     finally:
         os.close(read_fd)
         if proc.poll() is None:
             _kill(proc)
-    if current is not None and outcomes[current] is None:
-        outcomes[current] = _crash(jobs[current], proc.returncode, log_path)
-    elif proc.returncode != 0:      # died between jobs (import failure, ...)
-        for j in todo:
-            if outcomes[j] is None:
-                outcomes[j] = _crash(jobs[j], proc.returncode, log_path)
-                return
+    child.returncode = proc.returncode
+    return child
+
+
+def _watch(proc: subprocess.Popen, read_fd: int, spec: dict, jobs: Sequence[RunJob],
+           child: _Child) -> None:
+    current, started, buf = None, time.monotonic(), b""
+    while True:
+        limit = None
+        if current is not None:
+            job = jobs[current]
+            limit = job.timeout_s or default_timeout(job.path, len(job.feed_sets))
+        wait = None if limit is None else max(0.0, started + limit - time.monotonic())
+        if not select.select([read_fd], [], [], wait)[0]:     # past the deadline
+            _kill(proc)
+            child.killed = True
+            child.outcomes[current] = RunOutcome(
+                error=f"{jobs[current].target}: the converted model did not finish loading "
+                      f"and running {len(jobs[current].feed_sets)} input set(s) within "
+                      f"{limit:.0f} s in the verification child: the engine hung (or is "
+                      f"slower than that; raise verify_timeout)",
+                error_type="hang", seconds=float(limit or 0), child_pid=proc.pid)
+            return
+        chunk = os.read(read_fd, 4096)
+        if not chunk:           # the child is gone
+            return
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            verb, _, arg = line.decode().partition(" ")
+            if verb == "start":
+                current, started = int(arg), time.monotonic()
+                child.started.append(current)
+            elif verb == "done":
+                j = int(arg)
+                child.outcomes[j] = _read_outcome(spec["jobs"][j], time.monotonic() - started)
+                child.outcomes[j].child_pid = proc.pid
+                current = None
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -171,7 +203,7 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _crash(job: RunJob, code: Optional[int], log_path: str) -> RunOutcome:
+def _crash(job: RunJob, code: Optional[int], log_path: str, pid: int) -> RunOutcome:
     try:
         with open(log_path, "rb") as f:
             tail = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()][-3:]
@@ -188,7 +220,7 @@ def _crash(job: RunJob, code: Optional[int], log_path: str) -> RunOutcome:
         error=f"{job.target}: the engine crashed ({how}) loading or running the converted "
               f"model in the verification child" + (f" (it said: {' / '.join(tail)})"
                                                       if tail else ""),
-        error_type="crash")
+        error_type="crash", child_pid=pid)
 
 
 def _read_outcome(entry: dict, seconds: float) -> RunOutcome:

@@ -54,12 +54,14 @@ def verify_targets(ctx: Any) -> None:
             {k: np.transpose(v, perms_in[k]) if k in perms_in else v for k, v in s.feeds.items()}
             for s in sets], run_options(rep.path), req.verify_timeout))
     for rep, outcome in zip(reps, run_isolated(jobs, req.threads)):
+        rep.details = dict(rep.details or {}, verification_run={
+            "child_pid": outcome.child_pid, "seconds": round(outcome.seconds, 3),
+            "outcome": "ran" if outcome.outputs is not None else outcome.error_type})
         if outcome.outputs is None:
             rep.error = f"verification could not run the {rep.target} model: {outcome.error}"
             kind = outcome.error_type or "EngineError"
             rep.error_type = kind if kind not in ("crash", "hang") else "EngineError"
             rep._exception = _error(kind, rep.error)
-            rep.details = dict(rep.details or {}, verification_run=kind)
             continue
         _, perms_out = io_perms(rep.details or {})
         results = [{k: np.transpose(v, np.argsort(perms_out[k])) if k in perms_out else v
