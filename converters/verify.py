@@ -5,9 +5,10 @@ seeded sets, the user's data when given, held-out calibration samples for int8) 
 every output of every set is judged by its kind:
 
 - **integer and bool outputs** (indices, masks, shapes) compare element by element,
-  exactly: ``min_index_agreement`` is the fraction that must be equal (1 at fp32;
-  0.9 at the lossy precisions, whose float values feeding an ArgMax or TopK may
-  reorder near-ties: enough to catch a wrong axis or order, not a tie);
+  exactly: ``min_index_agreement`` is the fraction that must be equal (1 at fp32 and
+  fp16; 0.5 at the quantized precisions, whose float values feeding an ArgMax or
+  TopK reorder near-ties, int8 even makes exact ties: half catches a wrong axis,
+  order or offset, whose agreement is about one in the number of classes);
 - **float outputs** pass four gates:
 
   1. the bound ``max |ref - res| <= atol + rtol * max |ref|`` (per output and input
@@ -65,6 +66,16 @@ int8, int8/int4 weights. The error is quantization noise whose size depends on t
 data (the calibration) more than on the graph, so the gates are relative: cosine
 (``THRESHOLDS``), the SNR derived from it, top-1; no bound.
 
+int8 against its own simulation (tests). Two int8 implementations of one table
+(XNNPACK's kernels and LiteRT's reference ones, MNN's, with VNNI or without, x86 or
+ARM) may round each requantized tensor one step of its scale apart (fixed-point or
+float multipliers, ties to even or away from zero). With calibrated ranges a layer
+hands such a difference on at about one step of its own output, so two
+implementations differ at an output by about one output step per op on its longest
+path: ``int8_lsb_bound(depth) = 2 depth`` steps, a factor of two for layers whose
+output range is narrower than their input's (zoo, measured: at most 1.4 steps per op,
+MNN on the dynamic-batch CNN; XNNPACK against the reference kernels 0.2 - 0.6).
+
 ``assert_close`` is the test helper: shape and dtype first, then the element-wise
 tolerance of ``TOLERANCES`` and the cosine gate of ``THRESHOLDS``.
 """
@@ -87,6 +98,13 @@ ULPS_PER_OP = 16          # units of roundoff one op may move an output by (docs
 MIN_DEPTH = 8             # the depth floor of the fp32 bound
 FLOAT_ATOL = ULPS_PER_OP * U32   # 2^-20: some ulp of 1, the range of saturating functions
 FLOAT_PRECISIONS = ("fp32", "fp16")
+INT8_LSB_PER_OP = 2       # output steps two int8 implementations may differ by, per op
+
+
+def int8_lsb_bound(depth: int) -> float:
+    """Output quantization steps two int8 implementations of one table may differ by at
+    an output ``depth`` ops deep (docstring: one step per requantizing op, times two)."""
+    return float(INT8_LSB_PER_OP * max(int(depth), 1))
 
 
 @dataclass(frozen=True)
@@ -114,9 +132,9 @@ class Thresholds:
 THRESHOLDS: Dict[str, Thresholds] = {
     "fp32": Thresholds(min_cosine=0.99999, atol=FLOAT_ATOL),
     "fp16": Thresholds(min_cosine=0.999, atol=FLOAT_ATOL),
-    "int8_weights": Thresholds(min_cosine=0.99, min_index_agreement=0.9),
-    "int4_weights": Thresholds(min_cosine=0.95, min_index_agreement=0.9),
-    "int8": Thresholds(min_cosine=0.98, min_index_agreement=0.9),
+    "int8_weights": Thresholds(min_cosine=0.99, min_index_agreement=0.5),
+    "int4_weights": Thresholds(min_cosine=0.95, min_index_agreement=0.5),
+    "int8": Thresholds(min_cosine=0.98, min_index_agreement=0.5),
 }
 
 # Element-wise tolerances of ``assert_close``: |ref - res| <= atol * max|ref| + rtol * |ref|.

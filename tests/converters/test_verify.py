@@ -116,9 +116,9 @@ def test_integer_outputs_compare_exactly():
     assert not v.passed and v.outputs[0].kind == "index"
     assert "1 of 10 values differ" in v.failures[0] and "4 vs source 5" in v.failures[0]
     assert compare({"idx": ref}, {"idx": ref.astype(np.int32)}, "mnn", "fp32").passed
-    # lossy precisions reorder near-ties feeding an ArgMax: 90 % must agree
+    # quantized precisions reorder near-ties feeding an ArgMax: half must agree
     assert compare({"idx": ref}, {"idx": got}, "mnn", "int8").passed
-    got[0, :2] = 0
+    got[0, :6] = 0
     assert not compare({"idx": ref}, {"idx": got}, "mnn", "int8").passed
     mask = np.array([True, False, True])
     assert not compare({"m": mask}, {"m": ~mask}, "tflite", "fp32").passed
