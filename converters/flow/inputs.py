@@ -179,7 +179,7 @@ def split_calibration(data: Any, specs: Sequence[tuple], fixed: Mapping[str, Any
     batched = not (batch0 and isinstance(batch0[0], int) and batch0[0] > 0)
     split = CalibrationSplit(data, shapes, fixed, held, total, batched)
     if not held:
-        sets = [InputSet(f"calibration sample (the only one: not held out)",
+        sets = [InputSet("calibration sample (the only one: not held out)",
                          {**f, **fixed}) for f in iter_feeds(data, shapes, batch=1)]
         return split, sets, "the calibration data has one feed: verified on it, not held out"
     return split, split.held_out(), f"calibration data {split.describe()}"

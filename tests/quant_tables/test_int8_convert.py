@@ -98,7 +98,6 @@ def _sim(out, x):
 
 
 def test_calibrated_int8_matches_the_table_simulation(calibrated, cal_data):
-    import edgert
 
     out, rep, rep8 = calibrated
     assert rep.ok, rep.summary()
