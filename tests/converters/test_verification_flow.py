@@ -225,3 +225,19 @@ def test_a_minus_one_dim_is_dynamic_and_input_shape_fixes_it(tmp_path):
     rep = convert(model, ("tflite",), out_dir=tmp_path / "fixed",
                   input_shapes={"x": (2, 3, 8, 8)})
     assert rep.ok and rep.source["inputs"][0]["shape"] == [2, 3, 8, 8]
+
+
+def test_calibration_feeds_carry_the_fixed_values_and_hold_some_out():
+    from converters.flow.inputs import split_calibration
+
+    x = np.random.default_rng(2).standard_normal((10, 4)).astype(np.float32)
+    specs = [("x", ("batch", 4), np.float32), ("sr", (), np.int64)]
+    fixed = {"sr": np.array(16000, np.int64)}
+    data, held, note = split_calibration({"x": x}, specs, fixed)
+    feeds = list(data)                      # what the calibration iterates (re-iterable)
+    assert len(feeds) == 1 and feeds[0]["x"].shape == (8, 4)       # joined into a batch
+    assert all(f["sr"] == 16000 for f in feeds + [h.feeds for h in held])
+    assert [h.name for h in held] == ["held-out calibration sample 3 of 10",
+                                      "held-out calibration sample 8 of 10"]
+    assert np.array_equal(held[0].feeds["x"], x[2:3]) and list(data)[0]["x"].shape == (8, 4)
+    assert "8 of 10 feeds calibrate, 2 held out for verification" in note
