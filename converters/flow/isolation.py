@@ -11,8 +11,10 @@ conversion, so a clean run pays one Python start, not one per model or input.
 
 The deadline of one model, unless given: ``10 s + 0.5 s per MB of the file per input
 set``, at most 60 s: a small model that hangs costs seconds, not the runtime's 300 s.
+Children are forked from a warm zygote when they can be (``launch.py``: no Python
+start per conversion), else spawned.
 
-Run as ``python -m converters.flow.isolation SPEC_JSON PROGRESS_FD``.
+Run as ``python -m converters.flow.isolation SPEC_JSON EVENT_FD TODO`` (spawned).
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ import json
 import os
 import select
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -134,73 +135,69 @@ def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dic
 
 
 def _run_child(spec: dict, todo: List[int], jobs: Sequence[RunJob], tmp: str) -> _Child:
-    """One child over the ``todo`` jobs, watched through a pipe it reports progress on;
-    the job running at a deadline is killed with the child and reported as a hang."""
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    """One child over the ``todo`` jobs (``launch.start``: forked from the warm zygote, or
+    spawned), watched through the events it reports; the job running at a deadline is
+    killed with its child and reported as a hang."""
+    from converters.flow.launch import start
+
     log_path = os.path.join(tmp, f"child_{'_'.join(map(str, todo))}.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "converters.flow.isolation",
-             os.path.join(tmp, "spec.json"), str(write_fd), ",".join(map(str, todo))],
-            stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=env)
-    os.close(write_fd)
-    child = _Child(proc.pid, log_path)
+    run = start(os.path.join(tmp, "spec.json"), todo, log_path)
+    child = _Child(0, log_path)
     try:
-        _watch(proc, read_fd, spec, jobs, child)
-        proc.wait(timeout=30)
+        _watch(run, spec, jobs, child)
     finally:
-        os.close(read_fd)
-        if proc.poll() is None:
-            _kill(proc)
-    child.returncode = proc.returncode
+        child.returncode = run.finish()
+        child.pid = run.pid or 0
+        for o in child.outcomes.values():
+            o.child_pid = child.pid
     return child
 
 
-def _watch(proc: subprocess.Popen, read_fd: int, spec: dict, jobs: Sequence[RunJob],
-           child: _Child) -> None:
+def _watch(run, spec: dict, jobs: Sequence[RunJob], child: _Child) -> None:
+    """Read the child's events until it ends; at a job's deadline, kill it."""
     current, started, buf = None, time.monotonic(), b""
+    deadline_hit = False
     while True:
         limit = None
-        if current is not None:
+        if current is not None and not deadline_hit:
             job = jobs[current]
             limit = job.timeout_s or default_timeout(job.path, len(job.feed_sets))
+        elif deadline_hit:
+            limit = 10.0            # after the kill: the end should follow at once
         wait = None if limit is None else max(0.0, started + limit - time.monotonic())
-        if not select.select([read_fd], [], [], wait)[0]:     # past the deadline
-            _kill(proc)
-            child.killed = True
-            child.outcomes[current] = RunOutcome(
-                error=f"{jobs[current].target}: the converted model did not finish loading "
-                      f"and running {len(jobs[current].feed_sets)} input set(s) within "
-                      f"{limit:.0f} s in the verification child: the engine hung (or is "
-                      f"slower than that; raise verify_timeout)",
-                error_type="hang", seconds=float(limit or 0), child_pid=proc.pid)
-            return
-        chunk = os.read(read_fd, 4096)
-        if not chunk:           # the child is gone
+        if not select.select([run.events_fd], [], [], wait)[0]:
+            if deadline_hit:        # no end after the kill: give up on this child
+                return
+            run.kill()
+            deadline_hit, child.killed, started = True, True, time.monotonic()
+            child.outcomes[current] = _hang(jobs[current], limit)
+            continue
+        chunk = os.read(run.events_fd, 4096)
+        if not chunk:               # the child (or the zygote) is gone
             return
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             verb, _, arg = line.decode().partition(" ")
+            if run.event(verb, arg):
+                return
+            if deadline_hit:
+                continue
             if verb == "start":
                 current, started = int(arg), time.monotonic()
                 child.started.append(current)
             elif verb == "done":
                 j = int(arg)
                 child.outcomes[j] = _read_outcome(spec["jobs"][j], time.monotonic() - started)
-                child.outcomes[j].child_pid = proc.pid
                 current = None
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        proc.kill()
-    except ProcessLookupError:
-        pass
-    proc.wait()
+def _hang(job: RunJob, limit: Optional[float]) -> RunOutcome:
+    return RunOutcome(
+        error=f"{job.target}: the converted model did not finish loading and running "
+              f"{len(job.feed_sets)} input set(s) within {limit:.0f} s in the verification "
+              f"child: the engine hung (or is slower than that; raise verify_timeout)",
+        error_type="hang", seconds=float(limit or 0))
 
 
 def _crash(job: RunJob, code: Optional[int], log_path: str, pid: int) -> RunOutcome:
@@ -264,17 +261,19 @@ def _run_job(entry: dict, threads: Optional[int]) -> None:
         json.dump(report, f)
 
 
-def _child(spec_path: str, progress_fd: int, todo: str) -> int:
+def run_jobs(spec_path: str, todo: Sequence[int], events_fd: int) -> None:
+    """The child's work: each job of ``todo``, announced on ``events_fd`` (a spawned
+    child's own pipe, or the zygote's, shared with it: lines under PIPE_BUF are atomic)."""
+    import gc
+
     with open(spec_path) as f:
         spec = json.load(f)
-    progress = os.fdopen(progress_fd, "w", buffering=1)
-    for j in (int(x) for x in todo.split(",") if x):
-        progress.write(f"start {j}\n")
+    for j in todo:
+        os.write(events_fd, f"start {j}\n".encode())
         _run_job(spec["jobs"][j], spec.get("threads"))
-        progress.write(f"done {j}\n")
-    progress.close()
-    return 0
+        gc.collect()            # free the engine now: a corrupted heap shows here, not later
+        os.write(events_fd, f"done {j}\n".encode())
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+    run_jobs(sys.argv[1], [int(x) for x in sys.argv[3].split(",") if x], int(sys.argv[2]))
