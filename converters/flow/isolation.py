@@ -81,8 +81,10 @@ def run_isolated(jobs: Sequence[RunJob], threads: Optional[int] = None
             else:
                 for j, o in child.outcomes.items():
                     outcomes[j] = o
-                if child.signalled and child.started:
-                    j = child.started[0]
+                unfinished = [j for j in child.started if j not in child.outcomes]
+                if child.signalled and not unfinished:     # died after its only job
+                    unfinished = child.started[-1:]
+                for j in unfinished:
                     outcomes[j] = _crash(jobs[j], child.returncode, child.log, child.pid)
             if not child.started and all(outcomes[j] is None for j in todo):
                 j = todo[0]      # the child died before its first job: blame that one
@@ -256,6 +258,9 @@ def _run_job(entry: dict, threads: Optional[int]) -> None:
         report = {"output_names": names_per_set}
     except EdgertError as exc:
         report = {"error": type(exc).__name__, "message": f"{entry['target']}: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - an engine binding's own exception, not a crash
+        report = {"error": "EngineError",
+                  "message": f"{entry['target']}: {type(exc).__name__}: {exc}"}
     np.savez(entry["out"], **arrays)
     with open(entry["report"], "w") as f:
         json.dump(report, f)

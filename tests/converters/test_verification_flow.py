@@ -241,3 +241,13 @@ def test_calibration_feeds_carry_the_fixed_values_and_hold_some_out():
                                       "held-out calibration sample 8 of 10"]
     assert np.array_equal(held[0].feeds["x"], x[2:3]) and list(data)[0]["x"].shape == (8, 4)
     assert "8 of 10 feeds calibrate, 2 held out for verification" in note
+
+
+def test_an_engine_refusal_in_the_child_is_an_error_not_a_crash(tmp_path):
+    from converters.flow.isolation import RunJob, run_isolated
+
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    [out] = run_isolated([RunJob("tflite", str(bad), [{"x": np.zeros((1, 4), np.float32)}])])
+    assert out.outputs is None and out.error_type == "ModelFileError"
+    assert out.error.startswith("tflite: ") and out.child_pid not in (None, os.getpid())
