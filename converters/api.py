@@ -32,15 +32,17 @@ __all__ = ["convert", "ConversionReport", "TargetReport"]
 
 def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *,
             example_inputs: Any = None, out_dir: Union[str, "os.PathLike[str]"] = "edgert_out",
-            name: Optional[str] = None, precision: str = "fp32",
+            name: Optional[str] = None, precision: str = "auto",
             input_shapes: Optional[Mapping[str, Sequence]] = None, dynamic_batch: bool = False,
+            input_values: Optional[Mapping[str, Any]] = None,
             quant_table: Any = None, sparsity_table: Any = None,
             calibration_data: Any = None, verify: bool = True,
             thresholds: Optional[Mapping[str, float]] = None, verify_inputs: Any = None,
-            verify_seed: int = 0, passes: Optional[Sequence] = None, exporter: str = "dynamo",
+            verify_seed: int = 0, verify_sets: int = 3, verify_timeout: Optional[float] = None,
+            passes: Optional[Sequence] = None, exporter: str = "dynamo",
             opset: Optional[int] = None, io_layout: str = "source", io_dtype: str = "float",
             weight_block_size: int = 0, backend_options: Any = None,
-            load_check: str = "isolated", threads: Optional[int] = None,
+            load_check: str = "structure", threads: Optional[int] = None,
             raise_on_error: bool = True) -> ConversionReport:
     """Convert a model to every target in ``targets`` and verify each result.
 
@@ -49,9 +51,16 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
             onnx_ir.Model, or a spec (``zoo:resnet18``, ``file.py:factory``, ``pkg.mod:attr``).
         targets: target names ("mnn", "tflite") or "mnn,tflite".
         example_inputs: inputs to trace a torch model with (tensors or arrays).
-        precision: "fp32", "fp16", "int8_weights", "int4_weights" or "int8".
-        input_shapes: {input name: shape}; fixes dynamic dims, or makes example inputs for
-            a torch model when ``example_inputs`` is None.
+        precision: "auto" (default: int8 for a source carrying its own quantization, a QDQ
+            ONNX file, a QAT or PT2E model, or when a quant table or calibration data is
+            given; fp32 otherwise; the report says which and why), "fp32", "fp16",
+            "int8_weights", "int4_weights" or "int8".
+        input_shapes: {input name: shape}; fixes dynamic dims (also those a file declares
+            as -1), or makes example inputs for a torch model when ``example_inputs`` is
+            None.
+        input_values: {input name: value} for inputs that are settings, not data (a sample
+            rate, a state): a number, an array or a .npy path. The export's example inputs,
+            every verification set and every calibration feed use them.
         dynamic_batch: export / mark dim 0 of every input as dynamic.
         quant_table, sparsity_table: quant_tables objects (or table paths) for the backends;
             a sparsity table's ``channel`` entries are removed from the graph first
@@ -64,8 +73,11 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         verify: run source and result on the same inputs and compare.
         thresholds: overrides of the precision's thresholds (``converters.verify.Thresholds``
             fields, e.g. {"min_cosine": 0.9999}).
-        verify_inputs: a dict of arrays, one array, or a .npy/.npz path; default: the torch
-            example inputs, else seeded random inputs (``verify_seed``).
+        verify_inputs: a dict of arrays, one array, or a .npy/.npz path: verified on besides
+            the torch example inputs and ``verify_sets`` seeded input sets (``verify_seed``,
+            +1, ...; for int8 with calibration data: held-out calibration samples instead).
+        verify_timeout: seconds one converted model may take to load and run every input set
+            in the verification child (default: 10 s + 0.5 s per MB per set, at most 60 s).
         passes: pass names to run instead of the full pipeline ([] for none).
         exporter: "dynamo" (default) or "torchscript" for torch models.
         backend_options: each target's own knobs, checked before any work (a misspelt or
@@ -75,8 +87,9 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
             keyed by target (``{"mnn": {"mnn_args": [...]}}``) and/or by option name
             (``{"tflite_sparse_hybrid": True}``: a name must belong to one of the targets
             converted). See ``converters.backends.resolve_target_options``.
-        load_check: how the runtime loads each result for verification ("isolated" loads it
-            in a child process first, so a crash on a bad file cannot kill this process).
+        load_check: kept for callers of earlier versions: verification always loads and runs
+            each result in a child process (``converters.flow.isolation``), which is the crash
+            check, so "isolated" and "structure" behave the same.
         raise_on_error: raise the first target failure after writing the report.
     """
     started = time.perf_counter()
@@ -87,11 +100,12 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         model_or_path, targets, out_dir=out_dir, precision=precision, io_layout=io_layout,
         io_dtype=io_dtype, weight_block_size=weight_block_size,
         backend_options=backend_options, sparsity_table=sparsity_table, name=name,
-        example_inputs=example_inputs, input_shapes=input_shapes,
+        example_inputs=example_inputs, input_shapes=input_shapes, input_values=input_values,
         dynamic_batch=dynamic_batch, exporter=exporter, opset=opset, passes=passes,
         quant_table=quant_table, calibration_data=calibration_data, verify=verify,
         thresholds=thresholds, verify_inputs=verify_inputs, verify_seed=verify_seed,
-        load_check=load_check, threads=threads)
+        verify_sets=verify_sets, verify_timeout=verify_timeout, load_check=load_check,
+        threads=threads)
     ctx.started = started
     report = made(run_stages(ctx).report, "report")
     if raise_on_error:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from converters.flow.report import ConversionReport, TargetReport
     from converters.frontends import SourceModel
+    from converters.flow.inputs import InputSet
     from converters.frontends.recognize import RecognizedSource
     from converters.passes import PassReport
     from converters.pruning import ChannelPruneReport
@@ -40,9 +41,10 @@ class ConversionRequest:
     out_dir: Path
     options: Dict[str, BackendOptions]             # per target; tables filled in later
     name: Optional[str] = None
-    precision: str = "fp32"
+    precision: str = "auto"                        # "auto": the recognize stage decides
     example_inputs: Any = None
     input_shapes: Optional[Mapping[str, Sequence]] = None
+    input_values: Optional[Mapping[str, Any]] = None   # inputs the user fixed (--input)
     dynamic_batch: bool = False
     exporter: str = "dynamo"
     opset: Optional[int] = None
@@ -54,7 +56,9 @@ class ConversionRequest:
     thresholds: Optional[Mapping[str, float]] = None
     verify_inputs: Any = None
     verify_seed: int = 0
-    load_check: str = "isolated"
+    verify_sets: int = 3                           # seeded input sets
+    verify_timeout: Optional[float] = None         # per model; None: from its size
+    load_check: str = "structure"
     threads: Optional[int] = None
 
 
@@ -67,6 +71,8 @@ class ConversionContext:
     started: float = field(default_factory=time.perf_counter)
     # recognize
     recognized: Optional["RecognizedSource"] = None
+    precision: str = "fp32"                        # what "auto" (or the caller) chose
+    precision_reason: str = ""
     # export
     source: Optional["SourceModel"] = None         # the export, as the exporter left it
     notes: List[str] = field(default_factory=list)     # the source's notes, then the stages'
@@ -83,10 +89,14 @@ class ConversionContext:
     optimized_path: Optional[Path] = None
     # quantize
     quant_table: Optional["QuantTable"] = None     # the completed int8 table, or None
+    held_out: Optional[List["InputSet"]] = None    # calibration samples kept for verifying
     # reference
-    feeds: Optional[Dict[str, "np.ndarray"]] = None
-    feeds_desc: str = ""
-    reference: Optional[Dict[str, "np.ndarray"]] = None
+    input_sets: Optional[List["InputSet"]] = None
+    reference: Optional[List[Dict[str, "np.ndarray"]]] = None    # per input set
+    reference_desc: str = ""
+    reference_problem: Optional[str] = None        # no trustworthy reference: never passes
+    depths: Dict[str, int] = field(default_factory=dict)         # per output (the bounds)
+    class_scores: Optional[Set[str]] = None        # outputs the top-1 gate applies to
     # convert, verify
     targets: List["TargetReport"] = field(default_factory=list)
     # write
@@ -97,6 +107,7 @@ class ConversionContext:
 
 
 T = TypeVar("T")
+AUTO = "auto"     # precision follows the source (converters.flow.stages.choose_precision)
 
 
 def made(value: Optional[T], name: str) -> T:
@@ -128,11 +139,12 @@ def make_request(model_or_path: Any, targets: Union[str, Sequence[str]], *,
     from converters.sparsity import load_sparsity_table
 
     names = target_list(targets)
-    if precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    if precision != AUTO and precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}; accepted: {AUTO}, {', '.join(PRECISIONS)}")
     backends = {t: get_backend(t) for t in names}           # unknown targets fail here
     knobs = resolve_target_options(backend_options, names)
-    options = {t: BackendOptions(precision=precision, io_layout=io_layout, io_dtype=io_dtype,
+    chosen = "fp32" if precision == AUTO else precision     # until the recognize stage
+    options = {t: BackendOptions(precision=chosen, io_layout=io_layout, io_dtype=io_dtype,
                                  weight_block_size=weight_block_size, target_options=knobs[t])
                for t in names}
     request = ConversionRequest(

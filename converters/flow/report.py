@@ -59,6 +59,7 @@ class ConversionReport:
     report_path: Optional[str] = None
     pruning: Optional[Any] = None          # converters.pruning.ChannelPruneReport
     stages: Dict[str, float] = field(default_factory=dict)   # stage name -> wall seconds
+    precision: Dict[str, str] = field(default_factory=dict)  # asked, chosen, why
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,7 @@ class ConversionReport:
         return {"name": self.name, "ok": self.ok, "out_dir": self.out_dir,
                 "seconds": round(self.seconds, 3),
                 "stages": {k: round(v, 4) for k, v in self.stages.items()},
+                "precision": dict(self.precision),
                 "source": self.source,
                 "optimized": {"path": self.optimized_path, "size_bytes": self.optimized_size},
                 "passes": self.passes.to_dict(), "targets": [t.to_dict() for t in self.targets],
@@ -85,6 +87,8 @@ class ConversionReport:
         lines = [f"{self.name}: {src['kind']} source"
                  + (f" ({src['exporter']} exporter)" if src.get("exporter") else "")
                  + f", converted in {self.seconds:.2f} s -> {self.out_dir}"]
+        if self.precision:
+            lines.append(f"  precision: {self.precision['why']}")
         lines += [f"  note: {n}" for n in src.get("notes", [])]
         if self.pruning is not None:
             lines += ["  " + ln for ln in self.pruning.summary().splitlines()]

@@ -19,7 +19,7 @@ from typing import Callable, Sequence, Tuple
 
 import numpy as np
 
-from converters.flow.context import ConversionContext, made
+from converters.flow.context import AUTO, ConversionContext, made
 from converters.flow.report import ConversionReport
 # the flow's own needs (onnx-ir and the front-ends), imported with it: a runtime-only
 # install asked to convert fails here, naming the missing package (the CLI says which extra)
@@ -38,12 +38,37 @@ class Stage:
 
 
 def recognize(ctx: ConversionContext) -> None:
-    """What the user handed in: float model, quantization it carried, masks, name."""
+    """What the user handed in: float model, quantization it carried, masks, name; and
+    the precision, which follows the source unless the caller chose one."""
     from converters.frontends.recognize import recognize as recognize_source
 
     req = ctx.request
     ctx.recognized = recognize_source(req.source, req.name,
                                       bake_masks=req.sparsity_table is not None)
+    ctx.precision, ctx.precision_reason = choose_precision(req, ctx.recognized)
+    for name, opts in req.options.items():
+        req.options[name] = replace(opts, precision=ctx.precision)
+
+
+def choose_precision(req, rec) -> Tuple[str, str]:
+    """(precision, why). ``"auto"``: int8 when the source carries its own quantization
+    (QDQ nodes, a QAT or PT2E model: TensorRT's explicit quantization reads Q/DQ so) or
+    a table or calibration data came with it; fp32 otherwise."""
+    if req.precision != AUTO:
+        return req.precision, f"{req.precision}, as asked"
+    kind = rec.quantized_kind
+    if kind == "QDQ":
+        return "int8", ("int8: the source holds QuantizeLinear/DequantizeLinear pairs (a QDQ "
+                        "model), which say how to quantize it; precision='fp32' gives the "
+                        "float model")
+    if kind is not None:
+        return "int8", (f"int8: the source is a {kind} model carrying its own quantization; "
+                        f"precision='fp32' gives the float model")
+    if req.quant_table is not None:
+        return "int8", "int8: a quantization table was given"
+    if req.calibration_data is not None:
+        return "int8", "int8: calibration data was given"
+    return "fp32", "fp32: a float model (no quantization in the source, no table or data)"
 
 
 def export(ctx: ConversionContext) -> None:
@@ -51,7 +76,8 @@ def export(ctx: ConversionContext) -> None:
     req, rec = ctx.request, made(ctx.recognized, "recognized")
     ctx.source = load_source(rec.model, req.example_inputs, req.input_shapes,
                              req.dynamic_batch, name=rec.name, exporter=req.exporter,
-                             opset=req.opset, seed=req.verify_seed)
+                             opset=req.opset, seed=req.verify_seed,
+                             input_values=req.input_values)
     ctx.notes = list(ctx.source.notes)
     req.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -95,24 +121,37 @@ def save(ctx: ConversionContext) -> None:
 
 def quantize(ctx: ConversionContext) -> None:
     """precision="int8": the one completed table every backend gets (a QDQ source's
-    table merged in; a QDQ source at another precision has its table saved)."""
+    table merged in; a QDQ source at another precision has its table saved). With
+    calibration data, some samples are held out of the calibration for verification."""
     from converters.quantize import prepare_int8, resolve_table
 
     req, rec, src = ctx.request, made(ctx.recognized, "recognized"), made(ctx.source, "source")
     table = req.quant_table
+    int8 = ctx.precision == "int8"
     if rec.qdq is not None:
         ctx.notes.extend(rec.qdq.notes)
-        if req.precision == "int8":   # a table given as well wins where both have an entry
+        if int8:   # a table given as well wins where both have an entry
             user = resolve_table(table)
             table = rec.qdq.table if user is None else user.merged(rec.qdq.table)
         else:
             qdq_path = req.out_dir / f"{src.name}.qdq.quant.json"
             rec.qdq.table.save(qdq_path)
-            ctx.notes.append(f"converted at {req.precision} as asked; the QDQ model's table "
+            ctx.notes.append(f"converted at {ctx.precision} as asked; the QDQ model's table "
                              f"is in {qdq_path}: precision 'int8' converts with it")
-    if req.precision != "int8":
+    if not int8:
         return
-    plan = prepare_int8(ctx.model, table, calibration_data=req.calibration_data,
+    data = req.calibration_data
+    if data is not None and req.verify:
+        from converters.flow.inputs import split_calibration
+
+        data, ctx.held_out, note = split_calibration(data, src.input_specs(),
+                                                     src.input_values)
+        ctx.notes.append(note)
+    elif data is not None and src.input_values:
+        from converters.flow.inputs import split_calibration
+
+        data = split_calibration(data, src.input_specs(), src.input_values)[0]
+    plan = prepare_int8(ctx.model, table, calibration_data=data,
                         qat=rec.qat, example_inputs=src.example_inputs)
     path = req.out_dir / f"{src.name}.int8.quant.json"
     plan.table.save(path)
@@ -121,25 +160,38 @@ def quantize(ctx: ConversionContext) -> None:
 
 
 def reference(ctx: ConversionContext) -> None:
-    """Verification inputs and what the results must match on them."""
-    from converters.flow.reference import (simulation_reference, torch_simulation,
-                                           verification_feeds)
+    """Verification's input sets and what the results must match on each; the graph
+    facts the gates need (each output's depth, the classifier outputs)."""
+    from converters.flow.inputs import verification_sets
+    from converters.flow.reference import (class_score_outputs, output_depths,
+                                           simulation_reference, source_reference,
+                                           torch_simulation)
 
     req, rec = ctx.request, made(ctx.recognized, "recognized")
     src = made(ctx.reference_source, "reference_source")
     if not req.verify:
         return
-    feeds, ctx.feeds_desc = verification_feeds(src, req.verify_inputs, req.verify_seed)
-    ref = src.run_reference(feeds)
-    if req.precision == "int8" and rec.qdq is not None:
-        ref = simulation_reference(
-            rec.qdq.simulate(feeds, src.output_names), ref,
-            "the QDQ model's own int8 simulation on ONNX Runtime", ctx.notes)
-    elif req.precision == "int8" and rec.qat is not None:
-        ref = simulation_reference(
-            torch_simulation(rec.qat, feeds, src), ref,
-            f"PyTorch's own simulation of the {rec.quantized_kind} model", ctx.notes)
-    ctx.feeds, ctx.reference = feeds, ref
+    sets = verification_sets(src, req.verify_inputs, req.verify_seed, req.verify_sets,
+                             ctx.held_out)
+    sets, ref = source_reference(src, sets)
+    ctx.notes.extend(ref.notes)
+    outs = ref.outputs
+    if ctx.precision == "int8" and rec.qdq is not None:
+        outs = [simulation_reference(rec.qdq.simulate(s.feeds, src.output_names), o,
+                                     "the QDQ model's own int8 simulation on ONNX Runtime",
+                                     ctx.notes, first=k == 0)
+                for k, (s, o) in enumerate(zip(sets, outs))]
+        ref.description = "the QDQ model's own int8 simulation (ONNX Runtime)"
+    elif ctx.precision == "int8" and rec.qat is not None:
+        outs = [simulation_reference(torch_simulation(rec.qat, s.feeds, src), o,
+                                     f"PyTorch's own simulation of the {rec.quantized_kind} "
+                                     f"model", ctx.notes, first=k == 0)
+                for k, (s, o) in enumerate(zip(sets, outs))]
+        ref.description = f"PyTorch's own simulation of the {rec.quantized_kind} model"
+    ctx.input_sets, ctx.reference = sets, outs
+    ctx.reference_desc, ctx.reference_problem = ref.description, ref.problem
+    ctx.depths = output_depths(src.model)
+    ctx.class_scores = class_score_outputs(src.model)
 
 
 def convert_targets(ctx: ConversionContext) -> None:
@@ -147,7 +199,7 @@ def convert_targets(ctx: ConversionContext) -> None:
     from converters.flow.targets import run_target
 
     req = ctx.request
-    suffix = "" if req.precision == "fp32" else f".{req.precision}"
+    suffix = "" if ctx.precision == "fp32" else f".{ctx.precision}"
     name = made(ctx.source, "source").name
     for tname, backend in ctx.backends.items():
         options = replace(req.options[tname], quant_table=ctx.quant_table,
@@ -157,17 +209,12 @@ def convert_targets(ctx: ConversionContext) -> None:
 
 
 def verify(ctx: ConversionContext) -> None:
-    """Every written model run on the verification inputs and compared."""
-    from converters.flow.targets import verify_target
+    """Every written model run on every input set, in one child process, and compared."""
+    from converters.flow.targets import verify_targets
 
-    req = ctx.request
-    if not req.verify:
+    if not ctx.request.verify:
         return
-    feeds, ref = made(ctx.feeds, "feeds"), made(ctx.reference, "reference")
-    for rep in ctx.targets:
-        if rep.error is None:
-            verify_target(rep, feeds, ref, ctx.feeds_desc, req.thresholds, req.load_check,
-                          req.threads)
+    verify_targets(ctx)
 
 
 def write(ctx: ConversionContext) -> None:
@@ -181,7 +228,9 @@ def write(ctx: ConversionContext) -> None:
         optimized_path=str(optimized), optimized_size=optimized.stat().st_size,
         passes=ctx.pass_report,
         targets=ctx.targets, seconds=time.perf_counter() - ctx.started, pruning=ctx.pruning,
-        stages=ctx.stage_seconds)
+        stages=ctx.stage_seconds,
+        precision={"asked": ctx.request.precision, "chosen": ctx.precision,
+                   "why": ctx.precision_reason})
     report.report_path = str(ctx.request.out_dir / f"{src.name}.report.json")
     Path(report.report_path).write_text(dumps_json(report.to_dict()))
     ctx.report = report
@@ -192,12 +241,18 @@ def _source_dict(src, notes) -> dict:
             "notes": list(notes), "seconds": round(src.seconds, 4),
             "inputs": [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in s],
                         "dtype": np.dtype(t).name} for n, s, t in src.input_specs()],
+            "input_values": {n: _value_text(v) for n, v in src.input_values.items()},
             "outputs": src.output_names}
+
+
+def _value_text(v: np.ndarray) -> str:
+    """A fixed input's value as the report shows it: the number, or shape and dtype."""
+    return str(v.item()) if v.size == 1 else f"{'x'.join(map(str, v.shape))} {v.dtype.name}"
 
 
 # The declared flow, in order. Adding a stage: one function above, one line here.
 STAGES: Tuple[Stage, ...] = (
-    Stage("recognize", recognize, ("request",), ("recognized",)),
+    Stage("recognize", recognize, ("request",), ("recognized", "precision")),
     Stage("export", export, ("recognized",), ("source", "notes")),
     Stage("prune", prune, ("source",), ("model", "reference_source", "pruning",
                                          "element_sparsity")),
@@ -205,12 +260,13 @@ STAGES: Tuple[Stage, ...] = (
     Stage("sparsity", sparsity, ("model", "element_sparsity", "reference_source"),
           ("backend_sparsity",)),
     Stage("save", save, ("model", "source"), ("optimized_path",)),
-    Stage("quantize", quantize, ("model", "recognized", "source"), ("quant_table",)),
-    Stage("reference", reference, ("reference_source", "recognized"),
-          ("feeds", "feeds_desc", "reference")),
+    Stage("quantize", quantize, ("model", "recognized", "source", "precision"),
+          ("quant_table", "held_out")),
+    Stage("reference", reference, ("reference_source", "recognized", "held_out"),
+          ("input_sets", "reference", "depths", "class_scores")),
     Stage("convert", convert_targets, ("backends", "model", "quant_table",
                                        "backend_sparsity"), ("targets",)),
-    Stage("verify", verify, ("targets", "feeds", "reference"), ("targets",)),
+    Stage("verify", verify, ("targets", "input_sets", "reference"), ("targets",)),
     Stage("write", write, ("reference_source", "notes", "optimized_path", "pass_report",
                            "targets", "pruning"), ("report",)),
 )

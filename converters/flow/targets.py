@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
 from converters.backends import Backend, BackendOptions
 from converters.errors import ConversionError
 from converters.flow.report import TargetReport
-from converters.verify import compare
+from converters.verify import compare_sets
 from edgert.errors import EdgertError
 
 
@@ -37,34 +37,56 @@ def run_target(backend: Backend, tname: str, model: Any, path: Path,
     return rep
 
 
-def verify_target(rep: TargetReport, feeds: Dict[str, np.ndarray],
-                  reference: Dict[str, np.ndarray], desc: str,
-                  thresholds: Optional[Mapping[str, float]], load_check: str,
-                  threads: Optional[int]) -> None:
-    """Run the written model on ``feeds`` and compare with ``reference`` (into ``rep``)."""
-    import edgert
-
+def verify_targets(ctx: Any) -> None:
+    """Every written target run on every input set in one child process
+    (``isolation.py``: a crash or hang there is this target's error, not the caller's)
+    and compared with the reference (``converters.verify.compare_sets``)."""
     from converters.flow.context import made
+    from converters.flow.isolation import RunJob, run_isolated
 
-    path = made(rep.path, "the target's file")
-    # MNN has a runtime precision switch: compute in fp32 so the check measures the
-    # file (fp16/int8 weights), not a lower-precision kernel choice of the host.
-    precision = "fp32" if path.endswith(".mnn") else "auto"
-    perms_in, perms_out = io_perms(rep.details or {})
-    try:
-        sess = edgert.load(path, threads=threads, check=load_check, precision=precision)
-        try:
-            result = sess.run({k: np.transpose(v, perms_in[k]) if k in perms_in else v
-                               for k, v in feeds.items()})
-        finally:
-            sess.close()
-        result = {k: np.transpose(v, np.argsort(perms_out[k])) if k in perms_out else v
-                  for k, v in result.items()}
-        rep.verification = compare(reference, result, rep.target, rep.precision, thresholds,
-                                   desc)
-    except EdgertError as exc:
-        rep.error = f"verification could not run the {rep.target} model: {exc}"
-        rep.error_type, rep._exception = type(exc).__name__, exc
+    req = ctx.request
+    sets, refs = made(ctx.input_sets, "input_sets"), made(ctx.reference, "reference")
+    reps = [r for r in ctx.targets if r.error is None and r.path]
+    jobs = []
+    for rep in reps:
+        perms_in, _ = io_perms(rep.details or {})
+        jobs.append(RunJob(rep.target, rep.path, [
+            {k: np.transpose(v, perms_in[k]) if k in perms_in else v for k, v in s.feeds.items()}
+            for s in sets], run_options(rep.path), req.verify_timeout))
+    for rep, outcome in zip(reps, run_isolated(jobs, req.threads)):
+        rep.details = dict(rep.details or {}, verification_run={
+            "child_pid": outcome.child_pid, "seconds": round(outcome.seconds, 3),
+            "outcome": "ran" if outcome.outputs is not None else outcome.error_type})
+        if outcome.outputs is None:
+            rep.error = f"verification could not run the {rep.target} model: {outcome.error}"
+            kind = outcome.error_type or "EngineError"
+            rep.error_type = kind if kind not in ("crash", "hang") else "EngineError"
+            rep._exception = _error(kind, rep.error)
+            continue
+        _, perms_out = io_perms(rep.details or {})
+        results = [{k: np.transpose(v, np.argsort(perms_out[k])) if k in perms_out else v
+                    for k, v in out.items()} for out in outcome.outputs]
+        rep.verification = compare_sets(
+            refs, results, [s.name for s in sets], rep.target, rep.precision, req.thresholds,
+            depths=ctx.depths, class_scores=ctx.class_scores, reference=ctx.reference_desc,
+            reference_problem=ctx.reference_problem)
+
+
+def run_options(path: str) -> Dict[str, Any]:
+    """How verification loads a file: MNN computes in fp32 without Winograd, so the
+    check measures the file (its fp16/int8 weights), not the host's fast kernels."""
+    if path.endswith(".mnn"):
+        return {"precision": "fp32", "winograd": False}
+    return {}
+
+
+def _error(kind: str, message: str) -> EdgertError:
+    from edgert import errors
+
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, EdgertError)):
+        cls = errors.EngineError
+    return cls(message)
 
 
 def io_perms(details: Mapping[str, Any]) -> Tuple[Dict[str, tuple], Dict[str, tuple]]:

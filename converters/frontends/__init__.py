@@ -28,6 +28,7 @@ import numpy as np
 
 from converters.frontends.shapes import (check_known, concrete, normalize_input_shapes,
                                          parse_input_shapes, parse_shape)
+from converters.frontends.values import fit_values, normalize_values
 from edgert.errors import EdgertError, InputError
 from converters.errors import ConversionError
 
@@ -47,6 +48,7 @@ class SourceModel:
     exporter: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    input_values: Dict[str, np.ndarray] = field(default_factory=dict)   # fixed by the user
     _ort: Any = field(default=None, repr=False)
 
     @property
@@ -137,8 +139,24 @@ def load_source(model_or_path: Any, example_inputs: Any = None,
                 input_names: Optional[List[str]] = None,
                 output_names: Optional[List[str]] = None,
                 exporter: str = "dynamo", opset: Optional[int] = None,
-                seed: int = 0) -> SourceModel:
-    """Turn a torch model, a zoo model, an ONNX file/proto/IR or a spec into a SourceModel."""
+                seed: int = 0, input_values: Optional[Mapping[str, Any]] = None
+                ) -> SourceModel:
+    """Turn a torch model, a zoo model, an ONNX file/proto/IR or a spec into a SourceModel.
+
+    ``input_values``: {input name: value} the user fixes (``--input sr=16000``): a torch
+    model's example inputs take them, and verification and calibration use them
+    (``converters.frontends.values``)."""
+    src = _load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name,
+                       input_names, output_names, exporter, opset, seed,
+                       normalize_values(input_values))
+    if input_values:
+        src = replace(src, input_values=fit_values(normalize_values(input_values),
+                                                   src.input_specs()))
+    return src
+
+
+def _load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, name,
+                 input_names, output_names, exporter, opset, seed, values) -> SourceModel:
     from converters.frontends import spec as spec_mod
 
     t0 = time.perf_counter()
@@ -161,11 +179,11 @@ def load_source(model_or_path: Any, example_inputs: Any = None,
         return _from_torch(obj.module, example_inputs or obj.example_inputs, shapes,
                            dynamic_batch, name or obj.name, input_names or obj.input_names,
                            output_names or obj.output_names, obj.dynamic_axes, exporter,
-                           opset, seed, t0)
+                           opset, seed, t0, values)
     if _is_torch_module(obj):
         return _from_torch(obj, example_inputs, shapes, dynamic_batch,
                            name or _snake(type(obj).__name__), input_names, output_names,
-                           None, exporter, opset, seed, t0)
+                           None, exporter, opset, seed, t0, values)
     return _from_onnx(obj, shapes, dynamic_batch, name, t0)
 
 
@@ -196,7 +214,8 @@ def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
 
 
 def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names,
-                output_names, dynamic_axes, exporter, opset, seed, t0) -> SourceModel:
+                output_names, dynamic_axes, exporter, opset, seed, t0,
+                values: Optional[Mapping[str, np.ndarray]] = None) -> SourceModel:
     from converters.frontends.torch_export import (as_tensors, export_torch,
                                                    forward_input_names, run_module)
 
@@ -204,8 +223,9 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
         module.eval()
     except NotImplementedError:   # the module of a torch.export program: already inference
         pass
+    values = dict(values or {})
     if example_inputs is None:
-        example_inputs = _inputs_from_shapes(module, shapes, input_names, seed)
+        example_inputs = _inputs_from_shapes(module, shapes, input_names, seed, values)
     if isinstance(example_inputs, Mapping):        # {"input_ids": ..., "attention_mask": ...}
         example_inputs, input_names = _by_name(module, example_inputs, input_names)
     inputs = as_tensors(example_inputs)
@@ -213,6 +233,10 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
     if len(in_names) != len(inputs):
         raise InputError(f"{len(inputs)} example inputs but {len(in_names)} input names "
                          f"({in_names})")
+    if values:                                      # the user's values win over examples
+        check_known(values, in_names, "input value")
+        inputs = tuple(_to_tensor(values[n]) if n in values else t
+                       for n, t in zip(in_names, inputs))
     if shapes:
         check_known(shapes, in_names)
         for n, t in zip(in_names, inputs):
@@ -262,25 +286,30 @@ def _by_name(module, named: Mapping, input_names):
     return tuple(named[n] for n in names), list(input_names or names)
 
 
-def _inputs_from_shapes(module, shapes, input_names, seed):
+def _inputs_from_shapes(module, shapes, input_names, seed, values=None):
     import torch
 
     from converters.frontends.torch_export import forward_parameters
 
-    if not shapes:
+    values = values or {}
+    if not shapes and not values:
         first = (list(input_names or []) + forward_parameters(module) + ["x"])[0]
         raise InputError(
             f"a torch model ({type(module).__name__}) needs example inputs to be exported: "
             f"pass example_inputs=(tensor, ...) or input_shapes={{'{first}': (1, 3, 224, 224)}} "
             f"(CLI: --input-shape {first}=1x3x224x224)")
 
-    names = list(input_names or forward_parameters(module) or list(shapes))
+    names = list(input_names or forward_parameters(module) or list(shapes) + list(values))
     check_known(shapes, names)
-    missing = [n for n in names if n not in shapes]
+    check_known(values, names, "input value")
+    missing = [n for n in names if n not in shapes and n not in values]
     if missing:
-        raise InputError(f"no shape given for input(s) {missing}; forward() takes {names}")
+        raise InputError(f"no shape given for input(s) {missing}; forward() takes {names} "
+                         f"(--input-shape NAME=1x3x224x224 for data, --input NAME=VALUE for "
+                         f"a setting such as a sample rate)")
     gen = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(concrete(shapes[n]), generator=gen) for n in names)
+    return tuple(_to_tensor(values[n]) if n in values else
+                 torch.randn(concrete(shapes[n]), generator=gen) for n in names)
 
 
 def _check_exported(model, notes: List[str]) -> None:

@@ -123,8 +123,36 @@ def apply_shapes(proto: onnx.ModelProto, shapes: Mapping[str, Shape], dynamic_ba
     return changed
 
 
+def negative_dims_dynamic(proto: onnx.ModelProto, notes: List[str]) -> bool:
+    """Dims declared ``dim_value: -1`` (Paddle exports write the batch so) made symbolic,
+    as ONNX Runtime reads them; ``--input-shape`` then fixes them like any dynamic dim.
+    Returns whether anything changed."""
+    inputs = set(input_names(proto))
+    changed = False
+    for v in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
+        if not v.type.HasField("tensor_type"):
+            continue
+        for i, d in enumerate(v.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.Clear()
+                d.dim_param = f"{v.name}_dim{i}"
+                changed = True
+                if v.name in inputs:
+                    notes.append(f"input {v.name!r}: dim {i} is declared -1 "
+                                 f"in the file; read as dynamic, as ONNX Runtime does "
+                                 f"(--input-shape fixes it)")
+    return changed
+
+
 def _fmt(dims) -> str:
     return "x".join(str(d) for d in dims)
+
+
+def _has_negative_dims(proto: onnx.ModelProto) -> bool:
+    return any(d.HasField("dim_value") and d.dim_value < 0
+               for v in list(proto.graph.input) + list(proto.graph.output)
+               + list(proto.graph.value_info) if v.type.HasField("tensor_type")
+               for d in v.type.tensor_type.shape.dim)
 
 
 def load_onnx(source, shapes: Mapping[str, Shape], dynamic_batch: bool
@@ -139,10 +167,11 @@ def load_onnx(source, shapes: Mapping[str, Shape], dynamic_batch: bool
     else:
         path = os.fspath(source)
         proto = read_onnx(path)
-    if shapes or dynamic_batch:
+    if shapes or dynamic_batch or _has_negative_dims(proto):
         proto_copy = onnx.ModelProto()
         proto_copy.CopyFrom(proto)      # never change the caller's proto
         proto = proto_copy
+        negative_dims_dynamic(proto, notes)
         apply_shapes(proto, shapes, dynamic_batch, notes)
     proto = check_and_infer(proto, path, notes)
     return ir.serde.deserialize_model(proto), path, notes

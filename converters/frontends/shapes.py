@@ -52,11 +52,12 @@ def normalize_input_shapes(shapes: Optional[Mapping[str, Sequence[Dim]]]) -> Dic
     return out
 
 
-def check_known(shapes: Mapping[str, Shape], known: Sequence[str]) -> None:
+def check_known(shapes: Mapping[str, object], known: Sequence[str],
+                what: str = "input shape") -> None:
     """Every named input must exist; the error lists the model's inputs."""
     unknown = [n for n in shapes if n not in known]
     if unknown:
-        raise InputError(f"input shape given for unknown input(s) {unknown}; "
+        raise InputError(f"{what} given for unknown input(s) {unknown}; "
                          f"model inputs: {list(known)}")
 
 

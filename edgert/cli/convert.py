@@ -27,8 +27,15 @@ def add_arguments(p) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (repeatable); for torch models also the shape "
                         "of the seeded example input")
-    p.add_argument("--precision", default="fp32",
-                   choices=["fp32", "fp16", "int8_weights", "int4_weights", "int8"])
+    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix an input that is a setting, not data (repeatable): a number "
+                        "(sr=16000) or a .npy file (state=h0.npy); the export, every "
+                        "verification set and the calibration use it")
+    p.add_argument("--precision", default="auto",
+                   choices=["auto", "fp32", "fp16", "int8_weights", "int4_weights", "int8"],
+                   help="auto (default): int8 for a QDQ file, a QAT or PT2E model, or with "
+                        "--quant-table/--calibration-data; fp32 otherwise (the report says "
+                        "which and why)")
     p.add_argument("--quant-table", metavar="TABLE",
                    help="quantization table (.json) for --precision int8 (docs/QUANTIZATION.md)")
     p.add_argument("--calibration-data", metavar="DATA",
@@ -50,12 +57,19 @@ def add_arguments(p) -> None:
                    help="torch.onnx exporter for torch models (default dynamo)")
     p.add_argument("--passes", default=None, metavar="LIST",
                    help="comma-separated passes to run instead of the pipeline, or 'none'")
-    p.add_argument("--verify-inputs", metavar="FILE", help=".npy/.npz inputs for verification")
+    p.add_argument("--verify-inputs", metavar="FILE",
+                   help=".npy/.npz inputs verification runs besides its seeded sets")
+    p.add_argument("--verify-sets", type=int, default=3, metavar="N",
+                   help="seeded input sets verification runs (default 3)")
+    p.add_argument("--verify-timeout", type=float, default=None, metavar="S",
+                   help="seconds one converted model may take in the verification child "
+                        "(default: 10 s + 0.5 s/MB per set, at most 60 s)")
     p.add_argument("--threshold", action="append", default=[], metavar="KEY=VALUE",
                    help="override a verification threshold, e.g. min_cosine=0.9999")
     p.add_argument("--no-verify", action="store_true", help="skip verification")
     p.add_argument("--no-isolated-check", action="store_true",
-                   help="load results in-process only (skip the crash-safe child-process load)")
+                   help="accepted for older scripts: verification always runs the converted "
+                        "models in a child process")
     p.add_argument("--backend-option", action="append", default=[],
                    metavar="[TARGET.]NAME=VALUE",
                    help="a backend's own option (repeatable), e.g. mnn.mnn_symmetric=all or "
@@ -87,6 +101,7 @@ def run(args) -> int:
     from converters.flow.context import target_list
     from edgert.cli.calibrate import calibration_source
     from converters.frontends.shapes import parse_input_shapes
+    from converters.frontends.values import parse_input_values
     from edgert.formatting import print_json
 
     passes = None
@@ -96,6 +111,8 @@ def run(args) -> int:
     report = convert(
         args.model, targets=args.to, out_dir=args.out or "edgert_out", name=args.name,
         precision=args.precision, input_shapes=parse_input_shapes(args.input_shape),
+        input_values=parse_input_values(args.input) or None,
+        verify_sets=args.verify_sets, verify_timeout=args.verify_timeout,
         dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
         thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
@@ -105,7 +122,6 @@ def run(args) -> int:
         sparsity_table=args.sparsity_table,
         backend_options=parse_option_texts(args.backend_option, target_list(args.to))
         if args.backend_option else None,
-        load_check="structure" if args.no_isolated_check else "isolated",
         raise_on_error=False)      # one target failing must not hide the others' results
     if args.json:
         print_json(report.to_dict())
@@ -127,6 +143,10 @@ def render(report) -> None:
           + (f" via the {src['exporter']} exporter" if src.get("exporter") else "")
           + f"; {report.passes.nodes_before} -> {report.passes.nodes_after} nodes; "
           f"{report.seconds:.1f} s")
+    if getattr(report, "precision", None):
+        print(f"  precision: {report.precision['why']}")
+    for name, value in (src.get("input_values") or {}).items():
+        print(f"  input {name} fixed at {value}")
     for note in src.get("notes", []):
         print(f"  note: {note}")
     rows = []
@@ -151,8 +171,9 @@ def render(report) -> None:
     render_sparsity(report)
     vrows = [r for t in report.targets if t.verification for r in t.verification.table_rows()]
     if vrows:
-        inputs = next(t.verification.inputs for t in report.targets if t.verification)
-        print_table("verification", TABLE_COLUMNS, vrows, caption=f"inputs: {inputs}")
+        v = next(t.verification for t in report.targets if t.verification)
+        print_table("verification", TABLE_COLUMNS, vrows,
+                    caption=f"reference: {v.reference}; inputs: {v.inputs}")
     print(f"report: {report.report_path}")
     failed = [t.target for t in report.targets if t.error]
     if failed:

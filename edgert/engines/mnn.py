@@ -21,6 +21,10 @@ from edgert.tensors import TensorInfo
 
 _MNN = None
 _PRECISION = {"auto": "normal", "fp32": "high", "fp16": "low"}
+# Interpreter::HintMode::WINOGRAD_MEMORY_LEVEL; level 0 turns Winograd convolutions off
+# (``winograd=False``: verification measures the file, not MNN's fast-but-rougher
+# F(6x6, 3x3) transforms, which lose about 1e-3 relative on a 3x3 convolution).
+_HINT_WINOGRAD_MEMORY_LEVEL = 3
 
 
 def _mnn():
@@ -73,6 +77,8 @@ class MNNEngine(Engine):
         with capture_native_output() as out:
             try:
                 self._rt = nn.create_runtime_manager((config,))
+                if options.get("winograd") is False:
+                    self._rt.set_hint(_HINT_WINOGRAD_MEMORY_LEVEL, 0)
                 probe = nn.load_module_from_file(path, [], [], runtime_manager=self._rt)
                 info = probe.get_info() if probe is not None else None
                 names_in = list(info["inputNames"]) if info else []

@@ -109,6 +109,10 @@ def run_case(case, target: str, work: str) -> dict:
                                                  "TableError") and not bug else "error"
         res.update(status=status, reason=f"{rep.error_type}: {rep.error}")
         return _done(res, t0)
+    ran = (rep.details or {}).get("verification_run", {}).get("outcome")
+    if ran in ("crash", "hang"):     # convert() survived it in its verification child
+        res.update(status=ran, reason=rep.error)
+        return _done(res, t0)
     verified = rep.verification is not None and rep.verification.passed
     try:
         sess = edgert.load(rep.path, check="structure")

@@ -45,7 +45,7 @@ def test_zoo_model_to_mnn_with_json_report(tmp_path):
 
 def test_failed_verification_exits_1_and_says_why(conv_onnx, tmp_path):
     proc = _edgert(str(conv_onnx), "--out", str(tmp_path), "--threshold", "min_cosine=1.5",
-                   "--no-isolated-check")
+                   "--threshold", "atol=0")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "verification FAILED" in proc.stdout and "cosine" in proc.stdout
     assert (tmp_path / "padconv.report.json").exists()

@@ -18,9 +18,11 @@ from converters.mnn.backend import run_converter
 from converters.verify import metrics
 from converters.errors import ConversionError, UnsupportedOpError
 from tests.converters import onnx_builders as ob
+from tests.converters.conftest import MNN_GELU
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=MNN_GELU) if n == "transformer_encoder"
+                                  else n for n in zoo.names()])
 def test_zoo_model_converts_to_mnn_fp32_and_matches_pytorch(zoo_sources, out_dir, name):
     src = zoo_sources[name]
     report = convert(src, "mnn", out_dir=out_dir / "fp32", load_check="structure")
@@ -30,9 +32,12 @@ def test_zoo_model_converts_to_mnn_fp32_and_matches_pytorch(zoo_sources, out_dir
     for check in target.verification.outputs:
         assert check.cosine >= 0.99999, (name, check)
         assert check.max_rel < 1e-3, (name, check)
-    # verified against PyTorch itself, on the export's example inputs
+    # verified against PyTorch itself, on the export's example inputs and seeded sets
     assert report.source["kind"] == "torch" and report.source["exporter"] == "dynamo"
-    assert target.verification.inputs.startswith("torch example inputs")
+    v = target.verification
+    assert v.reference == "PyTorch (the source module)"
+    assert v.input_sets[0] == "example inputs" and len(v.input_sets) == 4
+    assert all(s.startswith("seeded N(0,1), seed ") for s in v.input_sets[1:])
 
 
 def test_dynamic_batch_survives_into_mnn(zoo_sources, out_dir):
@@ -131,10 +136,12 @@ def test_int8_weights_match_asymmetric_per_channel_and_flag_makes_symmetric(zoo_
 
 def test_int4_weights_block_wise_on_transformer(zoo_sources, out_dir):
     src = zoo_sources["transformer_encoder"]
+    # on the example inputs alone: the claim is about block size, not about which
+    # random inputs a random-weight transformer's 10 logits survive int4 on
     per_channel = convert(src, "mnn", out_dir=out_dir / "int4", precision="int4_weights",
-                          load_check="structure")
+                          verify_sets=0)
     blocks = convert(src, "mnn", out_dir=out_dir / "int4b", precision="int4_weights",
-                     weight_block_size=32, load_check="structure")
+                     weight_block_size=32, verify_sets=0)
     assert per_channel.ok and blocks.ok
     assert "--weightQuantBlock 32" in " ".join(blocks.target("mnn").notes)
     cos_pc = min(o.cosine for o in per_channel.target("mnn").verification.outputs)

@@ -1,4 +1,7 @@
-"""Verification metrics, thresholds, and the assert_close helper."""
+"""Verification metrics and gates (converters/verify.py): the fp32 bound that a scaled,
+shifted or constant-but-wrong output cannot pass, cosine waived below the absolute
+floor, exact integer outputs, the SNR gate of the quantized precisions, top-1 on class
+scores outside the noise margin, several input sets, and the assert_close helper."""
 from __future__ import annotations
 
 import math
@@ -6,9 +9,23 @@ import math
 import numpy as np
 import pytest
 
-from converters.verify import (THRESHOLDS, assert_close, compare, load_feeds, metrics,
-                               random_feeds, thresholds_for)
+from converters.verify import (FLOAT_ATOL, THRESHOLDS, U16, U32, assert_close, compare,
+                               compare_sets, fp16_rtol, fp32_rtol, load_feeds, metrics,
+                               random_feeds, snr_for_cosine, thresholds_for)
 from edgert.errors import InputError
+
+
+def _rounded(ref: np.ndarray, ulps: float, seed: int = 0) -> np.ndarray:
+    """``ref`` with an error of up to ``ulps`` units of float32 roundoff of max|ref|:
+    what a correct conversion in another summation order looks like."""
+    rng = np.random.default_rng(seed)
+    scale = float(np.max(np.abs(ref)))
+    return (ref + ulps * U32 * scale * rng.uniform(-1, 1, ref.shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def feature_map():
+    return np.random.default_rng(1).standard_normal((1, 16, 8, 8)).astype(np.float32)
 
 
 def test_metrics_on_known_values():
@@ -31,31 +48,148 @@ def test_identical_and_zero_outputs():
     assert metrics(z, x)["cosine"] == 0.0
 
 
-def test_top1_only_for_classifier_shaped_outputs():
-    ref = np.array([[0, 1, 0], [2, 0, 0]], np.float32)
-    res = np.array([[0, 1, 0], [0, 0, 3]], np.float32)
-    assert metrics(ref, res)["top1"] == 0.5
-    assert metrics(ref.reshape(1, 2, 3), res.reshape(1, 2, 3))["top1"] is None
+def test_the_tolerances_are_the_documented_arithmetic():
+    assert U32 == 2.0 ** -24 and U16 == 2.0 ** -11
+    assert FLOAT_ATOL == 16 * U32 == 2.0 ** -20
+    assert fp32_rtol(1) == fp32_rtol(8) == 16 * 8 * U32          # the floor of 8 ops
+    assert fp32_rtol(100) == 16 * 100 * U32
+    assert fp32_rtol(500) < 1e-3                                 # a 0.1 % shift still fails
+    assert fp16_rtol(64) == pytest.approx(8 * U16 * 8 + fp32_rtol(64))
+    t = thresholds_for("fp32", depth=50)
+    assert (t.rtol, t.atol, t.min_cosine) == (fp32_rtol(50), FLOAT_ATOL, 0.99999)
+    # the SNR gate of the quantized precisions is the cosine gate for unbiased noise
+    assert snr_for_cosine(0.98) == pytest.approx(10 * math.log10(25))
+    assert thresholds_for("int8").min_snr_db == pytest.approx(13.979, abs=1e-3)
+    assert thresholds_for("int8", {"min_cosine": 0.995}).min_snr_db == pytest.approx(20.0)
+    assert thresholds_for("fp32").min_snr_db is None
 
 
-def test_compare_fails_on_threshold_and_on_shape():
+@pytest.mark.parametrize("depth", [1, 60, 500])
+def test_a_correct_fp32_conversion_passes(feature_map, depth):
+    """An error of a few roundoffs per op of the path passes at every depth."""
+    got = _rounded(feature_map, ulps=4 * max(depth, 1))
+    v = compare({"y": feature_map}, {"y": got}, "mnn", "fp32", depths={"y": depth})
+    assert v.passed, v.failures
+
+
+@pytest.mark.parametrize("depth", [1, 60, 500])
+def test_scaled_or_shifted_outputs_fail_though_cosine_passes_scale(feature_map, depth):
+    scaled = feature_map * np.float32(1.01)
+    assert metrics(feature_map, scaled)["cosine"] > 0.9999999    # cosine is blind to it
+    v = compare({"y": feature_map}, {"y": scaled}, "mnn", "fp32", depths={"y": depth})
+    assert not v.passed and "max abs error" in v.failures[0] and "> bound" in v.failures[0]
+    shifted = feature_map + np.float32(1e-3 * np.max(np.abs(feature_map)))
+    v = compare({"y": feature_map}, {"y": shifted}, "mnn", "fp32", depths={"y": depth})
+    assert not v.passed and "max abs error" in v.failures[0]
+
+
+def test_a_constant_vector_with_wrong_values_fails():
+    """lstm_reverse's Y_h as MNN computed it: every element off by the same factor, so
+    the flattened cosine is exactly 1 and only the bound sees it."""
+    ref = np.full((1, 1, 3), 0.4375, np.float32)
+    got = np.full((1, 1, 3), 0.6338, np.float32)
+    assert metrics(ref, got)["cosine"] == pytest.approx(1.0)
+    v = compare({"Y_h": ref}, {"Y_h": got}, "mnn", "fp32", depths={"Y_h": 1})
+    assert not v.passed and "max abs error 0.196 > bound" in v.failures[0]
+
+
+def test_a_near_zero_output_computed_right_passes():
+    """PP-OCR's DB-net: outputs all near zero, errors of an ulp of the O(1) values they
+    came from. Cosine falls below 0.99999; the error is below the absolute floor."""
     rng = np.random.default_rng(0)
-    ref = rng.standard_normal((1, 10)).astype(np.float32)
-    noisy = ref + 0.01 * rng.standard_normal((1, 10)).astype(np.float32)
-    v = compare({"y": ref}, {"y": noisy}, "mnn", "fp32")
-    assert not v.passed and "cosine" in v.failures[0]
-    v = compare({"y": ref}, {"y": noisy}, "mnn", "fp16")
+    ref = (2e-6 * rng.standard_normal((1, 1, 32, 32))).astype(np.float32)
+    got = (ref + 1.1e-7 * rng.uniform(-1, 1, ref.shape)).astype(np.float32)
+    assert metrics(ref, got)["cosine"] < 0.99999
+    v = compare({"maps": ref}, {"maps": got}, "tflite", "fp32")
+    assert v.passed, v.failures
+    assert v.outputs[0].cosine_waived
+    # ... but not when the same error sits on values of ordinary size
+    v = compare({"maps": ref}, {"maps": got + np.float32(2e-6)}, "tflite", "fp32")
+    assert not v.passed
+
+
+def test_integer_outputs_compare_exactly():
+    ref = np.array([[3, 1, 4, 1, 5, 9, 2, 6, 5, 3]], np.int64)
+    got = ref.copy()
+    got[0, 4] = 4
+    v = compare({"idx": ref}, {"idx": got}, "mnn", "fp32")
+    assert not v.passed and v.outputs[0].kind == "index"
+    assert "1 of 10 values differ" in v.failures[0] and "4 vs source 5" in v.failures[0]
+    assert compare({"idx": ref}, {"idx": ref.astype(np.int32)}, "mnn", "fp32").passed
+    # quantized precisions reorder near-ties feeding an ArgMax: half must agree
+    assert compare({"idx": ref}, {"idx": got}, "mnn", "int8").passed
+    got[0, :6] = 0
+    assert not compare({"idx": ref}, {"idx": got}, "mnn", "int8").passed
+    mask = np.array([True, False, True])
+    assert not compare({"m": mask}, {"m": ~mask}, "tflite", "fp32").passed
+
+
+def test_int8_snr_gate_fails_a_scale_error_cosine_misses():
+    rng = np.random.default_rng(2)
+    ref = rng.standard_normal((1, 64, 4, 4)).astype(np.float32)
+    noisy = ref + 0.05 * rng.standard_normal(ref.shape).astype(np.float32)
+    assert compare({"y": ref}, {"y": noisy}, "tflite", "int8").passed
+    v = compare({"y": ref}, {"y": 1.3 * noisy}, "tflite", "int8")
+    assert metrics(ref, 1.3 * noisy)["cosine"] > 0.99
+    assert not v.passed and "SNR" in v.failures[0]
+
+
+def test_top1_is_judged_outside_the_noise_margin_only():
+    up = 1.0 + 2.0 ** -23                                # the float32 after 1.0
+    ref = np.array([[0.0, 5.0, 1.0], [1.0, up, 0.0]], np.float32)
+    tie_flipped = np.array([[0.0, 5.0, 1.0], [up, 1.0, 0.0]], np.float32)
+    v = compare({"logits": ref}, {"logits": tie_flipped}, "mnn", "fp32")
+    assert v.passed and v.outputs[0].top1 == 0.5 and v.outputs[0].top1_judged == 1
+    # int8: a confident row whose class changes fails, though cosine stays high
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((8, 1000)).astype(np.float32)
+    logits[:, 7] += 6.0                                  # every row is confident: class 7
+    wrong = logits.copy()
+    wrong[0, 8] = wrong[0, 7] + 0.5                      # one score of 8000 moves
+    assert metrics(logits, wrong)["cosine"] > 0.99
+    v = compare({"logits": logits}, {"logits": wrong}, "tflite", "int8")
+    assert not v.passed and "top-1 differs on 1 of 8 rows" in v.failures[0]
+    # the same numbers as a detection head (rank 3) or named not-class-scores: no top-1
+    v = compare({"boxes": logits[None]}, {"boxes": wrong[None]}, "tflite", "int8")
+    assert v.outputs[0].top1 is None and v.passed
+    v = compare({"emb": logits}, {"emb": wrong}, "tflite", "int8", class_scores=set())
     assert v.passed
-    v = compare({"y": ref}, {"y": noisy}, "mnn", "fp32", thresholds={"min_cosine": 0.99,
-                                                                      "min_top1": None})
-    assert v.passed
+
+
+def test_nan_and_inf_must_sit_where_the_source_has_them():
+    ref = np.array([1.0, np.nan, np.inf, -2.0], np.float32)
+    assert compare({"y": ref}, {"y": ref.copy()}, "mnn", "fp32").passed
+    moved = np.array([np.nan, 1.0, np.inf, -2.0], np.float32)
+    assert "NaN/inf differ" in compare({"y": ref}, {"y": moved}, "mnn", "fp32").failures[0]
+    fin = np.ones(4, np.float32)
+    got = fin.copy()
+    got[2] = np.nan
+    assert "NaN or inf where the source has none" in \
+        compare({"y": fin}, {"y": got}, "mnn", "fp32").failures[0]
+
+
+def test_several_input_sets_report_the_failing_one(feature_map):
+    good = _rounded(feature_map, 2)
+    v = compare_sets([{"y": feature_map}, {"y": feature_map}], [{"y": good},
+                                                                {"y": feature_map * 2}],
+                     ["given: x.npz", "seeded N(0,1), seed 0"], "mnn", "fp32")
+    assert not v.passed and v.input_sets == ["given: x.npz", "seeded N(0,1), seed 0"]
+    assert len(v.failures) == 1 and v.failures[0].endswith("(inputs: seeded N(0,1), seed 0)")
+    assert v.outputs[0].worst_input == "seeded N(0,1), seed 0"
+
+
+def test_a_reference_problem_never_passes(feature_map):
+    v = compare({"y": feature_map}, {"y": feature_map}, "mnn", "fp32",
+                reference_problem="no trustworthy reference")
+    assert not v.passed and v.failures == ["reference: no trustworthy reference"]
+    assert v.outputs[0].passed and "UNVERIFIED" in v.table_rows()[0][-1]
+
+
+def test_compare_fails_on_shape_and_matches_renamed_outputs():
+    ref = np.random.default_rng(0).standard_normal((1, 10)).astype(np.float32)
     v = compare({"y": ref}, {"y": ref[:, :5]}, "mnn", "fp32")
     assert not v.passed and "shape" in v.failures[0]
-
-
-def test_outputs_matched_by_position_when_renamed():
-    ref = {"logits": np.ones((1, 3), np.float32)}
-    v = compare(ref, {"Identity_0": np.ones((1, 3), np.float32)}, "tflite", "fp32")
+    v = compare({"logits": ref}, {"Identity_0": ref}, "tflite", "fp32")
     assert v.passed and "matched by position" in v.notes[0]
 
 

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from converters.errors import ConversionError
+from converters.flow.inputs import held_out_indices
 from quant_tables import ActivationQuant, LayerOverride, QuantTable
 
 from .conftest import small_cnn
+from .int8_bounds import assert_near_simulation, depths
 
 torch = pytest.importorskip("torch")
 
@@ -78,6 +80,12 @@ def calibrated(tmp_path_factory, cal_data):
     return out, rep, rep8
 
 
+def test_held_out_samples_are_spread_over_the_data():
+    assert held_out_indices(1) == [] and held_out_indices(2) == [1]
+    assert held_out_indices(10) == [2, 7]
+    assert held_out_indices(100) == [6, 18, 31, 43, 56, 68, 81, 93]     # at most 8
+
+
 def _sim(out, x):
     from converters.quant_debug import _sim_tensors
     import onnx
@@ -90,17 +98,23 @@ def _sim(out, x):
 
 
 def test_calibrated_int8_matches_the_table_simulation(calibrated, cal_data):
-    import edgert
 
     out, rep, rep8 = calibrated
     assert rep.ok, rep.summary()
     x = cal_data[5:6]
     sim, table, in_name = _sim(out, x)
-    step = table.activations[rep.source["outputs"][0]].scale
-    for t in rep.targets:
-        got = edgert.load(t.path, check="structure").run({in_name: x})
-        y = next(iter(got.values()))
-        assert np.abs(y - sim).max() <= 2.01 * step, (t.target, np.abs(y - sim).max() / step)
+    name = rep.source["outputs"][0]
+    step = table.activations[name].scale
+    depth = depths(str(out / "sequential.optimized.onnx"))
+    for t in rep.targets:   # within int8_lsb_bound steps, with each kernel family
+        assert_near_simulation(t.path, {in_name: x}, {name: sim}, {name: step}, depth)
+    # verified on held-out calibration samples, not on noise
+    v = rep.target("tflite").verification
+    assert [s for s in v.input_sets if s.startswith("held-out")] == [
+        f"held-out calibration sample {i + 1} of 48" for i in held_out_indices(48)]
+    assert len(v.input_sets) == 1 + 8                 # the example input, 8 held out
+    assert any("40 of 48 feeds calibrate, 8 held out for verification" in n
+               for n in rep.source["notes"])
 
 
 def test_int8_io(calibrated, cal_data):

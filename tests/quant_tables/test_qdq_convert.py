@@ -1,7 +1,6 @@
 """A QDQ ONNX model handed straight to ``convert``: its Q/DQ pairs become the table."""
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -12,6 +11,7 @@ from quant_tables import QuantTable
 from quant_tables.producers.qdq_onnx import extract_qdq
 
 from .conftest import export, ort_run
+from .int8_bounds import assert_near_simulation, depths
 
 
 @pytest.fixture(scope="module")
@@ -21,32 +21,53 @@ def int8_report(qdq_onnx, tmp_path_factory):
 
 
 def test_int8_conversion_reproduces_the_qdq_simulation(int8_report, qdq_onnx, cal_data):
-    """TFLite's int8 kernels compute what onnxruntime's QDQ simulation computes."""
-    import edgert
-
+    """TFLite's int8 kernels compute what onnxruntime's QDQ simulation computes, within
+    the int8 bound in output steps (converters.verify.int8_lsb_bound), with XNNPACK's
+    kernels and with LiteRT's reference ones: the claim holds on AVX2, AVX-512 or ARM,
+    where a cosine measured on one of them (0.9995 here, 0.9933 on an AVX2 EPYC) does
+    not."""
     tfl = int8_report.target("tflite")
     assert tfl.error is None, tfl.error
-    assert tfl.verification.passed
-    assert tfl.verification.outputs[0].cosine >= 0.999
+    assert tfl.verification.passed, tfl.verification.failures
     x = cal_data[20:21]
-    got = edgert.load(tfl.path).run({"x": x})["y"]
-    want = ort_run(qdq_onnx, x)
-    step = json.loads(QuantTable.load(int8_report.out_dir + "/small_qdq.int8.quant.json")
-                      .to_json())["activations"]["y"]["scale"]
-    assert np.max(np.abs(got - want)) <= 2 * step      # at most a rounding step or two apart
+    want = {"y": ort_run(qdq_onnx, x)}
+    step = QuantTable.load(int8_report.out_dir + "/small_qdq.int8.quant.json"
+                           ).activations["y"].scale
+    depth = depths(int8_report.optimized_path)
+    worst = assert_near_simulation(tfl.path, {"x": x}, want, {"y": step}, depth)
+    print(f"\nint8 TFLite vs QDQ simulation, in output steps: {worst} (bound "
+          f"{2 * depth['y']})")
     notes = " ".join(int8_report.source["notes"])
     assert "QDQ source" in notes and "own int8 simulation" in notes
+    assert int8_report.precision["chosen"] == "int8"
 
 
-def test_int8_mnn_quantizes_the_convolutions(int8_report):
+def test_int8_mnn_quantizes_the_convolutions(int8_report, qdq_onnx, cal_data):
     mnn = int8_report.target("mnn")
     assert mnn.error is None, mnn.error
     assert any("layer(s) quantized by MNN" in n for n in mnn.notes)
-    assert mnn.verification.outputs[0].cosine >= 0.98
+    assert mnn.verification.passed, mnn.verification.failures
+    x = cal_data[20:21]
+    step = QuantTable.load(int8_report.out_dir + "/small_qdq.int8.quant.json"
+                           ).activations["y"].scale
+    assert_near_simulation(mnn.path, {"x": x}, {"y": ort_run(qdq_onnx, x)}, {"y": step},
+                           depths(int8_report.optimized_path))
+
+
+def test_a_qdq_file_converts_to_int8_unless_told_otherwise(qdq_onnx, tmp_path):
+    """Q/DQ nodes in the graph mean int8, as TensorRT's explicit quantization reads them."""
+    rep = convert(qdq_onnx, targets=("tflite",), out_dir=tmp_path)
+    assert rep.precision["asked"] == "auto" and rep.precision["chosen"] == "int8"
+    assert "QuantizeLinear/DequantizeLinear pairs" in rep.precision["why"]
+    t = rep.target("tflite")
+    assert t.precision == "int8" and t.path.endswith("small_qdq.int8.tflite")
+    assert t.details["int8"]["float_ops"] == [] and t.verification.passed
+    assert "precision: int8: the source holds" in rep.summary()
 
 
 def test_float_conversion_keeps_the_table_for_later(qdq_onnx, cal_data, tmp_path):
-    rep = convert(qdq_onnx, targets=("tflite",), out_dir=tmp_path)
+    rep = convert(qdq_onnx, targets=("tflite",), out_dir=tmp_path, precision="fp32")
+    assert rep.precision == {"asked": "fp32", "chosen": "fp32", "why": "fp32, as asked"}
     assert rep.target("tflite").verification.passed
     table = QuantTable.load(tmp_path / "small_qdq.qdq.quant.json")
     stripped = extract_qdq(qdq_onnx)
@@ -93,5 +114,5 @@ def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
     pool = next(n for n in res.model.graph.node if n.op_type == "GlobalAveragePool")
     assert not any(n.op_type == "Relu" and n.input[0] == pool.output[0]
                    for n in res.model.graph.node), ops
-    rep = convert(qdq_path, targets=("tflite",), precision="int8", out_dir=tmp_path / "out")
-    assert rep.target("tflite").verification.passed
+    rep = convert(qdq_path, targets=("tflite",), out_dir=tmp_path / "out")
+    assert rep.precision["chosen"] == "int8" and rep.target("tflite").verification.passed

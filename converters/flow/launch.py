@@ -1,0 +1,226 @@
+"""How verification's child processes start: forked from a warm zygote, or spawned.
+
+A spawned child pays for a Python start and numpy's import (0.1 s of CPU, 0.3 - 0.5 s
+on a loaded machine) before it runs anything: more than the runs of a small model, paid
+once per conversion (about 3,000 times in a conformance sweep). So the first
+verification starts a zygote, a process that imports numpy, edgert and the engines'
+Python modules and then only forks. Each verification child is a fork of it: a process
+of its own (its own heap, so a crash or a corrupted heap is its own), started in
+milliseconds. No engine runtime and no model is ever loaded in the zygote, so forking
+it is safe (numpy's OpenBLAS thread, the one thread it has, is fork-safe). It exits
+when the caller does: its request pipe closes. Where fork is missing, where the zygote
+cannot start, or while another thread's conversion is using it, children are spawned.
+
+Both kinds report on one pipe, one line per event: ``pid N`` (a forked child, first),
+``start J`` / ``done J`` per job, and ``exit N RC`` from the zygote when a forked child
+ended (a spawned child's end is the pipe's end and its exit status).
+
+Run as ``python -m converters.flow.launch REQUEST_FD EVENT_FD`` (the zygote).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_LOCK = threading.Lock()
+_ZYGOTE: Optional["Zygote"] = None
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+class Run:
+    """One child running jobs: where its events come from, how to stop it, its end."""
+
+    events_fd: int
+    pid: Optional[int] = None
+    returncode: Optional[int] = None
+
+    def event(self, verb: str, arg: str) -> bool:
+        """Handle a launcher's own event; True when the child has ended."""
+        return False
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> Optional[int]:
+        """Wait for the end (after the events ended); the exit status (negative: signal)."""
+        raise NotImplementedError
+
+
+class SpawnedRun(Run):
+    """A fresh ``python -m converters.flow.isolation`` process."""
+
+    def __init__(self, spec_path: str, todo: List[int], log_path: str) -> None:
+        read_fd, write_fd = os.pipe()
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "converters.flow.isolation", spec_path, str(write_fd),
+                 ",".join(map(str, todo))],
+                stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=_env())
+        os.close(write_fd)
+        self.events_fd, self.pid = read_fd, self.proc.pid
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+
+    def finish(self) -> Optional[int]:
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.proc.wait()
+        os.close(self.events_fd)
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+
+class ForkedRun(Run):
+    """A fork of the zygote; its end comes as the zygote's ``exit`` event."""
+
+    def __init__(self, zygote: "Zygote") -> None:
+        self.zygote = zygote
+        self.events_fd = zygote.events_fd
+
+    def event(self, verb: str, arg: str) -> bool:
+        if verb == "pid":
+            self.pid = int(arg)
+        elif verb == "exit":
+            pid, _, rc = arg.partition(" ")
+            self.pid, self.returncode = int(pid), int(rc)
+            return True
+        return False
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)      # our zygote's child, by its id
+            except ProcessLookupError:
+                pass
+
+    def finish(self) -> Optional[int]:
+        if self.returncode is None:          # the zygote went away mid-run
+            self.kill()
+            self.zygote.close()
+        _LOCK.release()
+        return self.returncode
+
+
+class Zygote:
+    """The warm process verification children are forked from."""
+
+    def __init__(self) -> None:
+        req_r, self.req_w = os.pipe()
+        self.events_fd, ev_w = os.pipe()
+        self.log = open(os.devnull, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "converters.flow.launch", str(req_r), str(ev_w)],
+            stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(req_r, ev_w), env=_env())
+        os.close(req_r)
+        os.close(ev_w)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def launch(self, spec_path: str, todo: List[int], log_path: str) -> ForkedRun:
+        line = json.dumps({"spec": spec_path, "todo": todo, "log": log_path}) + "\n"
+        os.write(self.req_w, line.encode())
+        return ForkedRun(self)
+
+    def close(self) -> None:
+        """Close the request pipe (the zygote exits on it) and reap the process."""
+        global _ZYGOTE
+        if _ZYGOTE is self:
+            _ZYGOTE = None
+        for fd in (self.req_w, self.events_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def start(spec_path: str, todo: List[int], log_path: str) -> Run:
+    """A child running ``todo`` of the spec: forked from the zygote when it is free and
+    alive (started on first use), else spawned."""
+    global _ZYGOTE
+    if hasattr(os, "fork") and _LOCK.acquire(blocking=False):
+        try:
+            if _ZYGOTE is None or not _ZYGOTE.alive():
+                if _ZYGOTE is not None:
+                    _ZYGOTE.close()
+                _ZYGOTE = Zygote()
+                atexit.register(_ZYGOTE.close)
+            return _ZYGOTE.launch(spec_path, todo, log_path)   # releases the lock at finish
+        except OSError:
+            _LOCK.release()
+    return SpawnedRun(spec_path, todo, log_path)
+
+
+# -- the zygote -----------------------------------------------------------------------------
+
+def _preload() -> None:
+    """What every child needs, imported once: numpy, edgert, the engines' modules (their
+    runtimes are created only in the children)."""
+    import numpy  # noqa: F401
+
+    import edgert  # noqa: F401
+    from converters.flow import isolation  # noqa: F401
+    for name in ("edgert.engines.mnn", "edgert.engines.litert"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    try:
+        from edgert.engines.mnn import _mnn
+        _mnn()
+    except ImportError:
+        pass
+
+
+def _serve(req_fd: int, ev_fd: int) -> int:
+    _preload()
+    requests = os.fdopen(req_fd, "r")
+    for line in requests:                   # the caller's end closed: done
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:                        # the verification child
+            code = 1
+            try:
+                requests.close()
+                fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.write(ev_fd, f"pid {os.getpid()}\n".encode())
+                from converters.flow.isolation import run_jobs
+
+                run_jobs(req["spec"], req["todo"], ev_fd)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        os.write(ev_fd, f"exit {pid} {rc}\n".encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2])))
