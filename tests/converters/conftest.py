@@ -4,17 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-# MNN computes ONNX Gelu as the tanh approximation: 4.7e-4 away from erf GELU at
-# x = -2.7 on one op (9.5e-5 of max|ref| on the zoo's transformer), and the fp32 bound
-# of converters/verify.py (16 roundoffs per op) fails it, as it should: the conformance
-# case gelu_default_2 was "silent". Computing Gelu right on MNN (a rewrite into Erf,
-# which MNN computes to 3.6e-8) belongs to MNN's list of wrong ops (converters/mnn/);
-# until it lands these cases fail, and these strict xfails say so.
-MNN_GELU = pytest.mark.xfail(strict=True, reason=(
-    "MNN computes Gelu as the tanh approximation (9.5e-5 of max|ref|), beyond the fp32 "
-    "bound; fixed by rewriting Gelu for MNN (converters/mnn wrong-op list)"))
-
-
 class _ZooCache:
     """``zoo_models["resnet18"]``: each model built once, at the test resolution."""
 

@@ -64,7 +64,7 @@ class _Counted:
     ({"weight_quant_asymetric": True},
      r"unknown backend option 'weight_quant_asymetric' \(did you mean "
      r"'weight_quant_asymmetric'\?\); accepted: mnn: weight_quant_asymmetric, "
-     r"detect_sparse_speedup, mnn_args, mnn_symmetric, timeout_s"),
+     r"detect_sparse_speedup, mnn_args, mnn_symmetric, approximate_gelu, timeout_s"),
     ({"mnn": {"mnn_arg": ["--x"]}}, r"unknown mnn option 'mnn_arg' \(did you mean 'mnn_args'"),
     ({"mnn": {"mnn_args": "--fp16"}}, "mnn option mnn_args must be a list of strings, not str"),
     ({"timeout_s": "10"}, "mnn option timeout_s must be a number, not str"),

@@ -139,13 +139,23 @@ REWRITTEN = [
 
 # refused before anything is written, with these words in the reason
 REFUSED = [
+    (Row("unique_axis", "Unique", [("x", np.array([[1, 0], [1, 0], [2, 3]], F), False)],
+         {"axis": 0}), "ignores axis"),
+    (Row("lstm_peepholes", "LSTM", [("x", f32(2, 1, 2), False)] + _rnn_weights(4)
+         + [(None, None, False), (None, None, False), (None, None, False), (None, None, False),
+            ("P", f32(1, 9), True)], {"hidden_size": 3}), "peepholes"),
+]
+
+
+# Refused once (MNN computes them wrongly or not at all: the reason given), now written
+# with the shared decompositions (converters/passes/decompose_*.py) and checked against
+# ONNX's reference.
+DECOMPOSED = [
     (Row("maxpool_indices", "MaxPool", [("x", f32(1, 1, 4, 4), False)],
          {"kernel_shape": [2, 2], "strides": [2, 2]}, outputs=2), "no Indices output"),
     (Row("avgpool_dilated_large", "AveragePool", [("x", f32(1, 1, 20, 20), False)],
          {"kernel_shape": [9, 9], "strides": [1, 1], "dilations": [2, 2]}, opset=19),
      "dilated"),                 # 81 window offsets: more Slices than a rewrite may write
-    (Row("unique_axis", "Unique", [("x", np.array([[1, 0], [1, 0], [2, 3]], F), False)],
-         {"axis": 0}), "ignores axis"),
     (Row("grid_sample_nearest", "GridSample", [("x", f32(1, 1, 3, 3), False),
                                                ("g", f32(1, 2, 2, 2, scale=0.5), True)],
          {"mode": "nearest"}, opset=20), "mode='nearest'"),
@@ -158,9 +168,6 @@ REFUSED = [
           ("scales", np.array([1, 1, 0.6, 0.6], F), True)],
          {"mode": "linear", "coordinate_transformation_mode": "align_corners"}),
      "not a whole number"),
-    (Row("lstm_peepholes", "LSTM", [("x", f32(2, 1, 2), False)] + _rnn_weights(4)
-         + [(None, None, False), (None, None, False), (None, None, False), (None, None, False),
-            ("P", f32(1, 9), True)], {"hidden_size": 3}), "peepholes"),
 ]
 
 
@@ -264,6 +271,30 @@ def test_mnn_refuses_what_it_computes_wrongly_before_writing(tmp_path, row, why)
                 verify=False)
     assert not (tmp_path / "m.mnn").exists()
     assert f"node '{row.id}'" in str(info.value) and "mnn" in str(info.value)
+
+
+@pytest.mark.parametrize("row,was", DECOMPOSED, ids=[r.id for r, _ in DECOMPOSED])
+def test_mnn_decomposes_what_it_computed_wrongly(tmp_path, row, was):
+    expected = _expected([row], row.opset)
+    model = _model([row], row.opset, expected)
+    feeds = _feeds([row])
+    report = convert(model, targets=["mnn"], precision="fp32", out_dir=tmp_path, name="m",
+                     verify_inputs=feeds, load_check="structure")
+    rep = report.target("mnn")
+    assert rep.verification is not None and rep.verification.passed, rep.verification.failures
+    sess = edgert.load(rep.path, check="structure")
+    try:
+        got = sess.run(feeds)
+    finally:
+        sess.close()
+    for k in range(row.outputs):
+        name = f"{row.id}_y{k}"
+        ref, res = expected[name], np.asarray(got[name])
+        assert res.shape == ref.shape, name
+        if ref.dtype.kind in "biu":
+            np.testing.assert_array_equal(res.astype(ref.dtype), ref, err_msg=name)
+        else:   # float32 arithmetic on O(1) values, a few ulp
+            np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 def test_rewrites_leave_mnn_right_forms_alone():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.converters.conftest import MNN_GELU
 from tests.converters.user_modules import BY_NAME, convert_case, outcome
 
 # case -> expected TFLite op counts (a subset of the file's op counts)
@@ -30,8 +29,7 @@ SUBSET = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=MNN_GELU) if n == "groupnorm_gelu"
-                                  else n for n in SUBSET])
+@pytest.mark.parametrize("name", SUBSET)
 def test_user_module_on_both_targets(name, tmp_path):
     case = BY_NAME[name]
     report = convert_case(case, tmp_path)

@@ -30,7 +30,8 @@ def test_op_matches_onnxruntime(case, tmp_path):
 def test_every_lowering_family_has_rows():
     """Each op-family module of the registry is cross-checked by at least two table rows."""
     from converters.tflite import registry
-    families = {m.rsplit(".", 1)[-1] for m in registry.OP_MODULES}
+    # control flow (If, Loop) holds subgraphs, not one node: tests/converters/test_control_flow.py
+    families = {m.rsplit(".", 1)[-1] for m in registry.OP_MODULES} - {"control_flow"}
     assert families == set(FAMILIES)
     assert all(len(rows) >= 2 for rows in FAMILIES.values())
 
@@ -39,5 +40,6 @@ def test_table_covers_most_registered_ops():
     from converters.tflite import registry
     tested = {c.op for c in CASES}
     registered = {e.onnx_op for e in registry.all_lowerings() if not e.domain}
-    untested = registered - tested - {"Constant", "Dropout"}
+    # If and Loop: tests/converters/test_control_flow.py (their bodies are subgraphs)
+    untested = registered - tested - {"Constant", "Dropout", "If", "Loop"}
     assert not untested, sorted(untested)
