@@ -144,7 +144,8 @@ def part2(names, extra, runs):
         report = roofline(analyze(source), roofs, "fp32")
         for f in files:
             ms, engine, threads = _latency(f, runs)
-            print(f"{name:20s} {sum(l.macs for l in report.layers) / 1e9:6.3f} {report.time_share('memory'):5.0%} "
+            gmacs = sum(layer.macs for layer in report.layers) / 1e9
+            print(f"{name:20s} {gmacs:6.3f} {report.time_share('memory'):5.0%} "
                   f"{report.bound_ms:9.2f}  {engine:24s} {threads!s:>7s} {ms:9.2f} "
                   f"{report.bound_ms / ms:10.1%}")
 

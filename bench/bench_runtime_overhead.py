@@ -118,7 +118,7 @@ def main():
             ("mnn", mnn_p, _raw_mnn, x_img, "input")):
         s = edgert.load(path, threads=1)
         feeds = {feed: x}
-        measure(name, raw_factory(path, x), lambda: s.run(feeds))
+        measure(name, raw_factory(path, x), lambda: s.run(feeds))  # noqa: B023 - timed now
     import_time()
 
 

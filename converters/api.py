@@ -111,6 +111,6 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
     if raise_on_error:
         for rep in report.targets:
             if rep._exception is not None:
-                setattr(rep._exception, "report", report)   # the caller's way to the rest
+                rep._exception.report = report   # type: ignore[attr-defined]  # the caller's way to the rest
                 raise rep._exception
     return report

@@ -123,7 +123,7 @@ def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dic
         arrays, names = {}, []
         for s, feed in enumerate(job.feed_sets):
             names.append(list(feed))
-            for k, (n, a) in enumerate(feed.items()):
+            for k, a in enumerate(feed.values()):
                 arrays[f"s{s}_i{k}"] = np.asarray(a, order="C")
         np.savez(feeds, **arrays)
         entries.append({"target": job.target, "path": os.path.abspath(job.path),

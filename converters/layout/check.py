@@ -1,7 +1,8 @@
 """Per-op layout rules: which stored layouts an op can take, and which it gives.
 
 Each ONNX op (domain, type) maps to one rule in an ``edgert.op_registry`` table
-(registered once; a second registration is an error). A rule answers two questions for the planner in ``mark.py``:
+(registered once; a second registration is an error). A rule answers two questions for
+the planner in ``mark.py``:
 
 * ``backward(node, out_wishes)``: given the layouts the consumers would accept for
   the node's outputs (a *wish*: acceptable layouts, best first), which would it

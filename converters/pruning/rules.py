@@ -1,7 +1,8 @@
 """Per-op rules of the channel analysis: how each op moves, makes or consumes channels.
 
 One function per op family, registered for its op types in an
-``edgert.op_registry`` table (duplicates are an error). A rule reads its inputs' channel ids from the ChannelGraph, sets its
+``edgert.op_registry`` table (duplicates are an error). A rule reads its inputs' channel
+ids from the ChannelGraph, sets its
 outputs' ids and "zero once masked" flags, and records the initializer slices
 its op needs when channels go. An op with no rule freezes every channel it
 touches, so an unknown op can make pruning do less, never something wrong.

@@ -16,7 +16,8 @@ the captured values.
 ``cond_in = cond`` and gives ``i + 1, M, cond_out, v_out...``, each scan output
 appended (CONCATENATION on a new leading axis) to its accumulator, and the captured
 values unchanged. An accumulator starts with one row of zeros, dropped by a SLICE
-after the loop: LiteRT's WHILE fails to invoke on a zero-size loop variable. An absent ``M`` is the largest int64, an
+after the loop: LiteRT's WHILE fails to invoke on a zero-size loop variable. An absent
+``M`` is the largest int64, an
 absent ``cond`` is true; a loop with neither is refused (it would never end).
 
 Loops whose trip count is known are unrolled earlier (``passes/fold_control_flow``),

@@ -244,7 +244,7 @@ class _Rewriter:
     def _plain(self, rec: OpRecord, k: str, out_qp: Dict[int, QP]) -> None:
         target = next(iter(out_qp.values()), None)
         new_inputs = []
-        for i, t in enumerate(rec.inputs):
+        for t in rec.inputs:
             if self.is_act(t):
                 want = target if k == "requant" else self.qp[t]
                 new_inputs.append(self.quantized(t, want))

@@ -106,7 +106,8 @@ def _fc_choice(w: np.ndarray, ten, hybrid: bool, allow_hybrid: bool = False
             return None, "the hybrid sparse kernel's ledger holds at most 256 blocks per row"
         bs = block_sparsity(w, 16)
         if bs < MIN_BLOCK:
-            return None, f"{bs:.0%} of 1x16 blocks are zero (< {MIN_BLOCK:.0%}; int8 FC takes 1x16 blocks only)"
+            return None, (f"{bs:.0%} of 1x16 blocks are zero (< {MIN_BLOCK:.0%}; "
+                          "int8 FC takes 1x16 blocks only)")
         return 16, (f"{bs:.0%} of 1x16 blocks zero: LiteRT's 1x16 block-sparse "
                     f"{'hybrid' if hybrid else 'int8'} kernel (built-in; XNNPACK leaves sparse "
                     "filters to it)")

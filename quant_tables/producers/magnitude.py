@@ -243,7 +243,7 @@ def _global_masks(layers: Sequence[LayerWeightArray], spec: PatternSpec,
     drop = np.zeros(scores.size, bool)
     drop[order[:cut]] = True
     if spec.pattern == "channel":                 # every layer keeps its best channel
-        for i, u in enumerate(units):
+        for i in range(len(units)):
             idx = np.flatnonzero(owner == i)
             if drop[idx].all():
                 drop[idx[np.argmax(scores[idx])]] = False

@@ -232,7 +232,7 @@ def sweep(names: Optional[Sequence[str]] = None, targets: Sequence[str] = TARGET
         pool = _Pool(work, timeout)
         try:
             total = len(cases) * len(targets)
-            for i, case in enumerate(cases):
+            for case in cases:
                 for target in targets:
                     r = pool.run(case.name, case.variant, target, case.op_type)
                     r["family"] = case.family

@@ -144,7 +144,7 @@ def test_isolated_check_turns_an_engine_crash_into_an_error(models, tmp_path):
 
     rng = np.random.default_rng(7)
     crashing = None
-    for k in range(400):
+    for _ in range(400):
         b = bytearray(data)
         for _ in range(int(rng.integers(1, 4))):
             b[int(rng.integers(0, len(b)))] ^= 1 << int(rng.integers(0, 8))

@@ -18,7 +18,7 @@ def test_op_matches_onnxruntime(case, tmp_path):
     result = convert_ir(model, tmp_path / f"{case.id}.tflite")
     outputs = litert_run(result.path, feeds)
     assert list(outputs) == [o.name for o in model.graph.output]
-    for ref, (name, got) in zip(reference, outputs.items()):
+    for ref, got in zip(reference, outputs.values()):
         if ref.dtype != got.dtype and ref.dtype.kind == got.dtype.kind == "i":
             got = got.astype(ref.dtype)
         if ref.dtype == np.bool_:
