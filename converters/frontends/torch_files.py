@@ -21,9 +21,6 @@ from typing import Any, List, Optional, Tuple
 
 from converters.errors import ConversionError
 
-KINDS = ("torchscript", "exported_program", "pickle")
-
-
 def torch_file_kind(path: str) -> Optional[str]:
     """"torchscript", "exported_program", "pickle", or None (not a PyTorch zip file)."""
     if not os.path.isfile(path) or not zipfile.is_zipfile(path):

@@ -7,7 +7,7 @@ in these terms, so one small set of functions serves every op.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -90,11 +90,3 @@ def permute_array(array: np.ndarray, perm: Sequence[int]) -> np.ndarray:
     if is_identity(perm):
         return aligned
     return np.ascontiguousarray(np.transpose(aligned, perm))
-
-
-def closest(perms: Sequence[Optional[Perm]], wanted: Optional[Perm]) -> Optional[Perm]:
-    """``wanted`` if one of ``perms`` is it, else the first non-None perm."""
-    known = [p for p in perms if p is not None]
-    if wanted is not None and wanted in known:
-        return wanted
-    return known[0] if known else None

@@ -3,10 +3,10 @@
 ``remove_channels`` slices every recorded initializer axis down to the kept
 positions, runs the fix-ups (depthwise ``group``, Resize sizes, Reshape shapes)
 and rewrites the static shapes of every tracked tensor, so the graph stays
-valid ONNX with smaller weights. ``mask_channels`` instead zeroes the removed
-positions of the class parameters (producer rows, biases, norm scale and
-shift, per-channel constants) and keeps every shape: the model the pruned one
-must equal.
+valid ONNX with smaller weights. ``mask_slices`` instead names the positions of
+the class parameters (producer rows, biases, norm scale and shift, per-channel
+constants) that zeroing makes the masked source, which keeps every shape: the
+model the pruned one must equal.
 """
 from __future__ import annotations
 
@@ -66,26 +66,6 @@ def remove_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> int:
         dims[cg.axis_of(value)] = int(len(keep))
         value.shape = ir.Shape(dims)
     return changed
-
-
-def mask_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> Dict[str, np.ndarray]:
-    """Zero the removed classes' parameters in place; returns {initializer: zeroed positions}."""
-    keep_of = _keep_cache(cg, removed)
-    zeroed: Dict[str, np.ndarray] = {}
-    for s in cg.slices:
-        if not s.mask:
-            continue
-        n = len(cg.ids[s.space])
-        gone = np.setdiff1d(np.arange(n), keep_of(s.space))
-        if not len(gone):
-            continue
-        arr = np.array(s.value.const_value.numpy(), copy=True)
-        index = [slice(None)] * arr.ndim
-        index[s.axis] = gone
-        arr[tuple(index)] = 0
-        _set_array(s.value, arr)
-        zeroed[s.value.name] = gone
-    return zeroed
 
 
 def mask_slices(cg: ChannelGraph, removed: Set[int]):

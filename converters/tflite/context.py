@@ -86,9 +86,6 @@ class LoweringContext:
         """Say that ``value`` lives in tensor ``index`` (stored as ``perm``)."""
         self._bound[value] = (index, tuple(perm) if perm is not None else self.perm(value))
 
-    def is_bound(self, value) -> bool:
-        return value in self._bound
-
     def tensor_of(self, value, perm: Optional[Perm] = None, keep_int64: bool = False) -> int:
         """``value``'s tensor stored as ``perm`` (default: as it is), converting once if needed.
 
