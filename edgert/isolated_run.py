@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import weakref
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import IO, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -86,13 +86,14 @@ class IsolatedRunner:
 
     def __init__(self, path: str, engine: str, threads: int, precision: str,
                  options: Dict[str, object]) -> None:
-        self.spec = {"path": path, "engine": engine, "threads": threads,
+        self.path = path
+        self.spec: Dict[str, object] = {"path": path, "engine": engine, "threads": threads,
                      "precision": precision, "memory_limit": limits.memory_limit(),
                      "options": {k: v for k, v in options.items()
                                  if isinstance(v, (str, int, float, bool))}}
         self._proc: Optional[subprocess.Popen] = None
         self._fds: Tuple[int, int] = (-1, -1)
-        self._log = None
+        self._log: Optional[IO[bytes]] = None
         self._finalizer: Optional[weakref.finalize] = None
 
     @property
@@ -134,7 +135,7 @@ class IsolatedRunner:
         self._fds = (req_w, rep_r)
         # a session dropped without close() must not leave its worker behind
         self._finalizer = weakref.finalize(self, _stop, self._proc, self._fds)
-        deadline = time.monotonic() + limits.probe_timeout(os.path.getsize(self.spec["path"]))
+        deadline = time.monotonic() + limits.probe_timeout(os.path.getsize(self.path))
         try:
             _write_all(req_w, _encode({"op": "load", **self.spec}))
             header, _ = _read_message(rep_r, deadline)

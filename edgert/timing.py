@@ -51,7 +51,7 @@ class BenchmarkResult:
     @classmethod
     def from_dict(cls, d: Dict[str, object]) -> "BenchmarkResult":
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in names})  # type: ignore[arg-type]
 
 
 def latency_stats(latencies_ms: List[float]) -> Dict[str, float]:
