@@ -15,9 +15,11 @@ waiting for a device no agent serves.
 Faults it rides out: a device that drops (its jobs get rows; it is probed again
 before its next job), a database restart (the store retries calls on a new
 connection, the queue worker is started again, claims are renewed; a job that
-was running then finishes and is recorded), a job delivered twice after a
-restart (the device's slot runs one at a time, and a job that already has its
-row is not run again).
+was running then finishes and is recorded, its end written in the queue once the
+server is back), a job the queue says this agent runs and it does not (its end
+lost with a crashed server's last commits: the janitor queues it again or closes
+it, ``held.py``), a job delivered twice after a restart (the device's slot runs
+one at a time, and a job that already has its row is not run again).
 """
 from __future__ import annotations
 
@@ -100,8 +102,10 @@ class Agent:
     def start(self) -> "Agent":
         """Claim, connect and publish the devices; raise ClaimRefused if one is taken."""
         from device_farm.pg_locks import PgLocks
+        from device_farm.team.held import HeldJobs
 
         q.ensure_schema(self.url)
+        self._held = HeldJobs()
         self.store = ResultStore(self.url)
         self.claims = Claims(self.url, {n: s.key for n, s in self.slots.items()})
         self.claims.claim(lambda name, key: holder_text(self.store, name, key))
@@ -168,7 +172,7 @@ class Agent:
                     self.store.agent_heartbeat(self.agent_id)
                     if time.monotonic() >= next_sweep:   # a few times per stale period
                         next_sweep = time.monotonic() + janitor.stale_s / 4
-                        for line in sweep(self.store, app, janitor):
+                        for line in sweep(self.store, app, janitor, self._held):
                             self.log(f"janitor: {line}")
                     if down:
                         self.log("the database is back")
@@ -286,7 +290,8 @@ class Agent:
         queues = [q.queue_name(n) for n in self.slots]
         self.log(f"serving {', '.join(sorted(self.slots))} from {self.store.name}")
         while not self._stop.is_set():
-            app = q.make_app(self.url, self.run_job, max_size=len(self.slots) + 3)
+            app = q.make_app(self.url, self.run_job, max_size=len(self.slots) + 3,
+                             held=self._held, stopping=self._stop.is_set)
             try:
                 async with app.open_async():
                     self._worker_task = asyncio.ensure_future(app.run_worker_async(

@@ -7,6 +7,9 @@ between jobs, under one advisory lock so two janitors never act twice.
    locks); the job is queued again until it has been tried ``max_attempts``
    times (the run's, chosen by its submitter), then recorded as failed. A stalled job that already
    has its row (the agent died after writing it) is just closed.
+   A job left ``doing`` for a worker that is alive but no longer runs it (its end
+   lost in a database outage: ``held.py``) is settled the same way by its own
+   agent's janitor, once it has been ``doing`` for ``stale_s``.
 2. **Devices no agent holds.** A run's jobs for a device no live agent serves
    wait ``agent_wait_s`` (the submitter's choice); then they are recorded as not
    run, saying so, and cancelled in the queue. A run never waits forever.
@@ -107,8 +110,10 @@ class _PlannedDevice:
         return {"name": self.name}
 
 
-def sweep(store: ResultStore, app, options: JanitorOptions) -> List[str]:
-    """One round (see the module's text); returns what it did, one line per action."""
+def sweep(store: ResultStore, app, options: JanitorOptions, held=None) -> List[str]:
+    """One round (see the module's text); returns what it did, one line per action.
+    An agent passes the jobs its workers hold (``held.HeldJobs``): a job left
+    ``doing`` for one of its workers that it does not hold is settled too."""
     import psycopg
     from procrastinate import sql
 
@@ -124,6 +129,9 @@ def sweep(store: ResultStore, app, options: JanitorOptions) -> List[str]:
                 query=sql.queries["select_stalled_jobs_by_heartbeat"],
                 seconds_since_heartbeat=options.stale_s, queue=None, task_name=TASK):
             done.append(_stalled(store, sync, job, options))
+        if held is not None:
+            for job in _unheld(conn, held, options.stale_s):
+                done.append(_stalled(store, sync, job, options, _LOST))
         done += _without_agent(store, conn, sync, options)
         for (run_id,) in conn.execute("SELECT run_id FROM runs WHERE mode = 'queue' AND "
                                       "status NOT LIKE %s", ("done%",)).fetchall():
@@ -131,7 +139,43 @@ def sweep(store: ResultStore, app, options: JanitorOptions) -> List[str]:
     return done
 
 
-def _stalled(store: ResultStore, sync, job, options: JanitorOptions) -> str:
+@dataclass(frozen=True)
+class _Why:
+    """How a settled job's lines and row name what happened to it."""
+    closed: str
+    retried: str
+    failed: str
+    row: str
+
+
+_DIED = _Why("its agent died after recording it; closed",
+             "its agent died during the job; queued again",
+             "its agent died during the last try; recorded as failed",
+             "the agent running this job on {device} stopped (no heartbeat for {stale:g} s)")
+_LOST = _Why("the queue lost its end (a database outage) after it was recorded; closed",
+             "the queue lost it (a database outage) during the job; queued again",
+             "the queue lost it (a database outage) during the last try; recorded as failed",
+             "the agent of {device} lost this job in a database outage")
+
+
+def _unheld(conn, held, stale_s: float) -> List[Dict[str, object]]:
+    """Jobs ``doing`` for one of the agent's workers, started over ``stale_s`` ago, that
+    the agent does not hold (their end was never written, or lost with the server's
+    last commits). Only this agent serves its devices (claims), so nobody runs them."""
+    jobs, workers = held.snapshot()
+    if not workers:
+        return []
+    rows = conn.execute(
+        "SELECT j.id, j.args, j.attempts, j.queue_name FROM procrastinate_jobs j "
+        "WHERE j.task_name = %s AND j.status = 'doing' AND j.worker_id = ANY(%s::bigint[]) "
+        "AND NOT (j.id = ANY(%s::bigint[])) AND (SELECT max(e.at) FROM procrastinate_events e "
+        "WHERE e.job_id = j.id AND e.type = 'started') < now() - make_interval(secs => %s)",
+        (TASK, sorted(workers), sorted(jobs), stale_s)).fetchall()
+    return [{"id": i, "args": a, "attempts": n, "queue_name": q} for i, a, n, q in rows]
+
+
+def _stalled(store: ResultStore, sync, job, options: JanitorOptions,
+             why: _Why = _DIED) -> str:
     from procrastinate import sql, utils
 
     args = job["args"]
@@ -143,19 +187,18 @@ def _stalled(store: ResultStore, sync, job, options: JanitorOptions) -> str:
     if key in store.ended_keys(run_id):
         sync.execute_query(query=sql.queries["finish_job"], job_id=job["id"],
                            status="succeeded", delete_job=False)
-        return f"{run_id}/{key}: its agent died after recording it; closed"
+        return f"{run_id}/{key}: {why.closed}"
     if tries < limit:
         sync.execute_query(query=sql.queries["retry_job"], job_id=job["id"],
                            retry_at=utils.utcnow(), new_priority=None, new_queue_name=None,
                            new_lock=None)
-        return f"{run_id}/{key}: its agent died during the job; queued again (try {tries + 1})"
+        return f"{run_id}/{key}: {why.retried} (try {tries + 1})"
+    what = why.row.format(device=device_of_queue(job["queue_name"]), stale=options.stale_s)
     record_without_agent(store, run_id, key, "error",
-                         f"the agent running this job on {device_of_queue(job['queue_name'])}"
-                         f" stopped (no heartbeat for {options.stale_s:g} s) during try "
-                         f"{tries} of {limit}; not retried again")
+                         f"{what} during try {tries} of {limit}; not retried again")
     sync.execute_query(query=sql.queries["finish_job"], job_id=job["id"], status="failed",
                        delete_job=False)
-    return f"{run_id}/{key}: its agent died during the last try; recorded as failed"
+    return f"{run_id}/{key}: {why.failed}"
 
 
 def _without_agent(store: ResultStore, conn, sync, options: JanitorOptions) -> List[str]:

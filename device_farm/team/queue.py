@@ -34,16 +34,23 @@ def device_of_queue(queue: str) -> str:
     return queue.split(":", 1)[1]
 
 
-def make_app(url: str, task: Optional[Callable[..., object]] = None, max_size: int = 4):
+def make_app(url: str, task: Optional[Callable[..., object]] = None, max_size: int = 4,
+             held=None, stopping: Optional[Callable[[], bool]] = None,
+             pool_timeout_s: float = 30.0):
     """A procrastinate App on the store's server; ``task(context, run_id, job_key)``
     is registered as the farm's job when given (an agent, which opens it async; others
-    open it sync)."""
+    open it sync). An agent passes ``held`` (``held.HeldJobs``): its worker then records
+    the jobs it holds and writes a job's end again while the database is away."""
     import procrastinate
 
     # procrastinate's pools check each connection before use (psycopg_pool's check)
     connector = procrastinate.PsycopgConnector(conninfo=loc.conninfo(url), min_size=1,
-                                               max_size=max_size)
+                                               max_size=max_size, timeout=pool_timeout_s)
     app = procrastinate.App(connector=connector)
+    if held is not None:
+        from device_farm.team.held import AgentJobManager
+
+        app.job_manager = AgentJobManager(connector, held, stopping or (lambda: False))
     if task is not None:
         # the job's own failures are rows, never exceptions; what raises is the farm's
         # infrastructure (the database away for longer than the store waits): try again

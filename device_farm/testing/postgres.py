@@ -1,6 +1,14 @@
 """A throwaway PostgreSQL server on 127.0.0.1 for tests and benchmarks: a fresh
 cluster (``initdb``) in a temporary folder, started with ``pg_ctl`` on a free
-port, trust authentication for one user, durability off (fsync) for speed.
+port, trust authentication for one user, fsync off for speed.
+
+Commits stay synchronous (the server's default): with fsync off a commit costs a
+write to the page cache, and ``stop_server()`` (an immediate stop: a crash) then
+loses no committed transaction, as on a production server. With
+``synchronous_commit=off`` a crash drops the last few hundred ms of commits: the
+farm recovers from that too (a queue job whose end was lost is settled by its
+agent's janitor; ``tests/farm/test_team_faults.py`` builds that state on
+purpose), but a crash test would then take a different path on each run.
 
 PostgreSQL refuses to run as root, so as root the server runs as the
 ``postgres`` system user (Debian's package creates it) through ``runuser``, in
@@ -71,7 +79,7 @@ class PostgresServer:
 
     def _pg_ctl(self, action: str, *extra: str) -> None:
         opts = (f"-p {self.port} -h 127.0.0.1 -k {self.dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                "-c full_page_writes=off -c max_connections=300")
         self._run("pg_ctl", action, "-D", self.data, "-l", self.log, "-w", "-t", "60",
                   "-o", opts, *extra)
         if action != "stop":
@@ -82,6 +90,8 @@ class PostgresServer:
         self._pg_ctl("restart", "-m", "fast")
 
     def stop_server(self) -> None:
+        """Stop at once, as a crash would (every connection cut, no shutdown
+        checkpoint); ``start()`` recovers from the WAL."""
         self._run("pg_ctl", "stop", "-D", self.data, "-m", "immediate", "-w", "-t", "60")
 
     def create_database(self, name: str) -> str:
