@@ -53,7 +53,25 @@ class WeightSparsity:
     @property
     def sparsity(self) -> float:
         """The measured sparsity when known, else the target."""
-        return float(self.measured if self.measured is not None else self.target)
+        value = self.measured if self.measured is not None else self.target
+        if value is None:
+            raise TableError("a sparsity entry has neither a measured nor a target sparsity")
+        return float(value)
+
+    @property
+    def block_shape(self) -> Tuple[int, int]:
+        """``block`` of a block entry (the loader refuses a block entry without one)."""
+        if self.block is None:
+            raise TableError("a block sparsity entry has no block shape")
+        b0, b1 = self.block
+        return int(b0), int(b1)
+
+    @property
+    def n_of_m(self) -> Tuple[int, int]:
+        """(n, m) of an n:m entry (the loader refuses one without them)."""
+        if self.n is None or self.m is None:
+            raise TableError("an n:m sparsity entry needs n and m")
+        return self.n, self.m
 
     @property
     def pattern_axis(self) -> int:
@@ -160,7 +178,7 @@ def _blocks(w: np.ndarray, block: Tuple[int, int], axes: Tuple[int, int]) -> np.
     p0, p1 = (-x.shape[0]) % b0, (-x.shape[1]) % b1
     x = np.pad(x, ((0, p0), (0, p1), (0, 0)))
     x = x.reshape(x.shape[0] // b0, b0, x.shape[1] // b1, b1, x.shape[2])
-    return x.any(axis=(1, 3))
+    return np.asarray(x.any(axis=(1, 3)))
 
 
 def pattern_sparsity(w: np.ndarray, entry: WeightSparsity) -> float:
@@ -169,7 +187,7 @@ def pattern_sparsity(w: np.ndarray, entry: WeightSparsity) -> float:
     if entry.pattern == "unstructured" or w.size == 0:
         return float(np.mean(w == 0)) if w.size else 0.0
     if entry.pattern == "block":
-        return float(1.0 - _blocks(w, tuple(entry.block), tuple(entry.axes)).mean())
+        return float(1.0 - _blocks(w, entry.block_shape, (entry.axes[0], entry.axes[1])).mean())
     if entry.pattern == "channel":
         ax = entry.pattern_axis % w.ndim
         red = tuple(i for i in range(w.ndim) if i != ax)
@@ -213,7 +231,7 @@ def check_weights(table: SparsityTable, weights: Mapping[str, np.ndarray], tol: 
             problems.append(f"{what}: table says {e.pattern} sparsity {e.measured:.4f}, "
                             f"the weight has {s:.4f}")
         if e.pattern == "n:m" and e.measured is not None:
-            bad = nm_violations(w, e.n, e.m, e.pattern_axis)
+            bad = nm_violations(w, *e.n_of_m, e.pattern_axis)
             if bad:
                 problems.append(f"{what}: {bad} groups of {e.m} hold more than {e.n} non-zeros")
         if e.pattern == "channel" and e.pruned:
@@ -233,8 +251,9 @@ def _shape_problem(shape: Tuple[int, ...], e: WeightSparsity) -> Optional[str]:
     bad = [a for a in axes if not -rank <= a < rank]
     if bad:
         return f"axis {bad[0]} is out of range for rank {rank}"
-    if e.pattern == "n:m" and shape[e.pattern_axis] % e.m:
-        return f"axis {e.pattern_axis} has {shape[e.pattern_axis]} elements, not a multiple of m={e.m}"
+    if e.pattern == "n:m" and shape[e.pattern_axis] % e.n_of_m[1]:
+        return (f"axis {e.pattern_axis} has {shape[e.pattern_axis]} elements, not a multiple "
+                f"of m={e.m}")
     if e.pattern == "channel" and e.pruned:
         dim = shape[e.pattern_axis]
         out = [c for c in e.pruned if c >= dim]
