@@ -11,12 +11,14 @@ HELP = "time a model with edgert's benchmark protocol"
 def add_arguments(p) -> None:
     from edgert.cli.common import add_load_arguments
 
+    from edgert.cli.checks import float_at_least, int_at_least
+
     add_load_arguments(p)
-    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs after the first (default 5)")
-    p.add_argument("--min-seconds", type=float, default=0.0,
+    p.add_argument("--runs", type=int_at_least(1), default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int_at_least(0), default=5, help="untimed runs after the first (default 5)")
+    p.add_argument("--min-seconds", type=float_at_least(0), default=0.0,
                    help="keep running past --runs until this many seconds have passed")
-    p.add_argument("--cooldown", type=float, default=0.0, help="pause before starting (s)")
+    p.add_argument("--cooldown", type=float_at_least(0), default=0.0, help="pause before starting (s)")
     p.add_argument("--input", "-i", help="inputs (.npy/.npz); default: seeded random")
     p.add_argument("--latencies", action="store_true", help="include every latency in --json")
 

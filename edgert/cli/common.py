@@ -5,9 +5,11 @@ import argparse
 
 
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
+    from edgert.cli.checks import int_at_least
+
     p.add_argument("model", help="model file (.tflite, .mnn or .onnx)")
     p.add_argument("--engine", help="engine to use (litert, mnn, onnxruntime); default: from the file")
-    p.add_argument("--threads", type=int, help="CPU threads (default: up to 4)")
+    p.add_argument("--threads", type=int_at_least(1), help="CPU threads (default: up to 4)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16"],
                    help="runtime precision where the engine has the switch (MNN)")
     p.add_argument("--no-isolated-check", action="store_true",

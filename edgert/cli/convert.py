@@ -17,14 +17,32 @@ HELP = "convert a PyTorch or ONNX model to MNN / TFLite, verified against the so
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
 
+# the library's argument names in its messages -> this command's flags (edgert/cli/__init__.py)
+CLI_WORDS = {
+    "precision='int8'": "--precision int8", "precision='fp32'": "--precision fp32",
+    "precision=\"int8\"": "--precision int8",
+    "quant_table=": "--quant-table", "calibration_data=": "--calibration-data",
+    "input_shapes=": "--input-shape", "input_values=": "--input",
+    "example_inputs=": "--input-shape", "verify_inputs=": "--verify-inputs",
+    "sparsity_table=": "--sparsity-table", "backend_options=": "--backend-option",
+}
+
+MODEL_HELP = ("ONNX file, zoo:NAME[@RES], or a torch model from Python code: file.py:ATTR or "
+              "package.module:ATTR (these RUN that file's / module's code, as python would; "
+              "give only code you trust)")
+
+
 def add_arguments(p) -> None:
-    p.add_argument("model", help="ONNX file, zoo:NAME[@RES], file.py:ATTR or package.module:ATTR")
+    from edgert.cli.checks import float_at_least, int_at_least, shape_item, threshold_item
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--to", default="mnn", metavar="TARGETS",
                    help="comma-separated targets: mnn, tflite (default mnn)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: ./edgert_out)")
     p.add_argument("--name", help="base name of the written files (default: from the model)")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   type=shape_item,
                    help="fix an input's shape (repeatable); for torch models also the shape "
                         "of the seeded example input")
     p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
@@ -47,7 +65,7 @@ def add_arguments(p) -> None:
     p.add_argument("--io-layout", default="source", choices=["source", "nhwc"],
                    help="TFLite: keep the source's NCHW inputs/outputs (default) or take "
                         "and give NHWC, dropping the boundary transposes")
-    p.add_argument("--weight-block", type=int, default=0, metavar="N",
+    p.add_argument("--weight-block", type=int_at_least(0), default=0, metavar="N",
                    help="block-wise weight quantization with blocks of N (int8/int4 weights)")
     p.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs dynamic")
     p.add_argument("--sparsity-table", metavar="FILE",
@@ -59,12 +77,13 @@ def add_arguments(p) -> None:
                    help="comma-separated passes to run instead of the pipeline, or 'none'")
     p.add_argument("--verify-inputs", metavar="FILE",
                    help=".npy/.npz inputs verification runs besides its seeded sets")
-    p.add_argument("--verify-sets", type=int, default=3, metavar="N",
+    p.add_argument("--verify-sets", type=int_at_least(0), default=3, metavar="N",
                    help="seeded input sets verification runs (default 3)")
-    p.add_argument("--verify-timeout", type=float, default=None, metavar="S",
+    p.add_argument("--verify-timeout", type=float_at_least(0.001), default=None, metavar="S",
                    help="seconds one converted model may take in the verification child "
                         "(default: 10 s + 0.5 s/MB per set, at most 60 s)")
     p.add_argument("--threshold", action="append", default=[], metavar="KEY=VALUE",
+                   type=threshold_item,
                    help="override a verification threshold, e.g. min_cosine=0.9999")
     p.add_argument("--no-verify", action="store_true", help="skip verification")
     p.add_argument("--no-isolated-check", action="store_true",
@@ -80,27 +99,12 @@ def add_arguments(p) -> None:
     add_image_arguments(p)
 
 
-def _thresholds(items):
-    from edgert.errors import InputError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"bad --threshold {item!r}: write KEY=NUMBER") from None
-        if not sep:
-            raise InputError(f"bad --threshold {item!r}: write KEY=NUMBER")
-    return out
-
-
 def run(args) -> int:
     from converters.api import convert
     from converters.backends import parse_option_texts
     from converters.flow.context import target_list
     from edgert.cli.calibrate import calibration_source
-    from converters.frontends.shapes import parse_input_shapes
+    from edgert.cli.checks import shapes_dict
     from converters.frontends.values import parse_input_values
     from edgert.formatting import print_json
 
@@ -110,11 +114,11 @@ def run(args) -> int:
             [p.strip() for p in args.passes.split(",") if p.strip()]
     report = convert(
         args.model, targets=args.to, out_dir=args.out or "edgert_out", name=args.name,
-        precision=args.precision, input_shapes=parse_input_shapes(args.input_shape),
+        precision=args.precision, input_shapes=shapes_dict(args.input_shape, "--input-shape"),
         input_values=parse_input_values(args.input) or None,
         verify_sets=args.verify_sets, verify_timeout=args.verify_timeout,
         dynamic_batch=args.dynamic_batch, verify=not args.no_verify,
-        thresholds=_thresholds(args.threshold) or None, verify_inputs=args.verify_inputs,
+        thresholds=dict(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
         quant_table=args.quant_table,
         calibration_data=calibration_source(args.calibration_data, args),

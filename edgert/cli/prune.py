@@ -18,10 +18,13 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
 
 def add_arguments(p) -> None:
-    p.add_argument("model", help="ONNX file, zoo:NAME[@RES], file.py:ATTR or package.module:ATTR")
+    from edgert.cli.checks import float_at_least, int_at_least, shape_item
+    from edgert.cli.convert import MODEL_HELP
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--pattern", default="unstructured",
                    help="unstructured, 1x4, ic4, ic16, OxI, N:M (2:4) or channel")
-    p.add_argument("--sparsity", type=float, default=0.5,
+    p.add_argument("--sparsity", type=float_at_least(0, 0.999), default=0.5,
                    help="fraction to remove (channels: of each layer's channels); default 0.5")
     p.add_argument("--layer", action="append", default=[], metavar="REGEX=FRACTION",
                    help="a per-layer target (repeatable; first match wins, then --sparsity)")
@@ -32,12 +35,13 @@ def add_arguments(p) -> None:
                         "conv1x1,conv,fc)")
     p.add_argument("--include", metavar="REGEX", help="only weights whose name matches")
     p.add_argument("--exclude", metavar="REGEX", help="skip weights whose name matches")
-    p.add_argument("--min-params", type=int, default=0, help="skip smaller weights")
+    p.add_argument("--min-params", type=int_at_least(0), default=0, help="skip smaller weights")
     p.add_argument("--to", default=None, metavar="TARGETS",
                    help="also convert: mnn, tflite or mnn,tflite")
     p.add_argument("--out", default="edgert_out", metavar="DIR", help="output folder")
     p.add_argument("--name", help="base name of the written files")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   type=shape_item)
     p.add_argument("--json", action="store_true", help="print the JSON report")
 
 
@@ -60,7 +64,7 @@ def _targets(args):
 
 
 def run(args) -> int:
-    from converters.frontends.shapes import parse_input_shapes
+    from edgert.cli.checks import shapes_dict
     from converters.prune_model import prune_model
     from edgert.formatting import print_json
 
@@ -68,7 +72,7 @@ def run(args) -> int:
                       scope=args.scope, kinds=[k.strip() for k in args.kinds.split(",") if k],
                       include=args.include, exclude=args.exclude, min_params=args.min_params,
                       out_dir=args.out, name=args.name, targets=args.to,
-                      input_shapes=parse_input_shapes(args.input_shape))
+                      input_shapes=shapes_dict(args.input_shape, "--input-shape"))
     if args.json:
         print_json(res.to_dict())
     else:
