@@ -127,6 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 # command module may add its own ``CLI_WORDS``; an error message is printed with both.
 CLI_WORDS = {
     "pass format= or rename the file": "rename the file to its format's extension",
+    "pass overwrite=True": "pass --overwrite",
 }
 
 

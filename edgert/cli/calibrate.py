@@ -55,6 +55,9 @@ def add_arguments(p) -> None:
     p.add_argument("--limit", type=int_at_least(1), help="use at most this many batches")
     p.add_argument("-o", "--output", required=True, help="table to write (.json)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    from edgert.cli.common import add_overwrite_argument
+
+    add_overwrite_argument(p)
     add_image_arguments(p)
 
 
@@ -62,7 +65,9 @@ def run(args) -> int:
     from edgert.formatting import print_json
     from quant_tables import QuantTable
     from quant_tables.producers.calibrate import calibrate
+    from edgert.cli.common import output_file
 
+    output_file(args.output, args)
     partial = QuantTable.load(args.table) if args.table else None
     table = calibrate(args.model, calibration_source(args.data, args), args.method,
                       percentile=args.percentile,

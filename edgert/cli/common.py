@@ -17,6 +17,20 @@ def add_load_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (default: refuse, naming them, "
+                        "before any work)")
+
+
+def output_file(path, args) -> str:
+    """``path`` checked as an output (its folder writable, not an existing file unless
+    --overwrite), before the command does any work."""
+    from edgert.outputs import check_output_file
+
+    return str(check_output_file(path, getattr(args, "overwrite", False)))
+
+
 def load_from_args(args: argparse.Namespace):
     import edgert
 

@@ -25,6 +25,7 @@ CLI_WORDS = {
     "input_shapes=": "--input-shape", "input_values=": "--input",
     "example_inputs=": "--input-shape", "verify_inputs=": "--verify-inputs",
     "sparsity_table=": "--sparsity-table", "backend_options=": "--backend-option",
+    "calibration_method=": "--calib-method",
 }
 
 MODEL_HELP = ("ONNX file, zoo:NAME[@RES], or a torch model from Python code: file.py:ATTR or "
@@ -33,7 +34,8 @@ MODEL_HELP = ("ONNX file, zoo:NAME[@RES], or a torch model from Python code: fil
 
 
 def add_arguments(p) -> None:
-    from edgert.cli.checks import float_at_least, int_at_least, shape_item, threshold_item
+    from edgert.cli.checks import (float_at_least, int_at_least, precision_list, shape_item,
+                                   threshold_item)
 
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--to", default="mnn", metavar="TARGETS",
@@ -49,17 +51,25 @@ def add_arguments(p) -> None:
                    help="fix an input that is a setting, not data (repeatable): a number "
                         "(sr=16000) or a .npy file (state=h0.npy); the export, every "
                         "verification set and the calibration use it")
-    p.add_argument("--precision", default="auto",
-                   choices=["auto", "fp32", "fp16", "int8_weights", "int4_weights", "int8"],
-                   help="auto (default): int8 for a QDQ file, a QAT or PT2E model, or with "
-                        "--quant-table/--calibration-data; fp32 otherwise (the report says "
-                        "which and why)")
+    p.add_argument("--precision", default=["auto"], type=precision_list, metavar="LIST",
+                   help="fp32, fp16, int8_weights, int4_weights, int8, or several "
+                        "comma-separated (fp32,fp16,int8: one export, one report, files "
+                        "m.mnn, m.fp16.mnn, m.int8.mnn); auto (default): int8 for a QDQ "
+                        "file, a QAT or PT2E model, or with --quant-table/--calibration-data; "
+                        "fp32 otherwise (the report says which and why)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the same names in --out (default: refuse, "
+                        "listing them, before any work)")
     p.add_argument("--quant-table", metavar="TABLE",
                    help="quantization table (.json) for --precision int8 (docs/QUANTIZATION.md)")
     p.add_argument("--calibration-data", metavar="DATA",
                    help="int8: .npz/.npy, a folder of them, or a folder of images (see "
                         "--calib-mean/--calib-std); calibrates what the table lacks (or a "
                         "whole table when none is given)")
+    p.add_argument("--calib-method", default="minmax",
+                   choices=["minmax", "percentile", "entropy"],
+                   help="int8: how --calibration-data sets each tensor's range (default "
+                        "minmax; as `edgert calibrate --method`)")
     p.add_argument("--io-dtype", default="float", choices=["float", "int8"],
                    help="int8: TFLite model inputs/outputs as int8 tensors (default float)")
     p.add_argument("--io-layout", default="source", choices=["source", "nhwc"],
@@ -108,6 +118,9 @@ def run(args) -> int:
     from converters.frontends.values import parse_input_values
     from edgert.formatting import print_json
 
+    calibration = calibration_source(args.calibration_data, args)
+    for text in calibration_warnings(args, calibration):
+        print(f"edgert convert: warning: {text}", file=sys.stderr)
     passes = None
     if args.passes is not None:
         passes = [] if args.passes.strip().lower() == "none" else \
@@ -121,11 +134,12 @@ def run(args) -> int:
         thresholds=dict(args.threshold) or None, verify_inputs=args.verify_inputs,
         passes=passes, exporter=args.exporter, weight_block_size=args.weight_block,
         quant_table=args.quant_table,
-        calibration_data=calibration_source(args.calibration_data, args),
+        calibration_data=calibration,
         io_dtype=args.io_dtype, io_layout=args.io_layout,
         sparsity_table=args.sparsity_table,
         backend_options=parse_option_texts(args.backend_option, target_list(args.to))
         if args.backend_option else None,
+        overwrite=args.overwrite, calibration_method=args.calib_method,
         raise_on_error=False)      # one target failing must not hide the others' results
     if args.json:
         print_json(report.to_dict())
@@ -135,6 +149,43 @@ def run(args) -> int:
     for t in failed:
         print(f"edgert convert: error: {t.error}", file=sys.stderr)
     return 2 if failed else 0 if report.ok else 1
+
+
+_CALIB_DEFAULTS = {"calib_mean": [0.0], "calib_std": [1.0], "calib_pixel_scale": 1.0 / 255.0,
+                   "calib_color": "RGB", "calib_resize": "stretch", "calib_method": "minmax"}
+
+
+def calibration_warnings(args, calibration) -> list:
+    """What the user asked that this run will not use, and int8 images fed without
+    normalization: said before the work, not found in the numbers after it."""
+    given = [f"--{k.replace('_', '-')}" for k, v in _CALIB_DEFAULTS.items()
+             if getattr(args, k) != v]
+    asked = args.precision
+    int8_possible = "int8" in asked or asked == ["auto"]
+    out = []
+    if not int8_possible:
+        ignored = [f for f, v in (("--calibration-data", args.calibration_data),
+                                  ("--quant-table", args.quant_table)) if v] + given
+        if ignored:
+            out.append(f"{', '.join(ignored)} ignored: only --precision int8 calibrates "
+                       f"(asked: {','.join(asked)})")
+        return out
+    if args.calibration_data is None:
+        images = [f for f in given if f != "--calib-method"]
+        if images:
+            out.append(f"{', '.join(images)} ignored: they describe --calibration-data "
+                       f"images, and none were given")
+        if "--calib-method" in given and args.quant_table is None:
+            out.append("--calib-method ignored: no --calibration-data to calibrate with")
+        return out
+    from quant_tables.calibration_data import ImageFolder
+
+    if isinstance(calibration, ImageFolder) and not {"--calib-mean", "--calib-std"} & set(given):
+        out.append("calibrating on images scaled to 0..1 with no normalization: a model "
+                   "trained on normalized inputs needs --calib-mean/--calib-std (ImageNet: "
+                   "--calib-mean 0.485 0.456 0.406 --calib-std 0.229 0.224 0.225), or int8 "
+                   "ranges are measured on inputs the model never sees")
+    return out
 
 
 def render(report) -> None:
@@ -148,7 +199,9 @@ def render(report) -> None:
           + f"; {report.passes.nodes_before} -> {report.passes.nodes_after} nodes; "
           f"{report.seconds:.1f} s")
     if getattr(report, "precision", None):
-        print(f"  precision: {report.precision['why']}")
+        from edgert.cli import in_cli_words
+
+        print(f"  precision: {in_cli_words(report.precision['why'], run)}")
     for name, value in (src.get("input_values") or {}).items():
         print(f"  input {name} fixed at {value}")
     for note in src.get("notes", []):
@@ -173,7 +226,7 @@ def render(report) -> None:
     print_table(f"files in {report.out_dir}", ["target", "precision", "file", "MB", "ops",
                                                 "status"], rows)
     render_sparsity(report)
-    vrows = [r for t in report.targets if t.verification for r in t.verification.table_rows()]
+    vrows = report.verification_rows()
     if vrows:
         v = next(t.verification for t in report.targets if t.verification)
         print_table("verification", TABLE_COLUMNS, vrows,
@@ -182,8 +235,10 @@ def render(report) -> None:
     failed = [t.target for t in report.targets if t.error]
     if failed:
         print(f"conversion FAILED for {', '.join(failed)} (the error follows)")
+    elif not report.verified:
+        print("not verified (--no-verify): the written files were not run")
     else:
-        print("verification " + ("PASSED" if report.ok else "FAILED"))
+        print("verification " + report.verdict)
 
 
 def render_sparsity(report) -> None:

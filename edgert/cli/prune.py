@@ -8,7 +8,9 @@ output channels and everything tied to them: the model gets smaller).
 
 Writes <name>.sparsity.json (the table) and <name>.pruned.onnx, prints the
 sparsity reached per layer (or params and FLOPs before and after for channels),
-and with --to converts with the table, verified against the masked source.
+and with --to converts with the table, verified against the masked source, as
+<name>.pruned.mnn / <name>.pruned.tflite (never the unpruned files' names). Files
+that exist are refused before any work unless --overwrite.
 Exit status as for convert: 0 ok, 1 verification failed, 2 error.
 """
 from __future__ import annotations
@@ -43,6 +45,9 @@ def add_arguments(p) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    type=shape_item)
     p.add_argument("--json", action="store_true", help="print the JSON report")
+    from edgert.cli.common import add_overwrite_argument
+
+    add_overwrite_argument(p)
 
 
 def _targets(args):
@@ -72,7 +77,8 @@ def run(args) -> int:
                       scope=args.scope, kinds=[k.strip() for k in args.kinds.split(",") if k],
                       include=args.include, exclude=args.exclude, min_params=args.min_params,
                       out_dir=args.out, name=args.name, targets=args.to,
-                      input_shapes=shapes_dict(args.input_shape, "--input-shape"))
+                      input_shapes=shapes_dict(args.input_shape, "--input-shape"),
+                      overwrite=args.overwrite)
     if args.json:
         print_json(res.to_dict())
     else:
