@@ -27,7 +27,7 @@ from typing import Callable, Sequence, Tuple
 
 import numpy as np
 
-from edgert.errors import InputError
+from converters.errors import ConversionError
 from converters.flow.context import AUTO, ConversionContext, made
 from converters.flow.report import ConversionReport
 # the flow's own needs (onnx-ir and the front-ends), imported with it: a runtime-only
@@ -101,8 +101,8 @@ def plan(ctx: ConversionContext) -> None:
     req, rec = ctx.request, made(ctx.recognized, "recognized")
     if any(p == "int8" for p, _ in ctx.variants) and req.quant_table is None \
             and req.calibration_data is None and rec.quantized_kind is None:
-        raise InputError("precision='int8' needs a quantization table (quant_table=), a "
-                         "QAT model, or calibration_data= to calibrate one")
+        raise ConversionError("precision='int8' needs a quantization table (quant_table=), "
+                              "a QAT model, or calibration_data= to calibrate one")
     rec.name = default_name(rec.model, rec.name)      # the export keeps it
     ctx.outputs = OutputFolder(req.out_dir, overwrite=req.overwrite)
     ctx.outputs.refuse_existing(planned_files(ctx, rec.name))

@@ -111,11 +111,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from converters.api import convert
-    from converters.backends import parse_option_texts
-    from converters.flow.context import target_list
     from edgert.cli.calibrate import calibration_source
-    from edgert.cli.checks import shapes_dict
-    from converters.frontends.values import parse_input_values
+    from edgert.cli.progress import Progress
     from edgert.formatting import print_json
 
     calibration = calibration_source(args.calibration_data, args)
@@ -125,7 +122,25 @@ def run(args) -> int:
     if args.passes is not None:
         passes = [] if args.passes.strip().lower() == "none" else \
             [p.strip() for p in args.passes.split(",") if p.strip()]
-    report = convert(
+    with Progress.for_args(args) as progress:
+        report = _convert(args, convert, calibration, passes, progress)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        render(report)
+    failed = [t for t in report.targets if t.error]
+    for t in failed:
+        print(f"edgert convert: error: {t.error}", file=sys.stderr)
+    return 2 if failed else 0 if report.ok else 1
+
+
+def _convert(args, convert, calibration, passes, progress):
+    from converters.backends import parse_option_texts
+    from converters.flow.context import target_list
+    from converters.frontends.values import parse_input_values
+    from edgert.cli.checks import shapes_dict
+
+    return convert(
         args.model, targets=args.to, out_dir=args.out or "edgert_out", name=args.name,
         precision=args.precision, input_shapes=shapes_dict(args.input_shape, "--input-shape"),
         input_values=parse_input_values(args.input) or None,
@@ -140,15 +155,8 @@ def run(args) -> int:
         backend_options=parse_option_texts(args.backend_option, target_list(args.to))
         if args.backend_option else None,
         overwrite=args.overwrite, calibration_method=args.calib_method,
+        on_stage=progress.stage,
         raise_on_error=False)      # one target failing must not hide the others' results
-    if args.json:
-        print_json(report.to_dict())
-    else:
-        render(report)
-    failed = [t for t in report.targets if t.error]
-    for t in failed:
-        print(f"edgert convert: error: {t.error}", file=sys.stderr)
-    return 2 if failed else 0 if report.ok else 1
 
 
 _CALIB_DEFAULTS = {"calib_mean": [0.0], "calib_std": [1.0], "calib_pixel_scale": 1.0 / 255.0,
@@ -231,6 +239,12 @@ def render(report) -> None:
         v = next(t.verification for t in report.targets if t.verification)
         print_table("verification", TABLE_COLUMNS, vrows,
                     caption=f"reference: {v.reference}; inputs: {v.inputs}")
+    from edgert.cli.progress import exporter_hint, timing_line
+
+    print(timing_line(list(report.stages.items()), report.seconds))
+    hint = exporter_hint(report)
+    if hint:
+        print(hint)
     print(f"report: {report.report_path}")
     failed = [t.target for t in report.targets if t.error]
     if failed:
@@ -239,6 +253,12 @@ def render(report) -> None:
         print("not verified (--no-verify): the written files were not run")
     else:
         print("verification " + report.verdict)
+    unjudged = [f"{t.target} {t.precision} {o.name}" for t in report.targets
+                if t.verification for o in t.verification.outputs if o.top1_unjudged]
+    if unjudged:
+        print(f"top-1 NOT JUDGED for {', '.join(unjudged)}: on these inputs every row's "
+              f"lead is within the precision's noise; give real inputs (--verify-inputs, "
+              f"or --calibration-data, whose held-out samples are verified on)")
 
 
 def render_sparsity(report) -> None:

@@ -41,25 +41,29 @@ def _flat_logits(rows=4, classes=10):
     return ref, res
 
 
-def test_a_quantized_classifier_with_no_top1_agreement_fails():
+def test_a_quantized_classifier_whose_rows_are_all_ties_never_reads_ok():
+    from converters.verify import Verification
+
     ref, res = _flat_logits()
     assert (ref.argmax(1) != res.argmax(1)).all()
     check = check_output("logits", ref, res, thresholds_for("int8"), class_scores=True)
     assert check.cosine > 0.9999 and check.top1 == 0.0 and check.top1_judged == 0
-    assert not check.passed
-    assert "top-1 agrees on 0.00 of the rows < 0.5" in check.failures[0]
-    assert "verify on real inputs" in check.failures[0]
-
-
-def test_a_quantized_classifier_with_ties_that_agree_passes_and_says_unjudged():
-    from converters.verify import Verification
-
-    ref, _ = _flat_logits()
-    res = ref + np.float32(0.001)          # a uniform shift: argmax kept on every row
-    check = check_output("logits", ref, res, thresholds_for("int8"), class_scores=True)
-    assert check.passed and check.top1 == 1.0 and check.top1_judged == 0
+    assert check.top1_unjudged and check.to_dict()["top1_unjudged"]
     v = Verification("mnn", "int8", thresholds_for("int8"), [check], inputs="x")
-    assert v.table_rows()[0][-1] == "ok (top-1 not judged: every row a tie within noise)"
+    verdict = v.table_rows()[0][-1]
+    assert verdict.startswith("UNJUDGED: top-1 0.00") and "ok" not in verdict
+    # a tie that keeps every argmax is no surprise: "ok"
+    same = check_output("logits", ref, ref + np.float32(0.001), thresholds_for("int8"),
+                        class_scores=True)
+    assert same.passed and same.top1 == 1.0 and not same.top1_unjudged
+    # rows that lead by more than the noise are judged: a flipped one fails
+    ref2 = ref.copy()
+    ref2[np.arange(4), ref.argmax(1)] += 5.0
+    res2 = ref2.copy()
+    res2[0, (ref2[0].argmax() + 1) % 10] += 6.0
+    judged = check_output("logits", ref2, res2, thresholds_for("int8"), class_scores=True)
+    assert judged.top1_judged == 4 and not judged.passed
+    assert "top-1 differs on 1 of 4 rows" in " ".join(judged.failures)
 
 
 def test_ignored_calibration_flags_are_warned_about(capsys, conv_onnx, tmp_path):
