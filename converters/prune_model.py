@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from edgert.errors import InputError
 
@@ -96,10 +96,13 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
                 name: Optional[str] = None, targets: Any = None,
                 input_shapes: Optional[Mapping[str, Sequence]] = None,
                 example_inputs: Any = None, convert_options: Optional[Dict[str, Any]] = None,
-                overwrite: bool = True) -> PruneRun:
+                overwrite: bool = True, on_pruned: Optional[Callable[[], None]] = None
+                ) -> PruneRun:
     """Prune ``model`` (ONNX path, zoo spec, nn.Module, ZooModel, file.py:ATTR) and
     optionally convert it. ``sparsity`` is the fraction to remove (channels: of each
-    coupled layer group), one number or {layer name or regex: fraction}."""
+    coupled layer group), one number or {layer name or regex: fraction}.
+    ``on_pruned()`` is called when the pruned files are written, before converting
+    (with ``convert_options={"on_stage": ...}``: a progress display's two halves)."""
     from quant_tables.producers.magnitude import PatternSpec
 
     convert_kwargs = _convert_kwargs(convert_options, targets)
@@ -116,6 +119,8 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
                      min_params, out, name, input_shapes)
     finally:
         out.close()
+    if on_pruned is not None:
+        on_pruned()
     if targets:
         from converters.api import convert
 

@@ -27,10 +27,15 @@ def run(args) -> int:
     from edgert.cli.common import load_from_args, read_inputs
     from edgert.formatting import fmt_num, print_json, print_table
 
-    sess = load_from_args(args)
-    feeds = read_inputs(args.input) if args.input else None
-    res = sess.benchmark(runs=args.runs, warmup=args.warmup, inputs=feeds,
-                         min_seconds=args.min_seconds, cooldown_s=args.cooldown)
+    from edgert.cli.progress import Progress
+
+    with Progress.for_args(args) as progress:
+        with progress.step("loading"):
+            sess = load_from_args(args)
+            feeds = read_inputs(args.input) if args.input else None
+        with progress.step(f"{args.warmup} warm-up + {args.runs} timed runs"):
+            res = sess.benchmark(runs=args.runs, warmup=args.warmup, inputs=feeds,
+                                 min_seconds=args.min_seconds, cooldown_s=args.cooldown)
     if args.json:
         print_json(res.to_dict(latencies=args.latencies))
         return 0
@@ -41,4 +46,5 @@ def run(args) -> int:
         [[fmt_num(res.init_ms), fmt_num(res.first_run_ms), fmt_num(res.min_ms),
           fmt_num(res.median_ms), fmt_num(res.p90_ms), fmt_num(res.p99_ms),
           fmt_num(res.mean_ms), fmt_num(res.std_ms), fmt_num(res.peak_rss_mb)]])
+    print(progress.breakdown())
     return 0

@@ -68,13 +68,18 @@ def run(args) -> int:
     from edgert.cli.common import output_file
 
     output_file(args.output, args)
-    partial = QuantTable.load(args.table) if args.table else None
-    table = calibrate(args.model, calibration_source(args.data, args), args.method,
-                      percentile=args.percentile,
-                      table=partial, symmetric_activations=args.symmetric_activations,
-                      per_channel=not args.per_tensor_weights, batch=args.batch,
-                      limit=args.limit, source_name=args.model)
-    table.save(args.output)
+    from edgert.cli.progress import Progress
+
+    with Progress.for_args(args) as progress:
+        partial = QuantTable.load(args.table) if args.table else None
+        with progress.step(f"calibrating ({args.method})"):
+            table = calibrate(args.model, calibration_source(args.data, args), args.method,
+                              percentile=args.percentile, table=partial,
+                              symmetric_activations=args.symmetric_activations,
+                              per_channel=not args.per_tensor_weights, batch=args.batch,
+                              limit=args.limit, source_name=args.model)
+        with progress.step("writing"):
+            table.save(args.output)
     summary = {"output": args.output, **table.summary()}
     if partial is not None:
         summary["filled"] = (len(table.activations) - len(partial.activations)
@@ -86,4 +91,5 @@ def run(args) -> int:
     print(f"wrote {args.output}: {summary['activations']} activations, {summary['weights']} "
           f"weights ({table.provenance.method}, "
           f"{table.provenance.details.get('samples', 0)} samples{extra})")
+    print(progress.breakdown())
     return 0

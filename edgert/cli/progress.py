@@ -71,7 +71,10 @@ class Progress:
         seconds = time.perf_counter() - t0 if seconds is None else seconds
         self.times.append((label, seconds))
         if self.enabled:
-            self.console.print(f"[green]✓[/green] {label}  {seconds:.1f} s", highlight=False)
+            from rich.markup import escape
+
+            self.console.print(f"[green]✓[/green] {escape(label)}  {seconds:.1f} s",
+                               highlight=False)
 
     @contextlib.contextmanager
     def step(self, label: str) -> Iterator[None]:

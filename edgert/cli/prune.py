@@ -70,19 +70,28 @@ def _targets(args):
 
 def run(args) -> int:
     from edgert.cli.checks import shapes_dict
+    from edgert.cli.progress import Progress
     from converters.prune_model import prune_model
     from edgert.formatting import print_json
 
-    res = prune_model(args.model, pattern=args.pattern, sparsity=_targets(args),
-                      scope=args.scope, kinds=[k.strip() for k in args.kinds.split(",") if k],
-                      include=args.include, exclude=args.exclude, min_params=args.min_params,
-                      out_dir=args.out, name=args.name, targets=args.to,
-                      input_shapes=shapes_dict(args.input_shape, "--input-shape"),
-                      overwrite=args.overwrite)
+    targets = _targets(args)
+    with Progress.for_args(args) as progress:
+        progress.start("pruning")
+        res = prune_model(args.model, pattern=args.pattern, sparsity=targets,
+                          scope=args.scope, kinds=[k.strip() for k in args.kinds.split(",") if k],
+                          include=args.include, exclude=args.exclude,
+                          min_params=args.min_params, out_dir=args.out, name=args.name,
+                          targets=args.to,
+                          input_shapes=shapes_dict(args.input_shape, "--input-shape"),
+                          overwrite=args.overwrite, on_pruned=progress.done,
+                          convert_options={"on_stage": progress.stage} if args.to else None)
+        progress.done()
     if args.json:
         print_json(res.to_dict())
     else:
         render(res)
+        if res.conversion is None:
+            print(progress.breakdown())
     return 0 if res.conversion is None or res.conversion.ok else 1
 
 

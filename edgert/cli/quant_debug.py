@@ -28,7 +28,12 @@ def run(args) -> int:
     from converters.quant_debug import debug_int8
     from edgert.formatting import fmt_num, print_json, print_table
 
-    rep = debug_int8(args.model, args.table, data=args.data, target=args.target, seed=args.seed)
+    from edgert.cli.progress import Progress
+
+    with Progress.for_args(args) as progress:
+        with progress.step(f"comparing every int8 layer with float ({args.target})"):
+            rep = debug_int8(args.model, args.table, data=args.data, target=args.target,
+                             seed=args.seed)
     if args.json:
         print_json(rep.to_dict(args.top))
         return 0
@@ -44,4 +49,5 @@ def run(args) -> int:
     if rep.missing:
         print(f"{len(rep.missing)} tensor(s) have no int8 counterpart (fused into the layer "
               f"before, or not kept by the engine)")
+    print(progress.breakdown())
     return 0
