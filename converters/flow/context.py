@@ -178,6 +178,12 @@ def make_request(model_or_path: Any, targets: Union[str, Sequence[str]], *,
                          f"{', '.join(CALIBRATION_METHODS)}")
     precision = precisions[0]
     backends = {t: get_backend(t) for t in names}           # unknown targets fail here
+    if asked.get("passes"):
+        from converters.passes import get_pass
+
+        for p in asked["passes"]:                           # unknown passes fail here
+            if isinstance(p, str):
+                get_pass(p)
     knobs = resolve_target_options(backend_options, names)
     chosen = "fp32" if precision == AUTO else precision     # until the recognize stage
     options = {t: BackendOptions(precision=chosen, io_layout=io_layout, io_dtype=io_dtype,

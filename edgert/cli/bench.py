@@ -15,7 +15,8 @@ def add_arguments(p) -> None:
 
     add_load_arguments(p)
     p.add_argument("--runs", type=int_at_least(1), default=50, help="timed runs (default 50)")
-    p.add_argument("--warmup", type=int_at_least(0), default=5, help="untimed runs after the first (default 5)")
+    p.add_argument("--warmup", type=int_at_least(0), default=5,
+                   help="untimed runs after the first (default 5)")
     p.add_argument("--min-seconds", type=float_at_least(0), default=0.0,
                    help="keep running past --runs until this many seconds have passed")
     p.add_argument("--cooldown", type=float_at_least(0), default=0.0, help="pause before starting (s)")

@@ -115,6 +115,7 @@ def run(args) -> int:
     from edgert.cli.progress import Progress
     from edgert.formatting import print_json
 
+    _check_paths(args)
     calibration = calibration_source(args.calibration_data, args)
     for text in calibration_warnings(args, calibration):
         print(f"edgert convert: warning: {text}", file=sys.stderr)
@@ -157,6 +158,19 @@ def _convert(args, convert, calibration, passes, progress):
         overwrite=args.overwrite, calibration_method=args.calib_method,
         on_stage=progress.stage,
         raise_on_error=False)      # one target failing must not hide the others' results
+
+
+def _check_paths(args) -> None:
+    """Files the flags name exist, before the model is exported."""
+    import os
+
+    from edgert.errors import InputError
+
+    for flag, path in (("--quant-table", args.quant_table), ("--sparsity-table",
+                       args.sparsity_table), ("--calibration-data", args.calibration_data),
+                       ("--verify-inputs", args.verify_inputs)):
+        if path and not os.path.exists(path):
+            raise InputError(f"{flag} {path}: no such file or folder")
 
 
 _CALIB_DEFAULTS = {"calib_mean": [0.0], "calib_std": [1.0], "calib_pixel_scale": 1.0 / 255.0,

@@ -101,3 +101,16 @@ def test_roofline_shape_takes_both_spellings(capsys):
     assert shape_item("images=1,3,224,224") == ("images", (1, 3, 224, 224))
     with pytest.raises(argparse.ArgumentTypeError, match="NAME=1x3x224x224"):
         shape_item("1x3x224x224")
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--passes", "fuse_pad_cnv", "unknown pass 'fuse_pad_cnv' (did you mean 'fuse_pad_conv'?)"),
+    ("--quant-table", "missing.json", "--quant-table missing.json: no such file or folder"),
+    ("--verify-inputs", "missing.npz", "--verify-inputs missing.npz: no such file or folder"),
+    ("--calibration-data", "nodir", "--calibration-data nodir: no such file or folder"),
+])
+def test_names_in_flags_are_checked_before_the_export(capsys, conv_onnx, tmp_path, flag, value,
+                                                      words):
+    code, out, err = edgert(capsys, "convert", conv_onnx, "--out", tmp_path / "o", flag, value)
+    assert code == 2 and words in err, err
+    assert not (tmp_path / "o").exists()             # refused before any file
