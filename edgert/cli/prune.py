@@ -20,7 +20,7 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
 
 def add_arguments(p) -> None:
-    from edgert.cli.checks import float_at_least, int_at_least, shape_item
+    from edgert.cli.checks import float_at_least, int_at_least, precision_list, shape_item
     from edgert.cli.convert import MODEL_HELP
 
     p.add_argument("model", help=MODEL_HELP)
@@ -40,6 +40,9 @@ def add_arguments(p) -> None:
     p.add_argument("--min-params", type=int_at_least(0), default=0, help="skip smaller weights")
     p.add_argument("--to", default=None, metavar="TARGETS",
                    help="also convert: mnn, tflite or mnn,tflite")
+    p.add_argument("--precision", default=None, type=precision_list, metavar="LIST",
+                   help="with --to: the precision(s) to convert at, as `edgert convert "
+                        "--precision` (e.g. fp32,fp16); default auto")
     p.add_argument("--out", default="edgert_out", metavar="DIR", help="output folder")
     p.add_argument("--name", help="base name of the written files")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
@@ -68,6 +71,19 @@ def _targets(args):
     return out
 
 
+def _convert_options(args, progress):
+    from edgert.errors import InputError
+
+    if not args.to:
+        if args.precision is not None:
+            raise InputError("--precision is for the conversion: give --to as well")
+        return None
+    options = {"on_stage": progress.stage}
+    if args.precision is not None:
+        options["precision"] = args.precision
+    return options
+
+
 def run(args) -> int:
     from edgert.cli.checks import shapes_dict
     from edgert.cli.progress import Progress
@@ -84,7 +100,7 @@ def run(args) -> int:
                           targets=args.to,
                           input_shapes=shapes_dict(args.input_shape, "--input-shape"),
                           overwrite=args.overwrite, on_pruned=progress.done,
-                          convert_options={"on_stage": progress.stage} if args.to else None)
+                          convert_options=_convert_options(args, progress))
         progress.done()
     if args.json:
         print_json(res.to_dict())

@@ -173,3 +173,15 @@ def test_calibrate_and_run_refuse_an_existing_output(capsys, conv_onnx, calib_np
     code, out, err = edgert(capsys, "run", conv_onnx, "-o", tmp_path / "o", "--overwrite")
     assert code == 0, err
     assert list(np.load(tmp_path / "o.npz")) == ["y"]
+
+
+def test_prune_converts_at_several_precisions(capsys, conv_onnx, tmp_path):
+    code, out, err = edgert(capsys, "prune", conv_onnx, "--to", "tflite", "--out", tmp_path,
+                            "--precision", "fp32,fp16", "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert [os.path.basename(t["path"]) for t in rep["conversion"]["targets"]] == [
+        "padconv.pruned.tflite", "padconv.pruned.fp16.tflite"]
+    code, out, err = edgert(capsys, "prune", conv_onnx, "--out", tmp_path / "p",
+                            "--precision", "fp16")
+    assert code == 2 and "--precision is for the conversion: give --to as well" in err
