@@ -5,8 +5,9 @@
     print(report.summary())
 
 Writes into ``out_dir``: ``<name>.optimized.onnx`` (the graph every backend
-was given), one file per target (``<name>.mnn``, ``<name>.tflite``, or
-``<name>.<precision>.mnn`` for other precisions) and ``<name>.report.json``.
+was given), one file per target and precision (``<name>.mnn``, ``<name>.tflite``
+at fp32, ``<name>.<precision>.mnn`` for other precisions) and
+``<name>.report.json``, each staged and moved into place when complete.
 
 Targets go through ``converters.backends.get_backend``, so a backend that
 registers itself (as converters/tflite/backend.py does for "tflite") works here
@@ -32,7 +33,7 @@ __all__ = ["convert", "ConversionReport", "TargetReport"]
 
 def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *,
             example_inputs: Any = None, out_dir: Union[str, "os.PathLike[str]"] = "edgert_out",
-            name: Optional[str] = None, precision: str = "auto",
+            name: Optional[str] = None, precision: Union[str, Sequence[str]] = "auto",
             input_shapes: Optional[Mapping[str, Sequence]] = None, dynamic_batch: bool = False,
             input_values: Optional[Mapping[str, Any]] = None,
             quant_table: Any = None, sparsity_table: Any = None,
@@ -43,7 +44,8 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
             opset: Optional[int] = None, io_layout: str = "source", io_dtype: str = "float",
             weight_block_size: int = 0, backend_options: Any = None,
             load_check: str = "structure", threads: Optional[int] = None,
-            raise_on_error: bool = True) -> ConversionReport:
+            overwrite: bool = True, calibration_method: str = "minmax",
+            on_stage: Any = None, raise_on_error: bool = True) -> ConversionReport:
     """Convert a model to every target in ``targets`` and verify each result.
 
     Args:
@@ -54,7 +56,11 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         precision: "auto" (default: int8 for a source carrying its own quantization, a QDQ
             ONNX file, a QAT or PT2E model, or when a quant table or calibration data is
             given; fp32 otherwise; the report says which and why), "fp32", "fp16",
-            "int8_weights", "int4_weights" or "int8".
+            "int8_weights", "int4_weights" or "int8"; or several (``["fp32", "fp16",
+            "int8"]`` or ``"fp32,fp16,int8"``): the source is exported, pruned and
+            optimized once, each precision converted and verified, and one report holds
+            every variant. Files: ``<name>.mnn`` at fp32, ``<name>.<precision>.mnn``
+            otherwise, so variants never share a name.
         input_shapes: {input name: shape}; fixes dynamic dims (also those a file declares
             as -1), or makes example inputs for a torch model when ``example_inputs`` is
             None.
@@ -90,6 +96,15 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         load_check: kept for callers of earlier versions: verification always loads and runs
             each result in a child process (``converters.flow.isolation``), which is the crash
             check, so "isolated" and "structure" behave the same.
+        overwrite: replace files of the same names in ``out_dir`` (default, as before);
+            ``False`` refuses before any work, naming them (the CLI's default: it asks
+            for ``--overwrite``). Either way each file is written under a staging name
+            and moved into place when complete (``edgert.outputs``).
+        calibration_method: how tensors are calibrated from ``calibration_data``:
+            "minmax" (default), "percentile" or "entropy" (as ``edgert calibrate``).
+        on_stage: called as ``on_stage(stage, variant, seconds)`` when a stage starts
+            (``seconds`` None) and ends; ``variant`` is the precision when several
+            were asked, else None (the CLI's progress display).
         raise_on_error: raise the first target failure after writing the report.
     """
     started = time.perf_counter()
@@ -105,9 +120,14 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         quant_table=quant_table, calibration_data=calibration_data, verify=verify,
         thresholds=thresholds, verify_inputs=verify_inputs, verify_seed=verify_seed,
         verify_sets=verify_sets, verify_timeout=verify_timeout, load_check=load_check,
-        threads=threads)
+        threads=threads, overwrite=overwrite, calibration_method=calibration_method,
+        on_stage=on_stage)
     ctx.started = started
-    report = made(run_stages(ctx).report, "report")
+    try:
+        report = made(run_stages(ctx).report, "report")
+    finally:
+        if ctx.outputs is not None:
+            ctx.outputs.close()
     if raise_on_error:
         for rep in report.targets:
             if rep._exception is not None:

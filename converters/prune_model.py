@@ -11,15 +11,18 @@ initializer values. The ``channel`` pattern plans channel removal on the graph
 Either way the run writes the sparsity table and ``<name>.pruned.onnx`` (the
 masked model for element patterns, the physically smaller one for channels),
 and with ``targets`` converts through ``converters.convert`` with the table,
-verified against the masked source.
+verified against the masked source, under the name ``<name>.pruned``
+(``<name>.pruned.mnn``, ``<name>.pruned.tflite``, ``<name>.pruned.report.json``),
+so pruned and unpruned conversions can share an output folder. With
+``overwrite=False`` every one of these files that exists is refused before any
+pruning; each is staged and moved into place when complete (``edgert.outputs``).
 """
 from __future__ import annotations
 
 import copy
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from edgert.errors import InputError
 
@@ -92,18 +95,61 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
                 min_params: int = 0, out_dir: Union[str, os.PathLike] = "edgert_out",
                 name: Optional[str] = None, targets: Any = None,
                 input_shapes: Optional[Mapping[str, Sequence]] = None,
-                example_inputs: Any = None, convert_options: Optional[Dict[str, Any]] = None
+                example_inputs: Any = None, convert_options: Optional[Dict[str, Any]] = None,
+                overwrite: bool = True, on_pruned: Optional[Callable[[], None]] = None
                 ) -> PruneRun:
     """Prune ``model`` (ONNX path, zoo spec, nn.Module, ZooModel, file.py:ATTR) and
     optionally convert it. ``sparsity`` is the fraction to remove (channels: of each
-    coupled layer group), one number or {layer name or regex: fraction}."""
+    coupled layer group), one number or {layer name or regex: fraction}.
+    ``on_pruned()`` is called when the pruned files are written, before converting
+    (with ``convert_options={"on_stage": ...}``: a progress display's two halves)."""
     from quant_tables.producers.magnitude import PatternSpec
 
     convert_kwargs = _convert_kwargs(convert_options, targets)
     spec = PatternSpec.parse(pattern)
     obj = _resolve(model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from converters.frontends import default_name
+    from edgert.outputs import OutputFolder
+
+    name = default_name(obj, name)
+    out = OutputFolder(out_dir, overwrite=overwrite)
+    out.refuse_existing(planned_files(name, targets, convert_kwargs.get("precision", "auto")))
+    try:
+        run = _prune(obj, example_inputs, spec, sparsity, scope, kinds, include, exclude,
+                     min_params, out, name, input_shapes)
+    finally:
+        out.close()
+    if on_pruned is not None:
+        on_pruned()
+    if targets:
+        from converters.api import convert
+
+        convert_kwargs.setdefault("overwrite", overwrite)
+        run.conversion = convert(run._convert_source, targets=targets, out_dir=out.path,
+                                 name=f"{run.name}.pruned", sparsity_table=run.table,
+                                 **convert_kwargs)
+    return run
+
+
+def planned_files(name: str, targets: Any, precision: Any) -> List[str]:
+    """The files ``prune_model`` writes (the conversion's at the precision asked;
+    the conversion checks its own again once its precision is known)."""
+    from converters.backends import get_backend
+    from converters.flow.context import precision_list, target_list
+    from converters.flow.stages import target_file
+
+    names = [f"{name}.sparsity.json", f"{name}.pruned.onnx"]
+    if targets:
+        base = f"{name}.pruned"
+        names += [f"{base}.optimized.onnx", f"{base}.report.json"]
+        for p in precision_list(precision):
+            names += [target_file(base, "fp32" if p == "auto" else p, t, get_backend(t))
+                      for t in target_list(targets)]
+    return names
+
+
+def _prune(obj, example_inputs, spec, sparsity, scope, kinds, include, exclude, min_params,
+           out, name, input_shapes) -> PruneRun:
     module, example, _ = _torch_parts(obj)
     example = example_inputs if example_inputs is not None else example
     if module is not None:
@@ -112,11 +158,6 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
     else:
         run = _prune_onnx(obj, spec, sparsity, scope, kinds, include, exclude, min_params, out,
                           name, input_shapes)
-    if targets:
-        from converters.api import convert
-
-        run.conversion = convert(run._convert_source, targets=targets, out_dir=out,
-                                 name=run.name, sparsity_table=run.table, **convert_kwargs)
     return run
 
 
@@ -152,7 +193,7 @@ def _convert_kwargs(convert_options: Optional[Mapping[str, Any]], targets: Any
 
 
 def _prune_torch(obj, module, example, spec, sparsity, scope, kinds, include, exclude,
-                 min_params, out: Path, name, input_shapes) -> PruneRun:
+                 min_params, out, name, input_shapes) -> PruneRun:
     from converters.frontends import load_source
     from quant_tables.producers.sparsity_torch import bake_masks, prune_torch
 
@@ -168,7 +209,7 @@ def _prune_torch(obj, module, example, spec, sparsity, scope, kinds, include, ex
     return run
 
 
-def _prune_onnx(obj, spec, sparsity, scope, kinds, include, exclude, min_params, out: Path,
+def _prune_onnx(obj, spec, sparsity, scope, kinds, include, exclude, min_params, out,
                 name, input_shapes) -> PruneRun:
     import onnx_ir as ir
 
@@ -186,7 +227,7 @@ def _prune_onnx(obj, spec, sparsity, scope, kinds, include, exclude, min_params,
     return run
 
 
-def _channel_run(src, spec, sparsity, out: Path, kind: str) -> PruneRun:
+def _channel_run(src, spec, sparsity, out, kind: str) -> PruneRun:
     from converters.pruning import prune_channels
 
     if isinstance(sparsity, Mapping) and any(not 0 <= float(v) < 1 for v in sparsity.values()):
@@ -200,12 +241,13 @@ def _channel_run(src, spec, sparsity, out: Path, kind: str) -> PruneRun:
     return run
 
 
-def _finish(name: str, spec, table, out: Path, model, kind: str, **reports) -> PruneRun:
+def _finish(name: str, spec, table, out, model, kind: str, **reports) -> PruneRun:
     from converters.onnx_io import save_onnx
 
-    table_path = out / f"{name}.sparsity.json"
-    table.save(table_path)
-    pruned_path = out / f"{name}.pruned.onnx"
-    save_onnx(model, pruned_path)
+    with out.writing(f"{name}.sparsity.json") as staged:
+        table.save(staged)
+    with out.writing(f"{name}.pruned.onnx") as staged:
+        save_onnx(model, staged)
+    table_path, pruned_path = out.final(f"{name}.sparsity.json"), out.final(f"{name}.pruned.onnx")
     return PruneRun(name=name, pattern=spec.label, table=table, table_path=str(table_path),
                     pruned_path=str(pruned_path), source_kind=kind, **reports)

@@ -161,7 +161,7 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
         if calibration_data is None:
             raise ConversionError(
                 f"the quantization table lacks {len(missing)} tensor(s) the int8 graph needs: "
-                f"{_listed(missing)}; pass calibration_data= (CLI: --calibration-data) to "
+                f"{_listed(missing)}; pass calibration_data= to "
                 f"calibrate them, or complete the table with `edgert calibrate --table`")
         table = calibrate(proto, calibration_data, calibration_method, table=table,
                           tensors=missing, weights=False)

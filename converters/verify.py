@@ -31,7 +31,12 @@ every output of every set is judged by its kind:
      agree on every row whose reference leads its runner-up by more than twice the
      noise the precision admits (the bound at fp32/fp16; at the quantized
      precisions the rms error the cosine gate admits, sqrt(2 (1 - min_cosine)) x
-     rms(ref)); rows inside that margin are ties within noise and not judged.
+     rms(ref)); rows inside that margin are ties within noise and not judged. When
+     no row is outside it (flat logits: random inputs, a random-weight model, or an
+     int8 error as large as every lead) and the argmax differs somewhere, the output
+     is *unjudged* (``OutputCheck.top1_unjudged``): it does not fail on noise, but
+     its verdict says so instead of "ok" (top-1 0.00 never reads "ok"), and the CLI
+     asks for real inputs.
 
 NaN and inf must sit where the source has them.
 
@@ -213,8 +218,15 @@ class OutputCheck:
     def passed(self) -> bool:
         return not self.failures
 
+    @property
+    def top1_unjudged(self) -> bool:
+        """Class scores whose argmax differs somewhere while no row leads by more than
+        the noise: the top-1 gate had nothing to judge (real inputs would)."""
+        return self.top1_judged == 0 and self.top1 is not None and self.top1 < 1.0
+
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["top1_unjudged"] = self.top1_unjudged
         d["shape"] = list(self.shape)
         d["passed"] = self.passed
         return d
@@ -256,6 +268,9 @@ class Verification:
         rows = []
         for o in self.outputs:
             verdict = "ok" if o.passed else "FAIL: " + "; ".join(o.failures)
+            if o.passed and o.top1_unjudged:
+                verdict = (f"UNJUDGED: top-1 {o.top1:.2f} but every row a tie within "
+                           f"noise; verify on real inputs")
             if o.passed and self.reference_problem:
                 verdict = "UNVERIFIED: " + self.reference_problem
             rows.append([self.target, o.name, "x".join(map(str, o.shape)), fmt_num(o.max_abs),
@@ -421,6 +436,7 @@ def _check_float(name, reference, result, t: Thresholds, failures: List[str],
         if judged and (judged - differ) / judged < t.min_top1:
             failures.append(f"top-1 differs on {differ} of {judged} rows whose source lead "
                             f"exceeds twice the noise allowance ({2 * allowance:.3g})")
+
     return OutputCheck(name, tuple(reference.shape), m["max_abs"], m["max_rel"], m["cosine"],
                        m["snr_db"], m["top1"], failures, bound=bound, top1_judged=judged,
                        cosine_waived=waived)

@@ -12,8 +12,8 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set,
-                    TypeVar, Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Set, Tuple, TypeVar, Union)
 
 from converters.backends import (PRECISIONS, Backend, BackendOptions, get_backend,
                                  resolve_target_options)
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from converters.passes import PassReport
     from converters.pruning import ChannelPruneReport
     from quant_tables import QuantTable, SparsityTable
+    from edgert.outputs import OutputFolder
+
+# called at each stage's start (seconds None) and end: (stage, variant or None, seconds)
+StageListener = Callable[[str, Optional[str], Optional[float]], None]
 
 
 @dataclass
@@ -42,6 +46,10 @@ class ConversionRequest:
     options: Dict[str, BackendOptions]             # per target; tables filled in later
     name: Optional[str] = None
     precision: str = "auto"                        # "auto": the recognize stage decides
+    precisions: List[str] = field(default_factory=list)   # every variant asked, in order
+    overwrite: bool = False                        # replace files that exist in out_dir
+    calibration_method: str = "minmax"             # int8 tensors a table lacks
+    on_stage: Optional[StageListener] = None       # progress (the CLI's status line)
     example_inputs: Any = None
     input_shapes: Optional[Mapping[str, Sequence]] = None
     input_values: Optional[Mapping[str, Any]] = None   # inputs the user fixed (--input)
@@ -73,6 +81,9 @@ class ConversionContext:
     recognized: Optional["RecognizedSource"] = None
     precision: str = "fp32"                        # what "auto" (or the caller) chose
     precision_reason: str = ""
+    variants: List[Tuple[str, str]] = field(default_factory=list)   # (precision, why) each
+    # plan
+    outputs: Optional["OutputFolder"] = None       # out_dir: staged writes, no overwrite
     # export
     source: Optional["SourceModel"] = None         # the export, as the exporter left it
     notes: List[str] = field(default_factory=list)     # the source's notes, then the stages'
@@ -103,10 +114,13 @@ class ConversionContext:
     report: Optional["ConversionReport"] = None
     # the runner's own
     stage_seconds: Dict[str, float] = field(default_factory=dict)
+    variant_seconds: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    shared: Dict[str, Any] = field(default_factory=dict)   # kept across variants
     made: Set[str] = field(default_factory=lambda: {"request", "backends"})
 
 
 T = TypeVar("T")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 AUTO = "auto"     # precision follows the source (converters.flow.stages.choose_precision)
 
 
@@ -128,8 +142,26 @@ def target_list(targets: Union[str, Sequence[str]]) -> List[str]:
     return names
 
 
+def precision_list(precision: Union[str, Sequence[str]]) -> List[str]:
+    """``"fp32,fp16"``, ``["fp32", "int8"]`` or ``"auto"`` as a checked list: known
+    names, each once, "auto" only alone."""
+    names = ([p for p in precision.split(",")] if isinstance(precision, str)
+             else list(precision))
+    names = [str(p).strip().lower() for p in names if str(p).strip()]
+    if not names:
+        raise InputError("no precision given (e.g. precision='fp32' or ['fp32', 'fp16'])")
+    for p in names:
+        if p != AUTO and p not in PRECISIONS:
+            raise InputError(f"precision {p!r}; accepted: {AUTO}, {', '.join(PRECISIONS)}")
+    if len(set(names)) < len(names):
+        raise InputError(f"precision {','.join(names)} names a precision twice")
+    if AUTO in names and len(names) > 1:
+        raise InputError("precision 'auto' cannot be combined with other precisions")
+    return names
+
+
 def make_request(model_or_path: Any, targets: Union[str, Sequence[str]], *,
-                 out_dir: Union[str, "os.PathLike[str]"], precision: str,
+                 out_dir: Union[str, "os.PathLike[str]"], precision: Union[str, Sequence[str]],
                  io_layout: str, io_dtype: str, weight_block_size: int,
                  backend_options: Any, sparsity_table: Any,
                  **asked: Any) -> ConversionContext:
@@ -139,9 +171,19 @@ def make_request(model_or_path: Any, targets: Union[str, Sequence[str]], *,
     from converters.sparsity import load_sparsity_table
 
     names = target_list(targets)
-    if precision != AUTO and precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}; accepted: {AUTO}, {', '.join(PRECISIONS)}")
+    precisions = precision_list(precision)
+    method = asked.get("calibration_method", "minmax")
+    if method not in CALIBRATION_METHODS:
+        raise InputError(f"calibration method {method!r}; accepted: "
+                         f"{', '.join(CALIBRATION_METHODS)}")
+    precision = precisions[0]
     backends = {t: get_backend(t) for t in names}           # unknown targets fail here
+    if asked.get("passes"):
+        from converters.passes import get_pass
+
+        for p in asked["passes"]:                           # unknown passes fail here
+            if isinstance(p, str):
+                get_pass(p)
     knobs = resolve_target_options(backend_options, names)
     chosen = "fp32" if precision == AUTO else precision     # until the recognize stage
     options = {t: BackendOptions(precision=chosen, io_layout=io_layout, io_dtype=io_dtype,
@@ -149,5 +191,6 @@ def make_request(model_or_path: Any, targets: Union[str, Sequence[str]], *,
                for t in names}
     request = ConversionRequest(
         source=model_or_path, targets=names, out_dir=Path(out_dir), options=options,
-        precision=precision, sparsity_table=load_sparsity_table(sparsity_table), **asked)
+        precision=precision, precisions=precisions,
+        sparsity_table=load_sparsity_table(sparsity_table), **asked)
     return ConversionContext(request=request, backends=backends)

@@ -60,6 +60,21 @@ class ConversionReport:
     pruning: Optional[Any] = None          # converters.pruning.ChannelPruneReport
     stages: Dict[str, float] = field(default_factory=dict)   # stage name -> wall seconds
     precision: Dict[str, str] = field(default_factory=dict)  # asked, chosen, why
+    # several precisions: each variant's own per-variant stage times
+    variant_stages: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    verified: bool = True                  # False: verify=False, no verdict to give
+
+    @property
+    def variants(self) -> List[str]:
+        """The precisions converted, in order (one unless several were asked)."""
+        return list(dict.fromkeys(t.precision for t in self.targets))
+
+    @property
+    def verdict(self) -> str:
+        """"PASSED", "FAILED" or "not verified" (verify=False: no verdict)."""
+        if not self.verified:
+            return "not verified" if all(t.error is None for t in self.targets) else "FAILED"
+        return "PASSED" if self.ok else "FAILED"
 
     @property
     def ok(self) -> bool:
@@ -74,12 +89,25 @@ class ConversionReport:
     def to_dict(self) -> dict:
         return {"name": self.name, "ok": self.ok, "out_dir": self.out_dir,
                 "seconds": round(self.seconds, 3),
+                "verified": self.verified,
                 "stages": {k: round(v, 4) for k, v in self.stages.items()},
+                "variant_stages": {p: {k: round(v, 4) for k, v in st.items()}
+                                   for p, st in self.variant_stages.items()},
                 "precision": dict(self.precision),
                 "source": self.source,
                 "optimized": {"path": self.optimized_path, "size_bytes": self.optimized_size},
                 "passes": self.passes.to_dict(), "targets": [t.to_dict() for t in self.targets],
                 "pruning": self.pruning.to_dict() if self.pruning is not None else None}
+
+    def verification_rows(self) -> List[List[str]]:
+        """The verification table's rows; with several precisions the target cell names
+        the variant (``mnn int8``)."""
+        several = len(self.variants) > 1
+        rows = []
+        for t in self.targets:
+            for r in (t.verification.table_rows() if t.verification else []):
+                rows.append([f"{r[0]} {t.precision}" if several else r[0]] + r[1:])
+        return rows
 
     def summary(self) -> str:
         """A plain-text summary: sizes, op counts, pass effects, verification table."""
@@ -103,10 +131,10 @@ class ConversionReport:
                                                           key=lambda kv: -kv[1])[:8])
             lines.append(f"  {t.target} [{t.precision}]: {t.path} ({_size(t.size_bytes)}, "
                          f"{t.seconds:.2f} s); ops: {ops}")
-        rows = [r for t in self.targets if t.verification for r in t.verification.table_rows()]
+        rows = self.verification_rows()
         if rows:
             lines.append(_text_table(TABLE_COLUMNS, rows))
-        lines.append("verification: " + ("PASSED" if self.ok else "FAILED"))
+        lines.append("verification: " + self.verdict)
         return "\n".join(lines)
 
 

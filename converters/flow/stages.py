@@ -5,6 +5,15 @@ declares the order and, per stage, what it needs and makes, so the flow reads in
 a dozen lines. ``run_stages`` runs them in order, checks every need was made by an
 earlier stage, and records each stage's wall time (``report.stages``).
 
+Several precisions from one export (``precision=["fp32", "fp16", "int8"]``): the
+stages up to ``save`` run once, the ``per_variant`` ones (quantize, reference,
+convert, verify) once per precision, and ``write`` makes one report of every
+variant. A float reference is computed once and reused by the float variants.
+
+Files go through ``ctx.outputs`` (``edgert.outputs.OutputFolder``): the ``plan``
+stage refuses, before any export, to replace files that exist (unless
+``overwrite``), and each file is staged and moved into place only when complete.
+
 Channel pruning runs before the passes (on the graph as exported, so BN folding
 sees the pruned convolutions); the element sparsity entries follow the optimized
 graph's names after them. Targets are converted first (check once, then write),
@@ -14,11 +23,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Callable, Sequence, Tuple
 
 import numpy as np
 
+from converters.errors import ConversionError
 from converters.flow.context import AUTO, ConversionContext, made
 from converters.flow.report import ConversionReport
 # the flow's own needs (onnx-ir and the front-ends), imported with it: a runtime-only
@@ -35,6 +44,7 @@ class Stage:
     run: Callable[[ConversionContext], None]
     needs: Tuple[str, ...] = ()
     makes: Tuple[str, ...] = ()
+    per_variant: bool = False          # run once per precision asked
 
 
 def recognize(ctx: ConversionContext) -> None:
@@ -45,7 +55,17 @@ def recognize(ctx: ConversionContext) -> None:
     req = ctx.request
     ctx.recognized = recognize_source(req.source, req.name,
                                       bake_masks=req.sparsity_table is not None)
-    ctx.precision, ctx.precision_reason = choose_precision(req, ctx.recognized)
+    if len(req.precisions) > 1:
+        ctx.variants = [(p, f"{p}, as asked") for p in req.precisions]
+    else:
+        ctx.variants = [choose_precision(req, ctx.recognized)]
+    set_variant(ctx, ctx.variants[0])
+
+
+def set_variant(ctx: ConversionContext, variant: Tuple[str, str]) -> None:
+    """Make ``variant`` (precision, why) the one the per-variant stages work on."""
+    req = ctx.request
+    ctx.precision, ctx.precision_reason = variant
     for name, opts in req.options.items():
         req.options[name] = replace(opts, precision=ctx.precision)
 
@@ -71,6 +91,43 @@ def choose_precision(req, rec) -> Tuple[str, str]:
     return "fp32", "fp32: a float model (no quantization in the source, no table or data)"
 
 
+def plan(ctx: ConversionContext) -> None:
+    """The files this conversion writes, known before any work: an output folder that
+    is a file or not writable, or files that exist (without ``overwrite``), are refused
+    here, naming them."""
+    from converters.frontends import default_name
+    from edgert.outputs import OutputFolder
+
+    req, rec = ctx.request, made(ctx.recognized, "recognized")
+    if any(p == "int8" for p, _ in ctx.variants) and req.quant_table is None \
+            and req.calibration_data is None and rec.quantized_kind is None:
+        raise ConversionError("precision='int8' needs a quantization table (quant_table=), "
+                              "a QAT model, or calibration_data= to calibrate one")
+    rec.name = default_name(rec.model, rec.name)      # the export keeps it
+    ctx.outputs = OutputFolder(req.out_dir, overwrite=req.overwrite)
+    ctx.outputs.refuse_existing(planned_files(ctx, rec.name))
+
+
+def planned_files(ctx: ConversionContext, name: str) -> list:
+    """Every file name the conversion writes into the output folder."""
+    rec = made(ctx.recognized, "recognized")
+    names = [f"{name}.optimized.onnx"]
+    for precision, _ in ctx.variants:
+        names += [target_file(name, precision, t, b) for t, b in ctx.backends.items()]
+        if precision == "int8":
+            names.append(f"{name}.int8.quant.json")
+        elif rec.qdq is not None:
+            names.append(f"{name}.qdq.quant.json")
+    return names + [f"{name}.report.json"]
+
+
+def target_file(name: str, precision: str, target: str, backend) -> str:
+    """``m.mnn`` at fp32, ``m.fp16.mnn``, ``m.int8.tflite``...: never the same for two
+    variants, and fp32 keeps the name it always had."""
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return f"{name}{suffix}{backend.extension or '.' + target}"
+
+
 def export(ctx: ConversionContext) -> None:
     """The ONNX graph of the float model (torch export or ONNX load)."""
     req, rec = ctx.request, made(ctx.recognized, "recognized")
@@ -79,7 +136,6 @@ def export(ctx: ConversionContext) -> None:
                              opset=req.opset, seed=req.verify_seed,
                              input_values=req.input_values)
     ctx.notes = list(ctx.source.notes)
-    req.out_dir.mkdir(parents=True, exist_ok=True)
 
 
 def prune(ctx: ConversionContext) -> None:
@@ -115,8 +171,10 @@ def save(ctx: ConversionContext) -> None:
     from converters.onnx_io import save_onnx
 
     name = made(ctx.source, "source").name
-    ctx.optimized_path = ctx.request.out_dir / f"{name}.optimized.onnx"
-    save_onnx(ctx.model, ctx.optimized_path)
+    outputs = made(ctx.outputs, "outputs")
+    with outputs.writing(f"{name}.optimized.onnx") as staged:
+        save_onnx(ctx.model, staged)
+    ctx.optimized_path = outputs.final(f"{name}.optimized.onnx")
 
 
 def quantize(ctx: ConversionContext) -> None:
@@ -126,16 +184,21 @@ def quantize(ctx: ConversionContext) -> None:
     from converters.quantize import prepare_int8, resolve_table
 
     req, rec, src = ctx.request, made(ctx.recognized, "recognized"), made(ctx.source, "source")
+    outputs = made(ctx.outputs, "outputs")
     table = req.quant_table
     int8 = ctx.precision == "int8"
+    ctx.quant_table = ctx.held_out = None
     if rec.qdq is not None:
-        ctx.notes.extend(rec.qdq.notes)
+        if "qdq_notes" not in ctx.shared:
+            ctx.shared["qdq_notes"] = True
+            ctx.notes.extend(rec.qdq.notes)
         if int8:   # a table given as well wins where both have an entry
             user = resolve_table(table)
             table = rec.qdq.table if user is None else user.merged(rec.qdq.table)
-        else:
-            qdq_path = req.out_dir / f"{src.name}.qdq.quant.json"
-            rec.qdq.table.save(qdq_path)
+        elif "qdq_table" not in ctx.shared:
+            with outputs.writing(f"{src.name}.qdq.quant.json") as staged:
+                rec.qdq.table.save(staged)
+            ctx.shared["qdq_table"] = qdq_path = outputs.final(f"{src.name}.qdq.quant.json")
             ctx.notes.append(f"converted at {ctx.precision} as asked; the QDQ model's table "
                              f"is in {qdq_path}: precision 'int8' converts with it")
     if not int8:
@@ -152,9 +215,11 @@ def quantize(ctx: ConversionContext) -> None:
 
         data = split_calibration(data, src.input_specs(), src.input_values)[0]
     plan = prepare_int8(ctx.model, table, calibration_data=data,
-                        qat=rec.qat, example_inputs=src.example_inputs)
-    path = req.out_dir / f"{src.name}.int8.quant.json"
-    plan.table.save(path)
+                        qat=rec.qat, example_inputs=src.example_inputs,
+                        calibration_method=req.calibration_method)
+    with outputs.writing(f"{src.name}.int8.quant.json") as staged:
+        plan.table.save(staged)
+    path = outputs.final(f"{src.name}.int8.quant.json")
     ctx.notes.extend(plan.notes + [f"int8 quantization table: {path}"])
     ctx.quant_table = plan.table
 
@@ -171,10 +236,16 @@ def reference(ctx: ConversionContext) -> None:
     src = made(ctx.reference_source, "reference_source")
     if not req.verify:
         return
+    simulated = ctx.precision == "int8" and (rec.qdq is not None or rec.qat is not None)
+    reusable = ctx.held_out is None and not simulated     # the float source on seeded sets
+    if reusable and "float_reference" in ctx.shared:
+        (ctx.input_sets, ctx.reference, ctx.reference_desc,
+         ctx.reference_problem) = ctx.shared["float_reference"]
+        return
     sets = verification_sets(src, req.verify_inputs, req.verify_seed, req.verify_sets,
                              ctx.held_out)
     sets, ref = source_reference(src, sets)
-    ctx.notes.extend(ref.notes)
+    ctx.notes.extend(n for n in ref.notes if n not in ctx.notes)
     outs = ref.outputs
     if ctx.precision == "int8" and rec.qdq is not None:
         outs = [simulation_reference(rec.qdq.simulate(s.feeds, src.output_names), o,
@@ -190,6 +261,8 @@ def reference(ctx: ConversionContext) -> None:
         ref.description = f"PyTorch's own simulation of the {rec.quantized_kind} model"
     ctx.input_sets, ctx.reference = sets, outs
     ctx.reference_desc, ctx.reference_problem = ref.description, ref.problem
+    if reusable:
+        ctx.shared["float_reference"] = (sets, outs, ref.description, ref.problem)
     ctx.depths = output_depths(src.model)
     ctx.class_scores = class_score_outputs(src.model)
 
@@ -199,13 +272,19 @@ def convert_targets(ctx: ConversionContext) -> None:
     from converters.flow.targets import run_target
 
     req = ctx.request
-    suffix = "" if ctx.precision == "fp32" else f".{ctx.precision}"
     name = made(ctx.source, "source").name
+    outputs = made(ctx.outputs, "outputs")
     for tname, backend in ctx.backends.items():
         options = replace(req.options[tname], quant_table=ctx.quant_table,
                           sparsity_table=ctx.backend_sparsity)
-        path = req.out_dir / f"{name}{suffix}{backend.extension or '.' + tname}"
-        ctx.targets.append(run_target(backend, tname, ctx.model, path, options))
+        fname = target_file(name, ctx.precision, tname, backend)
+        with outputs.writing(fname) as staged:
+            rep = run_target(backend, tname, ctx.model, staged, options)
+            if rep.error:
+                outputs.discard()           # a failed backend's partial file goes
+        if rep.path:
+            rep.path = str(outputs.final(fname))
+        ctx.targets.append(rep)
 
 
 def verify(ctx: ConversionContext) -> None:
@@ -214,7 +293,7 @@ def verify(ctx: ConversionContext) -> None:
 
     if not ctx.request.verify:
         return
-    verify_targets(ctx)
+    verify_targets(ctx, [t for t in ctx.targets if t.precision == ctx.precision])
 
 
 def write(ctx: ConversionContext) -> None:
@@ -228,11 +307,15 @@ def write(ctx: ConversionContext) -> None:
         optimized_path=str(optimized), optimized_size=optimized.stat().st_size,
         passes=ctx.pass_report,
         targets=ctx.targets, seconds=time.perf_counter() - ctx.started, pruning=ctx.pruning,
-        stages=ctx.stage_seconds,
-        precision={"asked": ctx.request.precision, "chosen": ctx.precision,
-                   "why": ctx.precision_reason})
-    report.report_path = str(ctx.request.out_dir / f"{src.name}.report.json")
-    Path(report.report_path).write_text(dumps_json(report.to_dict()))
+        stages=ctx.stage_seconds, variant_stages=ctx.variant_seconds,
+        precision={"asked": ",".join(ctx.request.precisions),
+                   "chosen": ",".join(p for p, _ in ctx.variants),
+                   "why": "; ".join(why for _, why in ctx.variants)},
+        verified=ctx.request.verify)
+    outputs = made(ctx.outputs, "outputs")
+    report.report_path = str(outputs.final(f"{src.name}.report.json"))
+    with outputs.writing(f"{src.name}.report.json") as staged:
+        staged.write_text(dumps_json(report.to_dict()))
     ctx.report = report
 
 
@@ -252,8 +335,9 @@ def _value_text(v: np.ndarray) -> str:
 
 # The declared flow, in order. Adding a stage: one function above, one line here.
 STAGES: Tuple[Stage, ...] = (
-    Stage("recognize", recognize, ("request",), ("recognized", "precision")),
-    Stage("export", export, ("recognized",), ("source", "notes")),
+    Stage("recognize", recognize, ("request",), ("recognized", "precision", "variants")),
+    Stage("plan", plan, ("recognized", "variants", "backends"), ("outputs",)),
+    Stage("export", export, ("recognized", "outputs"), ("source", "notes")),
     Stage("prune", prune, ("source",), ("model", "reference_source", "pruning",
                                          "element_sparsity")),
     Stage("passes", passes, ("model",), ("pass_report",)),
@@ -261,12 +345,13 @@ STAGES: Tuple[Stage, ...] = (
           ("backend_sparsity",)),
     Stage("save", save, ("model", "source"), ("optimized_path",)),
     Stage("quantize", quantize, ("model", "recognized", "source", "precision"),
-          ("quant_table", "held_out")),
+          ("quant_table", "held_out"), per_variant=True),
     Stage("reference", reference, ("reference_source", "recognized", "held_out"),
-          ("input_sets", "reference", "depths", "class_scores")),
+          ("input_sets", "reference", "depths", "class_scores"), per_variant=True),
     Stage("convert", convert_targets, ("backends", "model", "quant_table",
-                                       "backend_sparsity"), ("targets",)),
-    Stage("verify", verify, ("targets", "input_sets", "reference"), ("targets",)),
+                                       "backend_sparsity"), ("targets",), per_variant=True),
+    Stage("verify", verify, ("targets", "input_sets", "reference"), ("targets",),
+          per_variant=True),
     Stage("write", write, ("reference_source", "notes", "optimized_path", "pass_report",
                            "targets", "pruning"), ("report",)),
 )
@@ -274,14 +359,41 @@ STAGES: Tuple[Stage, ...] = (
 
 def run_stages(ctx: ConversionContext, stages: Sequence[Stage] = STAGES
                ) -> ConversionContext:
-    """Run ``stages`` in order over ``ctx``, timing each."""
-    for stage in stages:
-        missing = [n for n in stage.needs if n not in ctx.made]
-        if missing:
-            raise RuntimeError(f"stage {stage.name!r} needs {missing}, which no earlier "
-                               f"stage makes")
-        t = time.perf_counter()
-        stage.run(ctx)
-        ctx.stage_seconds[stage.name] = time.perf_counter() - t
-        ctx.made.update(stage.makes)
+    """Run ``stages`` in order over ``ctx``, timing each; a run of ``per_variant``
+    stages is run once per precision (``ctx.variants``, set by ``recognize``)."""
+    k = 0
+    while k < len(stages):
+        if not stages[k].per_variant:
+            _run_one(ctx, stages[k], None)
+            k += 1
+            continue
+        end = k
+        while end < len(stages) and stages[end].per_variant:
+            end += 1
+        variants = ctx.variants or [(ctx.precision, ctx.precision_reason)]
+        for variant in variants:
+            set_variant(ctx, variant)
+            for stage in stages[k:end]:
+                _run_one(ctx, stage, variant[0] if len(variants) > 1 else None)
+        set_variant(ctx, variants[0])
+        k = end
     return ctx
+
+
+def _run_one(ctx: ConversionContext, stage: Stage, variant) -> None:
+    missing = [n for n in stage.needs if n not in ctx.made]
+    if missing:
+        raise RuntimeError(f"stage {stage.name!r} needs {missing}, which no earlier "
+                           f"stage makes")
+    listener = ctx.request.on_stage
+    if listener is not None:
+        listener(stage.name, variant, None)
+    t = time.perf_counter()
+    stage.run(ctx)
+    seconds = time.perf_counter() - t
+    ctx.stage_seconds[stage.name] = ctx.stage_seconds.get(stage.name, 0.0) + seconds
+    if variant is not None:
+        ctx.variant_seconds.setdefault(variant, {})[stage.name] = seconds
+    ctx.made.update(stage.makes)
+    if listener is not None:
+        listener(stage.name, variant, seconds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def run_target(backend: Backend, tname: str, model: Any, path: Path,
     return rep
 
 
-def verify_targets(ctx: Any) -> None:
+def verify_targets(ctx: Any, targets: Optional[Sequence[TargetReport]] = None) -> None:
     """Every written target run on every input set in one child process
     (``isolation.py``: a crash or hang there is this target's error, not the caller's)
     and compared with the reference (``converters.verify.compare_sets``)."""
@@ -46,7 +46,8 @@ def verify_targets(ctx: Any) -> None:
 
     req = ctx.request
     sets, refs = made(ctx.input_sets, "input_sets"), made(ctx.reference, "reference")
-    reps = [r for r in ctx.targets if r.error is None and r.path]
+    reps = [r for r in (ctx.targets if targets is None else targets)
+            if r.error is None and r.path]
     jobs = []
     for rep in reps:
         perms_in, _ = io_perms(rep.details or {})

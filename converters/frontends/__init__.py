@@ -187,6 +187,27 @@ def _load_source(model_or_path, example_inputs, input_shapes, dynamic_batch, nam
     return _from_onnx(obj, shapes, dynamic_batch, name, t0)
 
 
+def default_name(model: Any, name: Optional[str] = None) -> str:
+    """The base name ``load_source`` gives the files of ``model`` when no name is given
+    (known before the export, so the files can be checked first)."""
+    if name:
+        return _safe(name)
+    if isinstance(model, SourceModel):
+        return model.name
+    if isinstance(model, tuple) and len(model) == 2:
+        model = model[0]
+    from converters.zoo import ZooModel
+
+    if isinstance(model, ZooModel):
+        return _safe(model.name)
+    if isinstance(model, (str, os.PathLike)):
+        return _safe(os.path.splitext(os.path.basename(os.fspath(model)))[0])
+    if _is_torch_module(model):
+        return _safe(_snake(type(model).__name__))
+    graph = getattr(model, "graph", None)
+    return _safe(getattr(graph, "name", "") or "model")
+
+
 def _is_torch_module(obj) -> bool:
     mod = type(obj).__module__ or ""
     if not (mod.startswith("torch") or hasattr(obj, "forward")):

@@ -6,11 +6,18 @@
   called with no arguments that returns an ``nn.Module``, a ``ZooModel``, or a
   ``(module, example_inputs)`` pair. Loading it runs that file's code, as
   ``python file.py`` would.
+
+Only text that is clearly a spec is imported: ``X.py:ATTR``, or ``a.b.c:ATTR`` made of
+Python names. Anything else with a colon is a path that does not exist. A
+standard-library module (``os:abort``) and a built-in callable are refused, not run:
+neither can be a model, and calling one could end the process.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from typing import Any, Optional, Tuple
@@ -25,7 +32,9 @@ def is_spec(text: str) -> bool:
     if os.path.exists(text):
         return False
     target, sep, attr = text.rpartition(":")
-    return bool(sep and target and attr.isidentifier())
+    if not (sep and target and attr.isidentifier()):
+        return False
+    return target.endswith(".py") or all(p.isidentifier() for p in target.split("."))
 
 
 def spec_name(text: str) -> str:
@@ -65,6 +74,11 @@ def resolve_spec(text: str) -> Any:
 
     if isinstance(obj, torch.nn.Module):
         return obj
+    if inspect.isbuiltin(obj) or (callable(obj) and not (
+            inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismethod(obj)
+            or isinstance(obj, functools.partial))):
+        raise ConversionError(f"{text}: {attr} is a built-in {type(obj).__name__}, not a "
+                              f"model or a model factory; refusing to call it")
     if callable(obj):
         try:
             return obj()
@@ -84,6 +98,11 @@ def _import(target: str):
         sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
+    top = target.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise ConversionError(f"{target!r} is a Python standard-library module, not a model: "
+                              f"give an ONNX file, zoo:NAME, file.py:ATTR or your "
+                              f"package.module:ATTR")
     try:
         return importlib.import_module(target)
     except ImportError as exc:

@@ -71,7 +71,9 @@ def get_pass(name: str) -> GraphPass:
     reg = _registry()
     if name not in reg:
         from converters.errors import ConversionError
-        raise ConversionError(f"unknown pass {name!r}; passes: {', '.join(reg)}")
+        from converters.options import suggest
+        raise ConversionError(f"unknown pass {name!r}{suggest(name, list(reg))}; passes: "
+                              f"{', '.join(reg)}")
     return reg[name]()
 
 

@@ -5,14 +5,30 @@ import argparse
 
 
 def add_load_arguments(p: argparse.ArgumentParser) -> None:
+    from edgert.cli.checks import int_at_least
+
     p.add_argument("model", help="model file (.tflite, .mnn or .onnx)")
     p.add_argument("--engine", help="engine to use (litert, mnn, onnxruntime); default: from the file")
-    p.add_argument("--threads", type=int, help="CPU threads (default: up to 4)")
+    p.add_argument("--threads", type=int_at_least(1), help="CPU threads (default: up to 4)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16"],
                    help="runtime precision where the engine has the switch (MNN)")
     p.add_argument("--no-isolated-check", action="store_true",
                    help="skip the first load in a child process that guards against engine crashes")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def add_overwrite_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (default: refuse, naming them, "
+                        "before any work)")
+
+
+def output_file(path, args) -> str:
+    """``path`` checked as an output (its folder writable, not an existing file unless
+    --overwrite), before the command does any work."""
+    from edgert.outputs import check_output_file
+
+    return str(check_output_file(path, getattr(args, "overwrite", False)))
 
 
 def load_from_args(args: argparse.Namespace):

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the team farm's devices as their agents publish them (--store)")
     _store_arg(d)
 
+    from edgert.cli.checks import float_at_least, int_at_least
+
     b = sub.add_parser("bench", help="benchmark model files on devices")
     b.add_argument("models", nargs="*", help="model files (.tflite, .mnn, .onnx)")
     b.add_argument("--inventory", help="devices.toml")
@@ -57,12 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--precision", type=_csv, default=["auto"],
                    help="runtime precisions, comma separated: auto,fp32,fp16 (default auto)")
     b.add_argument("--engine", help="engine for the edgert runner (default: from the file)")
-    b.add_argument("--threads", type=int, help="threads (default: up to 4)")
-    b.add_argument("--runs", type=int, default=50)
-    b.add_argument("--warmup", type=int, default=5)
-    b.add_argument("--cooldown", type=float, default=0.0, help="pause before each job (s)")
-    b.add_argument("--timeout", type=float, default=600.0, help="per-job timeout (s)")
-    b.add_argument("--retries", type=int, default=2, help="retries on transient link errors")
+    b.add_argument("--threads", type=int_at_least(1), help="threads (default: up to 4)")
+    b.add_argument("--runs", type=int_at_least(1), default=50)
+    b.add_argument("--warmup", type=int_at_least(0), default=5)
+    b.add_argument("--cooldown", type=float_at_least(0), default=0.0, help="pause before each job (s)")
+    b.add_argument("--timeout", type=float_at_least(0.001), default=600.0, help="per-job timeout (s)")
+    b.add_argument("--retries", type=int_at_least(0), default=2, help="retries on transient link errors")
     b.add_argument("--lock-wait", type=float, default=3600.0, metavar="SECONDS",
                    help="how long to wait for a device another farm process is using "
                         "(default 3600); a job still waiting then is recorded as not run")

@@ -10,6 +10,8 @@ HELP = "per-layer int8 error: compare each int8 layer with the float one, name t
 
 
 def add_arguments(p) -> None:
+    from edgert.cli.checks import int_at_least
+
     p.add_argument("model", help="the float ONNX model the table is for (e.g. the "
                                  "<name>.optimized.onnx that convert writes)")
     p.add_argument("--table", required=True, help="quantization table (.json)")
@@ -17,7 +19,7 @@ def add_arguments(p) -> None:
                    help="int8 side: the table's QDQ simulation (default) or the real model")
     p.add_argument("--data", help="input: .npy/.npz (first sample used); default: seeded random")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input")
-    p.add_argument("--top", type=int, default=10, help="how many worst layers to name")
+    p.add_argument("--top", type=int_at_least(1), default=10, help="how many worst layers to name")
     p.add_argument("--all", action="store_true", help="print every layer, in graph order")
     p.add_argument("--json", action="store_true")
 
@@ -26,7 +28,12 @@ def run(args) -> int:
     from converters.quant_debug import debug_int8
     from edgert.formatting import fmt_num, print_json, print_table
 
-    rep = debug_int8(args.model, args.table, data=args.data, target=args.target, seed=args.seed)
+    from edgert.cli.progress import Progress
+
+    with Progress.for_args(args) as progress:
+        with progress.step(f"comparing every int8 layer with float ({args.target})"):
+            rep = debug_int8(args.model, args.table, data=args.data, target=args.target,
+                             seed=args.seed)
     if args.json:
         print_json(rep.to_dict(args.top))
         return 0
@@ -42,4 +49,5 @@ def run(args) -> int:
     if rep.missing:
         print(f"{len(rep.missing)} tensor(s) have no int8 counterpart (fused into the layer "
               f"before, or not kept by the engine)")
+    print(progress.breakdown())
     return 0

@@ -17,6 +17,8 @@ _ACTIONS = ("show", "validate", "import", "export")
 
 
 def add_arguments(p) -> None:
+    from edgert.cli.common import add_overwrite_argument
+
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     s = sub.add_parser("show", help="print what a table holds")
     s.add_argument("table", help="quantization or sparsity table (.json)")
@@ -37,6 +39,7 @@ def add_arguments(p) -> None:
     i.add_argument("--float-model", help="qdq: where to write the float model without Q/DQ "
                                          "(default: SOURCE with .float.onnx)")
     i.add_argument("--json", action="store_true")
+    add_overwrite_argument(i)
     e = sub.add_parser("export", help="write a table in another tool's form")
     e.add_argument("table", help="quantization table (.json)")
     e.add_argument("--to", required=True, choices=["mnn", "qdq"],
@@ -44,7 +47,17 @@ def add_arguments(p) -> None:
     e.add_argument("--model", required=True, help="the float ONNX model the table is for")
     e.add_argument("-o", "--output", required=True, help="file to write")
     e.add_argument("--json", action="store_true")
+    add_overwrite_argument(e)
     p.set_defaults(action=None)
+
+
+def _save_whole(save, path: str) -> None:
+    """``save(staged_path)``, moved to ``path`` when complete (edgert.outputs)."""
+    from edgert.outputs import OutputFolder
+
+    with OutputFolder(os.path.dirname(os.path.abspath(path)), overwrite=True) as folder:
+        with folder.writing(os.path.basename(path)) as staged:
+            save(str(staged))
 
 
 def run(args) -> int:
@@ -148,13 +161,19 @@ def _import(args) -> int:
     from edgert.formatting import print_json
     from quant_tables.importers import get_importer
 
+    from edgert.cli.common import output_file
+
+    output_file(args.output, args)
+    if args.source_kind == "qdq":
+        float_out = args.float_model or os.path.splitext(args.source)[0] + ".float.onnx"
+        output_file(float_out, args)
     result = get_importer(args.source_kind)(args.source, model=args.model)
     table = result.table
     written = {"table": args.output}
     if result.float_model is not None:
         import onnx
         out = args.float_model or os.path.splitext(args.source)[0] + ".float.onnx"
-        onnx.save(result.float_model, out)
+        _save_whole(lambda path: onnx.save(result.float_model, path), out)
         written["float_model"] = out
     unknown = []
     check_model = args.model or written.get("float_model")
@@ -183,6 +202,9 @@ def _export(args) -> int:
     from edgert.formatting import print_json
     from quant_tables import QuantTable
 
+    from edgert.cli.common import output_file
+
+    output_file(args.output, args)
     table = QuantTable.load(args.table)
     if args.to == "mnn":
         from quant_tables.exporters.mnn_compress import write_mnn_compression_params
@@ -193,7 +215,7 @@ def _export(args) -> int:
         import onnx
         from quant_tables.exporters.qdq_onnx import insert_qdq
         model, notes = insert_qdq(args.model, table)
-        onnx.save(model, args.output)
+        _save_whole(lambda path: onnx.save(model, path), args.output)
         report = {"output": args.output, "notes": notes}
     if args.json:
         print_json(report)

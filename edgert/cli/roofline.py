@@ -12,6 +12,8 @@ HELP = "roofline analysis: per-layer memory/compute bound, model bound, efficien
 
 
 def add_arguments(p) -> None:
+    from edgert.cli.checks import int_at_least, shape_item
+
     p.add_argument("model", help="ONNX model (for a .tflite/.mnn, pass the ONNX it came from "
                    "and --latency-from a bench of the converted file)")
     p.add_argument("--device", default="host",
@@ -25,32 +27,30 @@ def add_arguments(p) -> None:
     p.add_argument("--no-measure", action="store_true",
                    help="on the host, do not measure the latency when none is given")
     p.add_argument("--engine", help="engine for the host measurement / to pick from RESULTS")
-    p.add_argument("--threads", type=int, help="threads for the host measurement")
-    p.add_argument("--shape", action="append", default=[], metavar="NAME=D0,D1,...",
-                   help="fix a dynamic input's shape (repeatable; other dynamic dims are 1)")
+    p.add_argument("--threads", type=int_at_least(1), help="threads for the host measurement")
+    p.add_argument("--shape", "--input-shape", action="append", default=[],
+                   metavar="NAME=1x3x224x224", type=shape_item,
+                   help="fix a dynamic input's shape (repeatable; other dynamic dims are 1); "
+                        "NAME=1,3,224,224 is read the same")
     p.add_argument("--no-fuse", action="store_true",
                    help="keep activations/BatchNorm as separate layers (default: fused "
                         "into the conv/matmul before them, as engines run them)")
     p.add_argument("--plot", metavar="OUT.png",
                    help="write the roofline plot (PNG and SVG beside it)")
-    p.add_argument("--top", type=int, default=12,
+    p.add_argument("--top", type=int_at_least(0), default=12,
                    help="layers in the table, by share of the bound time (0: all)")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def _shapes(items):
+    from edgert.cli.checks import shapes_dict
     from edgert.errors import InputError
 
-    shapes = {}
-    for item in items:
-        name, sep, dims = item.rpartition("=")
-        try:
-            shapes[name] = [int(d) for d in dims.split(",")]
-        except ValueError:
-            name = ""
-        if not sep or not name:
-            raise InputError(f"--shape {item!r}: expected NAME=D0,D1,... e.g. input=1,3,224,224")
-    return shapes
+    shapes = shapes_dict(items, "--shape")
+    for name, dims in shapes.items():
+        if not all(isinstance(d, int) for d in dims):
+            raise InputError(f"--shape {name}: give every dim as a number (roofline needs sizes)")
+    return {name: list(dims) for name, dims in shapes.items()}
 
 
 def run(args) -> int:

@@ -5,6 +5,7 @@ HELP = "run a model on inputs from .npy/.npz (or seeded random inputs)"
 
 
 def add_arguments(p) -> None:
+    from edgert.cli.checks import int_at_least
     from edgert.cli.common import add_load_arguments, add_preprocess_arguments
 
     add_load_arguments(p)
@@ -12,12 +13,13 @@ def add_arguments(p) -> None:
                                          "or an image (JPEG, PNG, ...) for an image input; "
                                          "default: seeded random inputs")
     p.add_argument("--output", "-o", help="write the outputs to this .npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--raw", action="store_true", help="keep quantized outputs as integers")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     g = p.add_argument_group("image input (--input photo.jpg)")
     add_preprocess_arguments(g)
     g.add_argument("--labels", help="class names, one per line: top-k with names")
-    g.add_argument("--top-k", type=int, default=5, help="classes to list (default 5)")
+    g.add_argument("--top-k", type=int_at_least(1), default=5, help="classes to list (default 5)")
 
 
 
@@ -54,9 +56,16 @@ def _top_k(outputs, args):
 
 
 def run(args) -> int:
+    import os
+
     import numpy as np
 
-    from edgert.cli.common import load_from_args, read_inputs
+    from edgert.cli.common import load_from_args, output_file, read_inputs
+
+    if args.output:                     # checked before the model is loaded
+        if not args.output.endswith(".npz"):
+            args.output += ".npz"       # as np.savez names it
+        output_file(args.output, args)
     from edgert.formatting import fmt_num, print_json, print_table
     from edgert.tensors import shape_str
 
@@ -68,7 +77,12 @@ def run(args) -> int:
              else sess.random_inputs(args.seed))
     outputs = sess.run(feeds, raw=args.raw)
     if args.output:
-        np.savez(args.output, **outputs)
+        from edgert.outputs import OutputFolder
+
+        folder = OutputFolder(os.path.dirname(os.path.abspath(args.output)), overwrite=True)
+        with folder, folder.writing(os.path.basename(args.output)) as staged:
+            with open(staged, "wb") as f:      # a file object: savez adds no extension
+                np.savez(f, **outputs)
     summary = [{"name": k, "shape": list(v.shape), "dtype": v.dtype.name,
                 "min": float(v.min()) if v.size else None,
                 "max": float(v.max()) if v.size else None,

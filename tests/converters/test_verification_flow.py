@@ -213,7 +213,8 @@ def test_cli_input_values_and_precision_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     for value in ("16000", str(tmp_path / "sr.npy")):
         proc = subprocess.run([sys.executable, "-m", "edgert", "convert", str(path), "--to",
-                               "mnn", "--out", str(tmp_path / "o"), "--input", f"sr={value}"],
+                               "mnn", "--out", str(tmp_path / "o"), "--input", f"sr={value}",
+                               "--overwrite"],
                               capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "input sr fixed at 16000" in proc.stdout

@@ -67,8 +67,9 @@ def test_bad_inputs_are_clear_errors(capsys, small_cnn, tmp_path):
     assert "roofline analyses ONNX graphs, this is tflite" in capsys.readouterr().err
     assert main(["roofline", small_cnn, "--device", "nope"]) == 2
     assert "unknown device 'nope'" in capsys.readouterr().err
-    assert main(["roofline", small_cnn, "--device", "raspberry-pi-4", "--shape", "x"]) == 2
-    assert "expected NAME=D0,D1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:      # refused while parsing, before any work
+        main(["roofline", small_cnn, "--device", "raspberry-pi-4", "--shape", "x"])
+    assert stop.value.code == 2 and "write NAME=1x3x224x224" in capsys.readouterr().err
     bad = tmp_path / "bench.json"
     bad.write_text("{}")
     assert main(["roofline", small_cnn, "--device", "raspberry-pi-4",
