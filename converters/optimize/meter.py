@@ -9,8 +9,9 @@ as one farm run on the named device and stores every row; the search does not
 import the farm (the two packages stand side by side), the CLI hands it in.
 
 A meter raises ``MeterError`` when the device stopped serving in the middle of a
-batch; the measurements it did finish travel with the error, so a resumed search
-does not redo them.
+batch (or any ``EdgertError`` with a ``done`` dict, as the farm's ``DeviceDropped``);
+the measurements it did finish travel with the error, so a resumed search does not
+redo them.
 
 ``statistic`` picks the number the search works with. ``min`` (default): on a
 device shared with other work, interference only ever adds time, so the fastest
@@ -121,8 +122,12 @@ def measure_all(meter: Any, paths: List[str], label: str, statistic: str
     """``meter.measure`` as Measurements; a MeterError keeps the finished ones."""
     try:
         raw = meter.measure(paths, label)
-    except MeterError as exc:
-        exc.done = {p: Measurement.from_meter(p, d, statistic) for p, d in exc.done.items()}
-        raise
+    except EdgertError as exc:
+        # a meter from a package that cannot import this one (the farm's DeviceDropped)
+        # says "device gone" the same way: an EdgertError carrying ``done``
+        if not isinstance(exc, MeterError) and not isinstance(getattr(exc, "done", None), dict):
+            raise
+        done = {p: Measurement.from_meter(p, d, statistic) for p, d in exc.done.items()}
+        raise MeterError(str(exc), done) from None
     return {p: Measurement.from_meter(p, raw.get(p, {"ok": False, "error": "no result"}),
                                       statistic) for p in paths}

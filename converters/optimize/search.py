@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from converters.optimize.goal import Goal
-from converters.optimize.knapsack import FrontPoint, best_under, solve
+from converters.optimize.knapsack import FrontPoint
 from converters.optimize.latency import LatencyTable
 from converters.optimize.meter import MeterError, measure_all
 from converters.optimize.space import BASE, Candidate, Option
