@@ -10,7 +10,7 @@ accuracy drop, how many searched points beat every uniform choice at equal or lo
 latency, the latency prediction's hit rate within +-10 %, and the search's wall time.
 Every ratio is against the fp32 file measured in the same run.
 
-    python bench/bench_optimize.py [--targets tflite,mnn] [--epochs 8] [--minutes 15]
+    python bench/bench_optimize.py [--targets tflite,mnn] [--epochs 8] [--size 64] [--minutes 15]
                                    [--out /tmp/bench_optimize]
 """
 from __future__ import annotations
@@ -39,10 +39,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", default="tflite,mnn")
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--size", type=int, default=64, help="image side (at least 64)")
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--speedup", default="2x")
     ap.add_argument("--max-drop", type=float, default=0.5)
     ap.add_argument("--out", default="/tmp/bench_optimize")
+    ap.add_argument("--no-train", action="store_true", help="no fine-tuning of pruned candidates")
+    ap.add_argument("--train-epochs", type=int, default=2)
     args = ap.parse_args()
 
     import numpy as np
@@ -52,9 +55,9 @@ def main() -> int:
     from converters.optimize import Goal, SpaceSpec, optimize, parse_speedup
     from converters.optimize.report import beats_uniform
 
-    print(f"cpu: {cpu_flags()}")
+    print(f"cpu: {cpu_flags()}; digits at {args.size}x{args.size}")
     t0 = time.perf_counter()
-    data = digits_split(64)
+    data = digits_split(args.size)
     net = train_digits_net(data, epochs=args.epochs, log=print)
     print(f"trained in {time.perf_counter() - t0:.0f} s; torch held-out accuracy "
           f"{accuracy(net, data.x_test, data.y_test) * 100:.2f}% on {len(data.y_test)} images")
@@ -70,7 +73,10 @@ def main() -> int:
         res = optimize(net, evaluate=npz, goal=goal, target=target, out_dir=out,
                        example_inputs=(torch.from_numpy(data.x_test[:1]),), name="digits",
                        calibration_data=calib, space=space, search_minutes=args.minutes,
-                       on_event=_progress(target))
+                       on_event=_progress(target),
+                       train=None if args.no_train else {"x": data.x_train,
+                                                         "labels": data.y_train},
+                       train_epochs=args.train_epochs)
         wall = time.perf_counter() - t1
         rows = res.rows
         base = next(r for r in rows if r["role"] == "fp32")

@@ -57,10 +57,13 @@ def optimize(model: Any, *, evaluate: Any, goal: Goal, target: str = "tflite",
              backend_options: Any = None, resume: Optional[str] = None,
              on_event: Optional[Callable[[Dict[str, Any]], None]] = None,
              context: Sequence[str] = (), compare: Optional[Dict[str, Any]] = None,
-             eval_options: Optional[Dict[str, Any]] = None) -> OptimizeResult:
+             eval_options: Optional[Dict[str, Any]] = None, train: Any = None,
+             train_epochs: int = 2) -> OptimizeResult:
     """Search per-unit precision, channel pruning and block sparsity for ``goal`` on
     the device ``meter`` measures (default: this host, in process); see the module
-    docstring. Raises ``SearchStopped`` (state saved) when the device drops."""
+    docstring. ``train``: fine-tune every channel-pruned candidate (``finetune.py``: an
+    .npz of inputs and labels, arrays, or ``train(module, ctx)``) for ``train_epochs``.
+    Raises ``SearchStopped`` (state saved) when the device drops."""
     from converters.optimize import phases
     from converters.optimize.build import CandidateBuilder
     from converters.optimize.evaluate import load_evaluator
@@ -85,11 +88,17 @@ def optimize(model: Any, *, evaluate: Any, goal: Goal, target: str = "tflite",
     if calibration is None and hasattr(evaluator, "inputs"):
         calibration = calibration_sample(evaluator.inputs)
     config = _config(base, target, device, space, goal, statistic, evaluate, search_minutes)
+    trainer = None
+    if train is not None:
+        from converters.optimize.finetune import Trainer
+
+        trainer = Trainer(train, base.input_names, epochs=train_epochs)
+        config["train"] = trainer.describe()
     state = _state(log, saved, config)
     problem = prepare(base, target, space, calibration)
     _check_units(state, problem)
     builder = CandidateBuilder(base.onnx, problem.units, problem.space, target, out_dir,
-                               calibration, problem.activations, backend_options)
+                               calibration, problem.activations, backend_options, trainer)
     search = Search(problem, builder, evaluator, meter, goal, log, state,
                     SearchOptions(statistic=statistic, search_minutes=search_minutes), on_event)
     search.emit("start", phase="start", units=len(problem.units),

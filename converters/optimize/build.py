@@ -2,12 +2,13 @@
 
 1. channels: each unit's local groups keep ``keep`` of their channels
    (``converters.pruning``, lowest-scored classes first), physically removed;
+   then, with a trainer (``finetune.py``), a short fine-tuning of the pruned graph;
 2. blocks: the unit's 1x1 convolutions zeroed in 1x4 output-channel blocks to
    ``sparsity`` by magnitude (``quant_tables.producers.sparsity_onnx.prune_onnx``),
    the sparsity table going to the backend (MNN's SIMD_OC sparse kernels);
 3. precision: one quantization table for the whole file, its activation scales
    calibrated once on the base model (pruning only removes channels, so a range
-   still covers what is left), weights' per-channel scales from their values, and a
+   still covers what is left; a fine-tuned graph is calibrated again), weights' per-channel scales from their values, and a
    float override (``LayerOverride``) for every node of a float unit and for the
    ``int8-mixed`` units' blamed ops; then ``converters.convert`` writes the target.
 
@@ -48,6 +49,12 @@ class Built:
         return cls(**d)
 
 
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _exact(name: str) -> str:
     return f"^{re.escape(name)}$"
 
@@ -57,8 +64,11 @@ class CandidateBuilder:
 
     def __init__(self, base_onnx: str, units: List[Unit], space: UnitSpace, target: str,
                  out_dir: str, calibration_data: Any, activations: Any,
-                 backend_options: Any = None) -> None:
+                 backend_options: Any = None, trainer: Any = None) -> None:
         self.base_onnx, self.units, self.space = base_onnx, units, space
+        self.trainer = trainer        # finetune.Trainer: pruned graphs are fine-tuned
+        # builds with and without fine-tuning (or with another trainer) never share a folder
+        self.variant = "" if trainer is None else "-ft" + _digest(trainer.describe())
         self.target, self.out_dir = target, Path(out_dir)
         self.calibration_data, self.activations = calibration_data, activations
         self.backend_options = backend_options
@@ -66,7 +76,7 @@ class CandidateBuilder:
         self._lock = threading.Lock()
 
     def folder(self, cand: Candidate) -> Path:
-        return self.out_dir / "candidates" / cand.key
+        return self.out_dir / "candidates" / (cand.key + self.variant)
 
     def build(self, cand: Candidate) -> Built:
         """The candidate's model file (built now, or found from an earlier build)."""
@@ -109,6 +119,9 @@ class CandidateBuilder:
                 if row["weight"] in layers:
                     layers[row["weight"]]["channels"] = f"{row['before']} -> {row['after']}"
             notes.append(f"channel pruning: {report.removed_classes} channel(s) removed")
+            if self.trainer is not None:
+                model = self._finetuned(cand, model)
+                notes.append(f"fine-tuned: {self.trainer.describe()}")
         sparsity = None
         blocks = {_exact(w): cand.options[u.index].sparsity for u in self.units
                   for w in u.sparsifiable if cand.options[u.index].sparsity > 0.0}
@@ -125,6 +138,24 @@ class CandidateBuilder:
         save_onnx(model, path)
         return self._convert(cand, path, folder, sparsity, list(layers.values()), notes)
 
+    def _finetuned(self, cand: Candidate, model):
+        """The pruned graph fine-tuned, once per pruning choice (every unit's keep ratio:
+        the precisions do not change what is trained)."""
+        import onnx
+        import onnx_ir as ir
+
+        keeps = json.dumps([o.keep for o in cand.options])
+        path = self.out_dir / f"finetuned{self.variant}" / (_digest(keeps) + ".onnx")
+        if path.is_file():
+            return ir.serde.deserialize_model(onnx.load(str(path)))
+        proto = ir.serde.serialize_model(model)
+        self.trainer(proto)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, path)
+        return ir.serde.deserialize_model(proto)
+
     def quant_table(self, cand: Candidate):
         """The candidate's table: the base activations and its float overrides."""
         import copy
@@ -133,6 +164,8 @@ class CandidateBuilder:
 
         table = copy.deepcopy(self.activations)
         table.overrides = []
+        if self.trainer is not None and any(o.keep < 1.0 for o in cand.options):
+            table.activations = {}     # fine-tuned weights move the ranges: calibrate again
         for u in self.units:
             o = cand.options[u.index]
             if o.precision == "fp32":

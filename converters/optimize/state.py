@@ -107,7 +107,7 @@ class FileLog:
 
 def check_resumable(saved: Dict[str, Any], config: Dict[str, Any], where: str) -> None:
     """A saved state resumes only the search it was: same model, target, device, space."""
-    keys = ("model_sha256", "target", "device", "space", "statistic", "eval")
+    keys = ("model_sha256", "target", "device", "space", "statistic", "eval", "train")
     old = saved.get("config", {})
     diff = [k for k in keys if old.get(k) != config.get(k)]
     if diff:

@@ -76,6 +76,10 @@ def add_arguments(p) -> None:
                    help="fix an input's shape (repeatable); torch models: the example input")
     p.add_argument("--calibration-data", metavar="DATA",
                    help="int8 calibration (.npz/.npy/folder; default: EVAL's first inputs)")
+    p.add_argument("--train", metavar="DATA",
+                   help="fine-tune every channel-pruned candidate: an .npz of training inputs "
+                        "and labels, or file.py:function(module, ctx) running its own loop")
+    p.add_argument("--train-epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
     p.add_argument("--resume", metavar="SEARCH_ID", help="continue a stopped search")
     p.add_argument("--compare", metavar="SEARCH_ID", help="draw another search's front too")
     p.add_argument("--list", action="store_true", help="list the searches in --db and exit")
@@ -117,7 +121,8 @@ def run(args) -> int:
             space=space, calibration_data=calibration_source(args.calibration_data, args),
             statistic=args.statistic, search_minutes=args.search_minutes,
             input_shapes=parse_input_shapes(args.input_shape) or None, name=args.name,
-            resume=args.resume, on_event=show, compare=compare,
+            resume=args.resume, on_event=show, compare=compare, train=args.train,
+            train_epochs=args.train_epochs,
             context=[f"device {args.device}: {meter.description}"],
             eval_options={"preprocess": preprocess_options(args), "agreement": args.agreement,
                           "limit": args.eval_limit, "threads": args.threads})
