@@ -46,14 +46,18 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/bench_optimize")
     ap.add_argument("--no-train", action="store_true", help="no fine-tuning of pruned candidates")
     ap.add_argument("--train-epochs", type=int, default=2)
+    ap.add_argument("--zoo", type=int, default=0, metavar="RES",
+                    help="instead: the zoo's MobileNetV2 at RES, scored by agreement with its "
+                         "fp32 top-1 on 64 fixed inputs")
     args = ap.parse_args()
+    if args.zoo:
+        return zoo_run(args)
 
     import numpy as np
     import torch
 
     from bench.digits_mobilenet import accuracy, digits_split, train_digits_net
     from converters.optimize import Goal, SpaceSpec, optimize, parse_speedup
-    from converters.optimize.report import beats_uniform
 
     print(f"cpu: {cpu_flags()}; digits at {args.size}x{args.size}")
     t0 = time.perf_counter()
@@ -77,33 +81,68 @@ def main() -> int:
                        train=None if args.no_train else {"x": data.x_train,
                                                          "labels": data.y_train},
                        train_epochs=args.train_epochs)
-        wall = time.perf_counter() - t1
-        rows = res.rows
-        base = next(r for r in rows if r["role"] == "fp32")
-        print(f"\n== {target}: {goal.describe()} -> {'MET' if res.met else 'NOT MET'}; "
-              f"search {wall / 60:.1f} min, {len(res.state.results)} candidates")
-        print(res.message)
-        print(f"{'role':16s} {'candidate':60s} {'acc %':>7s} {'ms':>8s} {'x fp32':>7s} "
-              f"{'pred ms':>8s}")
-        for r in rows:
-            if r["role"] == "probe":
-                continue
-            pred = "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}"
-            print(f"{r['role']:16s} {r['label'][:60]:60s} {r['accuracy'] * 100:7.2f} "
-                  f"{r['ms']:8.3f} {base['ms'] / r['ms']:7.2f} {pred:>8s}")
-        wins = beats_uniform(rows)
-        print(f"searched points strictly better than every uniform choice at equal or lower "
-              f"latency: {len(wins)}")
-        preds = res.predictions
-        if preds:
-            within = sum(1 for p in preds if abs(p["error"]) <= 0.10)
-            print(f"latency prediction within +-10 %: {within}/{len(preds)} "
-                  f"({within / len(preds) * 100:.0f} %), median |error| "
-                  f"{np.median([abs(p['error']) for p in preds]) * 100:.1f} %")
-        for note in res.state.notes:
-            print(f"note: {note[:300]}")
-        print(f"report: {res.report_path}")
+        _print_result(target, goal, res, time.perf_counter() - t1)
     return 0
+
+
+def zoo_run(args) -> int:
+    """The zoo's MobileNetV2 (seeded weights) at ``args.zoo``: agreement with its fp32
+    top-1 on 64 fixed inputs (its example input plus seeded noise, so the classes vary)."""
+    import numpy as np
+
+    from converters import zoo
+    from converters.optimize import Goal, optimize, parse_speedup
+
+    print(f"cpu: {cpu_flags()}; zoo mobilenet_v2 at {args.zoo}")
+    m = zoo.build("mobilenet_v2", resolution=args.zoo)
+    x0 = m.example_inputs[0].numpy()
+    rng = np.random.default_rng(0)
+    x = (x0 + rng.standard_normal((64,) + x0.shape[1:]).astype(np.float32) * 0.5 *
+         x0.std()).astype(np.float32)
+    os.makedirs(args.out, exist_ok=True)
+    npz = os.path.join(args.out, "zoo_inputs.npz")
+    np.savez(npz, x=x)
+    goal = Goal(speedup=parse_speedup(args.speedup), max_drop=args.max_drop)
+    for target in args.targets.split(","):
+        t1 = time.perf_counter()
+        res = optimize(m.module, evaluate=npz, goal=goal, target=target,
+                       out_dir=os.path.join(args.out, f"zoo-{target}"),
+                       example_inputs=m.example_inputs, name="mobilenet_v2",
+                       search_minutes=args.minutes, on_event=_progress(target))
+        _print_result(target, goal, res, time.perf_counter() - t1)
+    return 0
+
+
+def _print_result(target, goal, res, wall) -> None:
+    import numpy as np
+
+    from converters.optimize.report import beats_uniform
+
+    rows = res.rows
+    base = next(r for r in rows if r["label"] == "uniform fp32")
+    print(f"\n== {target}: {goal.describe()} -> {'MET' if res.met else 'NOT MET'}; "
+          f"search {wall / 60:.1f} min, {len(res.state.results)} candidates")
+    print(res.message)
+    print(f"{'role':16s} {'candidate':60s} {'acc %':>7s} {'ms':>8s} {'x fp32':>7s} "
+          f"{'pred ms':>8s}")
+    for r in rows:
+        if r["role"] == "probe":
+            continue
+        pred = "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}"
+        print(f"{r['role']:16s} {r['label'][:60]:60s} {r['accuracy'] * 100:7.2f} "
+              f"{r['ms']:8.3f} {base['ms'] / r['ms']:7.2f} {pred:>8s}")
+    wins = beats_uniform(rows)
+    print(f"searched points strictly better than every uniform choice at equal or lower "
+          f"latency: {len(wins)}")
+    preds = res.predictions
+    if preds:
+        within = sum(1 for p in preds if abs(p["error"]) <= 0.10)
+        print(f"latency prediction within +-10 %: {within}/{len(preds)} "
+              f"({within / len(preds) * 100:.0f} %), median |error| "
+              f"{np.median([abs(p['error']) for p in preds]) * 100:.1f} %")
+    for note in res.state.notes:
+        print(f"note: {note[:300]}")
+    print(f"report: {res.report_path}")
 
 
 def _progress(target: str):
