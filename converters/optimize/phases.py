@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from converters.optimize.knapsack import FrontPoint, best_under, solve
 from converters.optimize.latency import LatencyTable
-from converters.optimize.search import Search, _acc, _ms, choose
+from converters.optimize.search import Search, _acc, _ms, choose, corrected_ms
 from converters.optimize.space import BASE, Candidate, Option
 from converters.optimize.state import Record
 from edgert.errors import EdgertError
@@ -146,7 +146,7 @@ def build_table(s: Search) -> None:
         cand = Candidate.from_list(rec.candidate)
         (u,) = cand.changed()
         o = cand.options[u]
-        deltas[u][o] = _ms(rec) - l0
+        deltas[u][o] = corrected_ms(rec, l0) - l0
         dmg = rec.evaluation.get("damage")
         s.damages[u][o] = dmg if dmg is not None else max(0.0, a0 - _acc(rec))
         s.drops[u][o] = (a0 - _acc(rec)) * 100.0
@@ -156,7 +156,7 @@ def build_table(s: Search) -> None:
             k = Candidate.from_list(rec.candidate).changed()[0]
             o = Option("int8")
             if o in deltas[k] and o in deltas[k + 1]:
-                kappa[k] = _ms(rec) - l0 - deltas[k][o] - deltas[k + 1][o]
+                kappa[k] = corrected_ms(rec, l0) - l0 - deltas[k][o] - deltas[k + 1][o]
     s.table = LatencyTable(l0, deltas, kappa)
     s.state.table = s.table.to_dict()
 
@@ -302,8 +302,10 @@ def finish(s: Search) -> Outcome:
 
 def predictions(s: Search) -> List[Dict[str, Any]]:
     """Predicted against measured for every measured candidate the table was not built
-    from (uniform choices, front points, repairs)."""
+    from (uniform choices, front points, repairs); the error is against the latency
+    relative to its batch's fp32 control, as the table's entries are."""
     out = []
+    l0 = _ms(s.base_record())
     for key, rec in s.state.results.items():
         if key == s.base.key or not {"uniform", "front", "repair"} & set(rec.kinds):
             continue
@@ -313,7 +315,8 @@ def predictions(s: Search) -> List[Dict[str, Any]]:
         if pred is None:
             continue
         rec.predicted_ms = pred
+        got = corrected_ms(rec, l0)
         out.append({"key": key, "label": rec.label, "kinds": rec.kinds,
-                    "predicted_ms": pred, "measured_ms": _ms(rec),
-                    "error": (pred - _ms(rec)) / _ms(rec)})
+                    "predicted_ms": pred, "measured_ms": _ms(rec), "corrected_ms": got,
+                    "error": (pred - got) / got})
     return out

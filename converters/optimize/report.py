@@ -53,6 +53,8 @@ def points(state: SearchState) -> List[Dict[str, Any]]:
                      "median_ms": m.get("median_ms"),
                      "speedup": base_ms / ms if base_ms and ms else None,
                      "predicted_ms": rec.predicted_ms,
+                     "corrected_ms": ms * base_ms / m["control_ms"]
+                     if base_ms and m.get("control_ms") else ms,
                      "size": (rec.built or {}).get("size"),
                      "path": (rec.built or {}).get("path"), "where": m.get("where", {})})
     rows.sort(key=lambda r: r["ms"])
@@ -159,12 +161,14 @@ def markdown(state: SearchState, rows: Sequence[Dict[str, Any]], outcome: Dict[s
         if r["role"] == "probe":
             continue
         err = (None if r["predicted_ms"] is None else
-               f"{(r['predicted_ms'] - r['ms']) / r['ms'] * 100:+.1f}%")
+               f"{(r['predicted_ms'] - r['corrected_ms']) / r['corrected_ms'] * 100:+.1f}%")
         lines.append(f"| {r['role']} | {r['label']} | {r['accuracy'] * 100:.2f} | "
                      f"{_cell(r['drop_pt'], 2)} | {r['ms']:.4f} | {_cell(r['speedup'], 2)}x | "
                      f"{_cell(r['predicted_ms'], 4)} | {err or '-'} | "
                      f"{'yes' if r['pareto'] else ''} |")
-    lines += ["", "## Latency prediction (per-unit table measured on the device)", ""]
+    lines += ["", "## Latency prediction (per-unit table measured on the device)", "",
+              "Errors are against each file's latency relative to the fp32 file timed again "
+              "in the same batch (a drifting device scales a batch alike).", ""]
     if predictions:
         within = sum(1 for p in predictions if abs(p["error"]) <= 0.10)
         lines.append(f"{within} of {len(predictions)} measured candidates predicted within "

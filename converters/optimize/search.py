@@ -155,11 +155,18 @@ class Search:
         return self._base_outputs
 
     def measure(self, recs: List[Record], phase: str) -> None:
+        """Time ``recs`` on the device, with the fp32 file timed again in the same batch
+        as a control (``control_ms``): a device whose speed drifts during the search
+        (other work, heat) scales every file of a batch alike, so latency relative to the
+        control is what the table is built from (``corrected_ms``)."""
         if not recs:
             return
         by_path = {r.built["path"]: r for r in recs}
+        base = self.state.results.get(self.base.key)
+        control = base.built["path"] if base is not None and base.built else None
+        paths = list(by_path) + ([control] if control and control not in by_path else [])
         try:
-            got = measure_all(self.meter, list(by_path), f"{self.state.search_id} {phase}",
+            got = measure_all(self.meter, paths, f"{self.state.search_id} {phase}",
                               self.opts.statistic)
         except MeterError as exc:
             self._store(by_path, exc.done)
@@ -167,6 +174,11 @@ class Search:
             raise SearchStopped(f"{exc} -- the search is saved as {self.state.search_id}; "
                                 f"resume it when the device is back") from None
         self._store(by_path, got)
+        ctl = got.get(control) if control else None
+        if ctl is not None and ctl.ok and ctl.latency_ms:
+            for r in by_path.values():
+                if r.measurement is not None and r.measurement.get("ok"):
+                    r.measurement["control_ms"] = ctl.latency_ms
 
     def _store(self, by_path: Dict[str, Record], got) -> None:
         for path, m in got.items():
@@ -191,6 +203,14 @@ class Search:
 def _ms(rec: Record) -> Optional[float]:
     m = rec.measurement
     return m.get("latency_ms") if m and m.get("ok") else None
+
+
+def corrected_ms(rec: Record, base_ms: float) -> Optional[float]:
+    """``rec``'s latency relative to the fp32 control of its batch, in the fp32 model's
+    first measurement's ms (its raw latency when the batch had no control)."""
+    ms = _ms(rec)
+    ctl = (rec.measurement or {}).get("control_ms")
+    return ms if ms is None or not ctl else ms * base_ms / ctl
 
 
 def _acc(rec: Record) -> Optional[float]:
