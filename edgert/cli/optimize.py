@@ -9,6 +9,8 @@ a budget and a drop limit may go together. EVAL is an .npz of inputs and labels
 class, or ``file.py:function`` (given an ``edgert.Session``, returns the
 accuracy); ``--agreement`` scores top-1 agreement with the fp32 model instead of
 labels. The accuracy is the converted file's, run by edgert's runtime.
+``--train DATA`` (an .npz of training inputs and labels, or file.py:function)
+fine-tunes every channel-pruned candidate; without it pruning is calibration-only.
 
 Latency comes from the farm: each batch of candidates is one farm run on
 ``--device`` (``host`` needs no inventory), stored in ``--db`` with the search
