@@ -90,3 +90,4 @@ def test_unsupported_ops_are_named():
 def test_bad_training_data_is_named(spec, match):
     with pytest.raises(InputError, match=match):
         Trainer(spec, ["x"])
+
