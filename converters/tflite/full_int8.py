@@ -37,6 +37,8 @@ from converters.errors import ConversionError
 from edgert.quantization import quantize
 
 F32, I32, I8 = 0, 2, 9
+FUSED_INTO_LAYER = ("Relu", "Clip")     # activations the writer fuses into their layer
+MOVES_FLOAT = "moves a float tensor"    # a same-scale op on a float input stays float
 QP = Tuple[float, int]          # (scale, zero point) in int8 terms
 
 
@@ -47,15 +49,19 @@ class Int8Report:
     quantize_ops: int = 0
     dequantize_ops: int = 0
     requantize_ops: int = 0
+    float_moves: int = 0        # same-scale ops left on float tensors (layout, padding)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"int8_ops": self.int8_ops, "quantize_ops": self.quantize_ops,
                 "dequantize_ops": self.dequantize_ops, "requantize_ops": self.requantize_ops,
+                "float_moves": self.float_moves,
                 "float_ops": [{"op": o, "output": t, "reason": r} for o, t, r in self.float_ops]}
 
     def notes(self) -> List[str]:
         out = [f"full int8: {self.int8_ops} int8 op(s), {self.quantize_ops} QUANTIZE, "
-               f"{self.dequantize_ops} DEQUANTIZE, {self.requantize_ops} requantize"]
+               f"{self.dequantize_ops} DEQUANTIZE, {self.requantize_ops} requantize"
+               + (f"; {self.float_moves} layout/padding op(s) on float tensors"
+                  if self.float_moves else "")]
         if self.float_ops:
             out.append(f"{len(self.float_ops)} op(s) kept in float: " + "; ".join(
                 f"{o} -> {t} ({r})" for o, t, r in self.float_ops[:12])
@@ -91,11 +97,20 @@ class _Onnx:
         return None
 
     def float_override(self, out_name: str):
-        node = self.producer.get(out_name)
-        if node is None:
-            return None
-        return self.table.float_override(node.name or "", node.op_type,
-                                         [o.name for o in node.outputs if o is not None])
+        """The table's float override of the ONNX node(s) behind a TFLite op's output:
+        its producer, and for a fused op (a Conv whose output is its Relu/Clip's) the
+        layer node too, so "keep conv1 in float" holds with its activation fused in."""
+        nodes = [self.producer.get(out_name)]
+        if nodes[0] is not None and nodes[0].op_type in FUSED_INTO_LAYER:
+            nodes.append(self.layer_node(out_name))
+        for node in nodes:
+            if node is None:
+                continue
+            hit = self.table.float_override(node.name or "", node.op_type,
+                                            [o.name for o in node.outputs if o is not None])
+            if hit is not None:
+                return hit
+        return None
 
     def activation(self, name: str) -> Optional[QP]:
         from quant_tables.qparams import to_signed
@@ -120,6 +135,11 @@ class _Rewriter:
         self.f_copy: Dict[int, int] = {}
         self.new_ops: List[OpRecord] = []
         self.report = Int8Report()
+        self.readers: Dict[int, List[OpRecord]] = {}
+        for rec in sg.ops:
+            for t in rec.inputs:
+                if t >= 0:
+                    self.readers.setdefault(t, []).append(rec)
 
     # -- tensors -------------------------------------------------------------------
     def is_act(self, t: int) -> bool:
@@ -195,6 +215,17 @@ class _Rewriter:
         acts = [t for t in self._act_inputs(rec, k) if self.is_act(t)]
         if not acts:
             return None, {}, "no activation input"
+        if k == "same" and self.home.get(acts[0]) != "int8" and \
+                not any(self.feeds_int8(t) for t in outs):
+            # it only moves or selects values of a float tensor no int8 op reads after it
+            # (a layout RESHAPE or explicit PAD in front of a layer the table keeps float):
+            # in int8 it would cost a QUANTIZE here and a DEQUANTIZE after it. Its output
+            # keeps the input's parameters all the same.
+            qp = self.params_of(acts[0])
+            for t in outs:
+                if qp is not None and t not in self.qp:
+                    self.qp[t] = qp
+            return None, {}, MOVES_FLOAT
         missing = [self.sg.tensors[t].name for t in acts if self.params_of(t) is None]
         if missing:
             return None, {}, f"no parameters for input {missing[0]}"
@@ -214,6 +245,20 @@ class _Rewriter:
                     return None, {}, f"no parameters for output {self.sg.tensors[t].name}"
                 out_qp[t] = p
         return k, out_qp, ""
+
+    def feeds_int8(self, t: int, depth: int = 0) -> bool:
+        """Whether an op that will run in int8 reads ``t`` (through same-scale ops)."""
+        if t in self.sg.outputs and self.io_dtype == "int8":
+            return True
+        for rec in self.readers.get(t, ()):
+            k = int8_ops.kind(rec.builtin)
+            name = self.sg.tensors[rec.outputs[0]].name if rec.outputs else ""
+            if k is None or self.onnx.float_override(name) is not None:
+                continue
+            if k != "same" or depth >= 8 or any(self.feeds_int8(o, depth + 1)
+                                                for o in rec.outputs):
+                return True
+        return False
 
     def _act_inputs(self, rec: OpRecord, k: str) -> List[int]:
         if k == "weighted":
@@ -235,7 +280,10 @@ class _Rewriter:
             self.report.int8_ops += 1
             return
         name = self.sg.tensors[rec.outputs[0]].name if rec.outputs else "?"
-        self.report.float_ops.append((rec.builtin, name, why))
+        if why == MOVES_FLOAT:
+            self.report.float_moves += 1
+        else:
+            self.report.float_ops.append((rec.builtin, name, why))
         rec.inputs = [self.dequantized(t) if t >= 0 else t for t in rec.inputs]
         for t in rec.outputs:
             self.home.setdefault(t, "float")

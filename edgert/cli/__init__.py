@@ -32,6 +32,7 @@ COMMANDS = [
     ("calibrate", "edgert.cli.calibrate"),
     ("quant-debug", "edgert.cli.quant_debug"),
     ("prune", "edgert.cli.prune"),
+    ("optimize", "edgert.cli.optimize"),
 ]
 
 
