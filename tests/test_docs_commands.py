@@ -25,6 +25,8 @@ def _commands() -> Iterator[Tuple[str, List[str]]]:
                 line = line.strip()
                 if "\u2500" in line:         # a diagram, not a command
                     continue
+                if "[--" in line or "(--" in line:   # a synopsis: [optional] (a | b)
+                    continue
                 if line.startswith("$ "):
                     line = line[2:]
                 for part in re.split(r"\s(?:&&|\|\||;)\s", line):
