@@ -53,6 +53,7 @@ from converters.mnn.options import MnnOptions
 from converters.passes import decompose
 from converters.onnx_io import save_onnx
 from edgert.errors import UnsupportedOptionError
+from edgert.mnn_summary import BIZCODE, bizcode_for
 from converters.errors import ConversionError
 
 _CHILD = Path(__file__).with_name("_convert_child.py")
@@ -60,9 +61,21 @@ _WEIGHT_BITS = {"int8_weights": 8, "int4_weights": 4}
 _PRECISIONS = ("fp32", "fp16", "int8_weights", "int4_weights", "int8")
 
 
+def dynamic_inputs(model: ir.Model) -> Dict[str, List[int]]:
+    """{input name: axes not fixed to a size}: MNN's converter fixes a dynamic batch to 1,
+    so the axes travel in the bizCode (``edgert.mnn_summary``) for the runtime to read."""
+    out: Dict[str, List[int]] = {}
+    for v in model.graph.inputs:
+        if v.shape is not None:
+            axes = [k for k, d in enumerate(v.shape) if not isinstance(d, int) or d < 0]
+            if axes:
+                out[v.name] = axes
+    return out
+
+
 def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
                    params_path: str = "", compression_args: Sequence[str] = (),
-                   sparse_speedup: bool = False) -> List[str]:
+                   sparse_speedup: bool = False, bizcode: str = BIZCODE) -> List[str]:
     """MNN converter arguments for ``options`` (program name first, as argv).
 
     ``params_path``, ``compression_args`` and ``sparse_speedup`` are what the
@@ -70,7 +83,7 @@ def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
     come before its flags."""
     knobs = options.knobs(MnnOptions)
     args = ["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path, "--MNNModel", mnn_path,
-            "--bizCode", "edgert"]
+            "--bizCode", bizcode]
     p = options.precision
     if p == "fp16":
         args.append("--fp16")
@@ -193,7 +206,8 @@ class MNNBackend(Backend):
             save_onnx(model, onnx_path)
             comp = self._compression(model, options, out_path, notes)
             args = converter_args(onnx_path, str(out_path), options, comp.params_path,
-                                  comp.args, comp.sparse_speedup)
+                                  comp.args, comp.sparse_speedup,
+                                  bizcode_for(dynamic_inputs(model)))
             if out_path.exists():
                 out_path.unlink()
             t0 = time.perf_counter()
