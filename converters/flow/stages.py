@@ -196,16 +196,18 @@ def reference(ctx: ConversionContext) -> None:
 
 def convert_targets(ctx: ConversionContext) -> None:
     """Every target checked once and written from its own copy of the graph."""
-    from converters.flow.targets import run_target
+    from converters.flow.targets import run_targets
 
     req = ctx.request
     suffix = "" if ctx.precision == "fp32" else f".{ctx.precision}"
     name = made(ctx.source, "source").name
+    jobs = []
     for tname, backend in ctx.backends.items():
         options = replace(req.options[tname], quant_table=ctx.quant_table,
                           sparsity_table=ctx.backend_sparsity)
         path = req.out_dir / f"{name}{suffix}{backend.extension or '.' + tname}"
-        ctx.targets.append(run_target(backend, tname, ctx.model, path, options))
+        jobs.append((backend, tname, ctx.model, path, options))
+    ctx.targets.extend(run_targets(jobs))
 
 
 def verify(ctx: ConversionContext) -> None:

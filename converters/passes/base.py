@@ -109,6 +109,9 @@ class RulePass(GraphPass):
     """
 
     max_sweeps = 8
+    #: set by the pass manager while it runs the pass: it traces the refusals itself, once,
+    #: on the final graph, instead of after every run that changed nothing
+    defer_refusals = False
 
     def rules(self) -> Sequence:  # onnxscript RewriteRule objects
         raise NotImplementedError
@@ -127,7 +130,7 @@ class RulePass(GraphPass):
             if not n:
                 break
         result = PassResult(changes=changes)
-        if not changes:
+        if not changes and not self.defer_refusals:
             result.refusals = self.trace_refusals(model)
         return result
 
