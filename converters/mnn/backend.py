@@ -100,10 +100,10 @@ def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
     return args + list(knobs.mnn_args) + list(compression_args)
 
 
-def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0
-                  ) -> Tuple[Dict[str, Any], str]:
+def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0,
+                  count_ops: bool = True) -> Tuple[Dict[str, Any], str]:
     """Run MNN's converter in a child process. Returns (result, MNN's output text)."""
-    job = json.dumps({"args": args, "out": out_path, "count_ops": True})
+    job = json.dumps({"args": args, "out": out_path, "count_ops": count_ops})
     try:
         proc = subprocess.run([sys.executable, str(_CHILD), job], capture_output=True,
                               text=True, timeout=timeout_s)
@@ -212,7 +212,8 @@ class MNNBackend(Backend):
                 out_path.unlink()
             t0 = time.perf_counter()
             result, output = run_converter(args, str(out_path),
-                                           options.knobs(MnnOptions).timeout_s)
+                                           options.knobs(MnnOptions).timeout_s,
+                                           count_ops=options.count_ops)
             seconds = time.perf_counter() - t0
         shown = [a if a != onnx_path else "<optimized>.onnx" for a in args]
         notes.append("MNN converter: " + " ".join(shown[1:]))
