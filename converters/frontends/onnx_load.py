@@ -187,8 +187,10 @@ def _has_negative_dims(proto: onnx.ModelProto) -> bool:
 
 
 def load_onnx(source, shapes: Mapping[str, Shape], dynamic_batch: bool
-              ) -> Tuple[ir.Model, Optional[str], List[str]]:
-    """(model, path or None, notes) from a path, a ModelProto or an onnx_ir.Model."""
+              ) -> Tuple[ir.Model, Optional[str], List[str], bool]:
+    """(model, path or None, notes, as_file) from a path, a ModelProto or an onnx_ir.Model;
+    ``as_file``: the model is the file's graph as written (no dims changed, no external
+    data), so a tool may read the file instead of a serialization of the model."""
     notes: List[str] = []
     path = None
     if isinstance(source, ir.Model):
@@ -198,11 +200,14 @@ def load_onnx(source, shapes: Mapping[str, Shape], dynamic_batch: bool
     else:
         path = os.fspath(source)
         proto = read_onnx(path)
+    as_file = path is not None and not any(
+        t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
     if shapes or dynamic_batch or _has_negative_dims(proto):
+        as_file = False
         proto_copy = onnx.ModelProto()
         proto_copy.CopyFrom(proto)      # never change the caller's proto
         proto = proto_copy
         negative_dims_dynamic(proto, notes)
         apply_shapes(proto, shapes, dynamic_batch, notes)
     proto = check_and_infer(proto, path, notes)
-    return ir.serde.deserialize_model(proto), path, notes
+    return ir.serde.deserialize_model(proto), path, notes, as_file
