@@ -9,8 +9,7 @@ graph, in process). Ratios are ours / theirs; the stage times come from the repo
 (``report.stages``). Best of ``--runs`` for every figure (the machine is shared).
 
 Models: the zoo's resnet18 and mobilenet_v2 at 224 (TorchScript export), and a
-detector-like graph of ~600 nodes (a DB-net: MobileNetV3-small features, an FPN with
-upsampling, a transposed-convolution head), exported here.
+detector-like graph of 547 nodes (``detector()``: a DB-net in the manner of PP-OCR's).
 
     python bench/bench_convert_time.py [--models resnet18,mobilenet_v2,detector] [--runs 3]
 """
@@ -78,9 +77,12 @@ def ours(onnx_path: str, out_dir: str):
 
 
 def detector():
-    """A DB-net-like text detector: MobileNetV3-small features at four strides, an FPN
-    (1x1 laterals, nearest upsampling, 3x3 smoothing), a head of conv + two transposed
-    convolutions + sigmoid. Seeded weights; 1x3x320x320."""
+    """A DB-net-like text detector in the manner of PP-OCR's: MobileNetV3-small features at
+    four strides, a residual-SE FPN and a PAN (1x1 laterals, nearest upsampling, strided
+    3x3 downsampling, a squeeze-excitation on every branch), the probability and threshold
+    heads (conv + two transposed convolutions + sigmoid each). Seeded weights, 1x3x320x320;
+    exported without constant folding at opset 13, as converters of other frameworks write
+    graphs (shape arithmetic and HardSwish as small ops): 547 nodes."""
     import torch
     from torch import nn
 
@@ -97,19 +99,41 @@ def detector():
     taps.append(len(backbone) - 1)
     chans.append(x.shape[1])
     taps, chans = taps[-4:], chans[-4:]
+    width = 64
+
+    class RSE(nn.Module):
+        """A conv followed by squeeze-excitation, with a residual connection."""
+
+        def __init__(self, cin, cout, k=1, stride=1):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, k, stride, k // 2)
+            self.squeeze = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout // 4, 1),
+                                         nn.ReLU(), nn.Conv2d(cout // 4, cout, 1),
+                                         nn.Hardsigmoid())
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y + y * self.squeeze(y)
+
+    def head():
+        return nn.Sequential(
+            nn.Conv2d(width, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 16, 2, 2), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 2, 2), nn.Sigmoid())
 
     class DB(nn.Module):
         def __init__(self):
             super().__init__()
             self.backbone = backbone
-            self.lat = nn.ModuleList(nn.Conv2d(c, 64, 1) for c in chans)
-            self.smooth = nn.ModuleList(nn.Sequential(nn.Conv2d(64, 16, 3, padding=1),
-                                                      nn.BatchNorm2d(16), nn.ReLU())
+            self.lat = nn.ModuleList(RSE(c, width) for c in chans)
+            self.smooth = nn.ModuleList(nn.Sequential(RSE(width, width // 4, 3),
+                                                      RSE(width // 4, width // 4, 3))
                                         for _ in chans)
-            self.head = nn.Sequential(
-                nn.Conv2d(64, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                nn.ConvTranspose2d(16, 16, 2, 2), nn.BatchNorm2d(16), nn.ReLU(),
-                nn.ConvTranspose2d(16, 1, 2, 2), nn.Sigmoid())
+            self.down = nn.ModuleList(RSE(width // 4, width // 4, 3, 2) for _ in chans[1:])
+            self.pan = nn.ModuleList(nn.Sequential(RSE(width // 4, width // 4, 3),
+                                                   RSE(width // 4, width // 4, 3))
+                                     for _ in chans)
+            self.prob, self.thresh = head(), head()
 
         def forward(self, x):
             feats = []
@@ -121,10 +145,14 @@ def detector():
             for k in range(len(lat) - 1, 0, -1):
                 lat[k - 1] = lat[k - 1] + nn.functional.interpolate(
                     lat[k], size=lat[k - 1].shape[-2:], mode="nearest")
-            size = lat[0].shape[-2:]
-            outs = [nn.functional.interpolate(s(v), size=size, mode="nearest")
-                    for s, v in zip(self.smooth, lat)]
-            return self.head(torch.cat(outs, 1))
+            sm = [s(v) for s, v in zip(self.smooth, lat)]
+            for k in range(1, len(sm)):
+                sm[k] = sm[k] + nn.functional.interpolate(
+                    self.down[k - 1](sm[k - 1]), size=sm[k].shape[-2:], mode="nearest")
+            size = sm[0].shape[-2:]
+            fused = torch.cat([nn.functional.interpolate(p(v), size=size, mode="nearest")
+                               for p, v in zip(self.pan, sm)], 1)
+            return torch.cat([self.prob(fused), self.thresh(fused)], 1)
 
     torch.manual_seed(0)
     model = DB().eval()
@@ -147,7 +175,8 @@ def export(name: str, path: str) -> int:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(module, example, path, input_names=["input"], output_names=["out"],
-                          opset_version=17, dynamo=False)
+                          opset_version=13 if name == "detector" else 17, dynamo=False,
+                          do_constant_folding=name != "detector")
     logging.disable(logging.NOTSET)
     return len(onnx.load(path, load_external_data=False).graph.node)
 
