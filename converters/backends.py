@@ -57,6 +57,9 @@ class BackendOptions:
     io_dtype: str = "float"            # "float" or "int8" (full-int8 TFLite I/O)
     weight_block_size: int = 0         # block-wise weight quantization (0 = per channel)
     target_options: Optional[TargetOptions] = None     # the backend's own knobs; None: defaults
+    # count the written file's ops where that costs a process of its own (MNN): False when
+    # verification will load the file and count them there
+    count_ops: bool = True
 
     def __post_init__(self) -> None:
         from quant_tables import QuantTable, SparsityTable

@@ -103,6 +103,13 @@ class Table:
     def vector_len(self, field_id: int, elem_size: int = 1) -> int:
         return self._vector(field_id, elem_size)[1]
 
+    def head(self, field_id: int, n: int) -> bytes:
+        """The first ``n`` bytes (at most) of a byte vector; b"" when absent."""
+        start, count = self._vector(field_id, 1)
+        if start is None:
+            return b""
+        return bytes(self.buf[start:start + min(n, count)])
+
     def scalars(self, field_id: int, fmt: str) -> List:
         size = struct.calcsize("<" + fmt)
         start, count = self._vector(field_id, size)

@@ -23,6 +23,7 @@ import math
 from typing import Dict, Optional
 
 from edgert.flatbuf import FlatBufferError, Table, TensorTooLargeError, root
+from edgert.mnn_summary import summarize
 
 # OpType values MNN 3.6 knows (the names in its library: AbsVal 0 .. Stft ~156, Plugin 256
 # .. RoPE ~306, Extra 512 .. EltwiseInt8 518, While 600 .. GridSample 604), with room for
@@ -81,13 +82,14 @@ def read_mnn(data: bytes, max_tensor_bytes: Optional[int] = None) -> Dict[str, o
         raise FlatBufferError("the net has no ops")
     # MNN's Python binding turns these strings into str without checking the result:
     # bytes that are not UTF-8 crash it
-    names = len(_strict(lambda: net.strings(7, strict=True), "the net's tensor names"))
+    tensor_names = _strict(lambda: net.strings(7, strict=True), "the net's tensor names")
+    names = len(tensor_names)
     _strict(lambda: net.strings(4, strict=True), "the net's output names")
     _strict(lambda: net.string(0, strict=True), "the net's bizCode")
     _strict(lambda: net.string(11, strict=True), "the net's uuid")
     for i, op in enumerate(ops):
         _check_op(op, i, names, max_tensor_bytes)
-    return {"ops": len(ops), "tensors": names}
+    return {"ops": len(ops), "tensors": names, **summarize(net, ops, tensor_names)}
 
 
 def _strict(read, what: str):

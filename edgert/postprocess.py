@@ -26,6 +26,25 @@ def top_k(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
     return [(int(i), float(x[i])) for i in order]
 
 
+def top_k_classes(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
+    """``(index, probability)`` of the ``k`` best classes, ranked on the scores themselves
+    (ties by lower index), so rank 1 is always ``argmax``; probabilities are ``scores``
+    when they already are (the model ends in a softmax), else their softmax.
+
+    Ranking on float32 softmax values instead would tie logits that differ by less than
+    float32 resolves after the exponential (near-flat logits: argmax 295, "top-1" 0)."""
+    x = np.asarray(scores).reshape(-1)
+    probs = x.astype(np.float32) if looks_like_probabilities(x) else softmax(x)
+    return [(i, float(probs[i])) for i, _ in top_k_raw(x, k)]
+
+
+def top_k_raw(scores: np.ndarray, k: int) -> List[Tuple[int, float]]:
+    """``top_k`` on the values as given (float64 comparison, no float32 rounding first)."""
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-x, kind="stable")[:max(0, k)]
+    return [(int(i), float(x[i])) for i in order]
+
+
 def looks_like_probabilities(scores: np.ndarray, tol: float = 1e-2) -> bool:
     """True when ``scores`` are all in [0, 1] and sum to 1 (the model ends in a softmax)."""
     x = np.asarray(scores, dtype=np.float64).reshape(-1)

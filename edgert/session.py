@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -74,8 +75,10 @@ def load(path: Union[str, "os.PathLike[str]"], engine: Optional[str] = None,
         probe_model(path, fcheck.format, cls.name, cls.version(),
                     dict(options, threads=threads, precision=precision))
 
+    declared = fcheck.details.get("input_dims") or {}
+
     def make():
-        return cls(path, threads, precision, options)
+        return _with_declared_dims(cls(path, threads, precision, options), declared)
 
     t0 = time.perf_counter_ns()
     eng = make()
@@ -189,6 +192,7 @@ class Session:
             raise InputError(
                 f"input {info.name!r} expects rank {len(info.shape)} "
                 f"(shape {shape_str(info.shape)}), got shape {shape_str(arr.shape)}")
+        _check_layout(info, arr.shape)
         if self._strict:
             for want_d, got_d in zip(info.shape, arr.shape):
                 if isinstance(want_d, int) and want_d >= 0 and want_d != got_d:
@@ -267,6 +271,50 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _with_declared_dims(engine, declared: Mapping[str, Sequence[Optional[int]]]):
+    """The dims the file declares dynamic (``None``) reported as such, whatever the engine
+    says: MNN's module reads a dynamic batch back as 1 (``edgert.mnn_summary``), where
+    LiteRT and ONNX Runtime say ``?``. Same rank or the engine's shape is kept."""
+    if declared:
+        engine.inputs = [
+            replace(i, shape=tuple(None if d is None else s for s, d in
+                                   zip(i.shape, declared[i.name])))
+            if len(declared.get(i.name, ())) == len(i.shape) else i
+            for i in engine.inputs]
+    return engine
+
+
+_LAYOUTS = {3: ("NCW", "NWC"), 4: ("NCHW", "NHWC"), 5: ("NCDHW", "NDHWC")}
+
+
+def _check_layout(info: TensorInfo, got: Sequence[int]) -> None:
+    """An ``InputError`` naming the layout when a feed is the input's shape with the
+    channels moved to the other end (an NHWC image into an NCHW input, or the reverse):
+    caught here, not as an engine's C++ message (MNN takes any shape and fails inside).
+    The batch axis is left out of the comparison (MNN files often fix it to 1)."""
+    rank = len(got)
+    if rank not in _LAYOUTS or len(info.shape) != rank:
+        return
+    want = info.shape
+
+    def fits(shape) -> bool:
+        return all(not isinstance(w, int) or w < 0 or w == g for w, g in zip(shape, got[1:]))
+
+    if fits(want[1:]):
+        return
+    first, last = _LAYOUTS[rank]
+    if fits(tuple(want[2:]) + (want[1],)):          # the input is channels first
+        expected, seen, perm = first, last, (0, rank - 1) + tuple(range(1, rank - 1))
+    elif fits((want[-1],) + tuple(want[1:-1])):     # the input is channels last
+        expected, seen, perm = last, first, (0,) + tuple(range(2, rank)) + (1,)
+    else:
+        return
+    raise InputError(
+        f"input {info.name!r} expects shape {shape_str(want)} ({expected}); got "
+        f"{shape_str(tuple(got))}, which is {seen}: transpose it first "
+        f"(x.transpose{perm})")
 
 
 def _cast(name: str, arr: np.ndarray, want: np.dtype) -> np.ndarray:

@@ -44,6 +44,7 @@ class RunJob:
     feed_sets: List[Dict[str, np.ndarray]]
     options: Dict[str, object] = field(default_factory=dict)   # edgert.load keyword args
     timeout_s: Optional[float] = None
+    count_ops: bool = False         # also count the file's ops (MNN: the converter did not)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class RunOutcome:
     error_type: Optional[str] = None        # an edgert error class name, or "crash"/"hang"
     seconds: float = 0.0
     child_pid: Optional[int] = None         # the verification child that ran it
+    op_counts: Dict[str, int] = field(default_factory=dict)   # when the job asked
 
 
 def default_timeout(path: str, sets: int) -> float:
@@ -128,7 +130,7 @@ def _write_spec(jobs: Sequence[RunJob], tmp: str, threads: Optional[int]) -> dic
         np.savez(feeds, **arrays)
         entries.append({"target": job.target, "path": os.path.abspath(job.path),
                         "inputs": feeds, "input_names": names, "options": job.options,
-                        "out": os.path.join(tmp, f"out_{j}.npz"),
+                        "out": os.path.join(tmp, f"out_{j}.npz"), "count_ops": job.count_ops,
                         "report": os.path.join(tmp, f"out_{j}.json")})
     spec = {"jobs": entries, "threads": threads}
     with open(os.path.join(tmp, "spec.json"), "w") as f:
@@ -230,7 +232,8 @@ def _read_outcome(entry: dict, seconds: float) -> RunOutcome:
     with np.load(entry["out"], allow_pickle=False) as data:
         outputs = [{name: data[f"s{s}_o{k}"] for k, name in enumerate(names)}
                    for s, names in enumerate(report["output_names"])]
-    return RunOutcome(outputs=outputs, seconds=seconds)
+    return RunOutcome(outputs=outputs, seconds=seconds,
+                      op_counts=dict(report.get("op_counts") or {}))
 
 
 # -- the child ----------------------------------------------------------------------------
@@ -256,6 +259,8 @@ def _run_job(entry: dict, threads: Optional[int]) -> None:
         finally:
             sess.close()
         report = {"output_names": names_per_set}
+        if entry.get("count_ops") and entry["path"].endswith(".mnn"):
+            report["op_counts"] = _mnn_op_counts(entry["path"])
     except EdgertError as exc:
         report = {"error": type(exc).__name__, "message": f"{entry['target']}: {exc}"}
     except Exception as exc:  # noqa: BLE001 - an engine binding's own exception, not a crash
@@ -264,6 +269,19 @@ def _run_job(entry: dict, threads: Optional[int]) -> None:
     np.savez(entry["out"], **arrays)
     with open(entry["report"], "w") as f:
         json.dump(report, f)
+
+
+def _mnn_op_counts(path: str) -> Dict[str, int]:
+    """The converter child's count (``converters.mnn._convert_child.count_ops``), here
+    where MNN is already loaded; empty when MNN cannot say."""
+    from converters.mnn._convert_child import count_ops
+    from edgert.native_output import capture_native_output
+
+    try:
+        with capture_native_output():
+            return count_ops(path)
+    except Exception:  # noqa: BLE001 - counts are a nicety; the outputs are what matter
+        return {}
 
 
 def run_jobs(spec_path: str, todo: Sequence[int], events_fd: int) -> None:

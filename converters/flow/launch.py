@@ -194,6 +194,11 @@ def _preload() -> None:
         _mnn()
     except ImportError:
         pass
+    try:   # LiteRT's Python wrapper and its library (no interpreter is made here)
+        from edgert.engines.litert import _import_interpreter
+        _import_interpreter()
+    except Exception:  # noqa: BLE001 - missing, or fails to import: the child will say
+        pass
 
 
 def _serve(req_fd: int, ev_fd: int) -> int:

@@ -21,6 +21,7 @@ then verified, so a failing target never stops the others.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence, Tuple
@@ -269,21 +270,31 @@ def reference(ctx: ConversionContext) -> None:
 
 def convert_targets(ctx: ConversionContext) -> None:
     """Every target checked once and written from its own copy of the graph."""
-    from converters.flow.targets import run_target
+    from converters.flow.targets import run_targets
+    from edgert.outputs import OutputFolder
 
     req = ctx.request
     name = made(ctx.source, "source").name
     outputs = made(ctx.outputs, "outputs")
-    for tname, backend in ctx.backends.items():
-        options = replace(req.options[tname], quant_table=ctx.quant_table,
-                          sparsity_table=ctx.backend_sparsity)
-        fname = target_file(name, ctx.precision, tname, backend)
-        with outputs.writing(fname) as staged:
-            rep = run_target(backend, tname, ctx.model, staged, options)
+    jobs, folders = [], []
+    with contextlib.ExitStack() as stack:
+        # one staging folder per target (targets are written at once, in threads): each
+        # target's files move into place together when its writer is done
+        for tname, backend in ctx.backends.items():
+            options = replace(req.options[tname], quant_table=ctx.quant_table,
+                              sparsity_table=ctx.backend_sparsity, count_ops=not req.verify)
+            fname = target_file(name, ctx.precision, tname, backend)
+            folder = stack.enter_context(OutputFolder(outputs.path, overwrite=outputs.overwrite))
+            staged = stack.enter_context(folder.writing(fname))
+            jobs.append((backend, tname, ctx.model, staged, options))
+            folders.append((folder, fname))
+        reports = run_targets(jobs)
+        for rep, (folder, _) in zip(reports, folders):
             if rep.error:
-                outputs.discard()           # a failed backend's partial file goes
+                folder.discard()            # a failed backend's partial files go
+    for rep, (folder, fname) in zip(reports, folders):
         if rep.path:
-            rep.path = str(outputs.final(fname))
+            rep.path = str(folder.final(fname))
         ctx.targets.append(rep)
 
 

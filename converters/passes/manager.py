@@ -100,15 +100,49 @@ class PassReport:
 
 def run_passes(model: ir.Model, passes: Sequence[GraphPass],
                max_rounds: int = MAX_ROUNDS) -> PassReport:
-    """Run ``passes`` in order, repeatedly, until a round changes nothing."""
+    """Run ``passes`` in order, repeatedly, until every pass has run on the graph as it
+    now is and changed nothing.
+
+    A pass is not run again while nothing changed since its own last run changed
+    nothing: that run already saw this graph (so the loop stops at the pass after the
+    last one that changed something, not after a whole idle round). Rule passes trace
+    their refusals once, on the final graph (``RulePass.defer_refusals``), not after
+    every idle run."""
     t0 = time.perf_counter()
     ops_start = op_counts(model)
     effects = [PassEffect(p.name, p.description) for p in passes]
+    deferred = [p for p in passes if hasattr(p, "defer_refusals")]
+    for p in deferred:
+        p.defer_refusals = True
+    try:
+        rounds, converged, idle = _rounds(model, passes, effects, max_rounds)
+    finally:
+        for p in deferred:
+            p.defer_refusals = False
+    for p, eff, done in zip(passes, effects, idle):
+        if done and p in deferred:   # traced refusals first, then the pass's own
+            t = time.perf_counter()
+            eff.refusals = list(p.trace_refusals(model)) + eff.refusals
+            eff.seconds += time.perf_counter() - t
+    ir.passes.common.NameFixPass()(model)
+    return PassReport(passes=effects, rounds=rounds, converged=converged,
+                      ops_before=ops_start, ops_after=op_counts(model),
+                      seconds=time.perf_counter() - t0)
+
+
+def _rounds(model: ir.Model, passes: Sequence[GraphPass], effects: List[PassEffect],
+            max_rounds: int):
+    """The fixed-point loop of ``run_passes``: (rounds, converged, idle per pass)."""
+    idle = [False] * len(passes)
     rounds, converged = 0, False
-    while rounds < max_rounds:
+    while rounds < max_rounds and not converged:
         rounds += 1
-        round_changes = 0
-        for p, eff in zip(passes, effects):
+        for k, (p, eff) in enumerate(zip(passes, effects)):
+            if idle[k]:
+                if all(idle):
+                    converged = True
+                    break
+                continue
             before = op_counts(model)
             t = time.perf_counter()
             res = p.run(model)
@@ -118,11 +152,7 @@ def run_passes(model: ir.Model, passes: Sequence[GraphPass],
             eff.refusals = list(res.refusals)
             if res.changes:
                 eff.add_delta(before, op_counts(model))
-            round_changes += res.changes
-        if not round_changes:
-            converged = True
-            break
-    ir.passes.common.NameFixPass()(model)
-    return PassReport(passes=effects, rounds=rounds, converged=converged,
-                      ops_before=ops_start, ops_after=op_counts(model),
-                      seconds=time.perf_counter() - t0)
+                idle = [False] * len(passes)
+            idle[k] = not res.changes
+        converged = converged or all(idle)
+    return rounds, converged, idle

@@ -26,6 +26,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from edgert.cli.common import load_from_args, read_inputs
+    from edgert.cpu_features import int8_speed_note
     from edgert.formatting import fmt_num, print_json, print_table
 
     from edgert.cli.progress import Progress
@@ -46,6 +47,7 @@ def run(args) -> int:
          "peak RSS MB"],
         [[fmt_num(res.init_ms), fmt_num(res.first_run_ms), fmt_num(res.min_ms),
           fmt_num(res.median_ms), fmt_num(res.p90_ms), fmt_num(res.p99_ms),
-          fmt_num(res.mean_ms), fmt_num(res.std_ms), fmt_num(res.peak_rss_mb)]])
+          fmt_num(res.mean_ms), fmt_num(res.std_ms), fmt_num(res.peak_rss_mb)]],
+        caption=int8_speed_note(sess.engine_name, sess.file_details))
     print(progress.breakdown())
     return 0

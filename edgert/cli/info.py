@@ -28,6 +28,7 @@ def describe(sess) -> dict:
         "op_counts": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "ops_total": sum(ops.values()),
         "quantized": quantized,
+        "quantization": sess.file_details.get("quantization"),   # MNN: weights, activations
         "load_ms": sess.load_ms,
     }
 

@@ -41,7 +41,7 @@ def _top_k(outputs, args):
     """(output name, [(class, score, label)]) for the first classifier-shaped output."""
     import numpy as np
 
-    from edgert.postprocess import label_of, looks_like_probabilities, softmax, top_k
+    from edgert.postprocess import label_of, top_k_classes
 
     labels = None
     if args.labels:
@@ -50,8 +50,7 @@ def _top_k(outputs, args):
     for name, v in outputs.items():
         if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] > 1 and \
                 np.issubdtype(v.dtype, np.floating):
-            scores = v[0] if looks_like_probabilities(v[0]) else softmax(v[0])
-            return name, [(i, p, label_of(i, labels)) for i, p in top_k(scores, args.top_k)]
+            return name, [(i, p, label_of(i, labels)) for i, p in top_k_classes(v[0], args.top_k)]
     return None
 
 
