@@ -63,7 +63,7 @@ class Table:
     def has(self, field_id: int) -> bool:
         return self._field(field_id) != 0
 
-    def scalar(self, field_id: int, fmt: str, default: int = 0):
+    def scalar(self, field_id: int, fmt: str, default: float = 0):
         at = self._field(field_id)
         if not at:
             return default

@@ -58,12 +58,13 @@ def summarize(net: Table, ops: List[Table], names: List[str]) -> Dict[str, objec
     fp16 = convs = int8_act = 0
     for op in ops:
         op_type = op.scalar(5, "i")
-        if op_type == _INPUT and op.table(2) is not None:
+        param = op.table(2)
+        if op_type == _INPUT and param is not None:
             outs = op.scalars(4, "i")
             name = names[outs[0]] if outs and 0 <= outs[0] < len(names) else ""
             axes = set(dynamic.get(name, ()))
             input_dims[name] = [None if d < 0 or k in axes else d
-                                for k, d in enumerate(op.table(2).scalars(0, "i"))]
+                                for k, d in enumerate(param.scalars(0, "i"))]
         elif op_type in _INT8_OP_TYPES:
             int8_act += 1
         elif op_type in _CONV_TYPES and op.scalar(1, "B") == _CONV2D_PARAM:

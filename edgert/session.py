@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from edgert.errors import InputError, UnsupportedOptionError
 from edgert.limits import tensor_budget
 from edgert.model_file import check_model_file
 from edgert.tensors import TensorInfo, check_tensor_size, random_input, shape_str
+
+if TYPE_CHECKING:
+    from edgert.isolated_run import IsolatedRunner
 
 Feeds = Union[None, np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -99,7 +102,7 @@ class Session:
         self.engine = engine          # the first instance: metadata, op counts
         self._pool = pool or EnginePool(engine, lambda: engine, 1)
         self._options = dict(options or {})
-        self._runner = None           # the worker of runs with a deadline
+        self._runner: Optional["IsolatedRunner"] = None   # the worker of runs with a deadline
         self._outputs: Optional[List[TensorInfo]] = None
         self._runner_lock = threading.Lock()
         self.engine_name: str = engine.name
@@ -184,7 +187,7 @@ class Session:
                    "large finite numbers)")
             raise InputError(f"input {info.name!r} holds NaN or Inf, which it cannot take: "
                              f"{why}. Pass allow_nonfinite=True to run anyway")
-        if info.is_quantized and np.issubdtype(arr.dtype, np.floating):
+        if info.is_quantized and info.quantization and np.issubdtype(arr.dtype, np.floating):
             arr = info.quantization.quantize(arr, want)
         elif arr.dtype != want:
             arr = _cast(info.name, arr, want)
@@ -226,7 +229,7 @@ class Session:
             results = self._pool.run(arrays)
         out = {}
         for info, arr in zip(self.outputs, results):
-            if not raw and info.is_quantized:
+            if not raw and info.is_quantized and info.quantization:
                 arr = info.quantization.dequantize(arr)
             out[info.name] = arr
         return out
@@ -251,10 +254,10 @@ class Session:
             call = engine.run
             measured = timing.time_runs(lambda: call(arrays), runs=runs, warmup=warmup,
                                         min_seconds=min_seconds, cooldown_s=cooldown_s)
-        lat = measured["latencies_ms"]
+        lat = cast(List[float], measured["latencies_ms"])
         return timing.BenchmarkResult(
             runs=len(lat), warmup=warmup, threads=self.threads, init_ms=self.load_ms,
-            first_run_ms=measured["first_run_ms"], peak_rss_mb=timing.peak_rss_mb(),
+            first_run_ms=cast(float, measured["first_run_ms"]), peak_rss_mb=timing.peak_rss_mb(),
             engine=self.engine_name, engine_version=self.engine_version,
             model=os.path.basename(self.path), format=self.format, precision=self.precision,
             latencies_ms=lat, **timing.latency_stats(lat))

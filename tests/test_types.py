@@ -11,7 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = [
-    "edgert/__init__.py", "edgert/errors.py", "edgert/tensors.py", "edgert/timing.py",
+    "edgert/__init__.py", "edgert/session.py", "edgert/errors.py", "edgert/tensors.py",
+    "edgert/timing.py", "edgert/outputs.py", "edgert/postprocess.py", "edgert/mnn_summary.py",
     "edgert/quantization.py", "edgert/isolated_run.py", "edgert/engine_pool.py",
     "converters/__init__.py", "converters/api.py", "converters/errors.py",
     "converters/options.py",
