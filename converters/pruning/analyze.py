@@ -5,12 +5,14 @@ ids, each node goes through its rule (``rules.py``; no rule: its channels are
 frozen), graph outputs freeze what they carry. The result lists, per class,
 the producer rows that make it, an importance score (mean |row| of each
 producing weight, times the BatchNorm scale |gamma| / sqrt(var + eps) that
-follows it), and why it cannot be removed, if it cannot.
+follows it), and why it cannot be removed, if it cannot; and per grouped-conv
+split, how many positions of each block every class holds (what the plan needs
+to prune evenly within groups).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -19,10 +21,20 @@ from converters.pruning.graph import ChannelGraph, ClassInfo, Producer
 
 
 @dataclass
+class GroupSplit:
+    """A tensor cut into ``groups`` equal blocks that must stay equally wide."""
+
+    why: str                                       # "grouped Conv 'x' (group 4) input"
+    groups: int
+    counts: Dict[int, np.ndarray] = field(default_factory=dict)   # root -> positions per block
+
+
+@dataclass
 class ChannelAnalysis:
     graph: ChannelGraph
     classes: Dict[int, ClassInfo] = field(default_factory=dict)
     by_weight: Dict[str, Producer] = field(default_factory=dict)
+    splits: List[GroupSplit] = field(default_factory=list)
 
     def removable(self, root: int) -> bool:
         return self.classes[root].reason is None
@@ -69,4 +81,11 @@ def _describe(cg: ChannelGraph) -> ChannelAnalysis:
             info.score += float(rows[row]) * cg.bn_scale.get(i, 1.0)
     for root, reason in reasons.items():
         out.classes.setdefault(root, ClassInfo(root, reason=reason))
+    for value, groups, why in cg.splits:
+        roots = cg.roots(cg.ids[value])
+        split = GroupSplit(why, groups)
+        block = len(roots) // groups
+        for pos, root in enumerate(roots.tolist()):
+            split.counts.setdefault(root, np.zeros(groups, np.int64))[pos // block] += 1
+        out.splits.append(split)
     return out

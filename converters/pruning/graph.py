@@ -12,15 +12,18 @@ lays its inputs' ids end to end; a Flatten repeats each id over the spatial
 positions. A *class* (a union-find root) is one channel as far as pruning is
 concerned: removing it removes that position from every tensor that carries it,
 the producing rows, the BatchNorm entries, depthwise filters, per-channel
-constants, and the consuming columns of the next layers.
+constants, and the consuming columns of the next layers. A grouped convolution
+(1 < group < channels) adds a *split*: its input and its output positions fall
+into ``group`` equal blocks, and pruning must leave every block as wide as the
+others (the plan removes as many channels from each).
 
 Each op rule (``rules.py``) records *slices*: an initializer, an axis, and the
 tensor whose channel positions index that axis. Rewriting (``rewrite.py``)
 takes the kept positions; masking (``mask.py``) zeroes the removed ones.
 
 A class cannot be removed when it reaches something the analysis does not
-understand or must keep (a graph input or output, a grouped convolution, a
-Reshape that moves channels...): it is *frozen*, with the reason. Removal is
+understand or must keep (a graph input or output, a Reshape that moves
+channels...): it is *frozen*, with the reason. Removal is
 exact — the pruned model computes what the source computes with those channels
 masked — only where every consumer (a layer summing over channels) sees zeros
 once the class's parameters are zeroed; ``zero`` tracks that per position, and a
@@ -45,6 +48,7 @@ class Slice:
     mask: bool                       # zero it in the masked source (a parameter of the class)
     node: str = ""
     role: str = ""                   # "weight out", "weight in", "bias", "bn scale", ...
+    groups: int = 1                  # a grouped Conv's "weight in": sliced group by group
 
 
 @dataclass
@@ -73,6 +77,9 @@ class ChannelGraph:
         self.blocked: Dict[int, str] = {}
         self.bn_scale: Dict[int, float] = {}        # id -> |gamma| / sqrt(var + eps)
         self.notes: List[str] = []
+        # (value, groups, why): its channel positions split into ``groups`` equal blocks,
+        # and every block must keep as many as the others (a grouped Conv's input/output)
+        self.splits: List[Tuple[Any, int, str]] = []
 
     # -- ids and classes ------------------------------------------------------------
     def new_ids(self, n: int) -> np.ndarray:

@@ -6,7 +6,9 @@ stream) share the same classes. A keep ratio picks, per group of coupled layers,
 the lowest-scored removable classes; a table lists channels per weight
 (``pattern: channel``, ``pruned`` indices, or only a ``target`` fraction, which
 is then met by score), and a class goes only when *every* layer producing it
-lists it — otherwise its coupled partners would still write to it.
+lists it — otherwise its coupled partners would still write to it. Where a
+grouped convolution cuts the channels into groups, every group loses as many
+(ranked by score within the group, as Torch-Pruning does), or none does.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 import numpy as np
 
-from converters.pruning.analyze import ChannelAnalysis
+from converters.pruning.analyze import ChannelAnalysis, GroupSplit
 from edgert.errors import InputError
 
 Keep = Union[float, Mapping[str, float]]
@@ -75,12 +77,87 @@ def plan_keep_ratio(ca: ChannelAnalysis, keep: Keep) -> PrunePlan:
             for w in weights:
                 plan.note(w, f"{len(roots) - len(free)} of {len(roots)} channels cannot go: "
                              f"{reason}")
-        n_remove = min(n_remove, len(free), len(roots) - 1)
-        ranked = sorted(free, key=lambda r: (ca.classes[r].score, r))
-        plan.removed.update(ranked[:n_remove])
         for w in weights:
             plan.requested[w] = int(round((1.0 - ratio) * len(roots)))
+        n_remove = min(n_remove, len(free), len(roots) - 1)
+        splits = _splits_in(ca, roots)
+        if splits:
+            chosen, why = _even_choice(ca, roots, n_remove, splits)
+            plan.removed.update(chosen)
+            for w in weights if why else ():
+                plan.note(w, why)
+            continue
+        ranked = sorted(free, key=lambda r: (ca.classes[r].score, r))
+        plan.removed.update(ranked[:n_remove])
+    _enforce_even(ca, plan)
     return plan
+
+
+def _uneven(vec: np.ndarray) -> bool:
+    return bool(np.any(vec != vec[0]))
+
+
+def _splits_in(ca: ChannelAnalysis, roots: Tuple[int, ...]) -> List[GroupSplit]:
+    """The grouped-conv splits some of ``roots`` fall into unevenly (a class with one
+    position in every block, as a shuffled channel has, leaves the blocks even)."""
+    return [s for s in ca.splits if any(r in s.counts and _uneven(s.counts[r]) for r in roots)]
+
+
+def _even_choice(ca: ChannelAnalysis, roots: Tuple[int, ...], n_remove: int,
+                 splits: List[GroupSplit]) -> Tuple[Set[int], str]:
+    """At most ``n_remove`` classes, the same share of every *cell* (the classes that sit in
+    the same blocks of every split: one group of a grouped conv, or the part of it a
+    channel shuffle sends to one group of the next), each cell's lowest-scored first.
+    Removing ``j / G`` of every cell (G: the gcd of the cell sizes) takes equally from
+    every block, since the blocks are equally wide. Returns (chosen, why fewer)."""
+    where = f"{splits[0].why}" + (f" and {len(splits) - 1} more" if len(splits) > 1 else "")
+    inside = set(roots)
+    for s in splits:
+        outside = [r for r, v in s.counts.items() if r not in inside and _uneven(v)]
+        if outside or _uneven(np.sum([s.counts[r] for r in roots if r in s.counts], axis=0)):
+            return set(), (f"{s.why}: its groups also hold channels of other layers "
+                           "(a Concat) or fixed channels, so they cannot be pruned evenly; "
+                           "kept whole")
+    cells: Dict[Tuple, List[int]] = {}
+    for r in roots:
+        key = tuple(tuple(s.counts.get(r, np.zeros(s.groups, np.int64)).tolist())
+                    for s in splits)
+        cells.setdefault(key, []).append(r)
+    sizes = [len(c) for c in cells.values()]
+    free = [[r for r in c if ca.removable(r)] for c in cells.values()]
+    step = int(np.gcd.reduce(sizes))
+    j = min([n_remove * step // len(roots), step - 1] +
+            [len(f) * step // n for f, n in zip(free, sizes)])
+    if j <= 0:
+        return set(), (f"{where}: keeping its groups equally wide removes these "
+                       f"{len(roots)} channels only in steps of {len(roots) // step} (they "
+                       f"fall into {len(cells)} parts of {sorted(set(sizes))}), more than "
+                       f"the {n_remove} asked; kept whole")
+    chosen: Set[int] = set()
+    for f, n in zip(free, sizes):
+        chosen.update(sorted(f, key=lambda r: (ca.classes[r].score, r))[:j * n // step])
+    why = "" if len(chosen) == n_remove else \
+        f"{where}: {len(chosen)} of the {n_remove} channels asked removed, to keep its " \
+        "groups equally wide"
+    return chosen, why
+
+
+def _enforce_even(ca: ChannelAnalysis, plan: PrunePlan) -> None:
+    """Put back every class of a split whose blocks would lose unequal numbers (a table
+    that lists channels unevenly, or coupled layers planned apart), until all are even."""
+    changed = True
+    while changed:
+        changed = False
+        for s in ca.splits:
+            gone = [r for r in s.counts if r in plan.removed]
+            if not gone or not _uneven(np.sum([s.counts[r] for r in gone], axis=0)):
+                continue
+            for r in gone:
+                plan.removed.discard(r)
+                for w, _ in ca.classes[r].members:
+                    plan.note(w, f"kept some: {s.why} would lose unequal numbers of "
+                                 "channels per group")
+            changed = True
 
 
 def plan_from_table(ca: ChannelAnalysis, table: Any) -> PrunePlan:
@@ -98,9 +175,7 @@ def plan_from_table(ca: ChannelAnalysis, table: Any) -> PrunePlan:
         if e.pruned is not None:
             chosen = set(int(c) for c in e.pruned if 0 <= int(c) < len(roots))
         else:                                        # only a target: meet it by score
-            k = int(round(float(e.sparsity) * len(roots)))
-            order = sorted(range(len(roots)), key=lambda c: (ca.classes[roots[c]].score, c))
-            chosen = set(order[:k])
+            chosen = _target_rows(ca, roots, int(round(float(e.sparsity) * len(roots))))
         listed[name] = chosen
         plan.requested[name] = len(chosen)
     wanted = {int(ca.producer_roots(n)[c]) for n, chans in listed.items() for c in chans}
@@ -119,7 +194,19 @@ def plan_from_table(ca: ChannelAnalysis, table: Any) -> PrunePlan:
                                  "which keeps them")
         else:
             plan.removed.add(root)
+    _enforce_even(ca, plan)
     return plan
+
+
+def _target_rows(ca: ChannelAnalysis, roots: np.ndarray, k: int) -> Set[int]:
+    """The ``k`` lowest-scored rows, evenly per group where a grouped conv needs it."""
+    key = tuple(sorted(set(roots.tolist())))
+    splits = _splits_in(ca, key)
+    if splits:
+        picked, _ = _even_choice(ca, key, min(k, len(key) - 1), splits)
+        return {c for c, r in enumerate(roots.tolist()) if r in picked}
+    order = sorted(range(len(roots)), key=lambda c: (ca.classes[roots[c]].score, c))
+    return set(order[:k])
 
 
 def channel_table(ca: ChannelAnalysis, plan: PrunePlan, source: str = "") -> Any:

@@ -1,7 +1,8 @@
 """Apply a plan: physically remove channels, or zero them (the masked source).
 
 ``remove_channels`` slices every recorded initializer axis down to the kept
-positions, runs the fix-ups (depthwise ``group``, Resize sizes, Reshape shapes)
+positions (a grouped Conv's input axis group by group), runs the fix-ups
+(depthwise ``group``, Resize sizes, Reshape and channel-shuffle shapes)
 and rewrites the static shapes of every tracked tensor, so the graph stays
 valid ONNX with smaller weights. ``mask_slices`` instead names the positions of
 the class parameters (producer rows, biases, norm scale and shift, per-channel
@@ -34,6 +35,20 @@ def _set_array(value, array: np.ndarray) -> None:
     value.shape = ir.Shape(list(array.shape))
 
 
+def _take_grouped(arr: np.ndarray, keep: np.ndarray, width: int, s) -> np.ndarray:
+    """A grouped Conv weight [out, in / group, ...]: output block g keeps the input columns
+    of input block g that stay, counted within the block. The plan keeps every block as
+    wide as the others; a plan that did not is a bug, said here rather than miscomputed."""
+    groups, block = s.groups, width // s.groups
+    local = [keep[keep // block == g] - g * block for g in range(groups)]
+    if len({len(k) for k in local}) != 1 or arr.shape[0] % groups:
+        raise AssertionError(f"grouped Conv {s.node!r}: uneven channel removal "
+                             f"{[block - len(k) for k in local]} per group")
+    rows = arr.reshape((groups, arr.shape[0] // groups) + arr.shape[1:])
+    parts = [np.take(rows[g], local[g], axis=1) for g in range(groups)]
+    return np.concatenate(parts, axis=0)
+
+
 def remove_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> int:
     """Slice ``model`` in place; returns how many slices changed an initializer."""
     import onnx_ir as ir
@@ -48,9 +63,14 @@ def remove_channels(model: Any, cg: ChannelGraph, removed: Set[int]) -> int:
         done.add(key)
         keep = keep_of(s.space)
         arr = s.value.const_value.numpy()
-        if len(keep) == arr.shape[s.axis]:
+        if s.groups > 1:
+            if len(keep) == len(cg.ids[s.space]):
+                continue
+            _set_array(s.value, _take_grouped(arr, keep, len(cg.ids[s.space]), s))
+        elif len(keep) == arr.shape[s.axis]:
             continue
-        _set_array(s.value, np.take(arr, keep, axis=s.axis))
+        else:
+            _set_array(s.value, np.take(arr, keep, axis=s.axis))
         changed += 1
     for fix in cg.fixups:
         fix(keep_of)

@@ -104,10 +104,26 @@ def conv(node, cg: ChannelGraph) -> None:
             cg.slices.append(Slice(b, 0, out, True, _name(node), "bias"))
         cg.fixups.append(_group_fixup(node, out, cg))
         return
-    reason = f"grouped Conv {_name(node)!r} (group {group}) ties channels in groups"
-    cg.freeze(x, reason)
-    _new_output(cg, out, c_out)
-    cg.freeze(out, reason)
+    _grouped_conv(node, cg, x, w, b, group, tracked)
+
+
+def _grouped_conv(node, cg: ChannelGraph, x, w, b, group: int, tracked: bool) -> None:
+    """1 < group < channels (ResNeXt, RegNet, ShuffleNet): output channels are new, as for
+    a plain Conv; input block g feeds only output block g, so the weight's input axis is
+    sliced group by group, and both sides are *splits*: every group must stay as wide as
+    the others (``group`` is unchanged), which the plan keeps by pruning evenly."""
+    why = f"grouped Conv {_name(node)!r} (group {group})"
+    out = node.outputs[0]
+    if tracked:
+        cg.block_nonzero(x, f"Conv {_name(node)!r}")
+        cg.slices.append(Slice(w, 1, x, False, _name(node), "grouped weight in", group))
+        cg.splits.append((x, group, f"{why} input"))
+    _new_output(cg, out, w.const_value.shape[0])
+    cg.producers.append(Producer(w, 0, out, _name(node), "Conv"))
+    cg.slices.append(Slice(w, 0, out, True, _name(node), "weight out"))
+    if b is not None:
+        cg.slices.append(Slice(b, 0, out, True, _name(node), "bias"))
+    cg.splits.append((out, group, f"{why} output"))
 
 
 def _group_fixup(node, out, cg: ChannelGraph):
@@ -407,6 +423,8 @@ def flatten(node, cg: ChannelGraph) -> None:
     if cg.axis_of(x) != 1:
         freeze_all(node, cg, f"{node.op_type} {_name(node)!r} moves channels")
         return
+    if node.op_type == "Reshape" and _channel_shuffle(node, cg, x):
+        return
     ok = xs is not None and os_ is not None and None not in xs[1:] and len(os_) == 2 and \
         (node.op_type == "Reshape" or int(attr(node, "axis", 1)) == 1)
     spatial = int(np.prod(xs[2:])) if ok else 0
@@ -421,6 +439,62 @@ def flatten(node, cg: ChannelGraph) -> None:
             return
         if int(shape[1]) not in (-1, 0):
             cg.fixups.append(_reshape_fixup(node, out, 1))
+
+
+def _only_use(value, op_type: str):
+    uses = list(value.uses())
+    if len(uses) != 1 or value.is_graph_output() or uses[0][0].op_type != op_type:
+        return None
+    return uses[0][0]
+
+
+def _channel_shuffle(node, cg: ChannelGraph, x) -> bool:
+    """ShuffleNet's Reshape [N, C, H, W] -> [N, g, C/g, H, W], Transpose 1 <-> 2, Reshape
+    back: output channel a * g + b is input channel b * C/g + a. Channel a of every block
+    is united with channel a of the others (the shuffle only stays a shuffle when every
+    block loses the same positions), and the shuffled ids go to the last Reshape's output;
+    the two shapes are fixed up. False (nothing done) when the pattern does not match."""
+    xs, mid = shape_of(x), shape_of(node.outputs[0])
+    tr = _only_use(node.outputs[0], "Transpose")
+    back = _only_use(tr.outputs[0], "Reshape") if tr is not None else None
+    if back is None or xs is None or mid is None or len(xs) != 4 or len(mid) != 5 or \
+            None in xs[1:] or [int(p) for p in attr(tr, "perm", [])] != [0, 2, 1, 3, 4]:
+        return False
+    first, last, os_ = const_of(node.inputs[1]), const_of(back.inputs[1]), \
+        shape_of(back.outputs[0])
+    c, g = xs[1], mid[1]
+    if first is None or last is None or os_ is None or g is None or g < 2 or c % g or \
+            list(mid[2:]) != [c // g] + list(xs[2:]) or list(os_[1:]) != list(xs[1:]) or \
+            int(first[1]) != g or int(last[1]) not in (c, -1):
+        return False
+    blocks = cg.ids[x].reshape(g, c // g)
+    for k in range(1, g):
+        cg.union(blocks[0], blocks[k])
+    out = back.outputs[0]
+    cg.set(out, blocks.T.reshape(-1), cg.zero[x].reshape(g, c // g).T.reshape(-1))
+    cg.fixups.append(_shuffle_fixup(node, tr, back, out, g))
+    return True
+
+
+def _shuffle_fixup(node, tr, back, out, g: int):
+    def fix(keep_of) -> None:
+        import onnx_ir as ir
+
+        c = len(keep_of(out))
+        for n, index, value in ((node, 2, c // g), (back, 1, c)):
+            shape = np.array(const_of(n.inputs[1]), dtype=np.int64)
+            if int(shape[index]) == -1:
+                continue
+            shape[index] = value
+            n.replace_input_with(1, ir.Value(name=f"{n.inputs[1].name}_pruned",
+                                             const_value=ir.tensor(shape)))
+            n.graph.register_initializer(n.inputs[1])
+        for v, axis in ((node.outputs[0], 2), (tr.outputs[0], 1)):
+            if v.shape is not None:
+                dims = list(v.shape)
+                dims[axis] = c // g
+                v.shape = ir.Shape(dims)
+    return fix
 
 
 def _reshape_channels_last(node, cg: ChannelGraph, x, out, xs, os_) -> None:
