@@ -108,6 +108,8 @@ class ConversionContext:
     reference_problem: Optional[str] = None        # no trustworthy reference: never passes
     depths: Dict[str, int] = field(default_factory=dict)         # per output (the bounds)
     class_scores: Optional[Set[str]] = None        # outputs the top-1 gate applies to
+    pending_reference: Any = None                  # (future, pool) while it is computed
+    reference_seconds: float = 0.0                 # its own time (overlapping convert's)
     # convert, verify
     targets: List["TargetReport"] = field(default_factory=list)
     # write

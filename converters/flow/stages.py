@@ -227,45 +227,91 @@ def quantize(ctx: ConversionContext) -> None:
 
 def reference(ctx: ConversionContext) -> None:
     """Verification's input sets and what the results must match on each; the graph
-    facts the gates need (each output's depth, the classifier outputs)."""
-    from converters.flow.inputs import verification_sets
-    from converters.flow.reference import (class_score_outputs, output_depths,
-                                           simulation_reference, source_reference,
-                                           torch_simulation)
+    facts the gates need (each output's depth, the classifier outputs).
 
-    req, rec = ctx.request, made(ctx.recognized, "recognized")
-    src = made(ctx.reference_source, "reference_source")
+    Computed in a thread while the targets convert (it needs neither: ONNX Runtime or
+    PyTorch on the source, which release the GIL while MNN's converter runs in its
+    child): ``await_reference`` collects it before any target's file is moved into
+    place, so a reference that fails still leaves no target written. The stage times
+    stay a partition of the wall time (``reference`` is the launch; the computation is
+    inside ``convert``'s); its own time is ``ctx.reference_seconds``."""
+    req = ctx.request
     if not req.verify:
         return
+    rec = made(ctx.recognized, "recognized")
     simulated = ctx.precision == "int8" and (rec.qdq is not None or rec.qat is not None)
     reusable = ctx.held_out is None and not simulated     # the float source on seeded sets
     if reusable and "float_reference" in ctx.shared:
         (ctx.input_sets, ctx.reference, ctx.reference_desc,
          ctx.reference_problem) = ctx.shared["float_reference"]
         return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgert-reference")
+    ctx.pending_reference = (pool.submit(_timed_reference, ctx, reusable), pool)
+
+
+def await_reference(ctx: ConversionContext) -> None:
+    """The reference started by ``reference``, applied to the context (its exception,
+    if it raised); a no-op when none is pending."""
+    pending, ctx.pending_reference = ctx.pending_reference, None
+    if pending is None:
+        return
+    future, pool = pending
+    try:
+        seconds, notes, result, facts, reusable = future.result()
+    finally:
+        pool.shutdown(wait=True)
+    ctx.notes.extend(n for n in notes[0] if n not in ctx.notes)
+    ctx.notes.extend(notes[1])
+    ctx.input_sets, ctx.reference, ctx.reference_desc, ctx.reference_problem = result
+    ctx.depths, ctx.class_scores = facts
+    if reusable:
+        ctx.shared["float_reference"] = result
+    ctx.reference_seconds += seconds
+
+
+def _timed_reference(ctx: ConversionContext, reusable: bool):
+    """(seconds, notes, (sets, outputs, description, problem), (depths, class scores),
+    reusable): computed off the main thread, so it writes nothing into ``ctx``."""
+    from converters.flow.reference import class_score_outputs, output_depths
+
+    t = time.perf_counter()
+    src = made(ctx.reference_source, "reference_source")
+    notes, result = compute_reference(ctx)
+    facts = (output_depths(src.model), class_score_outputs(src.model))
+    return time.perf_counter() - t, notes, result, facts, reusable
+
+
+def compute_reference(ctx: ConversionContext):
+    """((reference notes, simulation notes), (input sets, outputs per set, description,
+    problem)) of this variant."""
+    from converters.flow.inputs import verification_sets
+    from converters.flow.reference import (simulation_reference, source_reference,
+                                           torch_simulation)
+
+    req, rec = ctx.request, made(ctx.recognized, "recognized")
+    src = made(ctx.reference_source, "reference_source")
+    notes: list = []          # the reference's own notes (added once)
+    simulated: list = []      # the simulations' notes (added as they come)
     sets = verification_sets(src, req.verify_inputs, req.verify_seed, req.verify_sets,
                              ctx.held_out)
     sets, ref = source_reference(src, sets)
-    ctx.notes.extend(n for n in ref.notes if n not in ctx.notes)
+    notes.extend(ref.notes)
     outs = ref.outputs
     if ctx.precision == "int8" and rec.qdq is not None:
         outs = [simulation_reference(rec.qdq.simulate(s.feeds, src.output_names), o,
                                      "the QDQ model's own int8 simulation on ONNX Runtime",
-                                     ctx.notes, first=k == 0)
+                                     simulated, first=k == 0)
                 for k, (s, o) in enumerate(zip(sets, outs))]
         ref.description = "the QDQ model's own int8 simulation (ONNX Runtime)"
     elif ctx.precision == "int8" and rec.qat is not None:
         outs = [simulation_reference(torch_simulation(rec.qat, s.feeds, src), o,
                                      f"PyTorch's own simulation of the {rec.quantized_kind} "
-                                     f"model", ctx.notes, first=k == 0)
+                                     f"model", simulated, first=k == 0)
                 for k, (s, o) in enumerate(zip(sets, outs))]
         ref.description = f"PyTorch's own simulation of the {rec.quantized_kind} model"
-    ctx.input_sets, ctx.reference = sets, outs
-    ctx.reference_desc, ctx.reference_problem = ref.description, ref.problem
-    if reusable:
-        ctx.shared["float_reference"] = (sets, outs, ref.description, ref.problem)
-    ctx.depths = output_depths(src.model)
-    ctx.class_scores = class_score_outputs(src.model)
+    return (notes, simulated), (sets, outs, ref.description, ref.problem)
 
 
 def convert_targets(ctx: ConversionContext) -> None:
@@ -288,7 +334,12 @@ def convert_targets(ctx: ConversionContext) -> None:
             staged = stack.enter_context(folder.writing(fname))
             jobs.append((backend, tname, ctx.model, staged, options))
             folders.append((folder, fname))
-        reports = run_targets(jobs)
+        try:
+            reports = run_targets(jobs)
+        finally:
+            # the reference (computed meanwhile) before any file moves into place: if
+            # it failed, the staged targets go with the exception, as if never written
+            await_reference(ctx)
         for rep, (folder, _) in zip(reports, folders):
             if rep.error:
                 folder.discard()            # a failed backend's partial files go
@@ -302,6 +353,7 @@ def verify(ctx: ConversionContext) -> None:
     """Every written model run on every input set, in one child process, and compared."""
     from converters.flow.targets import verify_targets
 
+    await_reference(ctx)
     if not ctx.request.verify:
         return
     verify_targets(ctx, [t for t in ctx.targets if t.precision == ctx.precision])

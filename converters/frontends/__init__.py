@@ -126,6 +126,10 @@ class SourceModel:
             # the graph as written, and session creation takes a fifth of the time of
             # ORT_ENABLE_ALL's layout transforms (ResNet-18: 0.06 s instead of 0.32 s)
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            # its threads sleep when idle instead of spinning: the reference runs while
+            # the targets convert (MNN's converter child, the TFLite writer), and spinning
+            # threads would take their cores
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._ort = ort.InferenceSession(self._reference_source(), so,
                                              providers=["CPUExecutionProvider"])
         return self._ort
