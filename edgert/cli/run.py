@@ -5,7 +5,7 @@ HELP = "run a model on inputs from .npy/.npz (or seeded random inputs)"
 
 
 def add_arguments(p) -> None:
-    from edgert.cli.checks import int_at_least
+    from edgert.cli.checks import float_at_least, int_at_least
     from edgert.cli.common import add_load_arguments, add_preprocess_arguments
 
     add_load_arguments(p)
@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--raw", action="store_true", help="keep quantized outputs as integers")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--timeout", type=float_at_least(0.001), metavar="SECONDS",
+                   help="stop a run that takes longer: the run happens in a worker process, "
+                        "which is killed at the deadline (an error, exit 2)")
     g = p.add_argument_group("image input (--input photo.jpg)")
     add_preprocess_arguments(g)
     g.add_argument("--labels", help="class names, one per line: top-k with names")
@@ -74,7 +77,7 @@ def run(args) -> int:
     is_image = bool(args.input) and args.input.lower().endswith(IMAGE_EXTENSIONS)
     feeds = (_image_feeds(sess, args) if is_image else read_inputs(args.input) if args.input
              else sess.random_inputs(args.seed))
-    outputs = sess.run(feeds, raw=args.raw)
+    outputs = sess.run(feeds, raw=args.raw, timeout=args.timeout)
     if args.output:
         from edgert.outputs import OutputFolder
 
