@@ -221,6 +221,19 @@ def _groups(rows: List[Row]) -> Dict[int, List[Row]]:
     return groups
 
 
+def _assert_matches(row: Row, expected: Dict[str, np.ndarray], got) -> None:
+    """The row's outputs equal ONNX's reference: integers exactly, floats to a few ulp
+    (float32 arithmetic on O(1) values)."""
+    for k in range(row.outputs):
+        name = f"{row.id}_y{k}"
+        ref, res = expected[name], np.asarray(got[name])
+        assert res.shape == ref.shape, name
+        if ref.dtype.kind in "biu":
+            np.testing.assert_array_equal(res.astype(ref.dtype), ref, err_msg=name)
+        else:
+            np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 @pytest.fixture(scope="module")
 def rewritten(tmp_path_factory):
     """opset -> (rows, expected outputs, outputs of the converted .mnn, report)."""
@@ -246,14 +259,7 @@ def rewritten(tmp_path_factory):
 def test_mnn_rewrite_matches_onnx_reference(rewritten, row):
     expected, got, rep = rewritten[row.opset]
     assert rep.verification is not None and rep.verification.passed, rep.verification.failures
-    for k in range(row.outputs):
-        name = f"{row.id}_y{k}"
-        ref, res = expected[name], np.asarray(got[name])
-        assert res.shape == ref.shape, name
-        if ref.dtype.kind in "biu":
-            np.testing.assert_array_equal(res.astype(ref.dtype), ref, err_msg=name)
-        else:   # float32 arithmetic on O(1) values, a few ulp
-            np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+    _assert_matches(row, expected, got)
 
 
 def test_rewrites_are_named_in_the_report(rewritten):
@@ -287,14 +293,7 @@ def test_mnn_decomposes_what_it_computed_wrongly(tmp_path, row, was):
         got = sess.run(feeds)
     finally:
         sess.close()
-    for k in range(row.outputs):
-        name = f"{row.id}_y{k}"
-        ref, res = expected[name], np.asarray(got[name])
-        assert res.shape == ref.shape, name
-        if ref.dtype.kind in "biu":
-            np.testing.assert_array_equal(res.astype(ref.dtype), ref, err_msg=name)
-        else:   # float32 arithmetic on O(1) values, a few ulp
-            np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+    _assert_matches(row, expected, got)
 
 
 def test_rewrites_leave_mnn_right_forms_alone():
