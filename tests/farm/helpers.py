@@ -22,6 +22,14 @@ def board_spec(server, name: str = "board", port=None, **kw) -> DeviceSpec:
                       python=sys.executable, **kw)
 
 
+def board_toml(server, workdir) -> str:
+    """The sshd as a board, as an inventory's ``[[device]]`` table (TOML text)."""
+    return (f'[[device]]\nname = "board"\ntransport = "ssh"\nhost = "127.0.0.1"\n'
+            f'port = {server.port}\nuser = "{server.user}"\nkey_file = "{server.user_key}"\n'
+            f'known_hosts = "{server.known_hosts}"\npython = "{sys.executable}"\n'
+            f'workdir = "{workdir}"\n')
+
+
 def phone_spec(phone, adb_server, name: str = "pixel", **kw) -> DeviceSpec:
     return DeviceSpec(name=name, transport="adb", serial=phone.address,
                       adb_server=adb_server.address, **kw)

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 from device_farm.store import ResultStore
 from device_farm.testing.postgres import wait_until
+from tests.farm.helpers import board_toml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: agents beat every HEARTBEAT_S and count as dead after STALE_S (fast, for tests)
@@ -28,18 +29,7 @@ def write_inventory(path, sshd=None, adb_server=None, phone=None, extra: str = "
     simulator behind the real adb server)."""
     text = f'[[device]]\nname = "host"\ntransport = "local"\npython = "{sys.executable}"\n'
     if sshd is not None:
-        text += f"""
-[[device]]
-name = "board"
-transport = "ssh"
-host = "127.0.0.1"
-port = {sshd.port}
-user = "{sshd.user}"
-key_file = "{sshd.user_key}"
-known_hosts = "{sshd.known_hosts}"
-python = "{sys.executable}"
-workdir = "{os.path.join(str(os.path.dirname(str(path))), 'board-work')}"
-"""
+        text += "\n" + board_toml(sshd, os.path.join(os.path.dirname(str(path)), "board-work"))
     if phone is not None:
         text += f"""
 [[device]]

@@ -17,25 +17,14 @@ import pytest
 from device_farm.locks import DeviceBusy, FileLocks
 from device_farm.store import ResultStore
 from edgert.files import file_sha256
-from tests.farm.helpers import pids_matching
+from tests.farm.helpers import board_toml, pids_matching
 
 pytestmark = [pytest.mark.needs_sshd, pytest.mark.needs_adb]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _inventory(path, sshd, adb_server, phone, workdir) -> str:
-    path.write_text(f"""
-[[device]]
-name = "board"
-transport = "ssh"
-host = "127.0.0.1"
-port = {sshd.port}
-user = "{sshd.user}"
-key_file = "{sshd.user_key}"
-known_hosts = "{sshd.known_hosts}"
-python = "{sys.executable}"
-workdir = "{workdir}"
-
+    path.write_text(board_toml(sshd, workdir) + f"""
 [[device]]
 name = "pixel"
 transport = "adb"

@@ -14,7 +14,7 @@ from device_farm.progress import PlainProgress, ProgressModel
 from device_farm.report import write_report
 from device_farm.store import ResultStore
 from edgert.formatting import fmt_num
-from tests.farm.helpers import HOSTILE_NAME, board_spec, inventory, phone_spec
+from tests.farm.helpers import HOSTILE_NAME, board_spec, board_toml, inventory, phone_spec
 
 pytestmark = [pytest.mark.needs_sshd, pytest.mark.needs_adb]
 
@@ -185,18 +185,7 @@ def test_report_cells_are_the_stored_rows(full_run, tmp_path):
 
 def test_cli_devices_lists_and_discovers(tmp_path, sshd, adb_server, phone):
     toml = tmp_path / "devices.toml"
-    toml.write_text(f"""
-[[device]]
-name = "board"
-transport = "ssh"
-host = "127.0.0.1"
-port = {sshd.port}
-user = "{sshd.user}"
-key_file = "{sshd.user_key}"
-known_hosts = "{sshd.known_hosts}"
-python = "{sys.executable}"
-workdir = "{tmp_path / 'w'}"
-
+    toml.write_text(board_toml(sshd, tmp_path / "w") + f"""
 [[device]]
 name = "ghost"
 transport = "adb"
