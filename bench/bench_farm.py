@@ -41,13 +41,14 @@ from device_farm.inventory import DeviceSpec, Inventory, host_device  # noqa: E4
 RUNS, WARMUP = 20, 2
 
 
-def make_models(folder: str, n: int):
+def make_models(folder: str, n: int, seed: int = 100):
+    """``n`` small distinct MatMul models (m00.onnx, ...), weights seeded from ``seed``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     paths = []
     for i in range(n):
-        rng = np.random.default_rng(100 + i)
+        rng = np.random.default_rng(seed + i)
         w = numpy_helper.from_array(rng.standard_normal((64, 32)).astype(np.float32), "W")
         g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "m",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
@@ -55,7 +56,7 @@ def make_models(folder: str, n: int):
                               [w])
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
         m.ir_version = 8
-        p = os.path.join(folder, f"m{i}.onnx")
+        p = os.path.join(folder, f"m{i:02d}.onnx")
         onnx.save(m, p)
         paths.append(p)
     return paths

@@ -42,26 +42,7 @@ import numpy as np  # noqa: E402
 from device_farm.store import ResultStore  # noqa: E402
 from device_farm.testing.postgres import PostgresServer, wait_until  # noqa: E402
 from device_farm.testing.sshd import free_port, wait_port  # noqa: E402
-
-
-def make_models(folder: str, n: int):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    paths = []
-    for i in range(n):
-        rng = np.random.default_rng(200 + i)
-        w = numpy_helper.from_array(rng.standard_normal((64, 32)).astype(np.float32), "W")
-        g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "m",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
-                              [w])
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
-        p = os.path.join(folder, f"m{i:02d}.onnx")
-        onnx.save(m, p)
-        paths.append(p)
-    return paths
+from bench_farm import make_models  # noqa: E402  (this script's folder is on sys.path)
 
 
 def _env(cache: str):
@@ -287,7 +268,7 @@ def main() -> None:
     ap.add_argument("--parts", default="overhead,throughput,dashboard")
     parts = ap.parse_args().parts.split(",")
     tmp = tempfile.mkdtemp(prefix="edgert-bench-team-")
-    models = make_models(tmp, 25)
+    models = make_models(tmp, 25, seed=200)
     with PostgresServer() as pg:
         for name, fn in (("overhead", queue_overhead), ("throughput", throughput),
                          ("dashboard", dashboard)):
