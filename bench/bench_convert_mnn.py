@@ -55,19 +55,11 @@ def mnn_alone(onnx_path: str, mnn_path: str):
 
 def mnn_op_counts(path: str) -> dict:
     """Op type -> count of an MNN file (MNN's expression loader)."""
+    from converters.mnn._convert_child import count_ops
     from edgert.native_output import capture_native_output
 
     with capture_native_output():
-        import MNN
-
-        counts: dict = {}
-        for var in MNN.expr.load_as_list(path):
-            try:
-                op = var.op_type
-            except Exception:  # inputs and constants have no op
-                continue
-            counts[op] = counts.get(op, 0) + 1
-    return counts
+        return count_ops(path)
 
 
 def latency(path_a: str, path_b: str, runs: int, rounds: int, threads: int):
