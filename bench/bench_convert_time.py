@@ -5,7 +5,8 @@ with verification (the whole flow, imports already warm: what each conversion of
 session costs), against MNN's converter alone (``_tools.mnnconvert`` on the same ONNX
 in a child process: the call itself, and the child's wall time with its Python start)
 and the TFLite writer alone (the TFLite backend's check + write on edgert's optimized
-graph, in process). Ratios are ours / theirs; the stage times come from the report
+graph, in process); and ``edgert convert`` on the command line (a fresh process each
+time: what a user waits for) against MNN's converter with its Python start. Ratios are ours / theirs; the stage times come from the report
 (``report.stages``). Best of ``--runs`` for every figure (the machine is shared).
 
 Models: the zoo's resnet18 and mobilenet_v2 at 224 (TorchScript export), and a
@@ -51,6 +52,18 @@ def mnn_alone(onnx_path: str, mnn_path: str):
     if proc.returncode != 0 or not secs or not os.path.exists(mnn_path):
         raise RuntimeError(f"MNN alone failed on {onnx_path}: {proc.stdout[-300:]}")
     return secs[0], wall
+
+
+def cli_wall(onnx_path: str, out_dir: str) -> float:
+    """Wall seconds of ``edgert convert`` as a user types it (a fresh process: Python's
+    start, the imports, the zygotes' start, the whole flow), fp32 to both targets."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "edgert", "convert", onnx_path, "--to",
+                           "mnn,tflite", "--precision", "fp32", "--out", out_dir,
+                           "--overwrite"], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"edgert convert failed: {proc.stderr[-300:]}")
+    return time.perf_counter() - t
 
 
 def tflite_alone(optimized_onnx: str, out: str) -> float:
@@ -192,7 +205,8 @@ def main() -> int:
     nodes = {n: export(n, paths[n]) for n in names}
     ours(paths[names[0]], os.path.join(work, "warm"))          # imports, the zygote
     print(f"{'model':14s} {'nodes':>5s} {'ours s':>7s} {'MNN s':>6s} {'MNN+py s':>8s} "
-          f"{'x MNN':>6s} {'x MNN+py':>8s} {'TFLite s':>8s} {'x TFLite':>8s}  stages (s)")
+          f"{'x MNN':>6s} {'x MNN+py':>8s} {'TFLite s':>8s} {'x TFLite':>8s} {'CLI s':>6s} "
+          f"{'CLI x MNN+py':>12s}  stages (s)")
     for n in names:
         best, stages = None, None
         for _ in range(args.runs):
@@ -205,9 +219,12 @@ def main() -> int:
         optimized = os.path.join(work, n, f"{n}.optimized.onnx")
         tfl = min(tflite_alone(optimized, os.path.join(work, f"{n}.alone.tflite"))
                   for _ in range(args.runs))
+        cli = min(cli_wall(paths[n], os.path.join(work, f"{n}.cli"))
+                  for _ in range(args.runs))
         shown = " ".join(f"{k}={v:.2f}" for k, v in stages.items() if v >= 0.01)
         print(f"{n:14s} {nodes[n]:5d} {best:7.2f} {call:6.2f} {wall:8.2f} {best / call:6.1f} "
-              f"{best / wall:8.1f} {tfl:8.2f} {best / tfl:8.1f}  {shown}", flush=True)
+              f"{best / wall:8.1f} {tfl:8.2f} {best / tfl:8.1f} {cli:6.2f} {cli / wall:12.1f}  "
+              f"{shown}", flush=True)
     return 0
 
 

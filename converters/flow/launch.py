@@ -8,8 +8,12 @@ Python modules and then only forks. Each verification child is a fork of it: a p
 of its own (its own heap, so a crash or a corrupted heap is its own), started in
 milliseconds. No engine runtime and no model is ever loaded in the zygote, so forking
 it is safe (numpy's OpenBLAS thread, the one thread it has, is fork-safe). It exits
-when the caller does: its request pipe closes. Where fork is missing, where the zygote
-cannot start, or while another thread's conversion is using it, children are spawned.
+when the caller does: its request pipe closes. A zygote serves one child at a time, so
+there are up to ``POOL_SIZE`` of them: the targets of one conversion are verified at
+once, each as soon as it is written (``converters.flow.stages``). ``warm()`` starts them
+ahead of need, while the conversion's first stages run (their Python start and imports
+are then off the critical path). Where fork is missing, where a zygote cannot start, or
+while every zygote is busy, children are spawned.
 
 Both kinds report on one pipe, one line per event: ``pid N`` (a forked child, first),
 ``start J`` / ``done J`` per job, and ``exit N RC`` from the zygote when a forked child
@@ -29,8 +33,11 @@ import threading
 from typing import List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_LOCK = threading.Lock()
-_ZYGOTE: Optional["Zygote"] = None
+# zygotes kept: one per target a conversion verifies at once (MNN and TFLite). Each idle
+# zygote holds numpy, edgert and the engines' Python modules (about 60 MB resident).
+POOL_SIZE = 2
+_LOCKS = [threading.Lock() for _ in range(POOL_SIZE)]
+_ZYGOTES: List[Optional["Zygote"]] = [None] * POOL_SIZE
 
 
 def _env() -> dict:
@@ -91,8 +98,8 @@ class SpawnedRun(Run):
 class ForkedRun(Run):
     """A fork of the zygote; its end comes as the zygote's ``exit`` event."""
 
-    def __init__(self, zygote: "Zygote") -> None:
-        self.zygote = zygote
+    def __init__(self, zygote: "Zygote", slot: int) -> None:
+        self.zygote, self.slot = zygote, slot
         self.events_fd = zygote.events_fd
 
     def event(self, verb: str, arg: str) -> bool:
@@ -115,14 +122,15 @@ class ForkedRun(Run):
         if self.returncode is None:          # the zygote went away mid-run
             self.kill()
             self.zygote.close()
-        _LOCK.release()
+        _LOCKS[self.slot].release()
         return self.returncode
 
 
 class Zygote:
     """The warm process verification children are forked from."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
         req_r, self.req_w = os.pipe()
         self.events_fd, ev_w = os.pipe()
         self.log = open(os.devnull, "wb")
@@ -138,13 +146,12 @@ class Zygote:
     def launch(self, spec_path: str, todo: List[int], log_path: str) -> ForkedRun:
         line = json.dumps({"spec": spec_path, "todo": todo, "log": log_path}) + "\n"
         os.write(self.req_w, line.encode())
-        return ForkedRun(self)
+        return ForkedRun(self, self.slot)
 
     def close(self) -> None:
         """Close the request pipe (the zygote exits on it) and reap the process."""
-        global _ZYGOTE
-        if _ZYGOTE is self:
-            _ZYGOTE = None
+        if _ZYGOTES[self.slot] is self:
+            _ZYGOTES[self.slot] = None
         for fd in (self.req_w, self.events_fd):
             try:
                 os.close(fd)
@@ -158,21 +165,46 @@ class Zygote:
         self.log.close()
 
 
+def _ready(slot: int) -> "Zygote":
+    """The zygote of ``slot`` (its lock held), started when it is missing or dead."""
+    zygote = _ZYGOTES[slot]
+    if zygote is None or not zygote.alive():
+        if zygote is not None:
+            zygote.close()
+        zygote = _ZYGOTES[slot] = Zygote(slot)
+        atexit.register(zygote.close)
+    return zygote
+
+
 def start(spec_path: str, todo: List[int], log_path: str) -> Run:
-    """A child running ``todo`` of the spec: forked from the zygote when it is free and
-    alive (started on first use), else spawned."""
-    global _ZYGOTE
-    if hasattr(os, "fork") and _LOCK.acquire(blocking=False):
-        try:
-            if _ZYGOTE is None or not _ZYGOTE.alive():
-                if _ZYGOTE is not None:
-                    _ZYGOTE.close()
-                _ZYGOTE = Zygote()
-                atexit.register(_ZYGOTE.close)
-            return _ZYGOTE.launch(spec_path, todo, log_path)   # releases the lock at finish
-        except OSError:
-            _LOCK.release()
+    """A child running ``todo`` of the spec: forked from a free zygote (started on first
+    use), else spawned."""
+    if hasattr(os, "fork"):
+        for slot, lock in enumerate(_LOCKS):
+            if not lock.acquire(blocking=False):
+                continue
+            try:   # the run releases the slot's lock at its finish
+                return _ready(slot).launch(spec_path, todo, log_path)
+            except OSError:
+                lock.release()
+                break
     return SpawnedRun(spec_path, todo, log_path)
+
+
+def warm(count: int = POOL_SIZE) -> None:
+    """Start up to ``count`` zygotes now (they import while the caller works), so the
+    verifications to come fork at once. Never blocks: a busy slot is left as it is, and
+    a zygote that cannot start is left to ``start``."""
+    if not hasattr(os, "fork"):
+        return
+    for slot in range(min(count, POOL_SIZE)):
+        if _LOCKS[slot].acquire(blocking=False):
+            try:
+                _ready(slot)
+            except OSError:
+                pass
+            finally:
+                _LOCKS[slot].release()
 
 
 # -- the zygote -----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ class TargetReport:
     error: Optional[str] = None
     error_type: Optional[str] = None
     _exception: Optional[BaseException] = field(default=None, repr=False)
+    # (input set names, RunOutcome) of the run made as soon as the file was written
+    _early_run: Optional[Any] = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable, Sequence, Tuple
 
 import numpy as np
@@ -130,8 +131,13 @@ def target_file(name: str, precision: str, target: str, backend) -> str:
 
 
 def export(ctx: ConversionContext) -> None:
-    """The ONNX graph of the float model (torch export or ONNX load)."""
+    """The ONNX graph of the float model (torch export or ONNX load). Verification's
+    zygotes start meanwhile (``launch.warm``: their imports are off the critical path)."""
     req, rec = ctx.request, made(ctx.recognized, "recognized")
+    if req.verify:
+        from converters.flow.launch import warm
+
+        warm()
     ctx.source = load_source(rec.model, req.example_inputs, req.input_shapes,
                              req.dynamic_batch, name=rec.name, exporter=req.exporter,
                              opset=req.opset, seed=req.verify_seed,
@@ -229,12 +235,14 @@ def reference(ctx: ConversionContext) -> None:
     """Verification's input sets and what the results must match on each; the graph
     facts the gates need (each output's depth, the classifier outputs).
 
-    Computed in a thread while the targets convert (it needs neither: ONNX Runtime or
-    PyTorch on the source, which release the GIL while MNN's converter runs in its
-    child): ``await_reference`` collects it before any target's file is moved into
-    place, so a reference that fails still leaves no target written. The stage times
-    stay a partition of the wall time (``reference`` is the launch; the computation is
-    inside ``convert``'s); its own time is ``ctx.reference_seconds``."""
+    The input sets are made here; the source's outputs on them are computed in a thread
+    while the targets convert (it needs neither: ONNX Runtime or PyTorch on the source,
+    which release the GIL while MNN's converter runs in its child), and each target is
+    run on the sets as soon as it is written (``convert_targets``). ``await_reference``
+    collects the reference before any target's file is moved into place, so a reference
+    that fails still leaves no target written. The stage times stay a partition of the
+    wall time (``reference`` is the launch; the computation is inside ``convert``'s);
+    its own time is ``ctx.reference_seconds``."""
     req = ctx.request
     if not req.verify:
         return
@@ -247,8 +255,14 @@ def reference(ctx: ConversionContext) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    from converters.flow.inputs import verification_sets
+
+    src = made(ctx.reference_source, "reference_source")
+    sets = verification_sets(src, req.verify_inputs, req.verify_seed, req.verify_sets,
+                             ctx.held_out)
+    ctx.input_sets = sets         # what the targets run (the reference may drop some)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgert-reference")
-    ctx.pending_reference = (pool.submit(_timed_reference, ctx, reusable), pool)
+    ctx.pending_reference = (pool.submit(_timed_reference, ctx, reusable, sets), pool)
 
 
 def await_reference(ctx: ConversionContext) -> None:
@@ -271,31 +285,30 @@ def await_reference(ctx: ConversionContext) -> None:
     ctx.reference_seconds += seconds
 
 
-def _timed_reference(ctx: ConversionContext, reusable: bool):
+def _timed_reference(ctx: ConversionContext, reusable: bool, sets: list):
     """(seconds, notes, (sets, outputs, description, problem), (depths, class scores),
     reusable): computed off the main thread, so it writes nothing into ``ctx``."""
+    from converters.flow.cpu import cpu_slot
     from converters.flow.reference import class_score_outputs, output_depths
 
     t = time.perf_counter()
     src = made(ctx.reference_source, "reference_source")
-    notes, result = compute_reference(ctx)
-    facts = (output_depths(src.model), class_score_outputs(src.model))
+    with cpu_slot():
+        notes, result = compute_reference(ctx, sets)
+        facts = (output_depths(src.model), class_score_outputs(src.model))
     return time.perf_counter() - t, notes, result, facts, reusable
 
 
-def compute_reference(ctx: ConversionContext):
+def compute_reference(ctx: ConversionContext, sets: list):
     """((reference notes, simulation notes), (input sets, outputs per set, description,
-    problem)) of this variant."""
-    from converters.flow.inputs import verification_sets
+    problem)) of this variant on ``sets`` (those the source cannot run are dropped)."""
     from converters.flow.reference import (simulation_reference, source_reference,
                                            torch_simulation)
 
-    req, rec = ctx.request, made(ctx.recognized, "recognized")
+    rec = made(ctx.recognized, "recognized")
     src = made(ctx.reference_source, "reference_source")
     notes: list = []          # the reference's own notes (added once)
     simulated: list = []      # the simulations' notes (added as they come)
-    sets = verification_sets(src, req.verify_inputs, req.verify_seed, req.verify_sets,
-                             ctx.held_out)
     sets, ref = source_reference(src, sets)
     notes.extend(ref.notes)
     outs = ref.outputs
@@ -315,8 +328,10 @@ def compute_reference(ctx: ConversionContext):
 
 
 def convert_targets(ctx: ConversionContext) -> None:
-    """Every target checked once and written from its own copy of the graph."""
-    from converters.flow.targets import run_targets
+    """Every target checked once and written from its own copy of the graph, and (when
+    verifying) run on the input sets as soon as it is written, while the others are
+    still converting: ``verify`` then only compares."""
+    from converters.flow.targets import run_targets, start_verification
     from edgert.outputs import OutputFolder
 
     req = ctx.request
@@ -334,8 +349,12 @@ def convert_targets(ctx: ConversionContext) -> None:
             staged = stack.enter_context(folder.writing(fname))
             jobs.append((backend, tname, ctx.model, staged, options))
             folders.append((folder, fname))
+        early = None
+        if req.verify and ctx.input_sets is not None:
+            early = partial(start_verification, sets=ctx.input_sets, threads=req.threads,
+                            timeout_s=req.verify_timeout)
         try:
-            reports = run_targets(jobs)
+            reports = run_targets(jobs, after_write=early)
         finally:
             # the reference (computed meanwhile) before any file moves into place: if
             # it failed, the staged targets go with the exception, as if never written

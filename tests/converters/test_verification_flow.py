@@ -92,15 +92,40 @@ def test_a_near_zero_output_converted_exactly_passes_on_both_targets(tmp_path):
     assert min(o.cosine for t in rep.targets for o in t.verification.outputs) < 0.99999
 
 
-def test_verification_runs_every_target_and_set_in_one_child(tmp_path):
+def test_verification_runs_every_target_on_every_set_in_child_processes(tmp_path):
     rep = convert(near_zero_model(), ("mnn", "tflite"), out_dir=tmp_path, name="m",
                   verify_sets=4)
     runs = [t.details["verification_run"] for t in rep.targets]
-    assert runs[0]["child_pid"] == runs[1]["child_pid"] != os.getpid()
+    # each target is run as soon as it is written, in a child of its own (never the caller)
+    assert os.getpid() not in {r["child_pid"] for r in runs} and all(r["child_pid"] for r in runs)
     assert all(r["outcome"] == "ran" for r in runs)
+    assert all(len(t.verification.input_sets) == 4 for t in rep.targets)
     v = rep.target("mnn").verification
     assert v.input_sets == [f"seeded N(0,1), seed {k}" for k in range(4)]
     assert v.reference == "ONNX Runtime on the source"
+
+
+def test_sets_the_source_cannot_run_are_left_out_of_every_target(tmp_path):
+    """Each target is run on the input sets as soon as it is written, before the reference
+    says which sets the source can run: seeded sets whose values are out-of-range indices
+    (Gather of Cast(x * 100) into a table of 2 rows) are dropped, and each target is
+    compared on the given set alone (run again on it), not on sets the source never ran."""
+    table = numpy_helper.from_array(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), "table")
+    hundred = numpy_helper.from_array(np.array(100.0, np.float32), "hundred")
+    m = _model([helper.make_node("Mul", ["x", "hundred"], ["xs"]),
+                helper.make_node("Cast", ["xs"], ["idx"], to=T.INT64),
+                helper.make_node("Gather", ["table", "idx"], ["g"]),
+                helper.make_node("Relu", ["g"], ["y"])],
+               [helper.make_tensor_value_info("x", T.FLOAT, [1, 4])],
+               [helper.make_tensor_value_info("y", T.FLOAT, [1, 4, 2])], [table, hundred])
+    given = {"x": np.array([[0.0, 0.01, 0.0, 0.01]], np.float32)}
+    rep = convert(m, ("mnn", "tflite"), out_dir=tmp_path, name="gather", verify_inputs=given)
+    assert rep.ok, rep.summary()
+    assert any("seeded input sets dropped" in n for n in rep.source["notes"]), rep.source
+    for t in rep.targets:
+        assert t.verification.input_sets == ["given: given arrays"], t.target
+        [o] = t.verification.outputs
+        assert o.max_abs == 0.0
 
 
 def _raw_mnn(case, tmp_path) -> str:
