@@ -343,7 +343,8 @@ def convert_targets(ctx: ConversionContext) -> None:
         # target's files move into place together when its writer is done
         for tname, backend in ctx.backends.items():
             options = replace(req.options[tname], quant_table=ctx.quant_table,
-                              sparsity_table=ctx.backend_sparsity, count_ops=not req.verify)
+                              sparsity_table=ctx.backend_sparsity, count_ops=not req.verify,
+                              saved_model=str(made(ctx.optimized_path, "optimized_path")))
             fname = target_file(name, ctx.precision, tname, backend)
             folder = stack.enter_context(OutputFolder(outputs.path, overwrite=outputs.overwrite))
             staged = stack.enter_context(folder.writing(fname))
@@ -431,7 +432,8 @@ STAGES: Tuple[Stage, ...] = (
     Stage("reference", reference, ("reference_source", "recognized", "held_out"),
           ("input_sets", "reference", "depths", "class_scores"), per_variant=True),
     Stage("convert", convert_targets, ("backends", "model", "quant_table",
-                                       "backend_sparsity"), ("targets",), per_variant=True),
+                                       "backend_sparsity", "optimized_path"), ("targets",),
+          per_variant=True),
     Stage("verify", verify, ("targets", "input_sets", "reference"), ("targets",),
           per_variant=True),
     Stage("write", write, ("reference_source", "notes", "optimized_path", "pass_report",

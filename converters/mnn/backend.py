@@ -207,20 +207,25 @@ class MNNBackend(Backend):
         support.check_model(work, reason)
         if knobs.approximate_gelu and any(n.op_type in ("Gelu", "Erf") for n in work.graph):
             notes.append("approximate_gelu: MNN's fused GELU kernel kept (max abs error 4.7e-4)")
-        return Checked(work, notes)
+        return Checked(work, notes, unchanged=work is model)
 
     def write(self, checked: Checked, out_path: Path, options: BackendOptions
               ) -> BackendResult:
         model = checked.model
         out_path = Path(out_path)
-        notes = list(checked.notes) + legalize.legalize(model)
+        legal = legalize.legalize(model)         # a note per change made
+        notes = list(checked.notes) + legal
         if options.precision == "fp16":
             n = fp16.round_weights_to_fp16(model)
             notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "
                          "truncates)")
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
             onnx_path = os.path.join(tmp, "model.onnx")
-            _save_for_converter(model, onnx_path)
+            if (checked.unchanged and not legal and options.precision != "fp16"
+                    and options.saved_model and os.path.isfile(options.saved_model)):
+                onnx_path = options.saved_model    # the same graph, saved by the flow
+            else:
+                _save_for_converter(model, onnx_path)
             comp = self._compression(model, options, out_path, notes)
             args = converter_args(onnx_path, str(out_path), options, comp.params_path,
                                   comp.args, comp.sparse_speedup,
@@ -237,6 +242,8 @@ class MNNBackend(Backend):
         if result.get("op_count_error"):
             notes.append(f"op counts unavailable: {result['op_count_error']}")
         details = {"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
+                   "converter_input": ("saved_model" if onnx_path == options.saved_model
+                                       else "rewritten copy"),
                    "converter_output": output.splitlines()[-20:]}
         if comp.sparse_plan is not None:
             details["sparsity"] = sparse.report(out_path, comp.sparse_plan, options.precision,

@@ -193,3 +193,30 @@ def test_rnn_outputs_completed_for_mnn(zoo_sources):
 def test_mnn_tools_wrapper_is_never_imported():
     # MNN.tools' __init__ imports the mnnconvert wrapper, which pip-installs a logging SDK
     assert "MNN.tools" not in sys.modules and "MNN.tools.mnnconvert" not in sys.modules
+
+
+def test_mnn_reads_the_flows_optimized_file_only_when_it_writes_that_graph(tmp_path):
+    """The flow's <name>.optimized.onnx is what MNN's converter reads when the MNN path
+    changes nothing (no second serialization of the same graph); a graph it legalizes
+    (a LogSoftmax without its axis: MNN's converter crashes on it) is saved again, as
+    changed, and still matches its source."""
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    def model(axis):
+        attrs = {} if axis is None else {"axis": axis}
+        g = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("LogSoftmax", ["r"], ["y"], **attrs)], "g",
+            [helper.make_tensor_value_info("x", T.FLOAT, [2, 5])],
+            [helper.make_tensor_value_info("y", T.FLOAT, [2, 5])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    plain = convert(model(-1), "mnn", out_dir=tmp_path / "plain", name="m")
+    legal = convert(model(None), "mnn", out_dir=tmp_path / "legal", name="m")
+    for rep in (plain, legal):
+        assert rep.ok, rep.summary()
+        assert rep.target("mnn").verification.outputs[0].max_abs < 1e-5
+    assert plain.target("mnn").details["converter_input"] == "saved_model"
+    assert legal.target("mnn").details["converter_input"] == "rewritten copy"
+    assert any("axis=-1" in n for n in legal.target("mnn").notes)
