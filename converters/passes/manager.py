@@ -135,6 +135,7 @@ def _rounds(model: ir.Model, passes: Sequence[GraphPass], effects: List[PassEffe
     """The fixed-point loop of ``run_passes``: (rounds, converged, idle per pass)."""
     idle = [False] * len(passes)
     rounds, converged = 0, False
+    counts = op_counts(model)     # as the graph is now: a pass that changes nothing keeps them
     while rounds < max_rounds and not converged:
         rounds += 1
         for k, (p, eff) in enumerate(zip(passes, effects)):
@@ -143,7 +144,6 @@ def _rounds(model: ir.Model, passes: Sequence[GraphPass], effects: List[PassEffe
                     converged = True
                     break
                 continue
-            before = op_counts(model)
             t = time.perf_counter()
             res = p.run(model)
             eff.seconds += time.perf_counter() - t
@@ -151,7 +151,8 @@ def _rounds(model: ir.Model, passes: Sequence[GraphPass], effects: List[PassEffe
             eff.notes.extend(res.notes)
             eff.refusals = list(res.refusals)
             if res.changes:
-                eff.add_delta(before, op_counts(model))
+                before, counts = counts, op_counts(model)
+                eff.add_delta(before, counts)
                 idle = [False] * len(passes)
             idle[k] = not res.changes
         converged = converged or all(idle)
