@@ -26,10 +26,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -143,9 +145,10 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def launch(self, spec_path: str, todo: List[int], log_path: str) -> ForkedRun:
-        line = json.dumps({"spec": spec_path, "todo": todo, "log": log_path}) + "\n"
-        os.write(self.req_w, line.encode())
+    def launch(self, request: dict) -> ForkedRun:
+        """Fork a child for ``request``: verification jobs (``spec``, ``todo``) or a
+        function call (``call``, ``arg``); its output goes to ``request["log"]``."""
+        os.write(self.req_w, (json.dumps(request) + "\n").encode())
         return ForkedRun(self, self.slot)
 
     def close(self) -> None:
@@ -176,19 +179,72 @@ def _ready(slot: int) -> "Zygote":
     return zygote
 
 
-def start(spec_path: str, todo: List[int], log_path: str) -> Run:
-    """A child running ``todo`` of the spec: forked from a free zygote (started on first
-    use), else spawned."""
+def _forked(request: dict) -> Optional[ForkedRun]:
+    """``request`` run by a child forked from a free zygote (started on first use); None
+    when fork is missing, every zygote is busy or none can start."""
     if hasattr(os, "fork"):
         for slot, lock in enumerate(_LOCKS):
             if not lock.acquire(blocking=False):
                 continue
             try:   # the run releases the slot's lock at its finish
-                return _ready(slot).launch(spec_path, todo, log_path)
+                return _ready(slot).launch(request)
             except OSError:
                 lock.release()
                 break
-    return SpawnedRun(spec_path, todo, log_path)
+    return None
+
+
+def start(spec_path: str, todo: List[int], log_path: str) -> Run:
+    """A child running ``todo`` of the spec: forked from a free zygote, else spawned."""
+    run = _forked({"spec": spec_path, "todo": todo, "log": log_path})
+    return run if run is not None else SpawnedRun(spec_path, todo, log_path)
+
+
+class CallTimeout(Exception):
+    """``call``'s child did not end by its deadline (it was killed)."""
+
+
+def call(function: str, arg: object, log_path: str, timeout_s: float) -> Optional[int]:
+    """``function(arg)`` (``"package.module:name"``, returning an exit code) in a child
+    forked from a free zygote, its stdout and stderr (the C library's too) written to
+    ``log_path``: its exit status (negative: the signal that ended it), or None when no
+    zygote is free (the caller then starts a process of its own). A child still running
+    at ``timeout_s`` is killed and ``CallTimeout`` raised. MNN's converter runs so
+    (``converters.mnn.backend.run_converter``): the child's Python start and imports
+    are the zygote's, paid once per session instead of once per conversion."""
+    run = _forked({"call": function, "arg": arg, "log": log_path})
+    if run is None:
+        return None
+    timed_out = False
+    try:
+        timed_out = not _await_exit(run, time.monotonic() + timeout_s)
+        if timed_out:
+            run.kill()
+            _await_exit(run, time.monotonic() + 10.0)
+    finally:
+        rc = run.finish()           # the slot is free again (a lost zygote is closed)
+    if timed_out:
+        raise CallTimeout(f"{function} did not finish within {timeout_s:.0f} s")
+    return rc if rc is not None else -signal.SIGKILL
+
+
+def _await_exit(run: ForkedRun, deadline: float) -> bool:
+    """Read ``run``'s events until its exit (True), the zygote's end (True: ``finish``
+    then sees no status) or ``deadline`` (False)."""
+    buf = b""
+    while True:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([run.events_fd], [], [], wait)[0]:
+            return False
+        chunk = os.read(run.events_fd, 4096)
+        if not chunk:
+            return True
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            verb, _, arg = line.decode().partition(" ")
+            if run.event(verb, arg):
+                return True
 
 
 def warm(count: int = POOL_SIZE) -> None:
@@ -239,7 +295,7 @@ def _serve(req_fd: int, ev_fd: int) -> int:
     for line in requests:                   # the caller's end closed: done
         req = json.loads(line)
         pid = os.fork()
-        if pid == 0:                        # the verification child
+        if pid == 0:                        # the child: verification jobs or a call
             code = 1
             try:
                 requests.close()
@@ -247,16 +303,48 @@ def _serve(req_fd: int, ev_fd: int) -> int:
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 os.write(ev_fd, f"pid {os.getpid()}\n".encode())
-                from converters.flow.isolation import run_jobs
+                if "call" in req:
+                    code = _call(req["call"], req["arg"])
+                else:
+                    from converters.flow.isolation import run_jobs
 
-                run_jobs(req["spec"], req["todo"], ev_fd)
-                code = 0
+                    run_jobs(req["spec"], req["todo"], ev_fd)
+                    code = 0
             finally:
+                _flush()
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         os.write(ev_fd, f"exit {pid} {rc}\n".encode())
     return 0
+
+
+def _call(function: str, arg: object) -> int:
+    import importlib
+    import traceback
+
+    try:
+        module, _, name = function.partition(":")
+        return int(getattr(importlib.import_module(module), name)(arg) or 0)
+    except BaseException:  # noqa: BLE001 - the child reports it in its log and exit status
+        traceback.print_exc()
+        return 1
+
+
+def _flush() -> None:
+    """Python's and the C library's buffered output, written before ``os._exit`` (which
+    skips both): MNN's converter prints with C stdio."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream has nothing to say
+            pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:  # noqa: BLE001 - no C library to flush
+        pass
 
 
 if __name__ == "__main__":

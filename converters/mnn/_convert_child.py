@@ -7,6 +7,7 @@ parent read everything MNN printed from the pipe. After a successful
 conversion the child loads the result once with MNN and prints its op counts.
 
 Usage: python _convert_child.py '{"args": [...], "out": "m.mnn", "count_ops": true}'
+(or ``run(job)`` in a child forked from a warm process: ``converters.flow.launch.call``).
 The last stdout line starting with EDGERT_RESULT carries a JSON result.
 Never import MNN.tools here: its __init__ imports the mnnconvert wrapper,
 which pip-installs a logging SDK at import time.
@@ -33,7 +34,12 @@ def count_ops(path: str) -> dict:
 
 
 def main() -> int:
-    job = json.loads(sys.argv[1])
+    return run(json.loads(sys.argv[1]))
+
+
+def run(job: dict) -> int:
+    """Convert as ``job`` says, print the result line; the exit code. Also called in a
+    child forked from verification's warm zygote (``converters.flow.launch.call``)."""
     import _tools  # the C binding of MNN's converter, from the MNN wheel
 
     ok = _tools.mnnconvert(job["args"])

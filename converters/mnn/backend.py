@@ -119,24 +119,42 @@ def _save_for_converter(model: ir.Model, path: str) -> None:
 
 def run_converter(args: List[str], out_path: str, timeout_s: float = 600.0,
                   count_ops: bool = True) -> Tuple[Dict[str, Any], str]:
-    """Run MNN's converter in a child process. Returns (result, MNN's output text)."""
-    job = json.dumps({"args": args, "out": out_path, "count_ops": count_ops})
-    try:
-        proc = subprocess.run([sys.executable, str(_CHILD), job], capture_output=True,
-                              text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise ConversionError(f"MNN's converter did not finish within {timeout_s:.0f} s") from None
-    text = proc.stdout + proc.stderr
+    """Run MNN's converter in a child process. Returns (result, MNN's output text).
+
+    The child is forked from verification's warm zygote when one is free (no Python
+    start: 0.03-0.1 s of a conversion, more on a loaded machine), else started as
+    ``python _convert_child.py``; either way a crash or a hang is the child's."""
+    from converters.flow.launch import CallTimeout, call
+
+    job = {"args": args, "out": out_path, "count_ops": count_ops}
+    too_slow = f"MNN's converter did not finish within {timeout_s:.0f} s"
+    with tempfile.TemporaryDirectory(prefix="edgert-mnnconvert-") as tmp:
+        log = os.path.join(tmp, "converter.log")
+        try:
+            code = call("converters.mnn._convert_child:run", job, log, timeout_s)
+        except CallTimeout:
+            raise ConversionError(too_slow) from None
+        if code is not None:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                stdout, stderr = f.read(), ""
+        else:
+            try:
+                proc = subprocess.run([sys.executable, str(_CHILD), json.dumps(job)],
+                                      capture_output=True, text=True, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                raise ConversionError(too_slow) from None
+            code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    text = stdout + stderr
     result: Dict[str, Any] = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("EDGERT_RESULT "):
             result = json.loads(line[len("EDGERT_RESULT "):])
     mnn_lines = [ln for ln in text.splitlines() if ln.strip() and
                  not ln.startswith("EDGERT_RESULT ") and "The device supports" not in ln]
-    if proc.returncode < 0:
-        raise ConversionError(f"MNN's converter crashed (signal {-proc.returncode}); its last "
+    if code < 0:
+        raise ConversionError(f"MNN's converter crashed (signal {-code}); its last "
                               f"output: {' | '.join(mnn_lines[-4:]) or '(none)'}")
-    if proc.returncode != 0 or not result.get("exists"):
+    if code != 0 or not result.get("exists"):
         errors = [ln for ln in mnn_lines if "error" in ln.lower() or "fail" in ln.lower()]
         raise ConversionError("MNN's converter failed: "
                               + " | ".join((errors or mnn_lines)[-4:] or ["(no output)"]))
