@@ -7,7 +7,8 @@ in a child process: the call itself, and the child's wall time with its Python s
 and the TFLite writer alone (the TFLite backend's check + write on edgert's optimized
 graph, in process); and ``edgert convert`` on the command line (a fresh process each
 time: what a user waits for) against MNN's converter with its Python start. Ratios
-are ours / theirs; the stage times come from the report (``report.stages``). Best of ``--runs`` for every figure (the machine is shared).
+are ours / theirs; the stage times come from the report (``report.stages``). Best of
+``--runs`` for every figure (the machine is shared).
 
 Models: the zoo's resnet18 and mobilenet_v2 at 224 (TorchScript export), and a
 detector-like graph of 547 nodes (``detector()``: a DB-net in the manner of PP-OCR's).
