@@ -124,6 +124,8 @@ def run(args) -> int:
         passes = [] if args.passes.strip().lower() == "none" else \
             [p.strip() for p in args.passes.split(",") if p.strip()]
     with Progress.for_args(args) as progress:
+        if not args.no_verify:
+            progress.stage_labels = dict(Progress.VERIFYING_LABELS)
         report = _convert(args, convert, calibration, passes, progress)
     if args.json:
         print_json(report.to_dict())
@@ -253,9 +255,11 @@ def render(report) -> None:
         v = next(t.verification for t in report.targets if t.verification)
         print_table("verification", TABLE_COLUMNS, vrows,
                     caption=f"reference: {v.reference}; inputs: {v.inputs}")
-    from edgert.cli.progress import exporter_hint, timing_line
+    from edgert.cli.progress import Progress, exporter_hint, timing_line
 
-    print(timing_line(list(report.stages.items()), report.seconds))
+    labels = Progress.VERIFYING_LABELS if report.verified else {}
+    print(timing_line([(labels.get(k, k), v) for k, v in report.stages.items()],
+                      report.seconds))
     hint = exporter_hint(report)
     if hint:
         print(hint)

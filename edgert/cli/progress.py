@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 
 class _Elapsed:
@@ -36,8 +36,13 @@ class _Elapsed:
 class Progress:
     """Stages with elapsed time (drawn only when ``enabled``) and their timing record."""
 
+    # the flow's stages as a person reads them when it verifies: each target is run by
+    # verification as soon as it is written (inside ``convert``), ``verify`` compares
+    VERIFYING_LABELS = {"convert": "convert and run", "verify": "compare"}
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self.stage_labels: Dict[str, str] = {}      # flow stage name -> label shown
         self.times: List[Tuple[str, float]] = []
         self.started = time.perf_counter()
         self._status: Any = None
@@ -87,6 +92,7 @@ class Progress:
 
     def stage(self, name: str, variant: Optional[str], seconds: Optional[float]) -> None:
         """The conversion flow's listener (``convert(on_stage=...)``)."""
+        name = self.stage_labels.get(name, name)
         label = f"{name} [{variant}]" if variant else name
         if seconds is None:
             self.start(label)

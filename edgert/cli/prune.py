@@ -79,6 +79,7 @@ def _convert_options(args, progress):
             raise InputError("--precision is for the conversion: give --to as well")
         return None
     options = {"on_stage": progress.stage}
+    progress.stage_labels = dict(progress.VERIFYING_LABELS)    # its conversion verifies
     if args.precision is not None:
         options["precision"] = args.precision
     return options

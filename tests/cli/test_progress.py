@@ -60,10 +60,13 @@ def test_convert_shows_each_stage_with_its_time_in_a_terminal(conv_onnx, tmp_pat
     code, screen = _in_terminal("convert", conv_onnx, "--out", tmp_path, "--to", "mnn,tflite",
                                 "--precision", "fp32,fp16")
     assert code == 0, screen
+    # each target is run by verification as soon as it is written ("convert and run"), the
+    # verify stage compares
     for stage in ("recognize", "export", "passes", "save", "reference [fp32]",
-                  "convert [fp32]", "convert [fp16]", "verify [fp16]", "write"):
+                  "convert and run [fp32]", "convert and run [fp16]", "compare [fp16]",
+                  "write"):
         assert re.search(rf"✓ {re.escape(stage)}  \d+\.\d s", screen), (stage, screen)
-    assert re.search(r"time: .*\(total \d+\.\d s\)", screen)
+    assert re.search(r"time: .*convert and run \d+\.\d s.*\(total \d+\.\d s\)", screen)
     assert "verification PASSED" in screen
 
 
@@ -86,7 +89,7 @@ def test_a_pipe_gets_no_progress_but_the_timing_line(conv_onnx, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "✓" not in proc.stdout + proc.stderr and "\x1b[" not in proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("time: "))
-    assert re.fullmatch(r"time: .*convert \d+\.\d s.*\(total \d+\.\d s\)", line)
+    assert re.fullmatch(r"time: .*convert and run \d+\.\d s.*\(total \d+\.\d s\)", line)
 
 
 def test_timing_line_adds_up():
@@ -111,7 +114,8 @@ def test_prune_and_calibrate_show_their_steps_in_a_terminal(conv_onnx, tmp_path)
     code, screen = _in_terminal("prune", conv_onnx, "--out", tmp_path, "--to", "tflite")
     assert code == 0, screen
     assert re.search(r"✓ pruning  \d+\.\d s", screen)
-    assert re.search(r"✓ verify  \d+\.\d s", screen)            # then the conversion's
+    assert re.search(r"✓ convert and run  \d+\.\d s", screen)   # then the conversion's
+    assert re.search(r"✓ compare  \d+\.\d s", screen)
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(1).standard_normal((4, 3, 8, 8)).astype(np.float32))
     code, screen = _in_terminal("calibrate", conv_onnx, "--data", data, "--method", "entropy",
