@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from converters.optimize.knapsack import FrontPoint, best_under, solve
 from converters.optimize.latency import LatencyTable
+from converters.optimize.local import local_search
 from converters.optimize.search import Search, _acc, _ms, choose, corrected_ms
 from converters.optimize.space import BASE, Candidate, Option
 from converters.optimize.state import Record
@@ -34,6 +35,7 @@ def run(s: Search) -> Outcome:
     make_front(s, excluded)
     finalists(s)
     repair(s)
+    local_search(s)
     return finish(s)
 
 
@@ -128,9 +130,7 @@ def probes(s: Search, excluded: Set[str]) -> None:
 
 
 def _per_candidate_s(s: Search) -> float:
-    """Wall time per candidate so far (build, evaluation, measurement)."""
-    done = sum(1 for r in s.state.results.values() if r.measurement is not None)
-    return max(1e-3, time.monotonic() - s.started) / max(1, done)
+    return s.per_candidate_s()
 
 
 # -- 3. table and front ---------------------------------------------------------------------
@@ -307,7 +307,7 @@ def predictions(s: Search) -> List[Dict[str, Any]]:
     out = []
     l0 = _ms(s.base_record())
     for key, rec in s.state.results.items():
-        if key == s.base.key or not {"uniform", "front", "repair"} & set(rec.kinds):
+        if key == s.base.key or not {"uniform", "front", "repair", "local"} & set(rec.kinds):
             continue
         if "probe" in rec.kinds or "pair" in rec.kinds or _ms(rec) is None:
             continue
