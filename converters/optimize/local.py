@@ -124,16 +124,16 @@ def neighbours(seed: Candidate, allowed: Sequence[List[Option]], max_changes: in
 
 
 def rank(seeds: Sequence[Tuple[Candidate, float, float]], allowed: Sequence[List[Option]],
-         w: Drops, predict, budget_ms: float, skip: set, per_seed: int = 2
-         ) -> List[Pick]:
+         w: Drops, predict, budget_ms: float, skip: set, per_seed: int = 2,
+         max_changes: int = 2) -> List[Pick]:
     """The neighbours of ``seeds`` ((candidate, measured drop, measured/predicted
     latency ratio)) predicted within ``budget_ms``, least estimated drop first (ties:
-    fewer changes, then the slower, i.e. the smaller step), at most ``per_seed`` per
-    seed; none whose key is in ``skip``."""
+    the slower, i.e. the smallest step past the budget, then fewer changes), at most
+    ``per_seed`` per seed; none whose key is in ``skip``."""
     best: Dict[str, Tuple[tuple, Pick]] = {}
     for seed, drop, ratio in seeds:
         base_w = model_drop(seed, w)
-        for cand in neighbours(seed, allowed):
+        for cand in neighbours(seed, allowed, max_changes):
             if cand.key in skip:
                 continue
             pred = predict(cand)
@@ -141,7 +141,7 @@ def rank(seeds: Sequence[Tuple[Candidate, float, float]], allowed: Sequence[List
                 continue
             est = drop + model_drop(cand, w) - base_w
             nchg = sum(1 for a, b in zip(cand.options, seed.options) if a != b)
-            order = (round(est, 9), nchg, -pred * ratio)
+            order = (round(est, 9), -pred * ratio, nchg)
             old = best.get(cand.key)
             if old is None or order < old[0]:
                 best[cand.key] = (order, Pick(cand, pred * ratio, est, seed.key))
@@ -165,13 +165,15 @@ def local_search(s: Search) -> None:
     for round_ in range(s.opts.local_rounds):
         if choose(s.state, s.goal, budget, s.base.key)[1]:
             break
-        picks = pick(s, budget)
         per = max(s.per_candidate_s(), slowest)
-        room = int(s.time_left() // per) if per > 0 else len(picks)
-        if not picks or room <= 0:
-            if picks:
-                s.state.notes.append(f"local search stopped after {round_} round(s): "
-                                     f"--search-minutes {s.opts.search_minutes:g} reached")
+        room = int(s.time_left() // per)
+        if room <= 0:
+            s.state.notes.append(f"local search stopped after {round_} round(s): no time "
+                                 f"left for a candidate (--search-minutes "
+                                 f"{s.opts.search_minutes:g})")
+            break
+        picks = pick(s, budget)
+        if not picks:
             break
         picks = picks[:room]
         s.emit("phase", phase="local", round=round_ + 1, total=len(picks))

@@ -1,7 +1,6 @@
 """The phases of a search, in order (``run``); see ``search.py`` for the plan."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
