@@ -73,7 +73,8 @@ def baselines(s: Search) -> Set[str]:
     if base.build_error or _ms(base) is None or _acc(base) is None:
         why = base.build_error or (base.measurement or {}).get("error") or "not evaluated"
         raise EdgertError(f"the fp32 model could not be built, evaluated and measured: {why}")
-    int8 = s.state.results.get(uniform(s, Option("int8")).key)
+    int8 = (s.state.results.get(uniform(s, Option("int8")).key)
+            if "int8" in s.p.spec.precisions else None)     # else uniform() is the base
     excluded: Set[str] = set()
     if int8 is not None and _ms(int8) is not None and _ms(int8) >= _ms(base):
         excluded = set(INT8)
