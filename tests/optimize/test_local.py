@@ -139,15 +139,15 @@ def test_local_rounds_reach_a_goal_the_damage_knapsack_misses():
 
 
 def test_local_phase_starts_no_round_past_the_time_limit(tmp_path):
-    """A search whose time is up before the local phase (the baselines alone take
-    longer than 0.6 s) and whose goal is missed reaches the phase, says it stopped for
+    """A search whose time is up before the local phase (building and timing the
+    baselines alone takes longer than 60 ms) and whose goal is missed reaches the phase, says it stopped for
     time, and runs no local candidate."""
     model, npz = tiny_files(str(tmp_path))
     res = optimize(model, evaluate=npz, goal=Goal(speedup=50.0, max_drop=0.0),
                    meter=CountingMeter(), space=SpaceSpec(**SPACE), out_dir=str(tmp_path / "o"),
-                   search_minutes=0.01)
+                   search_minutes=0.001)
     assert not res.met
-    assert res.state.elapsed_s > 0.6
+    assert res.state.elapsed_s > 0.06
     assert not [r for r in res.state.results.values() if "local" in r.kinds]
     assert any(n.startswith("local search stopped after 0 round(s): no time left")
                for n in res.state.notes)
