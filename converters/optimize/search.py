@@ -51,6 +51,7 @@ class SearchOptions:
     repair_rounds: int = 3
     local_rounds: int = 30
     local_batch: int = 6
+    local_patience: int = 3
     batch: int = 12
 
 
