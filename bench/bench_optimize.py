@@ -11,7 +11,10 @@ latency, the latency prediction's hit rate within +-10 %, and the search's wall 
 Every ratio is against the fp32 file measured in the same run.
 
     python bench/bench_optimize.py [--targets tflite,mnn] [--epochs 8] [--size 64] [--minutes 15]
-                                   [--out /tmp/bench_optimize]
+                                   [--precisions fp32,int8,int8-mixed] [--out /tmp/bench_optimize]
+
+``--precisions fp32`` is a search without int8: what pruning (and on MNN block
+sparsity) reach alone, as on a CPU whose int8 kernels are not faster than fp32.
 """
 from __future__ import annotations
 
@@ -44,6 +47,9 @@ def main() -> int:
     ap.add_argument("--speedup", default="2x")
     ap.add_argument("--max-drop", type=float, default=0.5)
     ap.add_argument("--out", default="/tmp/bench_optimize")
+    ap.add_argument("--precisions", default="fp32,int8,int8-mixed",
+                    help="per-layer precisions to mix; fp32 alone emulates a CPU whose int8 "
+                         "kernels are not fast (pruning and sparsity must carry the speed-up)")
     ap.add_argument("--no-train", action="store_true", help="no fine-tuning of pruned candidates")
     ap.add_argument("--train-epochs", type=int, default=2)
     ap.add_argument("--zoo", type=int, default=0, metavar="RES",
@@ -71,7 +77,8 @@ def main() -> int:
     calib = {"x": data.x_train[:64]}
     goal = Goal(speedup=parse_speedup(args.speedup), max_drop=args.max_drop)
     for target in args.targets.split(","):
-        space = SpaceSpec(sparsities=(0.0, 0.75)) if target == "mnn" else SpaceSpec()
+        precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+        space = SpaceSpec(precisions, sparsities=(0.0, 0.75) if target == "mnn" else (0.0,))
         out = os.path.join(args.out, target)
         t1 = time.perf_counter()
         res = optimize(net, evaluate=npz, goal=goal, target=target, out_dir=out,

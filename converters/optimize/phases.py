@@ -1,12 +1,12 @@
 """The phases of a search, in order (``run``); see ``search.py`` for the plan."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from converters.optimize.knapsack import FrontPoint, best_under, solve
 from converters.optimize.latency import LatencyTable
+from converters.optimize.local import local_search
 from converters.optimize.search import Search, _acc, _ms, choose, corrected_ms
 from converters.optimize.space import BASE, Candidate, Option
 from converters.optimize.state import Record
@@ -34,6 +34,7 @@ def run(s: Search) -> Outcome:
     make_front(s, excluded)
     finalists(s)
     repair(s)
+    local_search(s)
     return finish(s)
 
 
@@ -72,7 +73,8 @@ def baselines(s: Search) -> Set[str]:
     if base.build_error or _ms(base) is None or _acc(base) is None:
         why = base.build_error or (base.measurement or {}).get("error") or "not evaluated"
         raise EdgertError(f"the fp32 model could not be built, evaluated and measured: {why}")
-    int8 = s.state.results.get(uniform(s, Option("int8")).key)
+    int8 = (s.state.results.get(uniform(s, Option("int8")).key)
+            if "int8" in s.p.spec.precisions else None)     # else uniform() is the base
     excluded: Set[str] = set()
     if int8 is not None and _ms(int8) is not None and _ms(int8) >= _ms(base):
         excluded = set(INT8)
@@ -128,9 +130,7 @@ def probes(s: Search, excluded: Set[str]) -> None:
 
 
 def _per_candidate_s(s: Search) -> float:
-    """Wall time per candidate so far (build, evaluation, measurement)."""
-    done = sum(1 for r in s.state.results.values() if r.measurement is not None)
-    return max(1e-3, time.monotonic() - s.started) / max(1, done)
+    return s.per_candidate_s()
 
 
 # -- 3. table and front ---------------------------------------------------------------------
@@ -307,7 +307,7 @@ def predictions(s: Search) -> List[Dict[str, Any]]:
     out = []
     l0 = _ms(s.base_record())
     for key, rec in s.state.results.items():
-        if key == s.base.key or not {"uniform", "front", "repair"} & set(rec.kinds):
+        if key == s.base.key or not {"uniform", "front", "repair", "local"} & set(rec.kinds):
             continue
         if "probe" in rec.kinds or "pair" in rec.kinds or _ms(rec) is None:
             continue

@@ -24,7 +24,7 @@ def _role(key: str, rec, state: SearchState, base_key: str) -> str:
         return "chosen"
     if key == base_key:
         return "fp32"
-    if "front" in rec.kinds or "repair" in rec.kinds:
+    if {"front", "repair", "local"} & set(rec.kinds):
         return "searched"
     if "uniform" in rec.kinds:
         opts = {tuple(o) for o in rec.candidate}

@@ -17,6 +17,9 @@ so a resumed search skips what it has):
 4. **repair**: when the chosen point misses the drop limit (damage is not exactly
    additive) or its measured latency the budget, the knapsack is solved again
    without the suspect choice, or for a budget tightened by the prediction's error.
+5. **local search** (``local.py``): while the goal is still missed and time is left,
+   one- and two-unit changes of the best measured points, ranked by sensitivities
+   fitted to every evaluated candidate.
 """
 from __future__ import annotations
 
@@ -46,6 +49,9 @@ class SearchOptions:
     search_minutes: float = 15.0
     front_points: int = 6
     repair_rounds: int = 3
+    local_rounds: int = 30
+    local_batch: int = 6
+    local_patience: int = 3
     batch: int = 12
 
 
@@ -94,6 +100,11 @@ class Search:
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
+
+    def per_candidate_s(self) -> float:
+        """Wall time per measured candidate so far (build, evaluation, measurement)."""
+        done = sum(1 for r in self.state.results.values() if r.measurement is not None)
+        return max(1e-3, time.monotonic() - self.started) / max(1, done)
 
     def record(self, cand: Candidate, kind: str) -> Record:
         rec = self.state.results.get(cand.key)

@@ -31,7 +31,7 @@ class Record:
     """One candidate: why it was made, its file, its accuracy, its latency."""
 
     candidate: List[List[Any]]
-    kinds: List[str] = field(default_factory=list)     # uniform, probe, pair, front, repair
+    kinds: List[str] = field(default_factory=list)     # uniform, probe, pair, front, repair, local
     label: str = ""
     built: Optional[Dict[str, Any]] = None
     build_error: Optional[str] = None

@@ -237,3 +237,17 @@ def test_knapsack_front_matches_brute_force():
     assert len(front) >= 3       # a front, not a point: the table trades latency for damage
     # the fastest candidate of all is on the front
     assert front[0].predicted_ms == pytest.approx(min(ms for ms, _ in every), abs=slack)
+
+
+def test_a_search_without_int8_prunes_only_and_says_nothing_of_int8(tiny, tmp_path):
+    """``precisions=("fp32",)`` (a device whose int8 kernels are not fast, emulated):
+    every candidate is float, and no note compares an int8 model that was never built
+    (the uniform int8 choice falls back to the fp32 base in that space)."""
+    model, npz = tiny
+    res = optimize(model, evaluate=npz, goal=Goal(speedup=1.0, max_drop=2.0),
+                   meter=CountingMeter(), space=SpaceSpec(precisions=("fp32",), keeps=(1.0, 0.5)),
+                   out_dir=str(tmp_path), search_minutes=5)
+    cands = [Candidate.from_list(r.candidate) for r in res.state.results.values()]
+    assert cands and all(o.precision == "fp32" for c in cands for o in c.options)
+    assert any(o.keep < 1.0 for c in cands for o in c.options)
+    assert not [n for n in res.state.notes if "int8" in n]
