@@ -179,12 +179,17 @@ def _ready(slot: int) -> "Zygote":
     return zygote
 
 
-def _forked(request: dict) -> Optional[ForkedRun]:
-    """``request`` run by a child forked from a free zygote (started on first use); None
-    when fork is missing, every zygote is busy or none can start."""
+def _forked(request: dict, start: bool = True) -> Optional[ForkedRun]:
+    """``request`` run by a child forked from a free zygote (started on first use, unless
+    ``start`` is False: then only a running one serves); None when fork is missing, every
+    zygote is busy or none can start."""
     if hasattr(os, "fork"):
         for slot, lock in enumerate(_LOCKS):
             if not lock.acquire(blocking=False):
+                continue
+            zygote = _ZYGOTES[slot]
+            if not start and (zygote is None or not zygote.alive()):
+                lock.release()
                 continue
             try:   # the run releases the slot's lock at its finish
                 return _ready(slot).launch(request)
@@ -208,11 +213,13 @@ def call(function: str, arg: object, log_path: str, timeout_s: float) -> Optiona
     """``function(arg)`` (``"package.module:name"``, returning an exit code) in a child
     forked from a free zygote, its stdout and stderr (the C library's too) written to
     ``log_path``: its exit status (negative: the signal that ended it), or None when no
-    zygote is free (the caller then starts a process of its own). A child still running
-    at ``timeout_s`` is killed and ``CallTimeout`` raised. MNN's converter runs so
-    (``converters.mnn.backend.run_converter``): the child's Python start and imports
-    are the zygote's, paid once per session instead of once per conversion."""
-    run = _forked({"call": function, "arg": arg, "log": log_path})
+    zygote is running and free (the caller then starts a process of its own: a zygote is
+    not started for a call, its imports cost more than a small child's start). A child
+    still running at ``timeout_s`` is killed and ``CallTimeout`` raised. MNN's converter
+    runs so (``converters.mnn.backend.run_converter``) when verification has started the
+    zygotes: the child's Python start and imports are the zygote's, paid once per session
+    instead of once per conversion."""
+    run = _forked({"call": function, "arg": arg, "log": log_path}, start=False)
     if run is None:
         return None
     timed_out = False

@@ -20,6 +20,7 @@ def test_a_crash_in_a_forked_child_is_its_signal_and_frees_the_slot(tmp_path):
 
 
 def test_a_call_past_its_deadline_is_killed_and_the_pool_still_serves(tmp_path):
+    launch.warm()
     log = str(tmp_path / "call.log")
     t = time.monotonic()
     with pytest.raises(launch.CallTimeout, match="time:sleep did not finish within 1 s"):
@@ -31,6 +32,20 @@ def test_a_call_past_its_deadline_is_killed_and_the_pool_still_serves(tmp_path):
 
 
 def test_a_failing_function_leaves_its_traceback_in_the_log(tmp_path):
+    launch.warm()
     log = tmp_path / "call.log"
     assert launch.call("json:loads", "{not json", str(log), timeout_s=30) == 1
     assert "JSONDecodeError" in log.read_text()
+
+
+def test_a_call_never_starts_a_zygote(tmp_path):
+    """A zygote's imports (0.2 s) cost more than a small child's start (0.06 s): a call
+    with no zygote running says so (None: the caller spawns), and starts none. Without
+    verification (which starts them) MNN's converter is spawned as it always was."""
+    for zygote in list(launch._ZYGOTES):
+        if zygote is not None:
+            zygote.close()
+    assert launch.call("builtins:abs", -7, str(tmp_path / "call.log"), timeout_s=30) is None
+    assert launch._ZYGOTES == [None] * launch.POOL_SIZE
+    launch.warm()
+    assert launch.call("builtins:abs", -7, str(tmp_path / "call.log"), timeout_s=30) == 7
