@@ -15,7 +15,7 @@ OneHot), so nothing negative reaches a kernel.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import onnx_ir as ir
@@ -82,6 +82,19 @@ def _runtime_normalized(e: Emitter, idx: ir.Value, dim: int) -> ir.Value:
 
 # -- gathers ----------------------------------------------------------------------------------
 
+def _needs_constants(inputs: Sequence[int], what: str
+                     ) -> Callable[[ir.Node], Optional[str]]:
+    """A refusal for a decomposition that reads inputs ``inputs`` as constants (``what``
+    says so when one is not) and needs input 0's static shape."""
+    def refuse(node: ir.Node) -> Optional[str]:
+        if any(_const(node.inputs[i]) is None for i in inputs):
+            return what
+        if _static(node.inputs[0]) is None:
+            return "the input needs a static shape"
+        return None
+    return refuse
+
+
 def _refuse_gather_elements(node: ir.Node) -> Optional[str]:
     if _static(node.inputs[0]) is None or _static(node.inputs[1]) is None:
         return "data and indices need static shapes"
@@ -109,12 +122,8 @@ def _gather_elements(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [e.op("Gather", [e.reshape(data, [-1]), flat], {"axis": 0})]
 
 
-def _refuse_compress(node: ir.Node) -> Optional[str]:
-    if _const(node.inputs[1]) is None:
-        return "the condition must be constant (the output size depends on it)"
-    if _static(node.inputs[0]) is None:
-        return "the input needs a static shape"
-    return None
+_refuse_compress = _needs_constants(
+    (1,), "the condition must be constant (the output size depends on it)")
 
 
 @decomposition("Compress", "Gather of the positions where the (constant) condition is true",
@@ -234,12 +243,7 @@ def _max_unpool(e: Emitter, node: ir.Node) -> List[ir.Value]:
 
 # -- layout ops -------------------------------------------------------------------------------
 
-def _refuse_col2im(node: ir.Node) -> Optional[str]:
-    if _const(node.inputs[1]) is None or _const(node.inputs[2]) is None:
-        return "image_shape and block_shape must be constant"
-    if _static(node.inputs[0]) is None:
-        return "the input needs a static shape"
-    return None
+_refuse_col2im = _needs_constants((1, 2), "image_shape and block_shape must be constant")
 
 
 @decomposition("Col2Im", "sum of Gathers of the columns each image position receives "
@@ -278,12 +282,7 @@ def _col2im(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [out]
 
 
-def _refuse_center_crop(node: ir.Node) -> Optional[str]:
-    if _const(node.inputs[1]) is None:
-        return "the target shape must be constant"
-    if _static(node.inputs[0]) is None:
-        return "the input needs a static shape"
-    return None
+_refuse_center_crop = _needs_constants((1,), "the target shape must be constant")
 
 
 @decomposition("CenterCropPad", "Slice (crop) and Pad (zeros) centred on each axis",
@@ -312,12 +311,7 @@ def _center_crop_pad(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [x if x is not node.inputs[0] else e.op("Identity", [x])]
 
 
-def _refuse_reverse_sequence(node: ir.Node) -> Optional[str]:
-    if _const(node.inputs[1]) is None:
-        return "sequence_lens must be constant"
-    if _static(node.inputs[0]) is None:
-        return "the input needs a static shape"
-    return None
+_refuse_reverse_sequence = _needs_constants((1,), "sequence_lens must be constant")
 
 
 @decomposition("ReverseSequence", "Gather of data.flat with each batch entry's first "
