@@ -34,8 +34,8 @@ def _last_index(node: ir.Node) -> bool:
     return _attr_int(node, "select_last_index", 0) == 1 and _axis_size(node) is not None
 
 
-@rewrite("ArgMax", "n-1 - ArgMax(x reversed on the axis) (select_last_index=1)", check=_last_index)
-@rewrite("ArgMin", "n-1 - ArgMin(x reversed on the axis) (select_last_index=1)", check=_last_index)
+@rewrite(("ArgMax", "ArgMin"), "n-1 - {op}(x reversed on the axis) (select_last_index=1)",
+         check=_last_index)
 def _arg_last(e: Emitter, node: ir.Node) -> List[ir.Value]:
     x, out = node.inputs[0], node.outputs[0]
     axis = _attr_int(node, "axis", 0) % len(x.shape)
@@ -182,11 +182,8 @@ def _reverse_rnn(node: ir.Node) -> bool:
     return x is not None
 
 
-@rewrite("LSTM", "reverse(Y of a forward LSTM on x reversed in time) (direction=reverse)",
-         check=_reverse_rnn)
-@rewrite("GRU", "reverse(Y of a forward GRU on x reversed in time) (direction=reverse)",
-         check=_reverse_rnn)
-@rewrite("RNN", "reverse(Y of a forward RNN on x reversed in time) (direction=reverse)",
+@rewrite(("LSTM", "GRU", "RNN"),
+         "reverse(Y of a forward {op} on x reversed in time) (direction=reverse)",
          check=_reverse_rnn)
 def _rnn_reverse(e: Emitter, node: ir.Node) -> List[ir.Value]:
     x = node.inputs[0]
@@ -351,15 +348,8 @@ def _empty_axes(node: ir.Node) -> bool:
     return axes is not None and axes.size == 0
 
 
-@rewrite("ReduceSum", "without the empty axes input (every axis), or x (noop_with_empty_axes)",
-         check=_empty_axes)
-@rewrite("ReduceMean", "without the empty axes input (every axis), or x (noop_with_empty_axes)",
-         check=_empty_axes)
-@rewrite("ReduceMax", "without the empty axes input (every axis), or x (noop_with_empty_axes)",
-         check=_empty_axes)
-@rewrite("ReduceMin", "without the empty axes input (every axis), or x (noop_with_empty_axes)",
-         check=_empty_axes)
-@rewrite("ReduceProd", "without the empty axes input (every axis), or x (noop_with_empty_axes)",
+@rewrite(("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd"),
+         "without the empty axes input (every axis), or x (noop_with_empty_axes)",
          check=_empty_axes)
 def _reduce_all(e: Emitter, node: ir.Node) -> List[ir.Value]:
     x, out = node.inputs[0], node.outputs[0]
@@ -558,9 +548,7 @@ def _erf(e: Emitter, node: ir.Node) -> List[ir.Value]:
 
 # -- converter crashes -----------------------------------------------------------------------
 
-@rewrite("Max", "x (one input)", check=lambda n: len(n.inputs) == 1)
-@rewrite("Min", "x (one input)", check=lambda n: len(n.inputs) == 1)
-@rewrite("Sum", "x (one input)", check=lambda n: len(n.inputs) == 1)
+@rewrite(("Max", "Min", "Sum"), "x (one input)", check=lambda n: len(n.inputs) == 1)
 def _one_input(e: Emitter, node: ir.Node) -> List[ir.Value]:
     return [e.op("Identity", [node.inputs[0]], like=node.outputs[0])]
 

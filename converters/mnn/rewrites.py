@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import onnx_ir as ir
@@ -43,11 +43,16 @@ REWRITES: OpRegistry[Rewrite] = OpRegistry(
     "MNN rewrite", modules=("converters.mnn.rewrite_ops", "converters.mnn.rewrite_windows"))
 
 
-def rewrite(op_type: str, formula: str, check: Optional[Callable[[ir.Node], bool]] = None):
-    """Register ``fn(emitter, node)`` as MNN's rewrite of ``op_type``; ``check(node)`` says
+def rewrite(op_types: Union[str, Sequence[str]], formula: str,
+            check: Optional[Callable[[ir.Node], bool]] = None):
+    """Register ``fn(emitter, node)`` as MNN's rewrite of ``op_types`` (one op type, or
+    several that share it: ``{op}`` in ``formula`` names each); ``check(node)`` says
     whether it can rewrite a particular node (static shapes, constant operands...)."""
+    names = [op_types] if isinstance(op_types, str) else list(op_types)
+
     def deco(fn):
-        REWRITES.add(op_type, Rewrite(op_type, formula, fn, check))
+        for op_type in names:
+            REWRITES.add(op_type, Rewrite(op_type, formula.replace("{op}", op_type), fn, check))
         return fn
     return deco
 
