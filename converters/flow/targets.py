@@ -94,9 +94,11 @@ def start_verification(rep: TargetReport, sets: Sequence[Any], threads: Optional
 
 
 def verify_targets(ctx: Any, targets: Optional[Sequence[TargetReport]] = None) -> None:
-    """Every written target run on every input set in one child process
-    (``isolation.py``: a crash or hang there is this target's error, not the caller's)
-    and compared with the reference (``converters.verify.compare_sets``)."""
+    """Every written target compared with the reference (``converters.verify.compare_sets``)
+    on its outputs for every input set: those of its run when it was written
+    (``start_verification``) when that run had exactly these sets, else of a run now, the
+    targets left together in one child process (``isolation.py``: a crash or hang there
+    is the target's error, not the caller's)."""
     from converters.flow.context import made
     from converters.flow.isolation import run_isolated
 

@@ -238,11 +238,11 @@ class MNNBackend(Backend):
             notes.append(f"rounded {n} weight tensor(s) to nearest fp16 (MNN's --fp16 "
                          "truncates)")
         with tempfile.TemporaryDirectory(prefix="edgert-mnn-") as tmp:
-            onnx_path = os.path.join(tmp, "model.onnx")
-            if (checked.unchanged and not legal and options.precision != "fp16"
-                    and options.saved_model and os.path.isfile(options.saved_model)):
-                onnx_path = options.saved_model    # the same graph, saved by the flow
-            else:
+            # the flow's saved file holds this very graph: MNN's converter reads it
+            reuse = (checked.unchanged and not legal and options.precision != "fp16"
+                     and bool(options.saved_model) and os.path.isfile(options.saved_model))
+            onnx_path = options.saved_model if reuse else os.path.join(tmp, "model.onnx")
+            if not reuse:
                 _save_for_converter(model, onnx_path)
             comp = self._compression(model, options, out_path, notes)
             args = converter_args(onnx_path, str(out_path), options, comp.params_path,
@@ -260,8 +260,7 @@ class MNNBackend(Backend):
         if result.get("op_count_error"):
             notes.append(f"op counts unavailable: {result['op_count_error']}")
         details = {"converter_args": shown[1:], "converter_seconds": round(seconds, 4),
-                   "converter_input": ("saved_model" if onnx_path == options.saved_model
-                                       else "rewritten copy"),
+                   "converter_input": "saved_model" if reuse else "rewritten copy",
                    "converter_output": output.splitlines()[-20:]}
         if comp.sparse_plan is not None:
             details["sparsity"] = sparse.report(out_path, comp.sparse_plan, options.precision,
