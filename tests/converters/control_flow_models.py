@@ -30,22 +30,24 @@ def _model(graph, opset: int = OPSET) -> onnx.ModelProto:
     return m
 
 
-def _lstm_branch(rng, tag: str) -> onnx.GraphProto:
-    """16 kHz branch: LSTM over x from (h, c) = state, head = sigmoid(h W)."""
-    inits = [_w(rng, f"{tag}_W", (1, 4 * HIDDEN, FEAT)), _w(rng, f"{tag}_R", (1, 4 * HIDDEN, HIDDEN)),
-             _w(rng, f"{tag}_B", (1, 8 * HIDDEN), 0.1), _w(rng, f"{tag}_head", (HIDDEN, 1)),
-             numpy_helper.from_array(np.array([0], np.int64), f"{tag}_i0"),
-             numpy_helper.from_array(np.array([1], np.int64), f"{tag}_i1"),
-             numpy_helper.from_array(np.array([2], np.int64), f"{tag}_i2"),
-             numpy_helper.from_array(np.array([0], np.int64), f"{tag}_ax0")]
-    nodes = [
-        h.make_node("Slice", ["state", f"{tag}_i0", f"{tag}_i1", f"{tag}_ax0"], [f"{tag}_h0"]),
-        h.make_node("Slice", ["state", f"{tag}_i1", f"{tag}_i2", f"{tag}_ax0"], [f"{tag}_c0"]),
-        h.make_node("Identity", ["xt"], [f"{tag}_x"]),
-        h.make_node("LSTM", [f"{tag}_x", f"{tag}_W", f"{tag}_R", f"{tag}_B", "", f"{tag}_h0",
-                             f"{tag}_c0"], [f"{tag}_Y", f"{tag}_hN", f"{tag}_cN"],
-                    hidden_size=HIDDEN),
-        h.make_node("Concat", [f"{tag}_hN", f"{tag}_cN"], [f"{tag}_state"], axis=0),
+def _state_index(tag: str) -> list:
+    """The constant indices both branches slice (h, c) out of ``state`` with."""
+    return [numpy_helper.from_array(np.array([0], np.int64), f"{tag}_i0"),
+            numpy_helper.from_array(np.array([1], np.int64), f"{tag}_i1"),
+            numpy_helper.from_array(np.array([2], np.int64), f"{tag}_i2"),
+            numpy_helper.from_array(np.array([0], np.int64), f"{tag}_ax0")]
+
+
+def _state_slices(tag: str) -> list:
+    """h0 = state[0], c0 = state[1]."""
+    return [h.make_node("Slice", ["state", f"{tag}_i0", f"{tag}_i1", f"{tag}_ax0"], [f"{tag}_h0"]),
+            h.make_node("Slice", ["state", f"{tag}_i1", f"{tag}_i2", f"{tag}_ax0"], [f"{tag}_c0"])]
+
+
+def _branch(tag: str, nodes: list, c_out: str, inits: list) -> onnx.GraphProto:
+    """A branch ending as both do: state = (hN, ``c_out``), prob = sigmoid(hN head)."""
+    nodes = nodes + [
+        h.make_node("Concat", [f"{tag}_hN", c_out], [f"{tag}_state"], axis=0),
         h.make_node("Squeeze", [f"{tag}_hN", f"{tag}_ax0"], [f"{tag}_h2"]),
         h.make_node("MatMul", [f"{tag}_h2", f"{tag}_head"], [f"{tag}_logit"]),
         h.make_node("Sigmoid", [f"{tag}_logit"], [f"{tag}_prob"]),
@@ -53,6 +55,19 @@ def _lstm_branch(rng, tag: str) -> onnx.GraphProto:
     return h.make_graph(nodes, f"{tag}_branch", [], [
         h.make_tensor_value_info(f"{tag}_prob", T.FLOAT, [1, 1]),
         h.make_tensor_value_info(f"{tag}_state", T.FLOAT, [2, 1, HIDDEN])], initializer=inits)
+
+
+def _lstm_branch(rng, tag: str) -> onnx.GraphProto:
+    """16 kHz branch: LSTM over x from (h, c) = state, head = sigmoid(h W)."""
+    inits = [_w(rng, f"{tag}_W", (1, 4 * HIDDEN, FEAT)), _w(rng, f"{tag}_R", (1, 4 * HIDDEN, HIDDEN)),
+             _w(rng, f"{tag}_B", (1, 8 * HIDDEN), 0.1), _w(rng, f"{tag}_head", (HIDDEN, 1))]
+    nodes = _state_slices(tag) + [
+        h.make_node("Identity", ["xt"], [f"{tag}_x"]),
+        h.make_node("LSTM", [f"{tag}_x", f"{tag}_W", f"{tag}_R", f"{tag}_B", "", f"{tag}_h0",
+                             f"{tag}_c0"], [f"{tag}_Y", f"{tag}_hN", f"{tag}_cN"],
+                    hidden_size=HIDDEN),
+    ]
+    return _branch(tag, nodes, f"{tag}_cN", inits + _state_index(tag))
 
 
 def _gru_branch(rng, tag: str) -> onnx.GraphProto:
@@ -60,25 +75,12 @@ def _gru_branch(rng, tag: str) -> onnx.GraphProto:
     through an Identity of an outer value."""
     inits = [_w(rng, f"{tag}_W", (1, 3 * HIDDEN, FEAT)), _w(rng, f"{tag}_R", (1, 3 * HIDDEN, HIDDEN)),
              _w(rng, f"{tag}_head", (HIDDEN, 1)),
-             numpy_helper.from_array(np.array(0.5, np.float32), f"{tag}_half"),
-             numpy_helper.from_array(np.array([0], np.int64), f"{tag}_i0"),
-             numpy_helper.from_array(np.array([1], np.int64), f"{tag}_i1"),
-             numpy_helper.from_array(np.array([2], np.int64), f"{tag}_i2"),
-             numpy_helper.from_array(np.array([0], np.int64), f"{tag}_ax0")]
-    nodes = [
-        h.make_node("Mul", ["xt", f"{tag}_half"], [f"{tag}_x"]),
-        h.make_node("Slice", ["state", f"{tag}_i0", f"{tag}_i1", f"{tag}_ax0"], [f"{tag}_h0"]),
-        h.make_node("Slice", ["state", f"{tag}_i1", f"{tag}_i2", f"{tag}_ax0"], [f"{tag}_c0"]),
+             numpy_helper.from_array(np.array(0.5, np.float32), f"{tag}_half")]
+    nodes = [h.make_node("Mul", ["xt", f"{tag}_half"], [f"{tag}_x"])] + _state_slices(tag) + [
         h.make_node("GRU", [f"{tag}_x", f"{tag}_W", f"{tag}_R", "", "", f"{tag}_h0"],
                     [f"{tag}_Y", f"{tag}_hN"], hidden_size=HIDDEN, linear_before_reset=1),
-        h.make_node("Concat", [f"{tag}_hN", f"{tag}_c0"], [f"{tag}_state"], axis=0),
-        h.make_node("Squeeze", [f"{tag}_hN", f"{tag}_ax0"], [f"{tag}_h2"]),
-        h.make_node("MatMul", [f"{tag}_h2", f"{tag}_head"], [f"{tag}_logit"]),
-        h.make_node("Sigmoid", [f"{tag}_logit"], [f"{tag}_prob"]),
     ]
-    return h.make_graph(nodes, f"{tag}_branch", [], [
-        h.make_tensor_value_info(f"{tag}_prob", T.FLOAT, [1, 1]),
-        h.make_tensor_value_info(f"{tag}_state", T.FLOAT, [2, 1, HIDDEN])], initializer=inits)
+    return _branch(tag, nodes, f"{tag}_c0", inits + _state_index(tag))
 
 
 def _shared_identity_branch(tag: str) -> onnx.GraphProto:
