@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set
 
 import onnx_ir as ir
 
@@ -128,6 +128,65 @@ def applicable_rules(rules: Sequence, model: ir.Model) -> List:
     return kept
 
 
+class RootFiltered:
+    """A rewrite rule tried only at nodes whose op type is its pattern's root op.
+
+    onnxscript's ``RewriteRuleSet`` tries every rule at every node, and each try that
+    fails on the very first comparison still sets up a match and formats a failure
+    message: on the 547-node detector of ``bench/bench_convert_time.py`` that was 16,000
+    tries per pipeline run, most of the rule passes' time. A node whose op type differs
+    from the pattern's root (its single output node, matched first) cannot match, so
+    skipping it changes nothing but the time (``tests/converters/test_passes.py``
+    applies every pass's rules both ways and compares the graphs). Everything but
+    ``try_rewrite`` is the wrapped rule's, so the rule set, the tracer and the counts
+    see the rule itself."""
+
+    def __init__(self, rule, op_type: str) -> None:
+        self._rule = rule
+        self._op_type = op_type
+
+    def __getattr__(self, name: str):
+        return getattr(self._rule, name)
+
+    def __repr__(self) -> str:
+        return f"RootFiltered({self._rule!r}, {self._op_type!r})"
+
+    def try_rewrite(self, model, graph_or_function, node, **kwargs):
+        if node.op_type != self._op_type:
+            return None
+        return self._rule.try_rewrite(model, graph_or_function, node, **kwargs)
+
+
+def root_filtered(rules: Sequence) -> List:
+    """``rules``, each wrapped in ``RootFiltered`` when its pattern has one root node
+    with a plain op type (a rule whose root is an alternative or any op is kept as is)."""
+    out = []
+    for rule in rules:
+        op_type = _root_op_type(getattr(rule, "_target_pattern", None))
+        out.append(RootFiltered(rule, op_type) if op_type else rule)
+    return out
+
+
+def _root_op_type(pattern) -> Optional[str]:
+    """The op type a pattern's single root node requires, or None (several roots, an
+    alternative, any op, or a pattern this reader does not know). A commuted copy of a
+    pattern (``rule.commute()``) keeps its op as a constant string pattern rather than
+    an op identifier."""
+    try:
+        if pattern is None or not pattern.has_single_output_node:
+            return None
+        root = pattern.output_node
+        ident = root.op_identifier()
+        if ident is not None:
+            op = ident[1] if len(ident) > 1 else None
+        else:
+            value = getattr(root.op, "value", None)     # StringConstantPattern
+            op = value() if callable(value) else None
+    except Exception:  # noqa: BLE001 - a pattern this reader does not know: no filter
+        return None
+    return op if isinstance(op, str) and op else None
+
+
 class RulePass(GraphPass):
     """A pass made of onnxscript rewrite rules, applied until none fires.
 
@@ -155,7 +214,7 @@ class RulePass(GraphPass):
             rules = applicable_rules(all_rules, model)
             if not rules:
                 break
-            n = RewriteRuleSet(rules).apply_to_model(model)
+            n = RewriteRuleSet(root_filtered(rules)).apply_to_model(model)
             changes += n
             if not n:
                 break
@@ -171,7 +230,7 @@ class RulePass(GraphPass):
         if not rules:
             return []
         tracer = _RefusalTracer()
-        RewriteRuleSet(rules).apply_to_model(model, tracer=tracer)
+        RewriteRuleSet(root_filtered(rules)).apply_to_model(model, tracer=tracer)
         seen, unique = set(), []
         for r in tracer.refusals:
             if (r.rule, r.node) not in seen:

@@ -216,6 +216,8 @@ def fold_patterns(model):
         return model
     from onnxscript.rewriter import rewrite
 
+    from converters.passes.base import root_filtered
+
     copy = model.clone()          # nodes and values are new; tensors are shared
     rules = []
     if "Erf" in ops:
@@ -224,8 +226,8 @@ def fold_patterns(model):
         rules += _hardswish_rules()
     if "InstanceNormalization" in ops:
         rules += _group_norm_rules()
-    if rules:
-        copy = rewrite(copy, pattern_rewrite_rules=rules)
+    if rules:    # each rule tried only at its root op (passes.base.RootFiltered)
+        copy = rewrite(copy, pattern_rewrite_rules=root_filtered(rules))
     if "DepthToSpace" in ops:
         crd_to_dcr(copy)
     if any(n.domain == EDGERT_DOMAIN for n in copy.graph):

@@ -217,3 +217,68 @@ def test_constant_of_shape_on_a_static_shape_is_folded():
     get_pass("fold_constants").run(model)
     assert op_counts(model) == {"Add": 1}
     np.testing.assert_array_equal(_run(model, feeds)[0], want)
+
+
+# -- the root filter (``passes.base.RootFiltered``) -----------------------------------------
+
+def _canonical(model: ir.Model) -> list:
+    """The graph as a comparable list: per node its op, domain, attributes and inputs and
+    outputs numbered by first appearance (generated value names may differ), plus the
+    initializers' values in that numbering."""
+    ids: dict = {}
+
+    def num(v):
+        if v is None:
+            return None
+        return ids.setdefault(id(v), len(ids))
+
+    nodes = [(n.domain, n.op_type, sorted((k, repr(a.value)) for k, a in n.attributes.items()),
+              [num(v) for v in n.inputs], [num(v) for v in n.outputs],
+              dict(n.metadata_props)) for n in ir.traversal.RecursiveGraphIterator(model.graph)]
+    inits = sorted((num(v), v.const_value.numpy().tobytes())
+                   for v in model.graph.initializers.values() if v.const_value is not None)
+    return [nodes, [num(v) for v in model.graph.outputs], inits]
+
+
+def _rules_both_ways(model: ir.Model, rules) -> None:
+    """Apply ``rules`` with onnxscript's rule set as is and root-filtered, on copies of
+    ``model``: the same graph and the same refusals, or the filter changed a result."""
+    from onnxscript.rewriter import RewriteRuleSet
+
+    from converters.passes.base import _RefusalTracer, root_filtered
+
+    plain, filtered = model.clone(), model.clone()
+    traced = []
+    for m, rs in ((plain, rules), (filtered, root_filtered(rules))):
+        tracer = _RefusalTracer()
+        RewriteRuleSet(list(rs)).apply_to_model(m.clone(), tracer=tracer)
+        traced.append(tracer.refusals)
+        RewriteRuleSet(list(rs)).apply_to_model(m)
+    assert _canonical(plain) == _canonical(filtered)
+    assert traced[0] == traced[1]
+
+
+def test_rules_tried_only_at_their_root_op_rewrite_and_refuse_the_same(zoo_sources):
+    """Every rule pass's rules, at every step of the pipeline, on every zoo model and the
+    targeted graphs above: root-filtered (what the passes run) and as onnxscript tries
+    them (every rule at every node) give the same graph and the same refusals."""
+    from converters.passes.base import RootFiltered, RulePass, root_filtered
+
+    rng = np.random.default_rng(3)
+    models = [zoo_sources[n].model for n in zoo.names()] + [
+        _ir(ob.matmul_batchnorm(rng, rank=2)), _ir(ob.matmul_batchnorm(rng, rank=3)),
+        _ir(ob.matmul_add(rng, [4])), _ir(ob.matmul_add(rng, [3, 2, 4])),
+        _ir(ob.pad_conv(rng)), _ir(ob.pad_conv(rng, "reflect")), _ir(ob.dead_code(rng)),
+        _ir(ob.conv_relu_shared(rng))]
+    filtered = applied = 0
+    for source in models:
+        model = source.clone()
+        for cls in PIPELINE:
+            p = cls()
+            if isinstance(p, RulePass):
+                rules = list(p.rules())
+                filtered += sum(isinstance(r, RootFiltered) for r in root_filtered(rules))
+                _rules_both_ways(model, rules)
+                applied += 1
+            p.run(model)
+    assert applied >= 7 * len(models) and filtered > 0
