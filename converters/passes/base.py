@@ -151,10 +151,10 @@ class RootFiltered:
     def __repr__(self) -> str:
         return f"RootFiltered({self._rule!r}, {self._op_type!r})"
 
-    def try_rewrite(self, model, graph_or_function, node, **kwargs):
+    def try_rewrite(self, model, graph_or_function, node, *args, **kwargs):
         if node.op_type != self._op_type:
             return None
-        return self._rule.try_rewrite(model, graph_or_function, node, **kwargs)
+        return self._rule.try_rewrite(model, graph_or_function, node, *args, **kwargs)
 
 
 def root_filtered(rules: Sequence) -> List:
