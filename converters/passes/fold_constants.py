@@ -61,24 +61,32 @@ class FoldConstants(GraphPass):
     name = "fold_constants"
     description = "evaluate nodes whose inputs are constants (shape inference included)"
 
-    def __init__(self, max_constant_bytes: Optional[int] = None) -> None:
+    def __init__(self, max_constant_bytes: Optional[int] = None,
+                 shape_inference: Optional[bool] = None) -> None:
         self.max_constant_bytes = max_constant_bytes
+        self.shape_inference = shape_inference      # None: only where a shape is missing
+        self.inferred: List[bool] = []              # per folding run: with inference?
 
     def run(self, model: ir.Model) -> PassResult:
-        from onnxscript.optimizer._constant_folding import FoldConstantsPass
-
         budget = _Budget(max_constant_bytes(self.max_constant_bytes))
         before = _signature(model)
-        FoldConstantsPass(shape_inference=True, input_size_limit=INPUT_SIZE_LIMIT,
-                          output_size_limit=OUTPUT_SIZE_LIMIT, should_fold=budget.decide)(model)
+        self._fold(model, budget)
         if _fold_constant_of_shape(model, budget):   # then what it fed may fold in turn
-            FoldConstantsPass(shape_inference=True, input_size_limit=INPUT_SIZE_LIMIT,
-                              output_size_limit=OUTPUT_SIZE_LIMIT,
-                              should_fold=budget.decide)(model)
+            self._fold(model, budget)
         ir.passes.common.RemoveUnusedNodesPass()(model)
         after = _signature(model)
         return PassResult(changes=_difference(before, after),
                           refusals=list({r.node: r for r in budget.refusals}.values()))
+
+    def _fold(self, model: ir.Model, budget: "_Budget") -> None:
+        from onnxscript.optimizer._constant_folding import FoldConstantsPass
+
+        infer = self.shape_inference
+        if infer is None:
+            infer = not shapes_known(model)
+        self.inferred.append(infer)
+        FoldConstantsPass(shape_inference=infer, input_size_limit=INPUT_SIZE_LIMIT,
+                          output_size_limit=OUTPUT_SIZE_LIMIT, should_fold=budget.decide)(model)
 
 
 class _Budget:
@@ -112,6 +120,26 @@ class _Budget:
             "fold_constants", node_label(node), node.op_type,
             f"its output ({shape}{fmt_bytes(size)}) is over the limit of "
             f"{fmt_bytes(self.limit)} per constant ({MAX_CONSTANT_ENV})"))
+
+
+def shapes_known(model: ir.Model) -> bool:
+    """Whether every node output, in every graph, has a dtype and a static shape.
+
+    Then onnxscript's per-node shape inference (half of this pass's time on the
+    547-node detector of ``bench/bench_convert_time.py``) can add nothing: it keeps a
+    static dim it already has (``_merge_shapes`` prefers it) and infers the dtype the
+    value has, so the folder runs without it. A graph with one unknown or symbolic
+    shape (a dynamic batch, a value a rewrite just made) is folded with inference, as
+    before; the memory budget reads the same static shapes either way."""
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        for out in node.outputs:
+            if out is None:
+                continue
+            if out.dtype is None or out.shape is None:
+                return False
+            if not all(isinstance(d, int) for d in out.shape.dims):
+                return False
+    return True
 
 
 def output_bytes(node: ir.Node) -> Optional[int]:

@@ -282,3 +282,81 @@ def test_rules_tried_only_at_their_root_op_rewrite_and_refuse_the_same(zoo_sourc
                 applied += 1
             p.run(model)
     assert applied >= 7 * len(models) and filtered > 0
+
+
+# -- constant folding without per-node shape inference where every shape is known ---------
+
+def _shape_arithmetic_export(tmp_path) -> ir.Model:
+    """A small CNN exported without constant folding (as other frameworks' converters
+    write graphs): its flatten is Shape -> Gather -> Unsqueeze -> Concat -> Reshape and its
+    HardSwish small ops, so constant folding has real work at a static input size."""
+    import torch
+    from torch import nn
+
+    from converters.frontends import load_source
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+            self.fc = nn.Linear(8 * 4 * 4, 5)
+
+        def forward(self, x):
+            y = nn.functional.hardswish(self.bn(self.conv(x)))
+            y = nn.functional.adaptive_avg_pool2d(y, 4)
+            return self.fc(y.view(y.size(0), -1))
+
+    torch.manual_seed(0)
+    path = str(tmp_path / "shape_arith.onnx")
+    torch.onnx.export(Net().eval(), (torch.rand(1, 3, 16, 16),), path, dynamo=False,
+                      do_constant_folding=False, opset_version=13)
+    return load_source(path).model
+
+
+def test_folding_skips_shape_inference_only_where_it_adds_nothing(zoo_sources, tmp_path):
+    """The pipeline with ``fold_constants`` choosing (inference only while a shape is
+    missing) and with inference forced on every run gives the same graph, on every zoo
+    model and on a graph of shape arithmetic; the choice is really made both ways."""
+    from converters.passes.fold_constants import FoldConstants, shapes_known
+
+    models = [zoo_sources[n].model for n in zoo.names()] + [_shape_arithmetic_export(tmp_path)]
+    chosen = []
+    for source in models:
+        out = []
+        for mode in (None, True):
+            model = source.clone()
+            fold = FoldConstants(shape_inference=mode)
+            passes = [fold if cls is FoldConstants else cls() for cls in PIPELINE]
+            report = optimize(model, passes)
+            out.append((_canonical(model), report.effect("fold_constants").changes))
+            if mode is None:
+                chosen += fold.inferred
+        assert out[0] == out[1]
+    # inference where a shape was missing (a Reshape fed by shape arithmetic, a dynamic
+    # batch), none in the confirming runs once folding has made every shape known
+    assert True in chosen and False in chosen
+    assert not shapes_known(zoo_sources["dynamic_batch_cnn"].model)
+
+
+def test_a_missing_shape_still_gets_inferred_and_folded():
+    """Shape(Relu(x)) with Relu's output unannotated: only per-node inference gives it a
+    shape, so folding must run with inference, and the Shape becomes a constant."""
+    from onnx import helper
+
+    from converters.passes.fold_constants import shapes_known
+
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]),
+         helper.make_node("Shape", ["r"], ["s"]),
+         helper.make_node("Cast", ["s"], ["f"], to=onnx.TensorProto.FLOAT),
+         helper.make_node("ReduceSum", ["f"], ["y"], keepdims=0)], "missing",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [])])
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(proto)
+    model = ir.serde.deserialize_model(proto)        # no shape inference: r has no shape
+    assert not shapes_known(model)
+    get_pass("fold_constants").run(model)
+    assert op_counts(model) == {}                     # y is the constant 5
+    assert model.graph.outputs[0].const_value.numpy() == 5.0
