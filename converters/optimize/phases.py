@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from converters.optimize.knapsack import FrontPoint, best_under, solve
 from converters.optimize.latency import LatencyTable
 from converters.optimize.local import local_search
-from converters.optimize.search import Search, _acc, _ms, choose, corrected_ms
+from converters.optimize.search import Search, _acc, _ms, choose, corrected_ms, is_scored
 from converters.optimize.space import BASE, Candidate, Option
 from converters.optimize.state import Record
 from edgert.errors import EdgertError
@@ -157,8 +157,8 @@ def build_table(s: Search) -> None:
             o = Option("int8")
             if o in deltas[k] and o in deltas[k + 1]:
                 kappa[k] = corrected_ms(rec, l0) - l0 - deltas[k][o] - deltas[k + 1][o]
-    s.table = LatencyTable(l0, deltas, kappa)
-    s.state.table = s.table.to_dict()
+    s.raw_table = s.table = LatencyTable(l0, deltas, kappa)
+    s.refit()     # the baselines measured so far correct it already
 
 
 def allowed_options(s: Search, excluded: Set[str]) -> List[List[Option]]:
@@ -302,21 +302,27 @@ def finish(s: Search) -> Outcome:
 
 def predictions(s: Search) -> List[Dict[str, Any]]:
     """Predicted against measured for every measured candidate the table was not built
-    from (uniform choices, front points, repairs); the error is against the latency
-    relative to its batch's fp32 control, as the table's entries are."""
+    from (uniform choices, front points, repairs, local search); the error is against
+    the latency relative to its batch's fp32 control, as the table's entries are.
+
+    ``basis`` says which prediction: ``before`` is the one made before the candidate
+    was measured (``Record.prior_ms``: the table corrected by the earlier batches);
+    ``table`` is the probes' table alone, for the baselines that were measured before
+    any table existed (the correction's first samples, never fitted to themselves)."""
     out = []
     l0 = _ms(s.base_record())
     for key, rec in s.state.results.items():
-        if key == s.base.key or not {"uniform", "front", "repair", "local"} & set(rec.kinds):
+        if key == s.base.key or not is_scored(rec) or _ms(rec) is None:
             continue
-        if "probe" in rec.kinds or "pair" in rec.kinds or _ms(rec) is None:
-            continue
-        pred = s.table.predict(Candidate.from_list(rec.candidate), s.p.units, s.p.space)
+        basis, pred = "before", rec.prior_ms
+        if pred is None:
+            basis = "table"
+            pred = s.raw_table.predict(Candidate.from_list(rec.candidate), s.p.units, s.p.space)
         if pred is None:
             continue
         rec.predicted_ms = pred
         got = corrected_ms(rec, l0)
-        out.append({"key": key, "label": rec.label, "kinds": rec.kinds,
+        out.append({"key": key, "label": rec.label, "kinds": rec.kinds, "basis": basis,
                     "predicted_ms": pred, "measured_ms": _ms(rec), "corrected_ms": got,
                     "error": (pred - got) / got})
     return out
