@@ -168,7 +168,10 @@ def markdown(state: SearchState, rows: Sequence[Dict[str, Any]], outcome: Dict[s
                      f"{'yes' if r['pareto'] else ''} |")
     lines += ["", "## Latency prediction (per-unit table measured on the device)", "",
               "Errors are against each file's latency relative to the fp32 file timed again "
-              "in the same batch (a drifting device scales a batch alike).", ""]
+              "in the same batch (a drifting device scales a batch alike). Each candidate's "
+              "prediction was made before it was measured, by the table corrected with the "
+              "candidates measured before it; the baselines were measured before the table "
+              "existed and are shown against the table alone.", ""]
     lines += [f"- {line}" for line in hit_rates(predictions)]
     lines += ["", "## Per-layer decisions (chosen model)", "",
               "| unit | layer | op | precision | channels | block sparsity |",
