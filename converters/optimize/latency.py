@@ -51,11 +51,18 @@ unit, so it folds into a corrected ``LatencyTable`` (``corrected``) that the
 knapsack, the repair and the local search use unchanged. The search refits it
 after every measured batch and predicts the next batch with it: a prediction is
 made (``Record.prior_ms``) before its candidate is measured and never sees its own
-measurement. Replayed on the stored searches (each batch predicted from the ones
-before it): zoo TFLite 14 of 14 candidates predicted before measurement within
-10 % (median 1.6 %), zoo MNN 112 of 112 (1.6 %), the digits searches 58 of 59.
-A per-class scale alone (no offsets) left MNN at 60 of 112; a global factor alone
-does not fix pruning (the brief's earlier check).
+measurement. Replayed on the stored searches
+(``bench/replay_latency.py``: each batch predicted from the ones before it), the
+candidates predicted before measurement within 10 %: zoo TFLite 14 of 14 (table
+alone 3), zoo MNN 112 of 112 (table alone 0), five digits searches 39 of 39 (38).
+A global factor alone: 12, 60 and 38; a factor per class without offsets: 12, 60
+and 39 (docs/OPTIMIZE.md). Why not more probes (2-3 adjacent units, a second keep
+level per unit): they carry the same batch noise, cost a built and timed model
+each, and still miss the interactions of a 12-unit mix; the measured mixes the
+search makes anyway cost nothing extra. The baselines (uniform choices) are
+measured before any table exists, so they are the correction's first samples and
+are never predicted before measurement (the report shows them against the table
+alone, apart).
 """
 from __future__ import annotations
 
