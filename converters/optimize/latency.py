@@ -209,9 +209,13 @@ class Correction:
         t = table.terms(cand, units, space)
         if t is None:
             return None
-        return table.base_ms + sum(
-            self.offsets.get(k, 0.0) * v if isinstance(k, tuple) else self.scales.get(k, 1.0) * v
-            for k, v in t.items())
+        total = table.base_ms
+        for k, v in t.items():
+            if isinstance(k, tuple):
+                total += self.offsets.get(k, 0.0) * v
+            else:
+                total += self.scales.get(str(k), 1.0) * v
+        return total
 
     def to_dict(self) -> Dict:
         return {"samples": self.samples, "scales": dict(self.scales),
@@ -225,8 +229,11 @@ def fit_correction(table: LatencyTable, samples: Sequence[Tuple[Candidate, float
     regression in units of the base latency: scales towards 1, offsets towards 0. A
     negative cut factor (pairs that cost instead of saving, which the table's
     conversions cannot say) is fixed at 0 and the rest fitted again."""
-    rows = [(table.terms(c, units, space), ms) for c, ms in samples]
-    rows = [(t, ms) for t, ms in rows if t is not None]
+    rows: List[Tuple[Dict[object, float], float]] = []
+    for c, ms in samples:
+        t = table.terms(c, units, space)
+        if t is not None:
+            rows.append((t, ms))
     keys = sorted({k for t, _ in rows for k in t}, key=repr)
     if not rows or not keys:
         return Correction()
@@ -235,7 +242,7 @@ def fit_correction(table: LatencyTable, samples: Sequence[Tuple[Candidate, float
         fitted = _ridge(rows, [k for k in keys if k != CUT], table.base_ms, ridge_scale,
                         ridge_offset)
         fitted[CUT] = 0.0
-    scales = {k: v for k, v in fitted.items() if not isinstance(k, tuple)}
+    scales = {str(k): v for k, v in fitted.items() if not isinstance(k, tuple)}
     offsets = {k: v * table.base_ms for k, v in fitted.items() if isinstance(k, tuple)}
     return Correction(scales, offsets, len(rows))
 

@@ -153,11 +153,14 @@ class Search:
         (``latency.fit_correction``), and the table the search predicts with."""
         if self.raw_table is None:
             return
-        base = self.base_record()
-        l0 = _ms(base)
-        samples = [(Candidate.from_list(r.candidate), corrected_ms(r, l0))
-                   for k, r in self.state.results.items()
-                   if k != self.base.key and is_scored(r) and _ms(r) is not None]
+        l0 = _ms(self.base_record())
+        if l0 is None:
+            return
+        samples = []
+        for k, r in self.state.results.items():
+            got = corrected_ms(r, l0)
+            if k != self.base.key and is_scored(r) and got is not None:
+                samples.append((Candidate.from_list(r.candidate), got))
         self.correction = fit_correction(self.raw_table, samples, self.p.units, self.p.space)
         self.table = self.raw_table.corrected(self.correction)
         self.state.table = dict(self.raw_table.to_dict(), correction=self.correction.to_dict())
