@@ -120,3 +120,16 @@ def test_option_classes():
     assert [option_class(o) for o in OPTS] == ["fp32", "int8", "pruned", "int8 pruned"]
     assert option_class(Option("int8-mixed")) == "int8"
     assert option_class(Option("fp32", 1.0, 0.75)) == "sparse"
+
+
+def test_hit_rates_count_predictions_made_before_measurement_apart():
+    from converters.optimize.report import hit_rates
+
+    preds = [{"basis": "before", "error": 0.02}, {"basis": "before", "error": -0.09},
+             {"basis": "before", "error": 0.2}, {"basis": "table", "error": -0.6}]
+    lines = hit_rates(preds)
+    assert lines[0].startswith("predicted before measurement: 2 of 3 within +-10 % (67 %)")
+    assert "9.0 %" in lines[0] and "worst 20.0 %" in lines[0]          # median, worst
+    assert lines[1].startswith("baselines, measured before the table (table alone): 0 of 1")
+    assert lines[2].startswith("all measured candidates: 2 of 4 within +-10 % (50 %)")
+    assert hit_rates([]) == []
