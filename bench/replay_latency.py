@@ -42,26 +42,12 @@ def load(path: str):
 
 def table_of(st, units):
     """The probes' table, as ``phases.build_table`` makes it."""
-    from converters.optimize.latency import LatencyTable
-    from converters.optimize.search import _ms, corrected_ms
-    from converters.optimize.space import BASE, Candidate, Option
+    from converters.optimize.phases import table_from
+    from converters.optimize.search import _ms
+    from converters.optimize.space import BASE, Candidate
 
     base = Candidate.uniform(len(units), BASE)
-    l0 = _ms(st.results[base.key])
-    deltas: List[Dict] = [{} for _ in units]
-    for rec in st.results.values():
-        if "probe" in rec.kinds and _ms(rec) is not None:
-            c = Candidate.from_list(rec.candidate)
-            (u,) = c.changed()
-            deltas[u][c.options[u]] = corrected_ms(rec, l0) - l0
-    kappa = {}
-    for rec in st.results.values():
-        if "pair" in rec.kinds and _ms(rec) is not None:
-            k = Candidate.from_list(rec.candidate).changed()[0]
-            o = Option("int8")
-            if o in deltas[k] and o in deltas[k + 1]:
-                kappa[k] = corrected_ms(rec, l0) - l0 - deltas[k][o] - deltas[k + 1][o]
-    return LatencyTable(l0, deltas, kappa), base
+    return table_from(st.results, len(units), _ms(st.results[base.key])), base
 
 
 def batches(st) -> List[List[str]]:
@@ -73,8 +59,8 @@ def batches(st) -> List[List[str]]:
     for key, rec in st.results.items():
         if _ms(rec) is None:
             continue
-        run = str((rec.measurement.get("where") or {}).get("run_id")
-                  or rec.measurement.get("control_ms"))
+        run = str(rec.measurement.get("batch") or (rec.measurement.get("where") or {}).get(
+            "run_id") or rec.measurement.get("control_ms"))
         if run not in index:
             index[run] = len(order)
             order.append([])

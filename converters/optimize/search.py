@@ -219,9 +219,12 @@ class Search:
                                 f"resume it when the device is back") from None
         self._store(by_path, got)
         ctl = got.get(control) if control else None
-        if ctl is not None and ctl.ok and ctl.latency_ms:
-            for r in by_path.values():
-                if r.measurement is not None and r.measurement.get("ok"):
+        batch = 1 + max((int((r.measurement or {}).get("batch") or 0)
+                         for r in self.state.results.values()), default=0)
+        for r in by_path.values():
+            if r.measurement is not None and r.measurement.get("ok"):
+                r.measurement["batch"] = batch
+                if ctl is not None and ctl.ok and ctl.latency_ms:
                     r.measurement["control_ms"] = ctl.latency_ms
 
     def _store(self, by_path: Dict[str, Record], got) -> None:
