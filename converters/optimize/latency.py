@@ -54,7 +54,9 @@ made (``Record.prior_ms``) before its candidate is measured and never sees its o
 measurement. Replayed on the stored searches
 (``bench/replay_latency.py``: each batch predicted from the ones before it), the
 candidates predicted before measurement within 10 %: zoo TFLite 14 of 14 (table
-alone 3), zoo MNN 112 of 112 (table alone 0), five digits searches 39 of 39 (38).
+alone 3), zoo MNN 112 of 112 (table alone 0), five digits searches 39 of 39 (38);
+with the probes scaled by a windowed control (``phases.probe_latencies``) every
+stored search of issue 18, 226 of 226.
 A global factor alone: 12, 60 and 38; a factor per class without offsets: 12, 60
 and 39 (docs/OPTIMIZE.md). Why not more probes (2-3 adjacent units, a second keep
 level per unit): they carry the same batch noise, cost a built and timed model
