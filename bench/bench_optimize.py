@@ -121,32 +121,31 @@ def zoo_run(args) -> int:
 
 
 def _print_result(target, goal, res, wall) -> None:
-    import numpy as np
-
-    from converters.optimize.report import beats_uniform
+    from converters.optimize.report import beats_uniform, hit_rates
 
     rows = res.rows
     base = next(r for r in rows if r["label"] == "uniform fp32")
+    preds = {p["key"]: p for p in res.predictions}
     print(f"\n== {target}: {goal.describe()} -> {'MET' if res.met else 'NOT MET'}; "
           f"search {wall / 60:.1f} min, {len(res.state.results)} candidates")
     print(res.message)
     print(f"{'role':16s} {'candidate':60s} {'acc %':>7s} {'ms':>8s} {'x fp32':>7s} "
-          f"{'pred ms':>8s}")
+          f"{'pred ms':>8s} {'error':>7s} basis")
     for r in rows:
         if r["role"] == "probe":
             continue
+        p = preds.get(r["key"])
         pred = "-" if r["predicted_ms"] is None else f"{r['predicted_ms']:.3f}"
+        err = "-" if p is None else f"{p['error'] * 100:+.1f}%"
         print(f"{r['role']:16s} {r['label'][:60]:60s} {r['accuracy'] * 100:7.2f} "
-              f"{r['ms']:8.3f} {base['ms'] / r['ms']:7.2f} {pred:>8s}")
+              f"{r['ms']:8.3f} {base['ms'] / r['ms']:7.2f} {pred:>8s} {err:>7s} "
+              f"{'' if p is None else p['basis']}")
     wins = beats_uniform(rows)
     print(f"searched points strictly better than every uniform choice at equal or lower "
           f"latency: {len(wins)}")
-    preds = res.predictions
-    if preds:
-        within = sum(1 for p in preds if abs(p["error"]) <= 0.10)
-        print(f"latency prediction within +-10 %: {within}/{len(preds)} "
-              f"({within / len(preds) * 100:.0f} %), median |error| "
-              f"{np.median([abs(p['error']) for p in preds]) * 100:.1f} %")
+    for line in hit_rates(res.predictions):
+        print(f"latency prediction, {line}")
+    print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for note in res.state.notes:
         print(f"note: {note[:300]}")
     print(f"report: {res.report_path}")

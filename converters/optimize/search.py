@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from converters.optimize.goal import Goal
 from converters.optimize.knapsack import FrontPoint
-from converters.optimize.latency import LatencyTable
+from converters.optimize.latency import Correction, LatencyTable, fit_correction
 from converters.optimize.meter import MeterError, measure_all
 from converters.optimize.space import BASE, Candidate, Option
 from converters.optimize.state import Record, SearchState
@@ -69,7 +69,9 @@ class Search:
         self.started = time.monotonic() - state.elapsed_s
         self.deadline = self.started + options.search_minutes * 60.0
         self._base_outputs = None
-        self.table: Optional[LatencyTable] = None
+        self.table: Optional[LatencyTable] = None        # the probes' table, corrected
+        self.raw_table: Optional[LatencyTable] = None    # the probes' table alone
+        self.correction = Correction()
         self.damages: List[Dict[Option, float]] = []
         self.drops: List[Dict[Option, float]] = []
         self.front: List[FrontPoint] = []
@@ -127,10 +129,41 @@ class Search:
             for rec in chunk:
                 self.build_and_evaluate(rec)
             self.emit("batch_built", phase=phase, done=i + len(chunk), total=len(recs))
-            self.measure([r for r in chunk if r.built and r.measurement is None], phase)
+            todo = [r for r in chunk if r.built and r.measurement is None]
+            self.predict_before(todo)
+            self.measure(todo, phase)
+            self.refit()
             self.save()
             self.emit("batch_measured", phase=phase, done=i + len(chunk), total=len(recs))
         return recs
+
+    # -- latency prediction ----------------------------------------------------------------
+    def predict_before(self, recs: List[Record]) -> None:
+        """Each scored record's prediction, from the table as corrected by what was
+        measured before this batch (``Record.prior_ms``)."""
+        if self.table is None:
+            return
+        for rec in recs:
+            if is_scored(rec) and rec.candidate != self.base.to_list():
+                rec.prior_ms = self.table.predict(Candidate.from_list(rec.candidate),
+                                                  self.p.units, self.p.space)
+
+    def refit(self) -> None:
+        """The correction fitted again to every multi-unit candidate measured so far
+        (``latency.fit_correction``), and the table the search predicts with."""
+        if self.raw_table is None:
+            return
+        l0 = _ms(self.base_record())
+        if l0 is None:
+            return
+        samples = []
+        for k, r in self.state.results.items():
+            got = corrected_ms(r, l0)
+            if k != self.base.key and is_scored(r) and got is not None:
+                samples.append((Candidate.from_list(r.candidate), got))
+        self.correction = fit_correction(self.raw_table, samples, self.p.units, self.p.space)
+        self.table = self.raw_table.corrected(self.correction)
+        self.state.table = dict(self.raw_table.to_dict(), correction=self.correction.to_dict())
 
     def build_and_evaluate(self, rec: Record) -> None:
         from converters.optimize.evaluate import damage
@@ -186,9 +219,12 @@ class Search:
                                 f"resume it when the device is back") from None
         self._store(by_path, got)
         ctl = got.get(control) if control else None
-        if ctl is not None and ctl.ok and ctl.latency_ms:
-            for r in by_path.values():
-                if r.measurement is not None and r.measurement.get("ok"):
+        batch = 1 + max((int((r.measurement or {}).get("batch") or 0)
+                         for r in self.state.results.values()), default=0)
+        for r in by_path.values():
+            if r.measurement is not None and r.measurement.get("ok"):
+                r.measurement["batch"] = batch
+                if ctl is not None and ctl.ok and ctl.latency_ms:
                     r.measurement["control_ms"] = ctl.latency_ms
 
     def _store(self, by_path: Dict[str, Record], got) -> None:
@@ -209,6 +245,12 @@ class Search:
         rec = self.state.results.get(self.base.key)
         base_ms = _ms(rec) if rec is not None else None
         return None if base_ms is None else self.goal.budget_ms(base_ms)
+
+
+def is_scored(rec: Record) -> bool:
+    """A multi-unit candidate the table was not built from (not a probe or a pair)."""
+    return bool({"uniform", "front", "repair", "local"} & set(rec.kinds)) and not (
+        {"probe", "pair"} & set(rec.kinds))
 
 
 def _ms(rec: Record) -> Optional[float]:

@@ -38,6 +38,9 @@ class Record:
     evaluation: Optional[Dict[str, Any]] = None        # accuracy, samples, seconds, damage
     measurement: Optional[Dict[str, Any]] = None       # Measurement.to_dict()
     predicted_ms: Optional[float] = None
+    #: the table's prediction (with the correction fitted to the batches measured
+    #: before) made just before this candidate was measured: what the hit rate counts
+    prior_ms: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return dict(vars(self))

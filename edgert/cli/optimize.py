@@ -153,9 +153,10 @@ def _render(res) -> None:
             for r in res.rows if r["role"] != "probe"]
     print_table(f"search {res.search_id}: measured points",
                 ["role", "candidate", "acc %", "ms", "speed-up", "predicted ms", "front"], rows)
-    if res.predictions:
-        within = sum(1 for p in res.predictions if abs(p["error"]) <= 0.10)
-        print(f"latency prediction within +-10 %: {within} of {len(res.predictions)}")
+    from converters.optimize.report import hit_rates
+
+    for line in hit_rates(res.predictions):
+        print(f"latency prediction, {line}")
     print(("goal met: " if res.met else "goal NOT met: ") + res.message)
     for k, v in res.files.items():
         print(f"{k}: {v}")

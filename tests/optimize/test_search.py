@@ -16,8 +16,8 @@ import pytest
 
 from converters.optimize import Goal, HostMeter, MeterError, SpaceSpec, optimize
 from converters.optimize.knapsack import solve
-from converters.optimize.latency import LatencyTable
-from converters.optimize.search import SearchStopped
+from converters.optimize.latency import LatencyTable, fit_correction
+from converters.optimize.search import SearchStopped, corrected_ms, is_scored
 from converters.optimize.space import Candidate, Option, UnitSpace
 from converters.optimize.units import Unit
 from edgert.errors import InputError
@@ -30,9 +30,11 @@ class CountingMeter(HostMeter):
     def __init__(self) -> None:
         super().__init__(threads=1, runs=10, warmup=2)
         self.timed: list = []
+        self.calls: list = []          # the paths of each measure() call (one batch), in order
 
     def measure(self, paths, label=""):
         self.timed += list(paths)
+        self.calls.append(list(paths))
         return super().measure(paths, label)
 
 
@@ -106,7 +108,8 @@ def test_search_finishes_in_seconds_and_keeps_the_budget(searched, tiny):
 
 def test_latency_table_is_the_measured_probes(searched):
     """Each entry of the table is a probe's measured latency, relative to the fp32 file
-    timed in its batch, minus the fp32 latency."""
+    timed in the probe batches around its own (the median of their controls, two
+    batches each side), minus the fp32 latency."""
     res, _, _ = searched
     st = res.state
     table = LatencyTable.from_dict(st.table)
@@ -117,12 +120,60 @@ def test_latency_table_is_the_measured_probes(searched):
     probes = [r for r in st.results.values() if "probe" in r.kinds and r.measurement
               and r.measurement.get("ok")]
     assert probes
+    controls = {}       # probe and pair batches: their fp32 control, in batch order
+    for r in st.results.values():
+        if {"probe", "pair"} & set(r.kinds) and r.measurement and r.measurement.get("ok"):
+            controls[r.measurement["batch"]] = r.measurement["control_ms"]
+    batches = sorted(controls)
+    assert len(batches) >= 2
     for rec in probes:
         cand = Candidate.from_list(rec.candidate)
         (u,) = cand.changed()
-        ctl = rec.measurement["control_ms"]     # the fp32 file, timed in the same batch
+        i = batches.index(rec.measurement["batch"])
+        ctl = float(np.median([controls[b] for b in batches[max(0, i - 2):i + 3]]))
         assert table.deltas[u][cand.options[u]] == pytest.approx(
             rec.measurement["latency_ms"] * base_ms / ctl - base_ms, rel=1e-9, abs=1e-12)
+
+
+def test_each_prediction_is_made_before_its_candidate_is_measured(tiny, tmp_path):
+    """Every candidate scored with a prediction made before measurement (``prior_ms``)
+    got exactly the table corrected by the multi-unit candidates of the *earlier*
+    batches (the meter's calls, in order), never by its own batch or itself; the
+    baselines measured before the table are scored by the table alone. (A drop limit
+    alone, so every option is allowed and the front has new points to measure.)"""
+    meter = CountingMeter()
+    res = optimize(tiny[0], evaluate=tiny[1], goal=Goal(max_drop=100.0), meter=meter,
+                   space=SpaceSpec(**SPACE), out_dir=str(tmp_path), search_minutes=5)
+    st = res.state
+    units = [Unit.from_dict(u) for u in st.units]
+    space = UnitSpace.from_dict(st.space)
+    raw = LatencyTable.from_dict(st.table)
+    l0 = raw.base_ms
+    call_of = {}
+    for i, paths in enumerate(meter.calls):
+        for p in paths:
+            call_of.setdefault(p, i)
+    base_key = Candidate.uniform(len(units), Option()).key
+    scored = [(k, r) for k, r in st.results.items() if k != base_key and is_scored(r)
+              and r.measurement and r.measurement.get("ok")]
+    before = [(k, r) for k, r in scored if r.prior_ms is not None]
+    assert before, "the search scored no candidate predicted before measurement"
+    for _key, rec in before:
+        mine = call_of[rec.built["path"]]
+        earlier = [(Candidate.from_list(r.candidate), corrected_ms(r, l0)) for k, r in scored
+                   if call_of[r.built["path"]] < mine]
+        corr = fit_correction(raw, earlier, units, space)
+        cand = Candidate.from_list(rec.candidate)
+        assert rec.prior_ms == pytest.approx(corr.predict(raw, cand, units, space), rel=1e-9)
+    by_key = {p["key"]: p for p in res.predictions}
+    for key, rec in scored:
+        p = by_key[key]
+        if rec.prior_ms is None:          # measured before the table: the table alone
+            assert p["basis"] == "table"
+            assert p["predicted_ms"] == pytest.approx(
+                raw.predict(Candidate.from_list(rec.candidate), units, space), rel=1e-12)
+        else:
+            assert p["basis"] == "before" and p["predicted_ms"] == rec.prior_ms
 
 
 def test_decisions_table_follows_the_chosen_candidate(searched):
