@@ -23,9 +23,6 @@ from typing import Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-SCORED = {"uniform", "front", "repair", "local"}
-
-
 def load(path: str):
     import dataclasses
 
@@ -71,7 +68,7 @@ def batches(st) -> List[List[str]]:
 def replay(path: str) -> List[Tuple[str, bool, float, float, float]]:
     """(label, baseline?, table-only ms, corrected ms, measured ms) per scored candidate."""
     from converters.optimize.latency import fit_correction
-    from converters.optimize.search import _ms, corrected_ms
+    from converters.optimize.search import _ms, corrected_ms, is_scored
     from converters.optimize.space import Candidate
 
     st, units, space = load(path)
@@ -84,7 +81,7 @@ def replay(path: str) -> List[Tuple[str, bool, float, float, float]]:
         fresh = []
         for key in batch:
             rec = st.results[key]
-            if key == base.key or not SCORED & set(rec.kinds) or {"probe", "pair"} & set(rec.kinds):
+            if key == base.key or not is_scored(rec):
                 continue
             cand = Candidate.from_list(rec.candidate)
             raw = table.predict(cand, units, space)
