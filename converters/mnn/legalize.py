@@ -22,10 +22,18 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
   a ``Reshape(v, [0, ..., 0])`` (a copy of its own shape) placed in the subgraph:
   MNN hands captured tensors to a subgraph in its internal layout, and an LSTM that
   read one directly took the sequence axis for the batch (Y_h came back [1, T, H]).
+- A MatMul/Gemm with a constant weight whose output is a graph output *and* is read by
+  other nodes gets a twin that feeds those nodes, so the graph output has a producer of
+  its own: MNN's converter turns such a MatMul into a 1x1 convolution between
+  reshapes and then hands the graph output the result of the elementwise op that reads
+  it (``return logits, logits.sigmoid()`` gave the sigmoid as ``logits``; Exp, Tanh,
+  Neg, Relu and Clip all did, at MNN 3.6, for 2-D and 3-D inputs; a Conv, or a MatMul of
+  two activations, did not). The twin costs one more matmul of that layer; verification
+  measured the wrong outputs at cosine -1 to 0.94 before.
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Set
+from typing import Iterator, List, Optional, Set
 
 import numpy as np
 import onnx_ir as ir
@@ -201,6 +209,41 @@ def explicit_softmax_axis(model: ir.Model) -> int:
     return n
 
 
+_CONV_LIKE = ("MatMul", "Gemm")
+
+
+def _is_constant(v: Optional[ir.Value]) -> bool:
+    return v is not None and (v.const_value is not None or (
+        v.producer() is not None and v.producer().op_type == "Constant"))
+
+
+def own_matmul_outputs(model: ir.Model) -> List[str]:
+    """Give each constant-weight MatMul/Gemm whose output is both a graph output and read
+    by other nodes a twin (the same inputs and attributes) that those nodes read instead.
+    Returns the names of the graph outputs given their own producer."""
+    done = []
+    for graph in list(all_graphs(model.graph)):
+        outputs = set(graph.outputs)
+        for node in list(graph):
+            if node.op_type not in _CONV_LIKE or node.domain not in ("", "ai.onnx") or \
+                    len(node.inputs) < 2 or not _is_constant(node.inputs[1]):
+                continue
+            out = node.outputs[0]
+            if out not in outputs or not out.uses():
+                continue
+            twin = ir.Node(node.domain, node.op_type, list(node.inputs),
+                           attributes=list(node.attributes.values()),
+                           name=f"{node.name or out.name}__edgert_twin", version=node.version)
+            twin_out = twin.outputs[0]
+            twin_out.name = f"{out.name}__edgert_twin"
+            twin_out.shape, twin_out.type = out.shape, out.type
+            graph.insert_after(node, twin)
+            for user, index in list(out.uses()):
+                user.replace_input_with(index, twin_out)
+            done.append(out.name or "?")
+    return done
+
+
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
@@ -215,6 +258,11 @@ def legalize(model: ir.Model) -> List[str]:
     if strided:
         notes.append(f"gave {strided} pool(s) their default strides and pads (MNN's runtime "
                      "crashes or hangs on a pool without them)")
+    twins = own_matmul_outputs(model)
+    if twins:
+        notes.append(f"computed {len(twins)} MatMul/Gemm graph output(s) read by other nodes "
+                     "twice, once for the output alone (MNN's converter hands such an output "
+                     f"the result of the op that reads it): {', '.join(twins)}")
     rnn = complete_rnn_outputs(model)
     if rnn:
         notes.append(f"gave {len(rnn)} RNN node(s) all their outputs (MNN's converter "

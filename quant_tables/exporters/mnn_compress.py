@@ -38,6 +38,13 @@ MATMUL_MAX_INT8_WEIGHTS = 65535
 # graph output becomes a layout conversion after it); the layer is listed under
 # both names so FullQuantAndCoding finds it either way.
 GRAPH_OUTPUT_SUFFIX = "__before_tr"
+# MNN 3.6 hands an int8 layer's output to a bidirectional LSTM/GRU/RNN wrongly: a
+# Conv1d -> Relu -> Transpose -> bidirectional GRU at int8 gave cosine 0.25 and
+# crashed the process (SIGSEGV) within a few runs; the same with the GRU one-way, or
+# with the Conv in float, is right. A layer whose output reaches such an RNN through
+# layout-only ops stays float.
+LAYOUT_ONLY = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity")
+RNN_OPS = ("LSTM", "GRU", "RNN")
 
 
 @dataclass
@@ -150,6 +157,25 @@ def _fused_output(model, node_output: str) -> str:
     return node_output
 
 
+def _feeds_bidirectional_rnn(model, tensor: str) -> Optional[str]:
+    """The name of a bidirectional RNN ``tensor`` reaches through layout-only ops."""
+    todo, seen = [tensor], set()
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        for n in model.graph.node:
+            if t not in n.input:
+                continue
+            if n.op_type in RNN_OPS and any(
+                    a.name == "direction" and a.s == b"bidirectional" for a in n.attribute):
+                return n.name or n.output[0]
+            if n.op_type in LAYOUT_ONLY and n.input and n.input[0] == t:
+                todo.extend(o for o in n.output if o)
+    return None
+
+
 def _is_relu6(model, clip) -> bool:
     from quant_tables.layer_weights import constant_arrays
 
@@ -202,6 +228,10 @@ def _layer(table: QuantTable, proto, lw: LayerWeight) -> Tuple[Optional[Dict[str
         return None, (f"{lw.op_type} weight of {int(np.prod(lw.shape))} elements: MNN's int8 "
                       f"matmul fails from {MATMUL_MAX_INT8_WEIGHTS + 1} (MNN 3.6 bug)")
     out_name = _fused_output(proto, lw.output)
+    rnn = _feeds_bidirectional_rnn(proto, out_name)
+    if rnn is not None:
+        return None, (f"feeds the bidirectional RNN {rnn}: MNN's int8 output into it is "
+                      "wrong and can crash (MNN 3.6 bug)")
     a_in = table.activations.get(lw.input)
     a_out = table.activations.get(out_name) or table.activations.get(lw.output)
     w = table.weights.get(lw.name)
