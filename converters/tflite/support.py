@@ -100,7 +100,8 @@ def unsupported_nodes(model) -> List[Tuple[object, str]]:
 
 
 _DYNAMIC_REASONS = ("unknown at conversion time", "static shape", "folded to a constant",
-                    "known at conversion time")
+                    "known at conversion time", "dynamic dim", "dynamic batch",
+                    "dynamic sequence")
 
 
 def dynamic_dims_hint(model, reasons: List[str]) -> str:

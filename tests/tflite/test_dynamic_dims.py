@@ -34,6 +34,17 @@ class SizedLikeInput(nn.Module):
         return nn.functional.interpolate(self.a(x), size=x.shape[-2:], mode="bilinear")
 
 
+class Upsampled(nn.Module):
+    """A decoder's x2 bilinear upsampling: a dynamic dim is resized."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 2, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.a(x), scale_factor=2.0, mode="bilinear")
+
+
 def _export(module, path, h=32, w=32):
     torch.manual_seed(0)
     torch.onnx.export(module.eval(), (torch.randn(1, 3, h, w),), str(path), dynamo=False,
@@ -55,8 +66,9 @@ def test_strided_padded_layers_run_at_any_size(tmp_path):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_what_needs_static_dims_says_how_to_fix_them(tmp_path):
-    path = _export(SizedLikeInput(), tmp_path / "sized.onnx")
+@pytest.mark.parametrize("module", [SizedLikeInput, Upsampled])
+def test_what_needs_static_dims_says_how_to_fix_them(tmp_path, module):
+    path = _export(module(), tmp_path / "sized.onnx")
     with pytest.raises(UnsupportedOpError, match=r"--input-shape image=1x3x224x224") as info:
         convert(path, targets="tflite", out_dir=tmp_path)
     assert "Supported ops" not in str(info.value)
