@@ -12,7 +12,11 @@ graph, before any backend runs, so TFLite and MNN quantize from the same table:
    model variants), channel-count mismatches: an error naming the weight;
 3. pass-through ops (MaxPool, Reshape, ...) inherit their input's entry;
 4. tensors the int8 graph needs but the table lacks are calibrated when
-   ``calibration_data`` is given, otherwise a ConversionError lists them;
+   ``calibration_data`` is given, otherwise a ConversionError lists them; except
+   for a QDQ source, whose Q/DQ placement is its precision: a tensor it left
+   without a pair was computed in float there, so the ops that write or read it
+   stay float (a float island between DEQUANTIZE and QUANTIZE, as the QDQ model
+   ran it: onnxruntime's ``quantize_static`` leaves GELU's Div in float);
    weights the table lacks get per-channel scales from their own values.
 
 Pre-activation outputs of Conv/Gemm nodes whose Relu/Relu6 both backends fuse
@@ -95,6 +99,25 @@ def needed_activations(proto, table) -> List[str]:
     return [t for t in floats if t in used_by_int8 and t not in fused_pre]
 
 
+def keep_float_islands(table, proto, tensors: Sequence[str]) -> List[str]:
+    """Add a float override for every node that writes or reads one of ``tensors``
+    (activations the table has no parameters for); returns those nodes' names."""
+    from quant_tables.table import LayerOverride
+
+    wanted = set(tensors)
+    kept = []
+    for n in proto.graph.node:
+        if n.op_type == "Constant" or not (wanted & (set(n.input) | set(n.output))):
+            continue
+        if table.float_override(n.name, n.op_type, list(n.output)) is not None:
+            continue
+        table.overrides.append(LayerOverride(
+            node=n.name or None, tensor=None if n.name else n.output[0],
+            reason="computed in float in the QDQ source"))
+        kept.append(n.name or n.output[0])
+    return kept
+
+
 def _qat_inputs(example_inputs: Optional[Dict[str, Any]], names: Sequence[str]):
     import torch
 
@@ -157,6 +180,13 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
         plan.weights_from_values = sorted(set(missing_w))
         plan.notes.append(f"{len(plan.weights_from_values)} weight(s) not in the table got "
                           f"per-channel scales from their values")
+    if missing and calibration_data is None and \
+            getattr(table.provenance, "producer", None) == "qdq_onnx":
+        kept = keep_float_islands(table, proto, missing)
+        plan.notes.append(f"{len(kept)} op(s) the QDQ source computes in float (no "
+                          f"Quantize/DequantizeLinear on {len(missing)} tensor(s) they write "
+                          f"or read) stay float: {_listed(kept)}")
+        missing = table.missing(needed_activations(proto, table))
     if missing:
         if calibration_data is None:
             raise ConversionError(

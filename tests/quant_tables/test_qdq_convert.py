@@ -116,3 +116,54 @@ def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
                    for n in res.model.graph.node), ops
     rep = convert(qdq_path, targets=("tflite",), out_dir=tmp_path / "out")
     assert rep.precision["chosen"] == "int8" and rep.target("tflite").verification.passed
+
+
+def test_ops_a_qdq_source_left_in_float_stay_float(tmp_path):
+    """onnxruntime's ``quantize_static`` puts no Q/DQ pair on a Gelu's output (nor on
+    GELU's Div when it is exported as Div/Erf): the QDQ model runs the Gelu, and the
+    ReduceMean that reads its output, in float between a DequantizeLinear and a
+    QuantizeLinear. That placement is the source's precision, so those ops stay float
+    (it was a request for calibration data before), and both targets reproduce the QDQ
+    simulation."""
+    import torch
+    import torch.nn as nn
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class GeluNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(nn.functional.gelu(self.conv(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    float_path = export(GeluNet().eval(), str(tmp_path / "gelu.onnx"), torch.randn(1, 3, 8, 8))
+    data = np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": data[i:i + 1]} for i in range(len(data))])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    logging.getLogger().setLevel(logging.ERROR)
+    qdq_path = str(tmp_path / "gelu_qdq.onnx")
+    quantize_static(float_path, qdq_path, Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    rep = convert(qdq_path, targets=("tflite", "mnn"), out_dir=tmp_path / "out",
+                  raise_on_error=False)
+    assert rep.precision["chosen"] == "int8"
+    notes = rep.source["notes"]
+    kept = [n for n in notes if "the QDQ source computes in float" in n]
+    assert len(kept) == 1 and kept[0].endswith("stay float: /Gelu, /ReduceMean"), notes
+    for target in ("tflite", "mnn"):
+        t = rep.target(target)
+        assert t.error is None, t.error
+        assert t.verification.passed, t.verification.failures
+    table = QuantTable.load(rep.out_dir + "/gelu_qdq.int8.quant.json")
+    floats = {o.node for o in table.overrides if o.reason == "computed in float in the QDQ source"}
+    assert floats == {"/Gelu", "/ReduceMean"}, floats
