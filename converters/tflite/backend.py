@@ -101,7 +101,7 @@ def lower_model(model, options: BackendOptions,
         io["outputs"][v.name] = _layout_name(perm if perm is not None else ctx.perm(v))
     sg.remove_dead_ops()
     return sg, {"inputs": inputs, "outputs": outputs, "io_layouts": io, "plan": plan,
-                "notes": ctx.notes}
+                "notes": ctx.notes + ctx.policy.notes()}
 
 
 def prepare(model: Any):
