@@ -86,8 +86,12 @@ def summarize(net: Table, ops: List[Table], names: List[str]) -> Dict[str, objec
                "fp16" if fp16 else "float")
     quantization = {"weights": weights, "activations": "int8" if int8_act else "float",
                     "quantized_layers": len(bits), "layers": convs}
+    bizcode = net.string(0) or ""
     return {"input_dims": input_dims, "quantized": bool(bits or int8_act),
-            "quantization": quantization}
+            "quantization": quantization,
+            # written by edgert's MNN backend: every dynamic dim is in input_dims as None,
+            # so the other dims are the ones verification ran and a feed must keep them
+            "dims_declared": bizcode == BIZCODE or bizcode.startswith(BIZCODE + " {")}
 
 
 def _idst_bits(quan: Table) -> int:

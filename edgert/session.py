@@ -111,7 +111,8 @@ class Session:
         self.precision = precision
         self.load_ms = load_ms
         self.file_details = file_details or {}
-        self._strict = getattr(engine, "strict_shapes", True)
+        self._strict = getattr(engine, "strict_shapes", True) or \
+            bool(self.file_details.get("dims_declared"))
         self._nonfinite_ok = getattr(engine, "computes_nonfinite", True)
         self._tensor_budget = tensor_budget()   # read once: feeds are checked on every run
 

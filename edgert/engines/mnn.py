@@ -5,8 +5,12 @@ failing run are wrapped in ``capture_native_output`` so ``--json`` output stays
 clean and MNN's own message ends up in the ``EngineError``.
 
 MNN does not record which input dims are dynamic (a dynamic batch reads back as
-1), and it resizes any input on demand, so for this engine the Session checks
-only the rank of a feed; a shape MNN cannot take comes back as MNN's own error.
+1), and it resizes any input on demand. A file written by edgert's MNN backend
+records its dynamic dims in the bizCode (``edgert.mnn_summary``), so the Session
+checks its feeds' static dims as for the other engines: MNN would otherwise run a
+2x3x256x256 feed through a model converted and verified at 1x3x224x224 without a
+word. For any other .mnn file the Session checks only the rank of a feed; a shape
+MNN cannot take comes back as MNN's own error.
 """
 from __future__ import annotations
 

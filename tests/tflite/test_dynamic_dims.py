@@ -93,3 +93,20 @@ def test_every_engine_reports_dynamic_dims_and_runs_any_size(tmp_path):
         x = np.random.default_rng(5).normal(size=(1, 3, 21, 30)).astype(np.float32)
         np.testing.assert_allclose(s.run({"image": x})["out"], ref.run(None, {"image": x})[0],
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_every_engine_refuses_a_size_the_file_fixes(tmp_path):
+    """A file converted (and verified) at 1x3x20x28 takes no other size on any engine:
+    MNN resizes any input on demand and used to run 1x3x24x28 through it without a word;
+    an MNN file edgert wrote records its dynamic dims, so its static ones are checked
+    like LiteRT's and ONNX Runtime's."""
+    path = _export(Strided(), tmp_path / "strided.onnx")
+    rep = convert(path, targets="tflite,mnn", out_dir=tmp_path,
+                  input_shapes={"image": (1, 3, 20, 28)})
+    for file in (rep.target("tflite").path, rep.target("mnn").path):
+        s = edgert.load(file)
+        assert s.inputs[0].shape == (1, 3, 20, 28) and not s.inputs[0].is_dynamic
+        assert s.run({"image": np.zeros((1, 3, 20, 28), np.float32)})["out"].shape[0] == 1
+        for bad in ((1, 3, 24, 28), (2, 3, 20, 28)):
+            with pytest.raises(edgert.InputError, match=r"expects shape 1x3x20x28, got "):
+                s.run({"image": np.zeros(bad, np.float32)})
