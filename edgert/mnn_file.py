@@ -48,9 +48,11 @@ _OP_PARAM = {11: 7, 12: 9, 13: 9, 17: 9, 18: 9, 34: 21, 47: 31, 73: 55, 112: 79,
 _PARAM_REQUIRED = set(_OP_PARAM)
 # Parameter kinds that belong to these ops only (a Blob on a Normalize op crashed MNN):
 # Blob: Const, TrainableParam 266; Input: Input; Convolution2D: the convolutions,
-# Conv2DBackPropFilter 265, ConvInt8 513, DepthwiseConvInt8 515; Pool: Pooling, PoolGrad
-# 263, PoolInt8 516; Pool3D: Pooling3D; TensorConvertInfo: ConvertTensor.
-_PARAM_OWNERS = {7: {11, 266}, 21: {34}, 9: {12, 13, 17, 18, 265, 513, 515},
+# Conv2DBackPropFilter 265, ConvInt8 513, DepthwiseConvInt8 515, and Im2Col 29 / Col2Im 88
+# (window geometry only: MNN's converter writes them for a Conv3d); Pool: Pooling,
+# PoolGrad 263, PoolInt8 516; Pool3D: Pooling3D; TensorConvertInfo: ConvertTensor.
+_IM2COL = {29, 88}
+_PARAM_OWNERS = {7: {11, 266}, 21: {34}, 9: {12, 13, 17, 18, 265, 513, 515} | _IM2COL,
                  31: {47, 263, 516}, 79: {112}, 66: {129}}
 # Ops that compute from inputs (an op of these types with none crashed MNN)
 _NEEDS_INPUTS = (set(_OP_PARAM) - {11, 34}) | {66, 69, 70, 80, 81, 84, 95}
@@ -133,7 +135,7 @@ def _check_op(op: Table, i: int, names: int, max_tensor_bytes: Optional[int]) ->
     if param_type == _PARAM_BLOB:
         _check_blob(main, where)
     elif param_type == _PARAM_CONV2D:
-        _check_conv2d(main, where)
+        _check_conv2d(main, where, window_only=op_type in _IM2COL)
     elif param_type == _PARAM_INPUT:
         _check_input(main, where, max_tensor_bytes)
 
@@ -168,7 +170,7 @@ def _check_blob(blob: Table, where: str) -> None:
                               f"its data holds {have}")
 
 
-def _check_conv2d(conv: Table, where: str) -> None:
+def _check_conv2d(conv: Table, where: str, window_only: bool = False) -> None:
     common: Optional[Table] = conv.table(0)
     if common is None:
         raise FlatBufferError(f"{where}: a convolution without its common parameters")
@@ -177,6 +179,8 @@ def _check_conv2d(conv: Table, where: str) -> None:
     for fid, name in _CONV_AT_LEAST_1.items():
         if values[fid] < 1:
             raise FlatBufferError(f"{where}: convolution {name} is {values[fid]}")
+    if window_only:     # Im2Col/Col2Im: a window, no weights and no output channels
+        return
     out_count = common.scalar(10, "i")
     if out_count < 1:
         raise FlatBufferError(f"{where}: convolution outputCount is {out_count}")

@@ -30,6 +30,12 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
   Neg, Relu and Clip all did, at MNN 3.6, for 2-D and 3-D inputs; a Conv, or a MatMul of
   two activations, did not). The twin costs one more matmul of that layer; verification
   measured the wrong outputs at cosine -1 to 0.94 before.
+- Conv/ConvTranspose with no ``kernel_shape`` attribute (it is optional: the weight
+  has it) get it written out: MNN's runtime failed every 3-D Conv without it ("call to
+  readMap meet a error").
+- A Relu or Clip that follows a 3-D Conv and is a graph output is written as Max (and
+  Min): MNN's converter fuses it into the Conv3D and loses the output's name
+  ("PipelineModule:: Can't find output y"); Max(x, 0) is ReLU exactly and is not fused.
 """
 from __future__ import annotations
 
@@ -244,6 +250,92 @@ def own_matmul_outputs(model: ir.Model) -> List[str]:
     return done
 
 
+def explicit_kernel_shape(model: ir.Model) -> int:
+    """Write ``kernel_shape`` (the weight's spatial dims) on Conv/ConvTranspose nodes
+    that rely on the weight for it."""
+    n = 0
+    for node in _all_nodes(model):
+        if node.op_type not in ("Conv", "ConvTranspose") or node.domain not in ("", "ai.onnx"):
+            continue
+        if node.attributes.get("kernel_shape") is not None or len(node.inputs) < 2:
+            continue
+        w = node.inputs[1]
+        dims = list(w.shape) if w is not None and w.shape is not None else []
+        if len(dims) < 3 or not all(isinstance(d, int) for d in dims[2:]):
+            continue
+        node.attributes["kernel_shape"] = ir.AttrInt64s("kernel_shape", [int(d) for d in dims[2:]])
+        n += 1
+    return n
+
+
+def _conv3d_output(v: Optional[ir.Value]) -> bool:
+    node = v.producer() if v is not None else None
+    if node is None or node.op_type != "Conv" or len(node.inputs) < 2:
+        return False
+    w = node.inputs[1]
+    return w is not None and w.shape is not None and len(w.shape) == 5
+
+
+def _activation_bounds(node: ir.Node) -> Optional[List[Optional[np.ndarray]]]:
+    """(lo, hi) of a Relu/Clip as float32 scalars (None: unbounded); None when a bound
+    is not a constant."""
+    if node.op_type == "Relu":
+        return [np.zeros((), np.float32), None]
+    bounds: List[Optional[np.ndarray]] = []
+    for k, attr in ((1, "min"), (2, "max")):
+        v = node.inputs[k] if len(node.inputs) > k else None
+        if v is None:
+            a = node.attributes.get(attr)      # Clip before opset 11
+            bounds.append(None if a is None else np.array(a.as_float(), np.float32))
+            continue
+        t = ir.convenience.get_const_tensor(v)
+        if t is None:
+            return None
+        bounds.append(np.asarray(t.numpy(), np.float32).reshape(()))
+    return bounds
+
+
+def unfused_conv3d_activations(model: ir.Model) -> List[str]:
+    """Relu/Clip right after a 3-D Conv, written to a graph output: Max(x, lo) (and
+    Min(., hi)), which MNN does not fold into the Conv3D. Returns the outputs changed."""
+    done = []
+    for graph in list(all_graphs(model.graph)):
+        outputs = set(graph.outputs)
+        for node in list(graph):
+            if node.op_type not in ("Relu", "Clip") or node.domain not in ("", "ai.onnx") or \
+                    node.outputs[0] not in outputs or not _conv3d_output(node.inputs[0]):
+                continue
+            bounds = _activation_bounds(node)
+            if bounds is None:
+                continue
+            x, out = node.inputs[0], node.outputs[0]
+            if x.dtype != ir.DataType.FLOAT:
+                continue
+            steps = [(op, b) for op, b in (("Max", bounds[0]), ("Min", bounds[1])) if b is not None]
+            if not steps:
+                continue
+            base, out_name = node.name or out.name or "act", out.name
+            for i, (op, b) in enumerate(steps):
+                c = ir.Value(name=f"{base}_{op.lower()}_bound", const_value=ir.tensor(b))
+                c.shape, c.dtype = ir.Shape([]), ir.DataType.FLOAT
+                graph.register_initializer(c)
+                last = i == len(steps) - 1
+                new = ir.Node("", op, [x, c], name=f"{base}_{op.lower()}")
+                graph.insert_before(node, new)
+                y = new.outputs[0]
+                y.shape, y.type = out.shape, out.type
+                if last:
+                    out.replace_all_uses_with(y, replace_graph_outputs=True)
+                    out.name = None
+                    y.name = out_name
+                else:
+                    y.name = f"{base}_{op.lower()}_out"
+                x = y
+            graph.remove(node, safe=True)
+            done.append(out_name or base)
+    return done
+
+
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
@@ -258,6 +350,14 @@ def legalize(model: ir.Model) -> List[str]:
     if strided:
         notes.append(f"gave {strided} pool(s) their default strides and pads (MNN's runtime "
                      "crashes or hangs on a pool without them)")
+    kernels = explicit_kernel_shape(model)
+    if kernels:
+        notes.append(f"wrote kernel_shape on {kernels} Conv/ConvTranspose node(s) (MNN's "
+                     "runtime fails a 3-D Conv without it)")
+    unfused = unfused_conv3d_activations(model)
+    if unfused:
+        notes.append(f"wrote {len(unfused)} Relu/Clip after a 3-D Conv at a graph output as "
+                     f"Max/Min (MNN fuses them and loses the output): {', '.join(unfused)}")
     twins = own_matmul_outputs(model)
     if twins:
         notes.append(f"computed {len(twins)} MatMul/Gemm graph output(s) read by other nodes "

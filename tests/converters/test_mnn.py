@@ -303,3 +303,42 @@ def test_int8_layer_feeding_a_bidirectional_rnn_stays_float_for_mnn(tmp_path):
         assert bool(kept) == bidirectional
         quantized = next(n for n in target.notes if "layer(s) quantized by MNN" in n)
         assert quantized.startswith("int8: 1 layer(s)" if bidirectional else "int8: 2 layer(s)")
+
+
+@pytest.mark.parametrize("tail", ["none", "Relu", "Clip"])
+def test_conv3d_converts_loads_and_matches(tmp_path, tail):
+    """Three MNN faults met on one 3-D Conv, each fixed where it happens:
+    - MNN's converter writes a Conv3d with an Im2Col op carrying Convolution2D
+      parameters (a window, no weights), which the runtime's file check refused as
+      corrupt (ModelFileError);
+    - without the optional ``kernel_shape`` attribute MNN's runtime failed the Conv3D
+      ("call to readMap meet a error"): the legalization writes it;
+    - a Relu/Clip after it at a graph output was fused and its output lost ("Can't find
+      output y"): it is written as Max/Min."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((4, 2, 3, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y" if tail == "none" else "c"],
+                              pads=[1] * 6)]
+    if tail == "Relu":
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    elif tail == "Clip":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+        inits += [numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+                  numpy_helper.from_array(np.array(2.0, np.float32), "hi")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    report = convert(model, "mnn", out_dir=tmp_path, name="conv3d")
+    target = report.targets[0]
+    assert target.verification.passed
+    notes = " ".join(target.notes)
+    assert "wrote kernel_shape on 1 Conv" in notes
+    assert ("as Max/Min" in notes) == (tail != "none")
+    x = rng.standard_normal((1, 2, 4, 6, 6)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    with edgert.load(target.path) as sess:
+        np.testing.assert_allclose(sess.run({"x": x})["y"], want, rtol=1e-4, atol=1e-4)
