@@ -249,5 +249,10 @@ def _finish(name: str, spec, table, out, model, kind: str, **reports) -> PruneRu
     with out.writing(f"{name}.pruned.onnx") as staged:
         save_onnx(model, staged)
     table_path, pruned_path = out.final(f"{name}.sparsity.json"), out.final(f"{name}.pruned.onnx")
-    return PruneRun(name=name, pattern=spec.label, table=table, table_path=str(table_path),
-                    pruned_path=str(pruned_path), source_kind=kind, **reports)
+    run = PruneRun(name=name, pattern=spec.label, table=table, table_path=str(table_path),
+                   pruned_path=str(pruned_path), source_kind=kind, **reports)
+    skipped = getattr(run.layers, "skipped", None)
+    if skipped:
+        run.notes.append(f"{len(skipped)} weight(s) left dense: " + "; ".join(
+            f"{n} ({why})" for n, why in skipped))
+    return run

@@ -126,6 +126,8 @@ def render(res) -> None:
                 if l["after"] < l["before"]]
         print_table(f"{res.name}: channel pruning", ["weight", "op", "channels", "kept"], rows)
         print(res.channels.summary())
+    for note in res.notes:
+        print(f"note: {note}")
     print(f"table: {res.table_path}\npruned ONNX: {res.pruned_path}")
     if res.conversion is not None:
         from edgert.cli.convert import render as render_conversion

@@ -131,6 +131,7 @@ class PruneResult:
     entries: Dict[str, WeightSparsity] = field(default_factory=dict)
     layers: List[LayerResult] = field(default_factory=list)
     scope: str = "layer"
+    skipped: List[Tuple[str, str]] = field(default_factory=list)   # (weight, why left dense)
 
     @property
     def overall_zeros(self) -> float:
@@ -144,7 +145,8 @@ class PruneResult:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"scope": self.scope, "overall_zeros": round(self.overall_zeros, 6),
-                "layers": [r.to_dict() for r in self.layers]}
+                "layers": [r.to_dict() for r in self.layers],
+                "skipped": [{"weight": n, "reason": why} for n, why in self.skipped]}
 
 
 # -- units: how a pattern cuts a weight ----------------------------------------------
@@ -282,6 +284,19 @@ def prune_layers(layers: Sequence[LayerWeightArray], spec: PatternSpec,
     _check_targets(targets, scope)
     result = PruneResult(scope=scope)
     chosen = [l for l in layers if _target_for(l.name, targets) is not None]
+    if spec.pattern == "n:m":
+        # a weight whose input axis is not whole groups of m (an RGB stem's 3 channels)
+        # cannot hold the pattern: it stays dense, as NVIDIA's ASP leaves it
+        for l in chosen:
+            length = l.array.shape[l.in_axis % l.array.ndim]
+            if length % spec.m:
+                result.skipped.append((l.name, f"{length} input elements are not a multiple "
+                                               f"of m={spec.m}: left dense"))
+        chosen = [l for l in chosen if l.name not in dict(result.skipped)]
+        if not chosen and result.skipped:
+            raise InputError(f"{spec.label}: no selected weight has an input axis that is a "
+                             f"multiple of m={spec.m}: " + "; ".join(
+                                 f"{n} ({why.split(':')[0]})" for n, why in result.skipped))
     if scope == "global" and spec.pattern != "n:m":
         masks = _global_masks(chosen, spec, float(targets))   # type: ignore[arg-type]
     else:

@@ -106,3 +106,17 @@ def test_bad_targets_are_refused():
     odd = LayerWeightArray("odd", np.ones((4, 6), np.float32), 0, 1, "fc")
     with pytest.raises(InputError, match="multiple of m=4"):
         prune_layers([odd], PatternSpec.parse("2:4"), 0.5)
+
+
+def test_n_m_leaves_a_weight_that_cannot_hold_it_dense():
+    """An RGB stem has 3 input channels: no 2:4 grouping fits, so it stays dense and is
+    named (NVIDIA's ASP does the same); the other weights get the pattern. It was an
+    InputError for the whole model, naming no layer."""
+    stem = LayerWeightArray("stem", np.ones((8, 3, 3, 3), np.float32), 0, 1, "conv")
+    body = LayerWeightArray("body", np.arange(64, dtype=np.float32).reshape(8, 8) - 30, 0, 1,
+                            "fc")
+    res = prune_layers([stem, body], PatternSpec.parse("2:4"), 0.5)
+    assert res.skipped == [("stem", "3 input elements are not a multiple of m=4: left dense")]
+    assert set(res.masks) == {"body"} and set(res.entries) == {"body"}
+    assert nm_violations(np.where(res.masks["body"], body.array, 0), 2, 4, 1) == 0
+    assert res.to_dict()["skipped"] == [{"weight": "stem", "reason": res.skipped[0][1]}]
