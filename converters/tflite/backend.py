@@ -25,6 +25,7 @@ from converters.tflite.builder import SubgraphBuilder
 from converters.tflite.context import LoweringContext
 from converters.tflite.options import TfliteOptions
 from converters.tflite.patterns import fold_patterns
+from converters.tflite.float64 import demote_float64, has_float64
 from converters.tflite.precision import POLICIES, policy_for
 from converters.tflite.quant import ActivationQuant
 from converters.tflite.writer import serialize
@@ -135,9 +136,16 @@ class TFLiteBackend(Backend):
                 raise UnsupportedOptionError(
                     "tflite: full int8 of a model with control flow (If/Loop subgraphs) is "
                     "not supported; convert it at fp32, fp16 or int8_weights")
+        notes = []
+        if has_float64(model):              # TFLite has no float64 kernels
+            model = model.clone()
+            count = demote_float64(model)
+            notes.append(f"{count} float64 value(s) computed in float32 (TFLite has no float64 "
+                         "kernels; PyTorch's TorchScript exporter writes float64 where PyTorch "
+                         "computed float32)")
         model, decomposed = prepare(model)
         support.check_model(model)
-        return Checked(model, decomposed.notes(self.name))
+        return Checked(model, notes + decomposed.notes(self.name))
 
     def convert(self, model: Any, out_path: Path, options: BackendOptions, *,
                 activation_quant: Optional[ActivationQuant] = None) -> BackendResult:

@@ -194,3 +194,33 @@ def test_sparse_weight_hook_runs(xnnpack, tmp_path):
     sess = edgert.load(str(path), engine="litert", check="structure", xnnpack=xnnpack)
     np.testing.assert_allclose(sess.run({"x": feed})["y"], feed @ w.T + np.arange(6),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_float64_is_computed_in_float32(tmp_path):
+    """PyTorch's TorchScript exporter turns ``(arange + 0.5) * stride`` into float64
+    constants and Casts to DOUBLE, with a float64 graph output, though PyTorch computed
+    float32. TFLite has no float64 kernels and refused the model; now every float64 value
+    becomes float32, the report says so, and the result still verifies against the
+    float64 source."""
+    from converters import convert
+    import edgert
+
+    D = onnx.TensorProto.DOUBLE
+    half = numpy_helper.from_array(np.array(0.5, np.float64), "half")
+    stride = numpy_helper.from_array(np.array([8.0, 16.0, 32.0, 8.0], np.float64), "stride")
+    nodes = [helper.make_node("Cast", ["x"], ["xd"], to=D),
+             helper.make_node("Add", ["xd", "half"], ["a"]),
+             helper.make_node("Mul", ["a", "stride"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2, 4])],
+                          [helper.make_tensor_value_info("y", D, [2, 4])], [half, stride])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    rep = convert(model, "tflite", out_dir=tmp_path, name="f64")
+    t = rep.target("tflite")
+    assert t.verification.passed
+    # xd, a, y and the two constants
+    assert any(n.startswith("5 float64 value(s) computed in float32") for n in t.notes), t.notes
+    x = np.array([[0, 1, 2, 3], [10, 11, 12, 13]], np.float32)
+    with edgert.load(t.path) as s:
+        y = s.run({"x": x})["y"]
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, (x + 0.5) * np.array([8, 16, 32, 8], np.float32))
