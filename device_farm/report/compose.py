@@ -306,10 +306,14 @@ def print_overview(db: str, run_id: Optional[str] = None, baseline: Optional[str
     add_speedups(cells, spec)
     baseline_ids = {c.baseline_job for c in cells if c.baseline_job}
     at = index(cells)
+    texts: List[str] = []
     for model, (variants, devices) in overview(cells).items():
-        print_table(f"{model}: ms (x vs {spec.short()})", ["variant"] + devices,
-                    [[v] + [_cell_td(at.get((model, v, d)), baseline_ids).text
-                            for d in devices] for v in variants])
+        rows = [[v] + [_cell_td(at.get((model, v, d)), baseline_ids).text for d in devices]
+                for v in variants]
+        texts += [t for r in rows for t in r[1:]]
+        print_table(f"{model}: ms (x vs {spec.short()})", ["variant"] + devices, rows)
     if cells:
-        print(f"median latency in ms (~ mean: the tool prints no median; ! throttled), and "
-              f"the speed-up against {spec.describe()}")
+        marks = [m for m, shown in (("~ mean: the tool prints no median", "~"),
+                                    ("! throttled", "!")) if any(shown in t for t in texts)]
+        print("median latency in ms" + (f" ({'; '.join(marks)})" if marks else "")
+              + f", and the speed-up against {spec.describe()}")

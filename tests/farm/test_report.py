@@ -181,3 +181,19 @@ def test_a_real_regression_is_flagged_by_the_cli(tmp_path):
                           "--run", "after", "--compare", "before", "--out",
                           str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0                 # without the flag a report is not a failure
+
+
+def test_console_overview_explains_only_the_marks_it_shows(tmp_path, capsys):
+    """The console legend names "~ mean" only when a cell is a tool's mean (a host-only
+    run has medians, and the legend said otherwise)."""
+    from device_farm.report.compose import print_overview
+
+    medians = _store_with(tmp_path, [_row("r1", "k1", "host", "net", [5.0, 5.1, 5.2])])
+    print_overview(medians, "r1")
+    legend = capsys.readouterr().out.strip().splitlines()[-1]
+    assert legend.startswith("median latency in ms, and the speed-up against")
+    (tmp_path / "b").mkdir()
+    means = _store_with(tmp_path / "b", [_row("r1", "k1", "phone", "net", mean=6.0)])
+    print_overview(means, "r1")
+    legend = capsys.readouterr().out.strip().splitlines()[-1]
+    assert legend.startswith("median latency in ms (~ mean: the tool prints no median), and")
