@@ -251,7 +251,7 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
                 output_names, dynamic_axes, exporter, opset, seed, t0,
                 values: Optional[Mapping[str, np.ndarray]] = None) -> SourceModel:
     from converters.frontends.torch_export import (as_tensors, export_torch,
-                                                   forward_input_names, run_module)
+                                                   forward_input_names, run_module_named)
 
     try:
         module.eval()
@@ -277,9 +277,11 @@ def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names
             if n in shapes and tuple(concrete(shapes[n], t.shape[0])) != tuple(t.shape):
                 raise InputError(f"input {n!r}: example input has shape {tuple(t.shape)}, "
                                  f"the given shape is {shapes[n]}")
-    outs = run_module(module, inputs)
-    out_names = list(output_names or (["output"] if len(outs) == 1
-                                      else [f"output_{i}" for i in range(len(outs))]))
+    outs, named = run_module_named(module, inputs)
+    if named and set(named) & set(in_names):       # an output may not share an input's name
+        named = None
+    out_names = list(output_names or named or (["output"] if len(outs) == 1
+                                               else [f"output_{i}" for i in range(len(outs))]))
     if dynamic_batch:
         dynamic_axes = {n: {0: "batch"} for n in in_names + out_names}
     model, used, notes, secs = export_torch(module, inputs, in_names, out_names,

@@ -65,7 +65,11 @@ def as_tensors(example_inputs) -> Tuple:
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(np.ascontiguousarray(x))
         if not isinstance(x, torch.Tensor):
-            raise InputError(f"example inputs must be tensors or arrays, got {type(x).__name__}")
+            hint = (": forward() takes a nested structure here; wrap the model in a module "
+                    "whose forward takes the tensors one by one" if isinstance(
+                        x, (tuple, list, dict)) else "")
+            raise InputError(f"example inputs must be tensors or arrays, got "
+                             f"{type(x).__name__}{hint}")
         out.append(x)
     return tuple(out)
 
@@ -79,12 +83,47 @@ def flatten_outputs(out) -> List[Any]:
     return [out]
 
 
+def output_names_of(out) -> Optional[List[str]]:
+    """Names for a module's flattened outputs from the dict keys and namedtuple fields it
+    returns (``{"logits": y, "probs": p}`` -> logits, probs; nested parts joined by
+    ``_``), in ``flatten_outputs``'s order; None when the outputs carry no names."""
+    names: List[str] = []
+    named = False
+
+    def walk(o, prefix: str) -> None:
+        nonlocal named
+        if isinstance(o, dict):
+            named = True
+            for k, v in o.items():
+                walk(v, f"{prefix}_{k}" if prefix else str(k))
+        elif isinstance(o, tuple) and hasattr(o, "_fields"):
+            named = True
+            for k, v in zip(o._fields, o):
+                walk(v, f"{prefix}_{k}" if prefix else str(k))
+        elif isinstance(o, (list, tuple)):
+            for i, v in enumerate(o):
+                walk(v, f"{prefix}_{i}" if prefix else f"output_{i}")
+        else:
+            names.append(prefix or "output")
+
+    walk(out, "")
+    if not named or len(set(names)) != len(names):
+        return None
+    return names
+
+
 def run_module(module, inputs: Sequence) -> List[np.ndarray]:
+    return run_module_named(module, inputs)[0]
+
+
+def run_module_named(module, inputs: Sequence) -> Tuple[List[np.ndarray], Optional[List[str]]]:
+    """The module's flattened outputs, and their names when it returns a dict or a
+    namedtuple (``output_names_of``)."""
     import torch
 
     with torch.no_grad():
         out = module(*inputs)
-    return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
+    return [t.detach().cpu().numpy() for t in flatten_outputs(out)], output_names_of(out)
 
 
 @contextlib.contextmanager

@@ -183,3 +183,40 @@ def test_a_source_that_cannot_run_the_verification_inputs_says_so(tmp_path):
     with pytest.raises(InputError, match=r"fails on the verification inputs \(x 1x32\).*"
                                          r"--verify-inputs"):
         convert(str(path), targets="mnn", out_dir=tmp_path / "o")
+
+
+class NamedOutputs(torch.nn.Module):
+    """Returns a dict with a namedtuple in it, as detection and HF-style heads do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        from collections import namedtuple
+
+        y = self.fc(x)
+        box = namedtuple("Box", ["xy", "wh"])(y[:, :2], y[:, 1:].exp())
+        return {"logits": y, "box": box}
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_outputs_take_the_names_the_module_returns(tmp_path, exporter):
+    """A dict's keys and a namedtuple's fields name the outputs (they were output_0..2),
+    and the converted files keep them."""
+    torch.manual_seed(0)
+    src = load_source(NamedOutputs(), (torch.randn(2, 4),), exporter=exporter)
+    assert src.output_names == ["logits", "box_xy", "box_wh"]
+    rep = convert(NamedOutputs().eval(), "tflite", example_inputs=(torch.randn(2, 4),),
+                  out_dir=tmp_path, exporter=exporter)
+    assert [o.name for o in rep.target("tflite").verification.outputs] == \
+        ["logits", "box_xy", "box_wh"]
+
+
+def test_nested_example_inputs_say_how_to_pass_them():
+    class Pair(torch.nn.Module):
+        def forward(self, pair):
+            return pair[0] + pair[1]
+
+    with pytest.raises(InputError, match="wrap the model in a module whose forward takes"):
+        load_source(Pair(), ((torch.ones(2), torch.ones(2)),))
