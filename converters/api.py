@@ -123,8 +123,11 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         threads=threads, overwrite=overwrite, calibration_method=calibration_method,
         on_stage=on_stage)
     ctx.started = started
+    from converters.frontends.torch_export import train_modes_kept
+
     try:
-        report = made(run_stages(ctx).report, "report")
+        with train_modes_kept(model_or_path):
+            report = made(run_stages(ctx).report, "report")
     finally:
         if ctx.outputs is not None:
             ctx.outputs.close()

@@ -114,20 +114,23 @@ def prune_model(model: Any, pattern: str = "unstructured", sparsity: Targets = 0
     name = default_name(obj, name)
     out = OutputFolder(out_dir, overwrite=overwrite)
     out.refuse_existing(planned_files(name, targets, convert_kwargs.get("precision", "auto")))
-    try:
-        run = _prune(obj, example_inputs, spec, sparsity, scope, kinds, include, exclude,
-                     min_params, out, name, input_shapes)
-    finally:
-        out.close()
-    if on_pruned is not None:
-        on_pruned()
-    if targets:
-        from converters.api import convert
+    from converters.frontends.torch_export import train_modes_kept
 
-        convert_kwargs.setdefault("overwrite", overwrite)
-        run.conversion = convert(run._convert_source, targets=targets, out_dir=out.path,
-                                 name=f"{run.name}.pruned", sparsity_table=run.table,
-                                 **convert_kwargs)
+    with train_modes_kept(obj):
+        try:
+            run = _prune(obj, example_inputs, spec, sparsity, scope, kinds, include,
+                         exclude, min_params, out, name, input_shapes)
+        finally:
+            out.close()
+        if on_pruned is not None:
+            on_pruned()
+        if targets:
+            from converters.api import convert
+
+            convert_kwargs.setdefault("overwrite", overwrite)
+            run.conversion = convert(run._convert_source, targets=targets, out_dir=out.path,
+                                     name=f"{run.name}.pruned", sparsity_table=run.table,
+                                     **convert_kwargs)
     return run
 
 

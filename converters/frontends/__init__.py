@@ -79,10 +79,12 @@ class SourceModel:
         names = self.output_names
         try:
             if self.torch_module is not None:
-                from converters.frontends.torch_export import run_module
+                from converters.frontends.torch_export import run_module, train_modes_kept
 
-                outs = run_module(self.torch_module,
-                                  [_to_tensor(feeds[n]) for n in self.input_names])
+                with train_modes_kept(self.torch_module):   # inference, whatever the
+                    self.torch_module.eval()               # caller did to it since
+                    outs = run_module(self.torch_module,
+                                      [_to_tensor(feeds[n]) for n in self.input_names])
             else:
                 outs = self._ort_session().run(None, {n: feeds[n] for n in self.input_names})
         except EdgertError:

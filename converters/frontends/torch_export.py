@@ -55,6 +55,28 @@ def forward_input_names(module, n: int) -> List[str]:
     return names
 
 
+@contextlib.contextmanager
+def train_modes_kept(obj: Any):
+    """Restore the train/eval flag of every submodule of ``obj`` (an nn.Module, or an
+    object holding one as ``.module``) when the block ends: exporting puts the model in
+    eval mode, and a user converting a checkpoint in the middle of training must get it
+    back as it was (BatchNorm updating its statistics, Dropout dropping). Anything else
+    passes through."""
+    module = obj if hasattr(obj, "training") and hasattr(obj, "modules") else \
+        getattr(obj, "module", None)
+    modes = []
+    if module is not None and hasattr(module, "training") and hasattr(module, "modules"):
+        try:
+            modes = [(m, m.training) for m in module.modules()]
+        except Exception:      # noqa: BLE001 - not a torch module after all: nothing to keep
+            modes = []
+    try:
+        yield
+    finally:
+        for m, training in modes:      # each module's own flag (train() would recurse)
+            m.training = training
+
+
 def as_tensors(example_inputs) -> Tuple:
     import torch
 

@@ -220,3 +220,25 @@ def test_nested_example_inputs_say_how_to_pass_them():
 
     with pytest.raises(InputError, match="wrap the model in a module whose forward takes"):
         load_source(Pair(), ((torch.ones(2), torch.ones(2)),))
+
+
+def test_converting_and_pruning_leave_the_modules_train_flags_as_they_were(tmp_path):
+    """Exporting needs eval mode; a model converted or pruned mid-training must come back
+    training (BatchNorm updating statistics, Dropout dropping), and a submodule the user
+    froze in eval mode stays so."""
+    from converters.prune_model import prune_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                              torch.nn.ReLU(), torch.nn.Dropout(0.5))
+    net.train()
+    net[1].eval()                                   # a frozen BatchNorm
+    before = [m.training for m in net.modules()]
+    x = torch.randn(1, 3, 8, 8)
+    rep = convert(net, "tflite", example_inputs=(x,), out_dir=tmp_path / "c")
+    assert rep.target("tflite").verification.passed
+    assert [m.training for m in net.modules()] == before
+    run = prune_model(net, pattern="channel", sparsity=0.5, example_inputs=(x,),
+                      out_dir=tmp_path / "p", targets="tflite")
+    assert run.conversion.target("tflite").verification.passed
+    assert [m.training for m in net.modules()] == before
