@@ -169,6 +169,11 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
         plan.unknown = check.unknown
         msg = (f"the quantization table names {len(check.unknown)} tensor(s) the graph lacks: "
                f"{_listed(check.unknown)}")
+        matched = check.matched_activations + check.matched_weights
+        if matched < len(check.unknown):
+            source = getattr(table.provenance, "source", "") or ""
+            msg += (f" (only {matched} of its names are in this graph: it looks made for "
+                    f"another model" + (f", {source!r})" if source else ")"))
         plan.notes.append(msg)
         warnings.warn(msg, UserWarning, stacklevel=3)
     fill_passthrough(table, proto)

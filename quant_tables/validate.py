@@ -276,6 +276,15 @@ def check_against_graph(table, model: Any, where: str = "table") -> GraphCheck:
                             f"list it under weights")
         else:
             unknown_a.append(name)
+    total = len(table.activations) + len(table.weights)
+    known = total - len(unknown_a) - len(unknown_w)
+    if problems and total and known < total / 2:
+        # a mismatch among mostly unknown names: generic names (dynamo's val_12) that
+        # happen to exist in another model's graph, not an error in this model's table
+        source = getattr(getattr(table, "provenance", None), "source", "") or ""
+        problems.insert(0, f"only {known} of the table's {total} tensor names are in this "
+                           f"graph: it looks made for another model"
+                           + (f" (it was made from {source!r})" if source else ""))
     raise_if(problems, where)
     return GraphCheck(sorted(unknown_a), sorted(unknown_w),
                       len(table.activations) - len(unknown_a), len(table.weights) - len(unknown_w))

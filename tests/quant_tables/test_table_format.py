@@ -149,6 +149,26 @@ def test_against_the_graph(small_onnx):
     bad_axis = QuantTable(weights={conv.name: WeightQuant([0.1, 0.1], 0, axis=7)})
     with pytest.raises(TableError, match="axis 7 is out of range"):
         check_against_graph(bad_axis, proto)
+    assert "another model" not in str(err.value)      # its names are this graph's
+
+
+def test_a_table_for_another_model_says_so(small_onnx):
+    """Generic exporter names (dynamo's val_12) exist in many graphs: a table made for
+    another model can hit one with the wrong channel count. Most of its names are unknown
+    here, so the error says the table looks made for another model, and from what."""
+    import onnx
+    from quant_tables.layer_weights import layer_weights
+    from quant_tables.provenance import Provenance
+
+    proto = onnx.load(small_onnx)
+    conv = next(lw for lw in layer_weights(proto) if lw.op_type == "Conv")
+    other = QuantTable(activations={f"val_{i}": ActivationQuant(0.1, 0) for i in range(90, 95)},
+                       weights={conv.name: WeightQuant([0.1] * (conv.shape[0] * 4), 0, axis=0)},
+                       provenance=Provenance(producer="calibrate", source="vit.onnx"))
+    with pytest.raises(TableError) as err:
+        check_against_graph(other, proto)
+    assert ("only 1 of the table's 6 tensor names are in this graph: it looks made for "
+            "another model (it was made from 'vit.onnx')") in str(err.value)
 
 
 def test_graph_check_on_onnx_ir_model(small_onnx):
