@@ -82,7 +82,7 @@ class SourceModel:
                 from converters.frontends.torch_export import run_module, train_modes_kept
 
                 with train_modes_kept(self.torch_module):   # inference, whatever the
-                    self.torch_module.eval()               # caller did to it since
+                    _eval(self.torch_module)               # caller did to it since
                     outs = run_module(self.torch_module,
                                       [_to_tensor(feeds[n]) for n in self.input_names])
             else:
@@ -249,16 +249,20 @@ def _from_onnx(obj, shapes, dynamic_batch, name, t0) -> SourceModel:
                        file_model=model if as_file else None)
 
 
+def _eval(module) -> None:
+    try:
+        module.eval()
+    except NotImplementedError:   # the module of a torch.export program: already inference
+        pass
+
+
 def _from_torch(module, example_inputs, shapes, dynamic_batch, name, input_names,
                 output_names, dynamic_axes, exporter, opset, seed, t0,
                 values: Optional[Mapping[str, np.ndarray]] = None) -> SourceModel:
     from converters.frontends.torch_export import (as_tensors, export_torch,
                                                    forward_input_names, run_module_named)
 
-    try:
-        module.eval()
-    except NotImplementedError:   # the module of a torch.export program: already inference
-        pass
+    _eval(module)
     values = dict(values or {})
     if example_inputs is None:
         example_inputs = _inputs_from_shapes(module, shapes, input_names, seed, values)
