@@ -37,9 +37,24 @@ def is_spec(text: str) -> bool:
     return target.endswith(".py") or all(p.isidentifier() for p in target.split("."))
 
 
+# factory names that say nothing about the network: the file (module) names it instead
+GENERIC_FACTORIES = frozenset({
+    "build", "build_model", "create", "create_model", "factory", "get_model", "get_net",
+    "load", "load_model", "main", "make", "make_model", "model", "net", "network"})
+
+
 def spec_name(text: str) -> str:
-    """The default base name of a spec's files: ``resnet18`` for ``zoo:resnet18@96``."""
-    return text.split(":", 1)[1].split("@")[0].replace("/", "_")
+    """The default base name of a spec's files: ``resnet18`` for ``zoo:resnet18@96`` and
+    ``mynet.py:resnet18``; ``mynet`` for ``mynet.py:build`` and ``pkg.mynet:get_model``
+    (a generic factory name would name every user's files ``build.tflite``)."""
+    head, _, attr = text.rpartition(":")
+    attr = attr.split("@")[0]
+    if head != "zoo" and attr.lower() in GENERIC_FACTORIES and head:
+        stem = os.path.splitext(os.path.basename(head))[0] if head.endswith(".py") else \
+            head.rsplit(".", 1)[-1]
+        if stem:
+            return stem
+    return attr.replace("/", "_")
 
 
 def resolve_named(obj: Any, name: Optional[str]) -> Tuple[Any, Optional[str]]:

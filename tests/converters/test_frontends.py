@@ -123,7 +123,7 @@ def test_python_file_factory_spec(tmp_path):
             "    return Net(), (torch.randn(1, 3, 8, 8),)\n")
     (tmp_path / "mynet.py").write_text(code)
     src = load_source(f"{tmp_path / 'mynet.py'}:build", exporter="torchscript")
-    assert src.kind == "torch" and src.name == "build" and src.input_names == ["image"]
+    assert src.kind == "torch" and src.name == "mynet" and src.input_names == ["image"]
     assert src.example_inputs["image"].shape == (1, 3, 8, 8)
     with pytest.raises(ConversionError, match="has no attribute 'missing'"):
         load_source(f"{tmp_path / 'mynet.py'}:missing")

@@ -296,8 +296,8 @@ def test_cli_converts_a_pt2e_spec(tmp_path, cal_data, capsys):
                      "--out", str(out), "--no-isolated-check", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
-    assert report["name"] == "build"
+    assert report["name"] == "pt2e_model"      # the file, not its generic factory
     assert any(n.startswith("PT2E: 3 activation and 2 weight") for n in report["source"]["notes"])
-    table = QuantTable.load(out / "build.int8.quant.json")
+    table = QuantTable.load(out / "pt2e_model.int8.quant.json")
     assert table.provenance.producer == "pt2e_torch"
     assert sorted(table.weights) == ["0.weight", "3.weight"]
