@@ -275,5 +275,12 @@ def check_graph_names(table: SparsityTable, model: Any, where: str = "sparsity t
         p = _shape_problem(facts.constants[name], e)
         if p:
             problems.append(f"weight {name!r} (shape {list(facts.constants[name])}): {p}")
+    if problems and len(unknown) > len(table.weights) / 2:
+        # mostly unknown names: generic ones (val_12) met by chance in another model
+        source = getattr(getattr(table, "provenance", None), "source", "") or ""
+        problems.insert(0, f"only {len(table.weights) - len(unknown)} of the table's "
+                           f"{len(table.weights)} weight names are in this graph: it looks "
+                           f"made for another model"
+                           + (f" (it was made from {source!r})" if source else ""))
     raise_if(problems, where)
     return sorted(unknown)

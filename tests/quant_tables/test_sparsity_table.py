@@ -99,5 +99,11 @@ def test_check_graph_names(small_onnx):
                                "nowhere": WeightSparsity("unstructured", "target", target=0.1)})
     assert check_graph_names(t, small_onnx) == ["nowhere"]
     t.weights[lw.name] = WeightSparsity("n:m", "target", target=0.5, n=2, m=3)
-    with pytest.raises(TableError, match=r"not a multiple of m=3"):
+    with pytest.raises(TableError, match=r"not a multiple of m=3") as err:
+        check_graph_names(t, small_onnx)
+    assert "another model" not in str(err.value)          # half its names are this graph's
+    t.weights.update({f"val_{i}": WeightSparsity("unstructured", "target", target=0.1)
+                      for i in range(3)})
+    with pytest.raises(TableError, match=r"only 1 of the table's 5 weight names are in this "
+                                         r"graph: it looks made for another model"):
         check_graph_names(t, small_onnx)
