@@ -290,13 +290,13 @@ def prune_layers(layers: Sequence[LayerWeightArray], spec: PatternSpec,
         for l in chosen:
             length = l.array.shape[l.in_axis % l.array.ndim]
             if length % spec.m:
-                result.skipped.append((l.name, f"{length} input elements are not a multiple "
-                                               f"of m={spec.m}: left dense"))
+                result.skipped.append((l.name, f"{length} input elements, not a multiple "
+                                               f"of m={spec.m}"))
         chosen = [l for l in chosen if l.name not in dict(result.skipped)]
         if not chosen and result.skipped:
             raise InputError(f"{spec.label}: no selected weight has an input axis that is a "
                              f"multiple of m={spec.m}: " + "; ".join(
-                                 f"{n} ({why.split(':')[0]})" for n, why in result.skipped))
+                                 f"{n} ({why})" for n, why in result.skipped))
     if scope == "global" and spec.pattern != "n:m":
         masks = _global_masks(chosen, spec, float(targets))   # type: ignore[arg-type]
     else:
