@@ -30,6 +30,13 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
   Neg, Relu and Clip all did, at MNN 3.6, for 2-D and 3-D inputs; a Conv, or a MatMul of
   two activations, did not). The twin costs one more matmul of that layer; verification
   measured the wrong outputs at cosine -1 to 0.94 before.
+- The same fault with a Reshape/Flatten/Squeeze/Unsqueeze writing the graph output (a
+  flattened feature returned beside its sigmoid: cosine 0.27-0.96): MNN moves the reshape
+  past the elementwise op that reads it. Each such reader is moved before the reshape
+  (``U(Reshape(a))`` -> ``Reshape(U(a))``, the same values), so nothing reads the output.
+- A Relu reading a graph output written by an Add/Sub/Mul/Div or by another Relu/Clip (a
+  Conv's fused Relu) is fused by MNN into that op, which takes the output's name with it:
+  the model failed to load ("Can't find output y"). Such a Relu is written as Max(x, 0).
 - Conv/ConvTranspose with no ``kernel_shape`` attribute (it is optional: the weight
   has it) get it written out: MNN's runtime failed every 3-D Conv without it ("call to
   readMap meet a error").
@@ -216,11 +223,26 @@ def explicit_softmax_axis(model: ir.Model) -> int:
 
 
 _CONV_LIKE = ("MatMul", "Gemm")
+# MNN moves these past an elementwise op that reads their output, and the graph output
+# they wrote comes back holding that op's result (a Flatten/Reshape/Squeeze head output
+# read by a Sigmoid: cosine 0.27-0.96 against the source)
+_LAYOUT_ONLY = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+# elementwise ops of one data input (the rest constants): they commute with a layout op
+_ELEMENTWISE_UNARY = ("Relu", "Exp", "Tanh", "Sigmoid", "Neg", "Abs", "Clip", "LeakyRelu",
+                      "Elu", "Selu", "HardSigmoid", "HardSwish", "Softplus", "Log", "Sqrt",
+                      "Erf", "Sin", "Cos", "Reciprocal", "Floor", "Ceil", "Round", "Sign")
+# MNN fuses a Relu that reads their output into them, taking the graph output's name with
+# it ("PipelineModule:: Can't find output y"): the model does not load
+_RELU_FUSERS = ("Add", "Sub", "Mul", "Div", "Relu", "Clip")
 
 
 def _is_constant(v: Optional[ir.Value]) -> bool:
     return v is not None and (v.const_value is not None or (
         v.producer() is not None and v.producer().op_type == "Constant"))
+
+
+def _standard(node: ir.Node) -> bool:
+    return node.domain in ("", "ai.onnx")
 
 
 def own_matmul_outputs(model: ir.Model) -> List[str]:
@@ -231,7 +253,7 @@ def own_matmul_outputs(model: ir.Model) -> List[str]:
     for graph in list(all_graphs(model.graph)):
         outputs = set(graph.outputs)
         for node in list(graph):
-            if node.op_type not in _CONV_LIKE or node.domain not in ("", "ai.onnx") or \
+            if node.op_type not in _CONV_LIKE or not _standard(node) or \
                     len(node.inputs) < 2 or not _is_constant(node.inputs[1]):
                 continue
             out = node.outputs[0]
@@ -247,6 +269,83 @@ def own_matmul_outputs(model: ir.Model) -> List[str]:
             for user, index in list(out.uses()):
                 user.replace_input_with(index, twin_out)
             done.append(out.name or "?")
+    return done
+
+
+def _copy(node: ir.Node, inputs: List[Optional[ir.Value]], suffix: str) -> ir.Node:
+    new = ir.Node(node.domain, node.op_type, inputs, attributes=list(node.attributes.values()),
+                  name=f"{node.name or node.outputs[0].name}{suffix}", version=node.version)
+    return new
+
+
+def unary_before_layout_outputs(model: ir.Model) -> List[str]:
+    """A layout op (Reshape/Flatten/Squeeze/Unsqueeze) writing a graph output that only
+    elementwise ops of one data input read: each reader is moved before the layout op
+    (``z = U(Reshape(a))`` becomes ``z = Reshape(U(a))``, the same values), so nothing
+    reads the graph output and MNN has nothing to move. Returns the outputs kept."""
+    done = []
+    for graph in list(all_graphs(model.graph)):
+        outputs = set(graph.outputs)
+        for node in list(graph):
+            if node.op_type not in _LAYOUT_ONLY or not _standard(node) or not node.outputs:
+                continue
+            out = node.outputs[0]
+            readers = [user for user, _ in out.uses()]
+            if out not in outputs or not readers or any(
+                    r.op_type not in _ELEMENTWISE_UNARY or not _standard(r) or
+                    r.inputs[0] is not out or r.graph is not graph or
+                    not all(_is_constant(v) for v in r.inputs[1:] if v is not None)
+                    for r in readers):
+                continue
+            a = node.inputs[0]
+            for r in readers:
+                u = _copy(r, [a] + list(r.inputs[1:]), "__before_layout")
+                u.outputs[0].name = f"{r.outputs[0].name}__before_layout"
+                u.outputs[0].type, u.outputs[0].shape = r.outputs[0].type, a.shape
+                graph.insert_before(r, u)
+                lay = _copy(node, [u.outputs[0]] + list(node.inputs[1:]), "__after_unary")
+                graph.insert_after(u, lay)
+                z = lay.outputs[0]
+                z.type, z.shape = r.outputs[0].type, r.outputs[0].shape
+                old, name = r.outputs[0], r.outputs[0].name
+                old.replace_all_uses_with(z, replace_graph_outputs=True)
+                old.name = None
+                z.name = name
+                graph.remove(r, safe=True)
+            done.append(out.name or "?")
+    return done
+
+
+def relu_readers_as_max(model: ir.Model) -> List[str]:
+    """A Relu reading a graph output that an op MNN fuses Relu into wrote (an Add, a Mul,
+    a Conv's Relu...) becomes Max(x, 0), the same values, which MNN does not fuse.
+    Returns the graph outputs whose readers changed."""
+    done = []
+    for graph in list(all_graphs(model.graph)):
+        outputs = set(graph.outputs)
+        for node in list(graph):
+            if node.op_type not in _RELU_FUSERS or not _standard(node) or not node.outputs:
+                continue
+            out = node.outputs[0]
+            if out not in outputs or out.dtype != ir.DataType.FLOAT:
+                continue
+            relus = [u for u, _ in out.uses() if u.op_type == "Relu" and _standard(u)]
+            for r in relus:
+                zero = ir.Value(name=f"{r.name or r.outputs[0].name}__zero",
+                                const_value=ir.tensor(np.zeros((), np.float32)))
+                zero.shape, zero.dtype = ir.Shape([]), ir.DataType.FLOAT
+                graph.register_initializer(zero)
+                mx = ir.Node("", "Max", [out, zero], name=f"{r.name or 'relu'}__as_max")
+                graph.insert_before(r, mx)
+                y = mx.outputs[0]
+                y.type, y.shape = r.outputs[0].type, r.outputs[0].shape
+                old, name = r.outputs[0], r.outputs[0].name
+                old.replace_all_uses_with(y, replace_graph_outputs=True)
+                old.name = None
+                y.name = name
+                graph.remove(r, safe=True)
+            if relus:
+                done.append(out.name or "?")
     return done
 
 
@@ -363,6 +462,15 @@ def legalize(model: ir.Model) -> List[str]:
         notes.append(f"computed {len(twins)} MatMul/Gemm graph output(s) read by other nodes "
                      "twice, once for the output alone (MNN's converter hands such an output "
                      f"the result of the op that reads it): {', '.join(twins)}")
+    moved = unary_before_layout_outputs(model)
+    if moved:
+        notes.append(f"moved the elementwise readers of {len(moved)} reshaped graph output(s) "
+                     "before the reshape (MNN's converter hands such an output the result of "
+                     f"its reader): {', '.join(moved)}")
+    maxed = relu_readers_as_max(model)
+    if maxed:
+        notes.append(f"wrote the Relu reading {len(maxed)} graph output(s) as Max(x, 0) (MNN "
+                     f"fuses it into their producer and loses the output): {', '.join(maxed)}")
     rnn = complete_rnn_outputs(model)
     if rnn:
         notes.append(f"gave {len(rnn)} RNN node(s) all their outputs (MNN's converter "

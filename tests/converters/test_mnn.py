@@ -270,6 +270,56 @@ def test_a_matmul_output_read_by_another_op_keeps_its_own_values(
     np.testing.assert_allclose(got["z"], unary(want), rtol=1e-4, atol=1e-5)
 
 
+def _graph_output_read_by(producer_nodes, x_shape, y_shape, reader: str, inits=()):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        list(producer_nodes) + [helper.make_node(reader, ["y"], ["z"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(y_shape)) for n in "yz"],
+        list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("case,reader,note", [
+    ("conv_flatten", "Sigmoid", "moved the elementwise readers of 1 reshaped graph output"),
+    ("conv_reshape", "Exp", "moved the elementwise readers of 1 reshaped graph output"),
+    ("add_const", "Relu", "wrote the Relu reading 1 graph output(s) as Max(x, 0)"),
+    ("conv_relu", "Relu", "wrote the Relu reading 1 graph output(s) as Max(x, 0)"),
+])
+def test_a_graph_output_read_by_another_op_survives_mnn(tmp_path, case, reader, note):
+    """Graph outputs that other nodes read, in the forms MNN loses: a flattened or
+    reshaped conv output read by an elementwise op came back holding that op's result
+    (cosine 0.30-0.67), and an Add's or a Conv+Relu's output read by a Relu made the
+    model fail to load ("Can't find output y"). Checked against ONNX Runtime."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+    w = numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), "w")
+    c = numpy_helper.from_array(rng.standard_normal((1, 4, 1, 1)).astype(np.float32), "c")
+    shp = numpy_helper.from_array(np.array([1, 4, 36], np.int64), "shp")
+    conv = helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1])
+    nodes, inits, y_shape = {
+        "conv_flatten": ([conv, helper.make_node("Flatten", ["a"], ["y"])], [w], (1, 144)),
+        "conv_reshape": ([conv, helper.make_node("Reshape", ["a", "shp"], ["y"])], [w, shp],
+                         (1, 4, 36)),
+        "add_const": ([helper.make_node("Add", ["x", "c"], ["y"])], [c], (1, 4, 6, 6)),
+        "conv_relu": ([conv, helper.make_node("Relu", ["a"], ["y"])], [w], (1, 4, 6, 6)),
+    }[case]
+    model = _graph_output_read_by(nodes, (1, 4, 6, 6), y_shape, reader, inits)
+    report = convert(model, "mnn", out_dir=tmp_path, name=case, raise_on_error=False)
+    target = report.targets[0]
+    assert target.error is None, target.error
+    assert target.verification.passed
+    assert any(note in n for n in target.notes), target.notes
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    with edgert.load(target.path) as sess:
+        got = sess.run({"x": x})
+    for name, ref in zip("yz", want):
+        np.testing.assert_allclose(got[name], ref, rtol=1e-4, atol=1e-5)
+
+
 def test_int8_layer_feeding_a_bidirectional_rnn_stays_float_for_mnn(tmp_path):
     """An int8 Conv1d whose output reaches a bidirectional GRU through a Transpose:
     MNN (3.6) computes it wrongly (cosine 0.25-0.55, different each run) and crashes
