@@ -51,7 +51,11 @@ def main() -> int:
                     help="per-layer precisions to mix; fp32 alone emulates a CPU whose int8 "
                          "kernels are not fast (pruning and sparsity must carry the speed-up)")
     ap.add_argument("--no-train", action="store_true", help="no fine-tuning of pruned candidates")
-    ap.add_argument("--train-epochs", type=int, default=2)
+    budget = ap.add_mutually_exclusive_group()
+    budget.add_argument("--train-steps", type=int, default=None,
+                        help="fine-tuning steps at full pruning depth (default: the trainer's)")
+    budget.add_argument("--train-epochs", type=int, default=None,
+                        help="instead: fine-tuning epochs for every pruning")
     ap.add_argument("--zoo", type=int, default=0, metavar="RES",
                     help="instead: the zoo's MobileNetV2 at RES, scored by agreement with its "
                          "fp32 top-1 on 64 fixed inputs")
@@ -87,7 +91,7 @@ def main() -> int:
                        on_event=_progress(target),
                        train=None if args.no_train else {"x": data.x_train,
                                                          "labels": data.y_train},
-                       train_epochs=args.train_epochs)
+                       train_steps=args.train_steps, train_epochs=args.train_epochs)
         _print_result(target, goal, res, time.perf_counter() - t1)
     return 0
 

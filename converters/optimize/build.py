@@ -150,12 +150,19 @@ class CandidateBuilder:
         if path.is_file():
             return ir.serde.deserialize_model(onnx.load(str(path)))
         proto = ir.serde.serialize_model(model)
-        self.trainer(proto)
+        self.trainer(proto, depth=self.depth(cand))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         onnx.save(proto, str(tmp))
         os.replace(tmp, path)
         return ir.serde.deserialize_model(proto)
+
+    def depth(self, cand: Candidate) -> float:
+        """The share of the base's prunable channels ``cand`` removes (what sets its
+        fine-tuning budget)."""
+        total = sum(u.removable for u in self.units)
+        removed = sum(u.removable * (1.0 - cand.options[u.index].keep) for u in self.units)
+        return removed / total if total else 0.0
 
     def quant_table(self, cand: Candidate):
         """The candidate's table: the base activations and its float overrides."""
