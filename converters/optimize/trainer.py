@@ -73,7 +73,7 @@ class Recipe:
 
     steps: Optional[int] = None          # None and no epochs: DEFAULT_STEPS
     epochs: Optional[int] = None
-    lr: float = 2e-3
+    lr: float = 4e-3
     batch: int = 32
     schedule: str = "cosine"
     distill: float = 0.7                 # weight of the teacher's term; 0: labels only
