@@ -10,17 +10,12 @@ weights and biases of its Conv/Gemm/MatMul layers as parameters, and the trained
 values are written back into the graph before it is converted. A source that is
 an ONNX file can be fine-tuned the same way.
 
-What trains it is the user's: ``Trainer`` takes labelled data (``--train`` an
-.npz of inputs and labels, the same layout as ``--eval``) and runs ``epochs`` of
-Adam on the cross-entropy of the first output, or a callable
-``train(module, ctx)`` that runs its own loop (``file.py:function``). Fine-tuned
-graphs are kept per pruning choice (the keep ratio of every unit): the precision
-of a unit does not change what is trained, so each pruning is trained once.
+What trains it is ``trainer.py`` (the built-in loop, distilled from the unpruned
+graph, or the user's callable); this module only runs the graph.
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
