@@ -236,3 +236,30 @@ def test_bad_budgets_are_named(recipe, match):
     with pytest.raises(InputError, match=match):
         Trainer({"x": np.zeros((4, 1, 8, 8), np.float32), "labels": np.zeros(4)}, ["x"],
                 recipe)
+
+
+def test_the_builder_hands_the_pruning_depth_to_the_trainer(tiny, tmp_path):
+    """A candidate with only the block at keep 0.5 is trained with its share of the
+    budget: depth = half the block's removable channels over all units' (not 0.5, which
+    is every unit at keep 0.5), and the steps that depth sets."""
+    from converters.optimize.build import CandidateBuilder
+    from converters.optimize.prepare import _units
+    from converters.optimize.space import Candidate, Option, UnitSpace
+
+    _, path, _ = _teacher_and_pruned(tiny, tmp_path)
+    units = _units(path)
+    prunable = [u for u in units if u.prunable]
+    assert len(prunable) >= 2            # the block's and the head's hidden widths
+    seen = {}
+    trainer = Trainer(lambda module, ctx: seen.update(ctx), ["x"], Recipe(steps=100),
+                      teacher=path)
+    builder = CandidateBuilder(path, units, UnitSpace(), "tflite", str(tmp_path / "b"), None,
+                               None, trainer=trainer)
+    cand = Candidate.uniform(len(units), Option()).with_option(prunable[0].index,
+                                                               Option(keep=0.5))
+    builder._finetuned(cand, builder._base_model())
+    expected = 0.5 * prunable[0].removable / sum(u.removable for u in units)
+    assert 0.0 < expected < 0.5
+    assert seen["depth"] == pytest.approx(expected)
+    assert seen["steps"] == trainer.steps_for(expected) == max(25, int(np.ceil(200 * expected)))
+    assert builder.depth(Candidate.uniform(len(units), Option(keep=0.5))) == pytest.approx(0.5)
