@@ -163,8 +163,8 @@ def _record_steps():
 @pytest.mark.parametrize("recipe, depth, steps", [
     (Recipe(steps=40), 0.5, 40),          # FULL_DEPTH: the whole budget
     (Recipe(steps=40), 1.0, 40),          # deeper: still the whole budget
-    (Recipe(steps=40), 0.25, 20),         # half as deep: half the steps
-    (Recipe(steps=40), 0.02, 10),         # a shallow probe: MIN_SHARE of them
+    (Recipe(steps=40), 0.375, 30),        # three quarters as deep: 3/4 of the steps
+    (Recipe(steps=40), 0.02, 20),         # a shallow probe: MIN_SHARE (half) of them
     (Recipe(epochs=3, batch=4), 0.02, 15),  # 18 samples in batches of 4: 5 a pass
 ])
 def test_the_step_budget_is_what_torch_steps(tiny, tmp_path, recipe, depth, steps):
@@ -261,5 +261,5 @@ def test_the_builder_hands_the_pruning_depth_to_the_trainer(tiny, tmp_path):
     expected = 0.5 * prunable[0].removable / sum(u.removable for u in units)
     assert 0.0 < expected < 0.5
     assert seen["depth"] == pytest.approx(expected)
-    assert seen["steps"] == trainer.steps_for(expected) == max(25, int(np.ceil(200 * expected)))
+    assert seen["steps"] == trainer.steps_for(expected) == max(50, int(np.ceil(200 * expected)))
     assert builder.depth(Candidate.uniform(len(units), Option(keep=0.5))) == pytest.approx(0.5)
