@@ -21,8 +21,12 @@ docs/OPTIMIZE.md, ``bench/bench_finetune.py``):
   removes ``FULL_DEPTH`` of them or more, a shallower one gets its share, at least
   ``MIN_SHARE`` of it. The floor is measured: the digits stem alone at keep 0.5
   (depth 0.03) lost 0.7–1.3 pt after 75 steps and gained 0.7–1.1 pt after 150
-  (every weight trains at the high peak rate, and a few steps do not settle them). ``epochs`` instead trains every pruning choice for that
-  many passes over the data (the old behaviour, not scaled).
+  (every weight trains at the high peak rate, and a few steps do not settle them).
+  ``epochs`` instead trains every pruning choice for that many passes over the data
+  (the old behaviour, not scaled).
+
+Block-sparse candidates (MNN) are fine-tuned after their blocks are zeroed, with the
+zeros held (``masked``), so the sparsity is trained, not imposed on trained weights.
 
 A user's callable ``train(module, ctx)`` runs its own loop; ``ctx`` holds ``steps``
 (this pruning's budget), ``epochs`` (or None), ``depth``, ``input_names`` and
@@ -35,7 +39,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -171,14 +175,18 @@ class Trainer:
     def steps_for(self, depth: float) -> int:
         return self.recipe.steps_for(depth, 0 if self.x is None else len(self.x))
 
-    def __call__(self, proto, depth: float = 1.0) -> None:
+    def __call__(self, proto, depth: float = 1.0, masked: bool = False) -> None:
         """Fine-tune ``proto`` in place; ``depth``: the share of the prunable channels
-        its pruning removed (sets the step budget)."""
+        its pruning removed (sets the step budget); ``masked``: every weight that is
+        zero stays zero (block sparsity: after each step of the built-in loop, and
+        after a user's loop)."""
         import torch
 
         from converters.optimize.finetune import onnx_module
 
         module = onnx_module(proto)
+        masks = [(p, p.detach() != 0) for p in module.parameters() if p.dim() >= 2] \
+            if masked else []
         threads = torch.get_num_threads()
         torch.set_num_threads(1)     # small graphs train faster on one thread (digits: 6x)
         try:
@@ -188,7 +196,8 @@ class Trainer:
                                  "depth": depth, "input_names": self.input_names,
                                  "teacher": self.teacher})
             else:
-                self._loop(module, self.steps_for(depth))
+                self._loop(module, self.steps_for(depth), masks)
+            _hold_zeros(masks)
         finally:
             torch.set_num_threads(threads)
         module.write_back(proto)
@@ -226,7 +235,7 @@ class Trainer:
                 for i in range(0, len(x), 128)])
         return self._soft
 
-    def _loop(self, module, steps: int) -> None:
+    def _loop(self, module, steps: int, masks: Sequence[Any] = ()) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -255,4 +264,13 @@ class Trainer:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            _hold_zeros(masks)
             sched.step()
+
+
+def _hold_zeros(masks: Sequence[Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for p, keep in masks:
+            p.mul_(keep)
