@@ -163,11 +163,16 @@ class CandidateBuilder:
         return ir.serde.deserialize_model(proto)
 
     def depth(self, cand: Candidate) -> float:
-        """The share of the base's prunable channels ``cand`` removes (what sets its
-        fine-tuning budget)."""
-        total = sum(u.removable for u in self.units)
-        removed = sum(u.removable * (1.0 - cand.options[u.index].keep) for u in self.units)
-        return removed / total if total else 0.0
+        """How much of the base ``cand`` takes away, what sets its fine-tuning budget:
+        the share of the prunable channels it removes, or of the sparsifiable 1x1
+        weights it zeroes (block sparsity), whichever is larger."""
+        def share(weight, taken) -> float:
+            total = sum(weight(u) for u in self.units)
+            return sum(weight(u) * taken(cand.options[u.index]) for u in self.units) / total \
+                if total else 0.0
+
+        return max(share(lambda u: u.removable, lambda o: 1.0 - o.keep),
+                   share(lambda u: len(u.sparsifiable), lambda o: o.sparsity))
 
     def quant_table(self, cand: Candidate):
         """The candidate's table: the base activations and its float overrides."""

@@ -263,6 +263,14 @@ def test_the_builder_hands_the_pruning_depth_to_the_trainer(tiny, tmp_path):
     assert seen["depth"] == pytest.approx(expected)
     assert seen["steps"] == trainer.steps_for(expected) == max(50, int(np.ceil(200 * expected)))
     assert builder.depth(Candidate.uniform(len(units), Option(keep=0.5))) == pytest.approx(0.5)
+    # block sparsity counts as the share of the 1x1 weights zeroed
+    sparse = [u for u in units if u.sparsifiable]
+    one = Candidate.uniform(len(units), Option()).with_option(sparse[0].index,
+                                                              Option(sparsity=0.75))
+    assert builder.depth(one) == pytest.approx(
+        0.75 * len(sparse[0].sparsifiable) / sum(len(u.sparsifiable) for u in units))
+    assert builder.depth(Candidate.uniform(len(units), Option(sparsity=0.75))) == \
+        pytest.approx(0.75)
 
 
 def test_masked_fine_tuning_keeps_the_block_sparsity(tiny, tmp_path):
