@@ -62,7 +62,7 @@ def optimize(model: Any, *, evaluate: Any, goal: Goal, target: str = "tflite",
              train_epochs: Optional[int] = None) -> OptimizeResult:
     """Search per-unit precision, channel pruning and block sparsity for ``goal`` on
     the device ``meter`` measures (default: this host, in process); see the module
-    docstring. ``train``: fine-tune every channel-pruned candidate (``finetune.py``: an
+    docstring. ``train``: fine-tune every pruned or block-sparse candidate (an
     .npz of inputs and labels, arrays, or ``train(module, ctx)``; ``trainer.py``), distilled
     from the unpruned graph, for ``train_steps`` optimizer steps at full pruning depth
     (default ``trainer.DEFAULT_STEPS``) or ``train_epochs`` passes over the data.

@@ -84,8 +84,9 @@ def add_arguments(p) -> None:
     p.add_argument("--calibration-data", metavar="DATA",
                    help="int8 calibration (.npz/.npy/folder; default: EVAL's first inputs)")
     p.add_argument("--train", metavar="DATA",
-                   help="fine-tune every channel-pruned candidate: an .npz of training inputs "
-                        "and labels, or file.py:function(module, ctx) running its own loop")
+                   help="fine-tune every channel-pruned or block-sparse candidate: an .npz of "
+                        "training inputs and labels, or file.py:function(module, ctx) running "
+                        "its own loop (ctx['teacher']: the unpruned model's outputs)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--train-steps", type=int_at_least(1), metavar="N",
                         help=f"optimizer steps of fine-tuning for a pruning that removes "
