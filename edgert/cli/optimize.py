@@ -34,13 +34,19 @@ HELP = "compress a model to a latency / accuracy budget measured on a device"
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
 
+#: converters.optimize.trainer's DEFAULT_STEPS, FULL_DEPTH and MIN_SHARE, written out:
+#: the parser is built on devices that have only the runtime (tests/optimize check them)
+TRAIN_STEPS_HELP = ("optimizer steps of fine-tuning for a pruning that removes 0.5 of the "
+                    "prunable channels or more; shallower ones get their share, at least 0.5 "
+                    "of it (default 300)")
+
+
 def _floats(text: str):
     return tuple(float(t) for t in text.split(",") if t.strip())
 
 
 def add_arguments(p) -> None:
     from edgert.cli.calibrate import add_image_arguments
-    from converters.optimize.trainer import DEFAULT_STEPS, FULL_DEPTH, MIN_SHARE
     from edgert.cli.checks import int_at_least
     from edgert.cli.common import add_preprocess_arguments
 
@@ -89,10 +95,7 @@ def add_arguments(p) -> None:
                         "its own loop (ctx['teacher']: the unpruned model's outputs)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--train-steps", type=int_at_least(1), metavar="N",
-                        help=f"optimizer steps of fine-tuning for a pruning that removes "
-                             f"{FULL_DEPTH:g} of the prunable channels or more; shallower ones "
-                             f"get their share, at least {MIN_SHARE:g} of it (default "
-                             f"{DEFAULT_STEPS})")
+                        help=TRAIN_STEPS_HELP)
     budget.add_argument("--train-epochs", type=int_at_least(1), metavar="E",
                         help="instead: E passes over the training data for every pruning")
     p.add_argument("--resume", metavar="SEARCH_ID", help="continue a stopped search")

@@ -299,3 +299,13 @@ def test_masked_fine_tuning_keeps_the_block_sparsity(tiny, tmp_path):
     assert np.array_equal(weight(held) == 0, zeros)
     assert not np.allclose(weight(held)[~zeros], weight(sparse)[~zeros])
     assert (weight(free)[zeros] != 0).mean() > 0.9
+
+
+def test_the_cli_help_states_the_trainers_constants():
+    """The CLI writes them out (its parser is built where only the runtime is installed)."""
+    from converters.optimize.trainer import DEFAULT_STEPS, FULL_DEPTH, MIN_SHARE
+    from edgert.cli.optimize import TRAIN_STEPS_HELP
+
+    assert (f"removes {FULL_DEPTH:g} of the prunable channels or more; shallower ones get "
+            f"their share, at least {MIN_SHARE:g} of it (default {DEFAULT_STEPS})"
+            ) in TRAIN_STEPS_HELP
