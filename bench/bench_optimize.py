@@ -50,8 +50,13 @@ def main() -> int:
     ap.add_argument("--precisions", default="fp32,int8,int8-mixed",
                     help="per-layer precisions to mix; fp32 alone emulates a CPU whose int8 "
                          "kernels are not fast (pruning and sparsity must carry the speed-up)")
+    ap.add_argument("--keep", default="1,0.75,0.5", help="channel keep ratios (default 1,0.75,0.5)")
     ap.add_argument("--no-train", action="store_true", help="no fine-tuning of pruned candidates")
-    ap.add_argument("--train-epochs", type=int, default=2)
+    budget = ap.add_mutually_exclusive_group()
+    budget.add_argument("--train-steps", type=int, default=None,
+                        help="fine-tuning steps at full pruning depth (default: the trainer's)")
+    budget.add_argument("--train-epochs", type=int, default=None,
+                        help="instead: fine-tuning epochs for every pruning")
     ap.add_argument("--zoo", type=int, default=0, metavar="RES",
                     help="instead: the zoo's MobileNetV2 at RES, scored by agreement with its "
                          "fp32 top-1 on 64 fixed inputs")
@@ -78,7 +83,8 @@ def main() -> int:
     goal = Goal(speedup=parse_speedup(args.speedup), max_drop=args.max_drop)
     for target in args.targets.split(","):
         precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
-        space = SpaceSpec(precisions, sparsities=(0.0, 0.75) if target == "mnn" else (0.0,))
+        space = SpaceSpec(precisions, tuple(float(k) for k in args.keep.split(",")),
+                          sparsities=(0.0, 0.75) if target == "mnn" else (0.0,))
         out = os.path.join(args.out, target)
         t1 = time.perf_counter()
         res = optimize(net, evaluate=npz, goal=goal, target=target, out_dir=out,
@@ -87,7 +93,7 @@ def main() -> int:
                        on_event=_progress(target),
                        train=None if args.no_train else {"x": data.x_train,
                                                          "labels": data.y_train},
-                       train_epochs=args.train_epochs)
+                       train_steps=args.train_steps, train_epochs=args.train_epochs)
         _print_result(target, goal, res, time.perf_counter() - t1)
     return 0
 

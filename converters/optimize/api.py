@@ -58,11 +58,14 @@ def optimize(model: Any, *, evaluate: Any, goal: Goal, target: str = "tflite",
              on_event: Optional[Callable[[Dict[str, Any]], None]] = None,
              context: Sequence[str] = (), compare: Optional[Dict[str, Any]] = None,
              eval_options: Optional[Dict[str, Any]] = None, train: Any = None,
-             train_epochs: int = 2) -> OptimizeResult:
+             train_steps: Optional[int] = None,
+             train_epochs: Optional[int] = None) -> OptimizeResult:
     """Search per-unit precision, channel pruning and block sparsity for ``goal`` on
     the device ``meter`` measures (default: this host, in process); see the module
-    docstring. ``train``: fine-tune every channel-pruned candidate (``finetune.py``: an
-    .npz of inputs and labels, arrays, or ``train(module, ctx)``) for ``train_epochs``.
+    docstring. ``train``: fine-tune every pruned or block-sparse candidate (an
+    .npz of inputs and labels, arrays, or ``train(module, ctx)``; ``trainer.py``), distilled
+    from the unpruned graph, for ``train_steps`` optimizer steps at full pruning depth
+    (default ``trainer.DEFAULT_STEPS``) or ``train_epochs`` passes over the data.
     Raises ``SearchStopped`` (state saved) when the device drops."""
     from converters.optimize import phases
     from converters.optimize.build import CandidateBuilder
@@ -90,9 +93,10 @@ def optimize(model: Any, *, evaluate: Any, goal: Goal, target: str = "tflite",
     config = _config(base, target, device, space, goal, statistic, evaluate, search_minutes)
     trainer = None
     if train is not None:
-        from converters.optimize.finetune import Trainer
+        from converters.optimize.trainer import Recipe, Trainer
 
-        trainer = Trainer(train, base.input_names, epochs=train_epochs)
+        trainer = Trainer(train, base.input_names,
+                          Recipe(steps=train_steps, epochs=train_epochs), teacher=base.onnx)
         config["train"] = trainer.describe()
     state = _state(log, saved, config)
     problem = prepare(base, target, space, calibration)

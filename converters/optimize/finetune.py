@@ -10,17 +10,12 @@ weights and biases of its Conv/Gemm/MatMul layers as parameters, and the trained
 values are written back into the graph before it is converted. A source that is
 an ONNX file can be fine-tuned the same way.
 
-What trains it is the user's: ``Trainer`` takes labelled data (``--train`` an
-.npz of inputs and labels, the same layout as ``--eval``) and runs ``epochs`` of
-Adam on the cross-entropy of the first output, or a callable
-``train(module, ctx)`` that runs its own loop (``file.py:function``). Fine-tuned
-graphs are kept per pruning choice (the keep ratio of every unit): the precision
-of a unit does not change what is trained, so each pruning is trained once.
+What trains it is ``trainer.py`` (the built-in loop, distilled from the unpruned
+graph, or the user's callable); this module only runs the graph.
 """
 from __future__ import annotations
 
-import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -192,81 +187,3 @@ def _module_class():
 def onnx_module(proto):
     """``proto`` (an ``onnx.ModelProto``) as a trainable torch module."""
     return _module_class()(proto)
-
-
-class Trainer:
-    """Fine-tunes a graph: a labelled data set and a few epochs of Adam, or a user's
-    callable ``train(module, ctx)`` (``ctx``: ``epochs``, ``input_names``)."""
-
-    def __init__(self, spec: Any, input_names: List[str], epochs: int = 2, lr: float = 5e-4,
-                 batch: int = 32, seed: int = 0) -> None:
-        self.epochs, self.lr, self.batch, self.seed = epochs, lr, batch, seed
-        self.input_names = list(input_names)
-        self.fn: Optional[Callable] = None
-        self.x: Optional[np.ndarray] = None
-        self.y: Optional[np.ndarray] = None
-        if callable(spec) and not isinstance(spec, (str, os.PathLike)):
-            self.fn, self.description = spec, getattr(spec, "__name__", "a callable")
-        elif isinstance(spec, (str, os.PathLike)) and not os.path.exists(spec) and \
-                ":" in os.fspath(spec):
-            from converters.optimize.evaluate import _load_callable
-
-            self.fn, self.description = _load_callable(os.fspath(spec)), os.fspath(spec)
-        else:
-            from converters.optimize.evaluate import _npz
-
-            if isinstance(spec, dict):
-                inputs, labels = dict(spec), None
-                labels = next((inputs.pop(k) for k in ("labels", "y") if k in inputs), None)
-                inputs = {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()}
-                self.description = "training arrays"
-            else:
-                inputs, labels = _npz(os.fspath(spec), self.input_names)
-                self.description = os.fspath(spec)
-            if labels is None or len(inputs) != 1:
-                raise InputError(f"--train {self.description}: one input array and 'labels' "
-                                 "(or give file.py:function for anything else)")
-            self.x = next(iter(inputs.values())).astype(np.float32)
-            self.y = np.asarray(labels).astype(np.int64).reshape(-1)
-            if len(self.x) != len(self.y):
-                raise InputError(f"--train {self.description}: {len(self.y)} labels for "
-                                 f"{len(self.x)} inputs")
-        if epochs < 1:
-            raise InputError("--train-epochs must be at least 1")
-
-    def describe(self) -> str:
-        return (f"{self.description}" + ("" if self.fn else
-                f", {self.epochs} epoch(s) of Adam lr {self.lr:g}, batch {self.batch}"))
-
-    def __call__(self, proto) -> None:
-        """Fine-tune ``proto`` in place."""
-        import torch
-
-        module = onnx_module(proto)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)     # small graphs train faster on one thread (digits: 6x)
-        try:
-            module.train()
-            if self.fn is not None:
-                self.fn(module, {"epochs": self.epochs, "input_names": self.input_names})
-            else:
-                self._loop(module)
-        finally:
-            torch.set_num_threads(threads)
-        module.write_back(proto)
-
-    def _loop(self, module) -> None:
-        import torch
-
-        g = torch.Generator().manual_seed(self.seed)
-        opt = torch.optim.Adam(module.parameters(), lr=self.lr)
-        x, y = torch.from_numpy(self.x), torch.from_numpy(self.y)
-        for _ in range(self.epochs):
-            order = torch.randperm(len(x), generator=g)
-            for i in range(0, len(x), self.batch):
-                idx = order[i:i + self.batch]
-                out = module(x[idx])
-                loss = torch.nn.functional.cross_entropy(out.reshape(len(idx), -1), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()

@@ -24,13 +24,15 @@ def _role(key: str, rec, state: SearchState, base_key: str) -> str:
         return "chosen"
     if key == base_key:
         return "fp32"
-    if {"front", "repair", "local"} & set(rec.kinds):
-        return "searched"
-    if "uniform" in rec.kinds:
-        opts = {tuple(o) for o in rec.candidate}
+    opts = {tuple(o) for o in rec.candidate}
+    if "uniform" in rec.kinds or len(opts) == 1:
+        # a uniform choice stays one when the front proposes it too: it must not count
+        # as a searched point beating the uniform choices
         if any(o[1] < 1.0 or o[2] > 0.0 for o in opts):
             return "uniform pruning"
         return "uniform int8" if any(o[0] != "fp32" for o in opts) else "uniform"
+    if {"front", "repair", "local"} & set(rec.kinds):
+        return "searched"
     return "probe"
 
 

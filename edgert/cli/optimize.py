@@ -10,7 +10,10 @@ class, or ``file.py:function`` (given an ``edgert.Session``, returns the
 accuracy); ``--agreement`` scores top-1 agreement with the fp32 model instead of
 labels. The accuracy is the converted file's, run by edgert's runtime.
 ``--train DATA`` (an .npz of training inputs and labels, or file.py:function)
-fine-tunes every channel-pruned candidate; without it pruning is calibration-only.
+fine-tunes every channel-pruned candidate, distilled from the unpruned model, for
+``--train-steps`` optimizer steps at full pruning depth (fewer for a shallower
+pruning) or ``--train-epochs`` passes over the data; without it pruning is
+calibration-only.
 
 Latency comes from the farm: each batch of candidates is one farm run on
 ``--device`` (``host`` needs no inventory), stored in ``--db`` with the search
@@ -31,12 +34,20 @@ HELP = "compress a model to a latency / accuracy budget measured on a device"
 DESCRIPTION = __doc__.split("\n\n", 1)[1].strip() if __doc__ else HELP
 
 
+#: converters.optimize.trainer's DEFAULT_STEPS, FULL_DEPTH and MIN_SHARE, written out:
+#: the parser is built on devices that have only the runtime (tests/optimize check them)
+TRAIN_STEPS_HELP = ("optimizer steps of fine-tuning for a pruning that removes 0.5 of the "
+                    "prunable channels or more; shallower ones get their share, at least 0.5 "
+                    "of it (default 300)")
+
+
 def _floats(text: str):
     return tuple(float(t) for t in text.split(",") if t.strip())
 
 
 def add_arguments(p) -> None:
     from edgert.cli.calibrate import add_image_arguments
+    from edgert.cli.checks import int_at_least
     from edgert.cli.common import add_preprocess_arguments
 
     p.add_argument("model", nargs="?", help="ONNX file, zoo:NAME[@RES], file.py:ATTR or "
@@ -79,9 +90,14 @@ def add_arguments(p) -> None:
     p.add_argument("--calibration-data", metavar="DATA",
                    help="int8 calibration (.npz/.npy/folder; default: EVAL's first inputs)")
     p.add_argument("--train", metavar="DATA",
-                   help="fine-tune every channel-pruned candidate: an .npz of training inputs "
-                        "and labels, or file.py:function(module, ctx) running its own loop")
-    p.add_argument("--train-epochs", type=int, default=2, help="fine-tuning epochs (default 2)")
+                   help="fine-tune every channel-pruned or block-sparse candidate: an .npz of "
+                        "training inputs and labels, or file.py:function(module, ctx) running "
+                        "its own loop (ctx['teacher']: the unpruned model's outputs)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--train-steps", type=int_at_least(1), metavar="N",
+                        help=TRAIN_STEPS_HELP)
+    budget.add_argument("--train-epochs", type=int_at_least(1), metavar="E",
+                        help="instead: E passes over the training data for every pruning")
     p.add_argument("--resume", metavar="SEARCH_ID", help="continue a stopped search")
     p.add_argument("--compare", metavar="SEARCH_ID", help="draw another search's front too")
     p.add_argument("--list", action="store_true", help="list the searches in --db and exit")
@@ -98,6 +114,8 @@ def run(args) -> int:
         return _list(args.db)
     if not args.model or not args.eval_spec:
         raise InputError("give MODEL and --eval EVAL (or --list)")
+    if (args.train_steps is not None or args.train_epochs is not None) and not args.train:
+        raise InputError("--train-steps/--train-epochs fine-tune with --train DATA: give it")
     from converters.frontends.shapes import parse_input_shapes
     from converters.optimize import Goal, SpaceSpec, optimize, parse_speedup
     from converters.optimize.search import SearchStopped
@@ -124,7 +142,7 @@ def run(args) -> int:
             statistic=args.statistic, search_minutes=args.search_minutes,
             input_shapes=parse_input_shapes(args.input_shape) or None, name=args.name,
             resume=args.resume, on_event=show, compare=compare, train=args.train,
-            train_epochs=args.train_epochs,
+            train_steps=args.train_steps, train_epochs=args.train_epochs,
             context=[f"device {args.device}: {meter.description}"],
             eval_options={"preprocess": preprocess_options(args), "agreement": args.agreement,
                           "limit": args.eval_limit, "threads": args.threads})

@@ -41,6 +41,12 @@ def test_a_misspelt_flag_or_choice_gets_a_suggestion(capsys, argv, words):
     (["prune", "m.onnx", "--sparsity", "1.5"], "at most 0.999"),
     (["calibrate", "m.onnx", "--data", "d", "-o", "t.json", "--percentile", "200"],
      "at most 100"),
+    (["optimize", "m.onnx", "--eval", "e.npz", "--train", "t.npz", "--train-steps", "0"],
+     "argument --train-steps: 0 is too small: at least 1"),
+    (["optimize", "m.onnx", "--eval", "e.npz", "--train", "t.npz", "--train-steps", "50",
+      "--train-epochs", "2"], "argument --train-epochs: not allowed with argument --train-steps"),
+    (["optimize", "m.onnx", "--eval", "e.npz", "--train-steps", "50"],
+     "--train-steps/--train-epochs fine-tune with --train DATA"),
 ])
 def test_bad_values_are_refused_while_parsing(capsys, argv, words):
     """The model file does not exist: the flag is refused before anything looks at it."""

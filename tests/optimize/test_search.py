@@ -302,3 +302,22 @@ def test_a_search_without_int8_prunes_only_and_says_nothing_of_int8(tiny, tmp_pa
     assert cands and all(o.precision == "fp32" for c in cands for o in c.options)
     assert any(o.keep < 1.0 for c in cands for o in c.options)
     assert not [n for n in res.state.notes if "int8" in n]
+
+
+def test_a_uniform_choice_the_front_proposes_is_still_uniform():
+    """Uniform keep 0.5 proposed by the front (kinds uniform and front, or front alone)
+    is a uniform row: it is never counted as a searched point beating the uniform
+    choices, and a point it beats is not counted either."""
+    from converters.optimize.report import _role, beats_uniform
+    from converters.optimize.state import Record, SearchState
+
+    state = SearchState("s")
+    half = [["fp32", 0.5, 0.0]] * 3
+    mix = [["fp32", 0.5, 0.0], ["fp32", 0.75, 0.0], ["fp32", 0.5, 0.0]]
+    assert _role("a", Record(half, kinds=["uniform", "front"]), state, "b") == "uniform pruning"
+    assert _role("a", Record(half, kinds=["front"]), state, "b") == "uniform pruning"
+    assert _role("a", Record(mix, kinds=["front"]), state, "b") == "searched"
+    rows = [{"role": "uniform pruning", "ms": 1.0, "accuracy": 0.99},
+            {"role": "searched", "ms": 0.9, "accuracy": 0.98},
+            {"role": "searched", "ms": 1.0, "accuracy": 0.995}]
+    assert beats_uniform(rows) == [rows[2]]
