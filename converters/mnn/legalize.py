@@ -46,7 +46,7 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Set
+from typing import Any, Iterator, List, Optional, Set
 
 import numpy as np
 import onnx_ir as ir
@@ -278,6 +278,23 @@ def _copy(node: ir.Node, inputs: List[Optional[ir.Value]], suffix: str) -> ir.No
     return new
 
 
+def _scalar(graph: ir.Graph, name: str, value: Any) -> ir.Value:
+    """A float32 scalar initializer of ``graph``."""
+    c = ir.Value(name=name, const_value=ir.tensor(np.asarray(value, np.float32).reshape(())))
+    c.shape, c.dtype = ir.Shape([]), ir.DataType.FLOAT
+    graph.register_initializer(c)
+    return c
+
+
+def _take_over(old: ir.Value, new: ir.Value) -> None:
+    """``new`` replaces ``old`` everywhere (graph outputs too), with its name and type."""
+    name = old.name
+    new.type, new.shape = old.type, old.shape
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    old.name = None
+    new.name = name
+
+
 def unary_before_layout_outputs(model: ir.Model) -> List[str]:
     """A layout op (Reshape/Flatten/Squeeze/Unsqueeze) writing a graph output that only
     elementwise ops of one data input read: each reader is moved before the layout op
@@ -305,12 +322,7 @@ def unary_before_layout_outputs(model: ir.Model) -> List[str]:
                 graph.insert_before(r, u)
                 lay = _copy(node, [u.outputs[0]] + list(node.inputs[1:]), "__after_unary")
                 graph.insert_after(u, lay)
-                z = lay.outputs[0]
-                z.type, z.shape = r.outputs[0].type, r.outputs[0].shape
-                old, name = r.outputs[0], r.outputs[0].name
-                old.replace_all_uses_with(z, replace_graph_outputs=True)
-                old.name = None
-                z.name = name
+                _take_over(r.outputs[0], lay.outputs[0])
                 graph.remove(r, safe=True)
             done.append(out.name or "?")
     return done
@@ -331,18 +343,10 @@ def relu_readers_as_max(model: ir.Model) -> List[str]:
                 continue
             relus = [u for u, _ in out.uses() if u.op_type == "Relu" and _standard(u)]
             for r in relus:
-                zero = ir.Value(name=f"{r.name or r.outputs[0].name}__zero",
-                                const_value=ir.tensor(np.zeros((), np.float32)))
-                zero.shape, zero.dtype = ir.Shape([]), ir.DataType.FLOAT
-                graph.register_initializer(zero)
+                zero = _scalar(graph, f"{r.name or r.outputs[0].name}__zero", 0.0)
                 mx = ir.Node("", "Max", [out, zero], name=f"{r.name or 'relu'}__as_max")
                 graph.insert_before(r, mx)
-                y = mx.outputs[0]
-                y.type, y.shape = r.outputs[0].type, r.outputs[0].shape
-                old, name = r.outputs[0], r.outputs[0].name
-                old.replace_all_uses_with(y, replace_graph_outputs=True)
-                old.name = None
-                y.name = name
+                _take_over(r.outputs[0], mx.outputs[0])
                 graph.remove(r, safe=True)
             if relus:
                 done.append(out.name or "?")
@@ -415,19 +419,14 @@ def unfused_conv3d_activations(model: ir.Model) -> List[str]:
                 continue
             base, out_name = node.name or out.name or "act", out.name
             for i, (op, b) in enumerate(steps):
-                c = ir.Value(name=f"{base}_{op.lower()}_bound", const_value=ir.tensor(b))
-                c.shape, c.dtype = ir.Shape([]), ir.DataType.FLOAT
-                graph.register_initializer(c)
-                last = i == len(steps) - 1
+                c = _scalar(graph, f"{base}_{op.lower()}_bound", b)
                 new = ir.Node("", op, [x, c], name=f"{base}_{op.lower()}")
                 graph.insert_before(node, new)
                 y = new.outputs[0]
-                y.shape, y.type = out.shape, out.type
-                if last:
-                    out.replace_all_uses_with(y, replace_graph_outputs=True)
-                    out.name = None
-                    y.name = out_name
+                if i == len(steps) - 1:
+                    _take_over(out, y)
                 else:
+                    y.shape, y.type = out.shape, out.type
                     y.name = f"{base}_{op.lower()}_out"
                 x = y
             graph.remove(node, safe=True)

@@ -81,19 +81,13 @@ def test_float_conversion_keeps_the_table_for_later(qdq_onnx, cal_data, tmp_path
     assert np.max(np.abs(got - ort_run(qdq_onnx, x))) > 1e-4
 
 
-def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
-    """conv -> ReLU -> global average pool: the pool's range starts at 0 because its
-    input cannot be negative, not because a ReLU was folded away."""
-    import torch
-    import torch.nn as nn
+def _quantize_static(float_path: str, qdq_path: str) -> str:
+    """``float_path`` (one input ``x`` of 3x8x8 images) through onnxruntime's
+    ``quantize_static``: QDQ, per-channel int8 weights, int8 activations, 8 seeded
+    calibration images."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
 
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(8, 4)).eval()
-    x = torch.randn(1, 3, 8, 8)
-    float_path = export(net, str(tmp_path / "gap.onnx"), x)
     data = np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)
 
     class Reader(CalibrationDataReader):
@@ -104,10 +98,24 @@ def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
             return next(self._it, None)
 
     logging.getLogger().setLevel(logging.ERROR)
-    qdq_path = str(tmp_path / "gap_qdq.onnx")
     quantize_static(float_path, qdq_path, Reader(), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QInt8,
                     weight_type=QuantType.QInt8)
+    return qdq_path
+
+
+def test_no_relu_is_invented_after_an_average_of_nonnegative_values(tmp_path):
+    """conv -> ReLU -> global average pool: the pool's range starts at 0 because its
+    input cannot be negative, not because a ReLU was folded away."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    float_path = export(net, str(tmp_path / "gap.onnx"), x)
+    qdq_path = _quantize_static(float_path, str(tmp_path / "gap_qdq.onnx"))
     res = extract_qdq(qdq_path)
     ops = [n.op_type for n in res.model.graph.node]
     assert "GlobalAveragePool" in ops
@@ -127,8 +135,6 @@ def test_ops_a_qdq_source_left_in_float_stay_float(tmp_path):
     simulation."""
     import torch
     import torch.nn as nn
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
 
     class GeluNet(nn.Module):
         def __init__(self) -> None:
@@ -140,20 +146,7 @@ def test_ops_a_qdq_source_left_in_float_stay_float(tmp_path):
 
     torch.manual_seed(0)
     float_path = export(GeluNet().eval(), str(tmp_path / "gelu.onnx"), torch.randn(1, 3, 8, 8))
-    data = np.random.default_rng(1).normal(size=(8, 3, 8, 8)).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": data[i:i + 1]} for i in range(len(data))])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    logging.getLogger().setLevel(logging.ERROR)
-    qdq_path = str(tmp_path / "gelu_qdq.onnx")
-    quantize_static(float_path, qdq_path, Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+    qdq_path = _quantize_static(float_path, str(tmp_path / "gelu_qdq.onnx"))
     rep = convert(qdq_path, targets=("tflite", "mnn"), out_dir=tmp_path / "out",
                   raise_on_error=False)
     assert rep.precision["chosen"] == "int8"
