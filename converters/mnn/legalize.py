@@ -46,7 +46,7 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import onnx_ir as ir
@@ -245,37 +245,41 @@ def _standard(node: ir.Node) -> bool:
     return node.domain in ("", "ai.onnx")
 
 
+def _graph_output_writers(model: ir.Model, op_types: Sequence[str]
+                          ) -> Iterator[Tuple[ir.Graph, ir.Node, ir.Value]]:
+    """(graph, node, its first output) for every standard node of ``op_types`` whose first
+    output is an output of its graph, in any graph; the nodes are listed before the first
+    is yielded, so the caller may rewrite the graph."""
+    for graph in list(all_graphs(model.graph)):
+        outputs = set(graph.outputs)
+        for node in [n for n in graph if n.op_type in op_types and _standard(n) and
+                     n.outputs and n.outputs[0] in outputs]:
+            yield graph, node, node.outputs[0]
+
+
+def _copy(node: ir.Node, inputs: List[Optional[ir.Value]], suffix: str) -> ir.Node:
+    """``node``'s op and attributes on ``inputs``, named with ``suffix``."""
+    return ir.Node(node.domain, node.op_type, inputs, attributes=list(node.attributes.values()),
+                   name=f"{node.name or node.outputs[0].name}{suffix}", version=node.version)
+
+
 def own_matmul_outputs(model: ir.Model) -> List[str]:
     """Give each constant-weight MatMul/Gemm whose output is both a graph output and read
     by other nodes a twin (the same inputs and attributes) that those nodes read instead.
     Returns the names of the graph outputs given their own producer."""
     done = []
-    for graph in list(all_graphs(model.graph)):
-        outputs = set(graph.outputs)
-        for node in list(graph):
-            if node.op_type not in _CONV_LIKE or not _standard(node) or \
-                    len(node.inputs) < 2 or not _is_constant(node.inputs[1]):
-                continue
-            out = node.outputs[0]
-            if out not in outputs or not out.uses():
-                continue
-            twin = ir.Node(node.domain, node.op_type, list(node.inputs),
-                           attributes=list(node.attributes.values()),
-                           name=f"{node.name or out.name}__edgert_twin", version=node.version)
-            twin_out = twin.outputs[0]
-            twin_out.name = f"{out.name}__edgert_twin"
-            twin_out.shape, twin_out.type = out.shape, out.type
-            graph.insert_after(node, twin)
-            for user, index in list(out.uses()):
-                user.replace_input_with(index, twin_out)
-            done.append(out.name or "?")
+    for graph, node, out in _graph_output_writers(model, _CONV_LIKE):
+        if len(node.inputs) < 2 or not _is_constant(node.inputs[1]) or not out.uses():
+            continue
+        twin = _copy(node, list(node.inputs), "__edgert_twin")
+        twin_out = twin.outputs[0]
+        twin_out.name = f"{out.name}__edgert_twin"
+        twin_out.shape, twin_out.type = out.shape, out.type
+        graph.insert_after(node, twin)
+        for user, index in list(out.uses()):
+            user.replace_input_with(index, twin_out)
+        done.append(out.name or "?")
     return done
-
-
-def _copy(node: ir.Node, inputs: List[Optional[ir.Value]], suffix: str) -> ir.Node:
-    new = ir.Node(node.domain, node.op_type, inputs, attributes=list(node.attributes.values()),
-                  name=f"{node.name or node.outputs[0].name}{suffix}", version=node.version)
-    return new
 
 
 def _scalar(graph: ir.Graph, name: str, value: Any) -> ir.Value:
@@ -301,30 +305,25 @@ def unary_before_layout_outputs(model: ir.Model) -> List[str]:
     (``z = U(Reshape(a))`` becomes ``z = Reshape(U(a))``, the same values), so nothing
     reads the graph output and MNN has nothing to move. Returns the outputs kept."""
     done = []
-    for graph in list(all_graphs(model.graph)):
-        outputs = set(graph.outputs)
-        for node in list(graph):
-            if node.op_type not in _LAYOUT_ONLY or not _standard(node) or not node.outputs:
-                continue
-            out = node.outputs[0]
-            readers = [user for user, _ in out.uses()]
-            if out not in outputs or not readers or any(
-                    r.op_type not in _ELEMENTWISE_UNARY or not _standard(r) or
-                    r.inputs[0] is not out or r.graph is not graph or
-                    not all(_is_constant(v) for v in r.inputs[1:] if v is not None)
-                    for r in readers):
-                continue
-            a = node.inputs[0]
-            for r in readers:
-                u = _copy(r, [a] + list(r.inputs[1:]), "__before_layout")
-                u.outputs[0].name = f"{r.outputs[0].name}__before_layout"
-                u.outputs[0].type, u.outputs[0].shape = r.outputs[0].type, a.shape
-                graph.insert_before(r, u)
-                lay = _copy(node, [u.outputs[0]] + list(node.inputs[1:]), "__after_unary")
-                graph.insert_after(u, lay)
-                _take_over(r.outputs[0], lay.outputs[0])
-                graph.remove(r, safe=True)
-            done.append(out.name or "?")
+    for graph, node, out in _graph_output_writers(model, _LAYOUT_ONLY):
+        readers = [user for user, _ in out.uses()]
+        if not readers or any(
+                r.op_type not in _ELEMENTWISE_UNARY or not _standard(r) or
+                r.inputs[0] is not out or r.graph is not graph or
+                not all(_is_constant(v) for v in r.inputs[1:] if v is not None)
+                for r in readers):
+            continue
+        a = node.inputs[0]
+        for r in readers:
+            u = _copy(r, [a] + list(r.inputs[1:]), "__before_layout")
+            u.outputs[0].name = f"{r.outputs[0].name}__before_layout"
+            u.outputs[0].type, u.outputs[0].shape = r.outputs[0].type, a.shape
+            graph.insert_before(r, u)
+            lay = _copy(node, [u.outputs[0]] + list(node.inputs[1:]), "__after_unary")
+            graph.insert_after(u, lay)
+            _take_over(r.outputs[0], lay.outputs[0])
+            graph.remove(r, safe=True)
+        done.append(out.name or "?")
     return done
 
 
@@ -333,23 +332,18 @@ def relu_readers_as_max(model: ir.Model) -> List[str]:
     a Conv's Relu...) becomes Max(x, 0), the same values, which MNN does not fuse.
     Returns the graph outputs whose readers changed."""
     done = []
-    for graph in list(all_graphs(model.graph)):
-        outputs = set(graph.outputs)
-        for node in list(graph):
-            if node.op_type not in _RELU_FUSERS or not _standard(node) or not node.outputs:
-                continue
-            out = node.outputs[0]
-            if out not in outputs or out.dtype != ir.DataType.FLOAT:
-                continue
-            relus = [u for u, _ in out.uses() if u.op_type == "Relu" and _standard(u)]
-            for r in relus:
-                zero = _scalar(graph, f"{r.name or r.outputs[0].name}__zero", 0.0)
-                mx = ir.Node("", "Max", [out, zero], name=f"{r.name or 'relu'}__as_max")
-                graph.insert_before(r, mx)
-                _take_over(r.outputs[0], mx.outputs[0])
-                graph.remove(r, safe=True)
-            if relus:
-                done.append(out.name or "?")
+    for graph, _, out in _graph_output_writers(model, _RELU_FUSERS):
+        if out.dtype != ir.DataType.FLOAT:
+            continue
+        relus = [u for u, _ in out.uses() if u.op_type == "Relu" and _standard(u)]
+        for r in relus:
+            zero = _scalar(graph, f"{r.name or r.outputs[0].name}__zero", 0.0)
+            mx = ir.Node("", "Max", [out, zero], name=f"{r.name or 'relu'}__as_max")
+            graph.insert_before(r, mx)
+            _take_over(r.outputs[0], mx.outputs[0])
+            graph.remove(r, safe=True)
+        if relus:
+            done.append(out.name or "?")
     return done
 
 
@@ -358,7 +352,7 @@ def explicit_kernel_shape(model: ir.Model) -> int:
     that rely on the weight for it."""
     n = 0
     for node in _all_nodes(model):
-        if node.op_type not in ("Conv", "ConvTranspose") or node.domain not in ("", "ai.onnx"):
+        if node.op_type not in ("Conv", "ConvTranspose") or not _standard(node):
             continue
         if node.attributes.get("kernel_shape") is not None or len(node.inputs) < 2:
             continue
@@ -402,35 +396,28 @@ def unfused_conv3d_activations(model: ir.Model) -> List[str]:
     """Relu/Clip right after a 3-D Conv, written to a graph output: Max(x, lo) (and
     Min(., hi)), which MNN does not fold into the Conv3D. Returns the outputs changed."""
     done = []
-    for graph in list(all_graphs(model.graph)):
-        outputs = set(graph.outputs)
-        for node in list(graph):
-            if node.op_type not in ("Relu", "Clip") or node.domain not in ("", "ai.onnx") or \
-                    node.outputs[0] not in outputs or not _conv3d_output(node.inputs[0]):
-                continue
-            bounds = _activation_bounds(node)
-            if bounds is None:
-                continue
-            x, out = node.inputs[0], node.outputs[0]
-            if x.dtype != ir.DataType.FLOAT:
-                continue
-            steps = [(op, b) for op, b in (("Max", bounds[0]), ("Min", bounds[1])) if b is not None]
-            if not steps:
-                continue
-            base, out_name = node.name or out.name or "act", out.name
-            for i, (op, b) in enumerate(steps):
-                c = _scalar(graph, f"{base}_{op.lower()}_bound", b)
-                new = ir.Node("", op, [x, c], name=f"{base}_{op.lower()}")
-                graph.insert_before(node, new)
-                y = new.outputs[0]
-                if i == len(steps) - 1:
-                    _take_over(out, y)
-                else:
-                    y.shape, y.type = out.shape, out.type
-                    y.name = f"{base}_{op.lower()}_out"
-                x = y
-            graph.remove(node, safe=True)
-            done.append(out_name or base)
+    for graph, node, out in _graph_output_writers(model, ("Relu", "Clip")):
+        x = node.inputs[0]
+        bounds = _activation_bounds(node) if _conv3d_output(x) else None
+        if bounds is None or x.dtype != ir.DataType.FLOAT:
+            continue
+        steps = [(op, b) for op, b in (("Max", bounds[0]), ("Min", bounds[1])) if b is not None]
+        if not steps:
+            continue
+        base, out_name = node.name or out.name or "act", out.name
+        for i, (op, b) in enumerate(steps):
+            c = _scalar(graph, f"{base}_{op.lower()}_bound", b)
+            new = ir.Node("", op, [x, c], name=f"{base}_{op.lower()}")
+            graph.insert_before(node, new)
+            y = new.outputs[0]
+            if i == len(steps) - 1:
+                _take_over(out, y)
+            else:
+                y.shape, y.type = out.shape, out.type
+                y.name = f"{base}_{op.lower()}_out"
+            x = y
+        graph.remove(node, safe=True)
+        done.append(out_name or base)
     return done
 
 
