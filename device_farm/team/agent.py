@@ -107,6 +107,7 @@ class Agent:
         q.ensure_schema(self.url)
         self._held = HeldJobs()
         self.store = ResultStore(self.url)
+        self._beats = ResultStore(self.url, reconnect_s=self.options.heartbeat_s)
         self.claims = Claims(self.url, {n: s.key for n, s in self.slots.items()})
         self.claims.claim(lambda name, key: holder_text(self.store, name, key))
         self.locks = PgLocks(self.url)
@@ -159,7 +160,14 @@ class Agent:
 
     # -- heartbeats and the janitor ----------------------------------------------------------
     def _heartbeats(self) -> None:
-        app = q.make_app(self.url)
+        """Every ``heartbeat_s``: the claims renewed, the agent's row touched, and now
+        and then the janitor's sweep. Through a store of its own that waits out a broken
+        connection for one heartbeat only (the jobs' store waits ``RECONNECT_S``): this
+        loop is the retry, and a server that is away must be logged as away at the next
+        beat, not after the jobs' two minutes (a crash between the claims' check and the
+        heartbeat's write went unsaid that long)."""
+        app = q.make_app(self.url, pool_timeout_s=max(1.0, self.options.heartbeat_s))
+        beats = self._beats
         janitor = JanitorOptions(self.options.stale_s)
         down = False
         next_sweep = 0.0
@@ -167,12 +175,12 @@ class Agent:
         with app.open():
             while not self._stop.wait(self.options.heartbeat_s):
                 try:
-                    if not self.claims.renew(lambda n, k: holder_text(self.store, n, k)):
+                    if not self.claims.renew(lambda n, k: holder_text(beats, n, k)):
                         raise StoreUnavailable("the claims' connection is down")
-                    self.store.agent_heartbeat(self.agent_id)
+                    beats.agent_heartbeat(self.agent_id)
                     if time.monotonic() >= next_sweep:   # a few times per stale period
                         next_sweep = time.monotonic() + janitor.stale_s / 4
-                        for line in sweep(self.store, app, janitor, self._held):
+                        for line in sweep(beats, app, janitor, self._held):
                             self.log(f"janitor: {line}")
                     if down:
                         self.log("the database is back")
@@ -332,6 +340,7 @@ class Agent:
         self.claims.close()
         self.locks.close()
         self.store.close()
+        self._beats.close()
         self.log("stopped")
 
 

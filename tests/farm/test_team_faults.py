@@ -131,6 +131,45 @@ def test_postgres_restarts_mid_run(models, tmp_path, sshd, agents, outage):
         assert codes == (0, 0)
 
 
+def test_an_agent_says_at_once_when_its_heartbeat_cannot_reach_the_database(
+        pg_store, tmp_path, agents):
+    """The server refuses new connections and cuts every session but the claims' (the
+    state of a crash between the claims' check and the heartbeat's write: the claims'
+    connection still answers, the heartbeat's must be made again). The agent logs the
+    database away within a few heartbeats (it used to wait out the jobs' two-minute
+    reconnect window first, saying nothing: the crash test's flake), and back once the
+    server lets it in."""
+    import psycopg
+
+    url, cache = pg_store, str(tmp_path / "cache")
+    inv = write_inventory(tmp_path / "devices.toml")
+    a = AgentProcess(url, inv, ["host"], "H", cache, tmp_path)
+    agents.append(a)
+    a.wait_online()
+    with psycopg.connect(url, autocommit=True) as conn, \
+            psycopg.connect(url, autocommit=True, dbname="postgres") as admin:
+        db = conn.execute("SELECT current_database()").fetchone()[0]
+        claims = {pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")}
+        assert claims, "the agent's claims hold no advisory lock"
+        admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
+        try:
+            cut = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND pid <> pg_backend_pid() AND "
+                "NOT (pid = ANY(%s))", (list(claims),)).fetchone()[0]
+            assert cut >= 1
+            t0 = time.monotonic()
+            wait_until(lambda: "the database is unreachable" in a.log(), 15,
+                       "the agent logs the database away")
+            away_s = time.monotonic() - t0
+        finally:
+            admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
+        wait_until(lambda: "the database is back" in a.log(), 30, "the agent logs it back")
+    assert away_s < 15 and a.proc.poll() is None
+    assert a.stop() == 0
+
+
 def test_a_job_the_queue_lost_is_run_again(pg_store, models, tmp_path, agents):
     """A queue job left "doing" for an agent's live worker that does not run it (the
     state a crashed server leaves when it comes back without its last commits: the
