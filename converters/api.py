@@ -123,10 +123,11 @@ def convert(model_or_path: Any, targets: Union[str, Sequence[str]] = ("mnn",), *
         threads=threads, overwrite=overwrite, calibration_method=calibration_method,
         on_stage=on_stage)
     ctx.started = started
+    from converters.flow.heap import older_objects_frozen
     from converters.frontends.torch_export import train_modes_kept
 
     try:
-        with train_modes_kept(model_or_path):
+        with train_modes_kept(model_or_path), older_objects_frozen():
             report = made(run_stages(ctx).report, "report")
     finally:
         if ctx.outputs is not None:

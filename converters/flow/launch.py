@@ -24,6 +24,7 @@ Run as ``python -m converters.flow.launch REQUEST_FD EVENT_FD`` (the zygote).
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import select
@@ -298,6 +299,9 @@ def _preload() -> None:
 
 def _serve(req_fd: int, ev_fd: int) -> int:
     _preload()
+    # what every child inherits stays out of their collections (``run_jobs`` collects
+    # after each job) and out of copy-on-write: the collector would touch every page
+    gc.freeze()
     requests = os.fdopen(req_fd, "r")
     for line in requests:                   # the caller's end closed: done
         req = json.loads(line)
