@@ -7,7 +7,8 @@ never observes them (eager mode puts no fake-quant after a pool or a flatten).
 ``fill_passthrough`` gives each such output its input's entry, and, for tables of
 quantized torch models, the outputs of ReLU and average pooling when the table has
 none for them (eager quantization runs those with their input's parameters, so a
-QAT table never names them).
+QAT table never names them), and the input of a ReLU PyTorch fused with the op
+before it (FX graph mode's add + relu) from the ReLU's entry.
 """
 from __future__ import annotations
 
@@ -67,6 +68,41 @@ def fill_passthrough(table: QuantTable, model: Any,
             entry.source = f"shared:{n.input[idx]}"
             table.activations[out] = entry
             filled.append(out)
+    if eager:
+        filled += _fill_fused_inputs(table, proto)
+    return filled
+
+
+# Ops PyTorch fuses with the op before them (FX graph mode's add + relu, a quantized
+# add_relu): the fused op's output is quantized with theirs, and the value between is
+# never observed, so a table names only theirs.
+FUSED_AFTER: OpRegistry[int] = OpRegistry("quantization of an op fused with the next")
+register_all(FUSED_AFTER, {"Relu": 0}, source=__name__)
+
+
+def _fill_fused_inputs(table: QuantTable, proto: Any) -> List[str]:
+    """The input of a ``FUSED_AFTER`` op that has no entry, is made by a node and read
+    by that op alone, takes the op's output entry (for values the op keeps the two are
+    the same; the ones it drops never reach the int8 graph's next op)."""
+    readers: dict = {}
+    for n in proto.graph.node:
+        for name in n.input:
+            readers[name] = readers.get(name, 0) + 1
+    made = {o for n in proto.graph.node for o in n.output}
+    graph_io = {v.name for v in list(proto.graph.input) + list(proto.graph.output)}
+    filled = []
+    for n in proto.graph.node:
+        idx = FUSED_AFTER.of_node(n)
+        if idx is None or len(n.input) <= idx or not n.output:
+            continue
+        x, dst = n.input[idx], table.activations.get(n.output[0])
+        if dst is None or x in table.activations or x not in made or x in graph_io \
+                or readers.get(x) != 1:
+            continue
+        entry = ActivationQuant(**{**vars(dst), "extra": dict(dst.extra)})
+        entry.source = f"fused:{n.output[0]}"
+        table.activations[x] = entry
+        filled.append(x)
     return filled
 
 

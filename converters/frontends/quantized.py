@@ -1,7 +1,7 @@
 """Quantized sources: models that carry their own quantization, recognized as their
 float model plus what they carried.
 
-- an eager ``torch.ao.quantization`` QAT model or a torchao PT2E graph (prepared or
+- a ``torch.ao.quantization`` QAT model (eager or FX graph mode) or a torchao PT2E graph (prepared or
   converted): ``split_qat`` gives its float twin (what gets exported); its
   ``TrainedProducer`` gives its table for the exported graph and PyTorch's own int8
   simulation (the verification reference of an int8 conversion);
@@ -61,7 +61,7 @@ TRAINED_PRODUCERS: Tuple[Callable[[], TrainedProducer], ...] = (_pt2e_producer,
 
 
 def trained_producer(obj: Any) -> Optional[TrainedProducer]:
-    """The producer for a quantized torch model (eager QAT, PT2E), or None."""
+    """The producer for a quantized torch model (eager or FX QAT, PT2E), or None."""
     if not hasattr(obj, "named_modules"):
         return None
     for make in TRAINED_PRODUCERS:
@@ -72,7 +72,7 @@ def trained_producer(obj: Any) -> Optional[TrainedProducer]:
 
 
 def split_qat(model_or_path: Any) -> Tuple[Any, Any]:
-    """(what to export, the quantized model or None): an eager QAT or PT2E model is
+    """(what to export, the quantized model or None): a QAT or PT2E model is
     exported as its float twin and brings its own table."""
     pair = isinstance(model_or_path, tuple) and len(model_or_path) == 2   # (module, inputs)
     model = model_or_path[0] if pair else model_or_path

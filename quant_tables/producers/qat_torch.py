@@ -1,4 +1,5 @@
-"""From a PyTorch QAT model (eager-mode ``torch.ao.quantization``): a table keyed by ONNX names.
+"""From a PyTorch QAT model (``torch.ao.quantization``, eager or FX graph mode): a table
+keyed by ONNX names.
 
 The hard part is naming. QAT knows modules (``features.3.conv``); the
 converters see ONNX tensors (``/features/features.3/conv/Conv_output_0`` with the
@@ -68,12 +69,40 @@ def _observed(fq) -> bool:
 
 
 def activation_sites(model) -> List[Tuple[str, Any]]:
-    """(module name, fake-quant) for every module whose output is fake-quantized."""
-    out = []
+    """(site name, fake-quant) for every fake-quantized activation: eager mode's
+    ``activation_post_process`` of a module (named by that module), and FX graph mode's
+    fake-quant modules of their own (``prepare_qat_fx``: ``activation_post_process_3``,
+    called by the graph; named by the graph node whose value it quantizes)."""
+    out, seen = [], set()
     for name, mod in model.named_modules():
         fq = getattr(mod, "activation_post_process", None)
         if fq is not None and _is_fake_quant(fq) and not _is_fake_quant(mod):
             out.append((name, fq))
+            seen.add(id(fq))
+    seen.update(id(fq) for _, _, fq in weight_sites(model))
+    calls = fx_calls(model)
+    for name, mod in model.named_modules():
+        if _is_fake_quant(mod) and id(mod) not in seen:
+            out.append((calls.get(id(mod), [name])[0], mod))
+            seen.add(id(mod))
+    return out
+
+
+def fx_calls(model) -> Dict[int, List[str]]:
+    """FX graph mode: id(fake-quant module) -> the graph nodes whose values it
+    quantizes, in graph order (one module serves several: FX shares the input's
+    fake-quant with a pool or a flatten after it). Empty for an eager model."""
+    graph = getattr(model, "graph", None)
+    out: Dict[int, List[str]] = {}
+    for node in getattr(graph, "nodes", None) or []:
+        if node.op != "call_module" or not node.args or not hasattr(node.args[0], "name"):
+            continue
+        try:
+            mod = model.get_submodule(str(node.target))
+        except AttributeError:
+            continue
+        if _is_fake_quant(mod):
+            out.setdefault(id(mod), []).append(node.args[0].name)
     return out
 
 
@@ -99,8 +128,9 @@ def deployed_weights(mod) -> List[np.ndarray]:
     return [f.cpu().numpy() for f in forms]
 
 
-def _capture(model, inputs: Tuple) -> Dict[str, np.ndarray]:
-    """Float value each activation fake-quant receives (fake quant and observers off).
+def _capture(model, inputs: Tuple) -> Dict[str, List[np.ndarray]]:
+    """Float values each activation fake-quant receives, one per call in call order
+    (fake quant and observers off).
 
     The hook sits on the fake-quant module itself, so sites whose owner calls it
     directly (FloatFunctional.add/cat) are captured like forward-hook sites.
@@ -111,12 +141,12 @@ def _capture(model, inputs: Tuple) -> Dict[str, np.ndarray]:
     sim = copy.deepcopy(model).eval()
     sim.apply(disable_fake_quant)
     sim.apply(disable_observer)
-    values: Dict[str, np.ndarray] = {}
+    values: Dict[str, List[np.ndarray]] = {}
     hooks = []
     for name, fq in activation_sites(sim):
         def hook(_m, args, name=name):
             if args and isinstance(args[0], torch.Tensor):
-                values[name] = args[0].detach().float().cpu().numpy()
+                values.setdefault(name, []).append(args[0].detach().float().cpu().numpy())
         hooks.append(fq.register_forward_pre_hook(hook))
     try:
         with torch.no_grad():
@@ -154,7 +184,10 @@ def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
 
 
 def _activation_sites(model, inputs: Tuple, result: QATResult) -> List[ActivationSite]:
+    """A site per call of each fake-quant (a module used twice quantizes two values
+    with one scale; FX shares one fake-quant between a value and its pool/flatten)."""
     captured = _capture(model, inputs)
+    calls = fx_calls(model)
     sites = []
     for name, fq in activation_sites(model):
         if name not in captured:
@@ -162,7 +195,11 @@ def _activation_sites(model, inputs: Tuple, result: QATResult) -> List[Activatio
         elif not _observed(fq):
             result.unmatched.append(f"{name} (activation; its observer never saw data)")
         else:
-            sites.append(ActivationSite(name, captured[name], _activation_entry(fq, name)))
+            names = calls.get(id(fq)) or [name]
+            for k, value in enumerate(captured[name]):
+                site = names[k] if len(names) == len(captured[name]) else \
+                    (name if k == 0 else f"{name} (call {k + 1})")
+                sites.append(ActivationSite(site, value, _activation_entry(fq, site)))
     return sites
 
 
@@ -214,8 +251,11 @@ def float_model(model: Any):
 
 
 def _floatify(module, nn, stubs) -> None:
-    for name, child in list(module.named_children()):
-        if isinstance(child, stubs):
+    for name, child in [(n, c) for n, c in module._modules.items() if c is not None]:
+        # every name, not named_children's first name per module: FX shares one
+        # fake-quant under several names. A fake-quant child is gone whoever calls it: the owner (eager mode's
+        # activation_post_process) or the graph (FX mode's activation_post_process_N)
+        if isinstance(child, stubs) or (_is_fake_quant(child) and name != "weight_fake_quant"):
             setattr(module, name, nn.Identity())
             continue
         if hasattr(child, "weight_fake_quant") and hasattr(child, "to_float"):

@@ -219,3 +219,143 @@ def test_a_qat_model_converts_to_int8_unless_told_otherwise(tmp_path):
     assert rep.precision["chosen"] == "int8" and "a QAT model" in rep.precision["why"]
     assert rep.target("tflite").details["int8"]["float_ops"] == []
     assert flt.precision["chosen"] == "fp32" and "int8" not in flt.target("tflite").details
+
+
+# -- FX graph mode (prepare_qat_fx) -------------------------------------------------------
+
+def fx_net():
+    """No stubs, a plain ``+`` and a shared ReLU: what FX graph mode is used for."""
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+            self.relu = nn.ReLU()
+            self.pool = nn.MaxPool2d(2)
+            self.fc = nn.Linear(8 * 4 * 4, 10)
+
+        def forward(self, x):
+            y = self.relu(self.bn1(self.conv1(x)))
+            z = self.bn2(self.conv2(y))
+            return self.fc(torch.flatten(self.pool(self.relu(y + z)), 1))
+    return Net()
+
+
+def fx_prepared(backend: str, folder):
+    """(prepared, example, float ONNX path, table) of ``fx_net`` after prepare_qat_fx and
+    a few steps of training."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = prepare_qat_fx(fx_net().train(), get_default_qat_qconfig_mapping(backend),
+                           (x[:1],))
+    opt = torch.optim.SGD(p.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        loss = p(torch.randn(16, 1, 8, 8, generator=g)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p.eval()
+    path = export(float_model(p), str(folder / "float.onnx"), x)
+    return p, x, path, table_from_qat(p, x, path)
+
+
+@pytest.fixture(scope="module", params=["x86", "qnnpack"])
+def fx_qat(request, tmp_path_factory):
+    return (request.param, *fx_prepared(request.param, tmp_path_factory.mktemp("fxqat")))
+
+
+def test_fx_qat_sites_are_named_by_the_graph_and_all_placed(fx_qat):
+    """FX puts fake-quants in the graph as modules of their own (one shared by a value
+    and the pool/flatten after it); each call is a site, named by the node it reads."""
+    backend, p, x, path, r = fx_qat
+    assert r.unmatched == []
+    # FX fuses add + relu: the fake-quant sits after the relu (node relu_1)
+    assert {"x", "conv1", "conv2", "relu_1", "fc"} <= set(r.activation_matches)
+    assert r.activation_matches["x"] == ["x"] and r.activation_matches["fc"] == ["y"]
+    assert set(r.weight_matches) == {"conv1", "conv2", "fc"}
+    # the shared fake-quant after the last ReLU also covers the pool and the flatten
+    shared = [n for n in r.activation_matches if n in ("pool", "flatten")]
+    assert shared, sorted(r.activation_matches)
+
+
+def test_fx_qat_float_model_has_no_fake_quant_left(fx_qat):
+    from torch.ao.quantization import FakeQuantizeBase
+
+    backend, p, x, path, r = fx_qat
+    twin = float_model(p)
+    assert not any(isinstance(m, FakeQuantizeBase) for m in twin.modules())
+    assert all(isinstance(m, FakeQuantizeBase) for n, m in p.named_modules()
+               if n.startswith("activation_post_process_") and "." not in n)
+
+
+def test_fx_qat_table_simulation_reproduces_pytorch_fake_quant(fx_qat):
+    backend, p, x, path, r = fx_qat
+    qdq, _ = insert_qdq(path, r.table)
+    xt = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    sim = ort_run(qdq, xt.numpy())
+    ref = fake_quant_reference(p, (xt,)).numpy()
+    step = r.table.activations["y"].scale
+    assert np.abs(sim - ref).max() <= step * 1.01
+    assert np.mean(np.abs(sim - ref) > 1e-6) < 0.02
+    assert (sim.argmax(1) == ref.argmax(1)).mean() >= 0.98
+
+
+def test_fx_qat_model_converts_to_int8_for_both_targets(tmp_path):
+    """It used to end in an AttributeError from inside torch (the float twin broke the
+    fake-quants FX calls from its graph); the add fused with its ReLU gets the ReLU's
+    entry (it used to ask for calibration data)."""
+    from converters import convert
+
+    p, x, path, r = fx_prepared("qnnpack", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = convert(p, targets="tflite,mnn", example_inputs=(x[:1],), out_dir=tmp_path,
+                      load_check="structure")
+    assert rep.precision["chosen"] == "int8"
+    for t in rep.targets:
+        assert t.error is None and t.verification.passed, (t.target, t.error)
+        assert t.verification.reference == "PyTorch's own simulation of the QAT model"
+
+
+def test_an_eager_module_used_twice_gives_both_of_its_values_the_entry(tmp_path):
+    """One Conv module applied twice: its fake-quant quantizes both outputs with one
+    scale; both ONNX tensors get the entry (only the last call's did)."""
+    import torch.ao.quantization as tq
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+            self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.dequant(self.conv2(self.conv2(self.conv1(self.quant(x)))))
+
+    torch.manual_seed(0)
+    m = Net().train()
+    m.qconfig = tq.get_default_qat_qconfig("qnnpack")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = tq.prepare_qat(m)
+    with torch.no_grad():
+        for _ in range(4):
+            p(torch.randn(4, 1, 6, 6))
+    p.eval()
+    x = torch.randn(4, 1, 6, 6, generator=torch.Generator().manual_seed(3))
+    path = export(float_model(p), str(tmp_path / "twice.onnx"), x)
+    r = table_from_qat(p, x, path)
+    assert r.unmatched == []
+    assert {"conv2", "conv2 (call 2)"} <= set(r.activation_matches)
+    first, second = r.activation_matches["conv2"][0], r.activation_matches["conv2 (call 2)"][0]
+    assert first != second
+    assert r.table.activations[first].scale == r.table.activations[second].scale == \
+        pytest.approx(float(p.conv2.activation_post_process.scale))
