@@ -31,6 +31,59 @@ def is_qat_model(obj: Any) -> bool:
     return any(isinstance(m, FakeQuantizeBase) for _, m in obj.named_modules())
 
 
+_INT8_KERNELS = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized",
+                 "torch.nn.quantized", "torch.nn.intrinsic.quantized",
+                 "torch.ao.nn.quantized.dynamic", "torch.ao.nn.quantized.reference")
+
+
+def int8_kernel_modules(obj: Any) -> List[Tuple[str, str]]:
+    """(name, class) of the modules of a model torch.ao already converted to int8
+    kernels (``convert_fx``, eager ``convert``, ``quantize_dynamic``); FloatFunctional,
+    which eager QAT models hold as float code, is not one."""
+    if not hasattr(obj, "named_modules") or not callable(obj.named_modules):
+        return []
+    out = []
+    for name, mod in obj.named_modules():
+        cls = type(mod)
+        if cls.__module__.startswith(_INT8_KERNELS) and cls.__name__ != "FloatFunctional":
+            out.append((name or "(the model)",
+                        f"{cls.__module__.split('.modules')[0]}.{cls.__name__}"))
+    return out
+
+
+def refuse_converted(obj: Any) -> None:
+    """A torch.ao model already converted to int8 kernels cannot be exported as the
+    float model its table comes from (the exporter writes a QDQ graph, or refuses the
+    dynamic kernels): refused, saying what to pass instead."""
+    kernels = int8_kernel_modules(obj)
+    if not kernels:
+        return
+    shown = ", ".join(f"{n} ({c})" for n, c in kernels[:3])
+    dynamic = any(".dynamic." in c for _, c in kernels)
+    if dynamic:
+        hint = ("dynamic quantization (int8 weights, float activations) is "
+                "precision='int8_weights' (--precision int8_weights) on the float model")
+    else:
+        hint = ("pass the model as it was before convert_fx/convert: prepared for QAT "
+                "(prepare_qat, prepare_qat_fx) and trained; its fake-quant modules are the "
+                "table. Or the float model with calibration_data= or a quantization table")
+    raise ConversionError(f"the model is already converted to torch.ao int8 kernels "
+                          f"({shown}{', ...' if len(kernels) > 3 else ''}), which edgert "
+                          f"cannot read back as a float model and a table: {hint}")
+
+
+def has_ptq_observers(obj: Any) -> bool:
+    """A model prepared for post-training quantization (``prepare``/``prepare_fx``): it
+    holds torch.ao observers and no fake-quant."""
+    if not hasattr(obj, "named_modules") or not callable(obj.named_modules):
+        return False
+    try:
+        from torch.ao.quantization.observer import ObserverBase
+    except ImportError:
+        return False
+    return any(isinstance(m, ObserverBase) for _, m in obj.named_modules())
+
+
 @dataclass(frozen=True)
 class TrainedProducer:
     """A kind of quantized torch model that brings its own table: how to recognise it,

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from converters.frontends.quantized import QDQSplit, split_qat, split_qdq, trained_producer
+from converters.frontends.quantized import (QDQSplit, has_ptq_observers, refuse_converted,
+                                            split_qat, split_qdq, trained_producer)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RecognizedSource:
     qat: Any = None                     # the quantized torch model (eager QAT or PT2E)
     qdq: Optional[QDQSplit] = None      # the QDQ ONNX model's table and simulation
     masks_baked: bool = False           # torch.nn.utils.prune masks applied into a copy
+    ptq_observers: bool = False         # torch.ao observers (prepare/prepare_fx), not read
 
     @property
     def quantized_kind(self) -> Optional[str]:
@@ -55,7 +57,10 @@ def recognize(model_or_path: Any, name: Optional[str] = None, *,
     from converters.frontends.spec import resolve_named
 
     model, name = resolve_named(model_or_path, name)
+    refuse_converted(model[0] if isinstance(model, tuple) and len(model) == 2 else model)
     model, qat = split_qat(model)
+    observers = qat is None and has_ptq_observers(
+        model[0] if isinstance(model, tuple) and len(model) == 2 else model)
     qdq = split_qdq(model)
     if qdq is not None:
         model, name = qdq.model, name or qdq.name
@@ -65,4 +70,5 @@ def recognize(model_or_path: Any, name: Optional[str] = None, *,
 
         masked = bake(model)
         baked, model = masked is not model, masked
-    return RecognizedSource(model=model, name=name, qat=qat, qdq=qdq, masks_baked=baked)
+    return RecognizedSource(model=model, name=name, qat=qat, qdq=qdq, masks_baked=baked,
+                            ptq_observers=observers)

@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import io
 import logging
+import re
 import time
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -167,6 +168,26 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def exporter_reason(exc: BaseException) -> str:
+    """The line of a torch.onnx failure that says what failed: its "## Exception summary"
+    when it has one (the first line is "Failed to export the model with torch.export.",
+    the same for every cause), else its first line; without terminal colour codes."""
+    text = _ANSI.sub("", str(exc)).strip()
+    if not text:
+        return repr(exc)
+    lines = text.splitlines()
+    if "## Exception summary" in lines:
+        after = [ln.strip() for ln in lines[lines.index("## Exception summary") + 1:]
+                 if ln.strip()]
+        if after:
+            return re.sub(r"^<class '([\w.]+)'>", lambda m: m.group(1).rsplit(".", 1)[-1],
+                          after[0])[:300]
+    return lines[0][:300]
+
+
 def export_torch(module, example_inputs: Tuple, input_names: List[str],
                  output_names: List[str], dynamic_axes: Optional[Dict[str, Dict[int, str]]],
                  exporter: str = "dynamo", opset: Optional[int] = None):
@@ -181,9 +202,8 @@ def export_torch(module, example_inputs: Tuple, input_names: List[str],
                                    dynamic_axes, opset)
             return model, "dynamo", notes, time.perf_counter() - t0
         except Exception as exc:  # torch.export raises many types; fall back, say why
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
-            notes.append(f"dynamo exporter failed ({type(exc).__name__}: {first}); "
-                         "used the TorchScript exporter instead")
+            notes.append(f"dynamo exporter failed ({type(exc).__name__}: "
+                         f"{exporter_reason(exc)}); used the TorchScript exporter instead")
     model = _export_torchscript(module, example_inputs, input_names, output_names,
                                 dynamic_axes, opset)
     return model, "torchscript", notes, time.perf_counter() - t0

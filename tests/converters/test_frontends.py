@@ -242,3 +242,18 @@ def test_converting_and_pruning_leave_the_modules_train_flags_as_they_were(tmp_p
                       out_dir=tmp_path / "p", targets="tflite")
     assert run.conversion.target("tflite").verification.passed
     assert [m.training for m in net.modules()] == before
+
+
+def test_a_dynamo_failure_is_told_by_its_cause_without_colour_codes():
+    """torch.onnx's first line is the same for every failure, with terminal colour codes."""
+    from converters.frontends.torch_export import exporter_reason
+
+    exc = RuntimeError(
+        "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m of "
+        "exporting the model to ONNX. Next steps:\n- Modify the model code\n\n"
+        "## Exception summary\n\n<class 'torch._dynamo.exc.Unsupported'>: Dynamic control "
+        "flow is not supported at the moment.\n\nmore")
+    assert exporter_reason(exc) == ("Unsupported: Dynamic control flow is not supported at "
+                                    "the moment.")
+    assert exporter_reason(RuntimeError("\x1b[91mboom\x1b[0m\nsecond")) == "boom"
+    assert exporter_reason(RuntimeError("")) == "RuntimeError('')"

@@ -359,3 +359,48 @@ def test_an_eager_module_used_twice_gives_both_of_its_values_the_entry(tmp_path)
     assert first != second
     assert r.table.activations[first].scale == r.table.activations[second].scale == \
         pytest.approx(float(p.conv2.activation_post_process.scale))
+
+
+def test_a_model_torch_already_converted_to_int8_is_refused_saying_what_to_pass(tmp_path):
+    """convert_fx's output (int8 kernels) exported as a QDQ graph the backends refused
+    node by node; quantize_dynamic's failed inside torch.onnx. Both are refused up front."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
+
+    from converters import convert
+    from converters.errors import ConversionError
+
+    x = torch.randn(1, 1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = prepare_qat_fx(fx_net().train(), get_default_qat_qconfig_mapping("qnnpack"), (x,))
+        p(torch.randn(8, 1, 8, 8))
+        q = convert_fx(p.eval())
+        dyn = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)),
+            {torch.nn.Linear}, dtype=torch.qint8)
+    with pytest.raises(ConversionError, match=r"already converted to torch.ao int8 kernels "
+                       r"\(conv1 \(torch.ao.nn.intrinsic.quantized.ConvReLU2d\).*prepare_qat_fx"):
+        convert(q, "tflite", example_inputs=(x,), out_dir=tmp_path / "q")
+    with pytest.raises(ConversionError, match=r"torch.ao.nn.quantized.dynamic.Linear.*"
+                                              r"precision='int8_weights'"):
+        convert(dyn, "tflite", example_inputs=(x,), out_dir=tmp_path / "d")
+    assert not (tmp_path / "q").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_model_with_ptq_observers_converts_as_float_and_says_so(tmp_path):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    from converters import convert
+
+    x = torch.randn(1, 1, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = prepare_fx(fx_net().eval(), get_default_qconfig_mapping("qnnpack"), (x,))
+        p(torch.randn(8, 1, 8, 8))
+        rep = convert(p, "tflite", example_inputs=(x,), out_dir=tmp_path)
+    assert rep.precision["chosen"] == "fp32"
+    assert "torch.ao observers" in rep.precision["why"] and "calibration_data" in \
+        rep.precision["why"]
+    assert rep.target("tflite").verification.passed
