@@ -139,6 +139,17 @@ def graph_name_notes(table: Any, model: Any) -> List[str]:
 
     notes: List[str] = []
     unknown = check_graph_names(table, model)
+    if unknown and len(unknown) == len(table.weights):
+        from quant_tables.errors import TableError
+
+        source = getattr(getattr(table, "provenance", None), "source", "") or ""
+        raise TableError(
+            f"sparsity table: none of its {len(unknown)} weight(s) is in the graph ("
+            + ", ".join(unknown[:4]) + (" ..." if len(unknown) > 4 else "") + "), so "
+            "nothing of it could be honored: it looks made for another model"
+            + (f" (it was made from {source!r})" if source else "") + ", or for names "
+            "this export does not keep (pass the torch module the table was read from: "
+            "its weights are followed by value)")
     if unknown:
         notes.append(f"sparsity table: {len(unknown)} weight(s) are not in the graph and are "
                      "ignored: " + ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else ""))

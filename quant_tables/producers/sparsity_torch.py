@@ -119,7 +119,9 @@ def table_from_torch(module, pattern: Optional[str] = None, min_sparsity: float 
 
 
 def bake_masks(model: Any) -> Any:
-    """A copy of ``model`` with every torch.nn.utils.prune mask applied (``prune.remove``).
+    """A copy of ``model`` with every torch.nn.utils.prune mask applied (``prune.remove``)
+    and every parametrization (``torch.nn.utils.parametrize``: torch.ao.pruning's
+    sparsifiers before ``squash_mask``) replaced by the value it computes.
 
     Accepts an nn.Module, a ``(module, example_inputs)`` pair or a zoo model and
     returns the same kind; returns ``model`` itself when it holds no masks.
@@ -133,10 +135,11 @@ def bake_masks(model: Any) -> Any:
     if isinstance(model, tuple) and len(model) == 2:
         baked = bake_masks(model[0])
         return model if baked is model[0] else (baked, model[1])
-    if not _has_masks(model):
+    if not _has_masks(model) and not _parametrized(model):
         return model
     import torch
     import torch.nn.utils.prune as prune
+    from torch.nn.utils import parametrize
 
     with torch.no_grad():        # the masked weights are computed tensors: deepcopy refuses
         for m in model.modules():   # those, so refresh them as leaves (same values)
@@ -144,11 +147,39 @@ def bake_masks(model: Any) -> Any:
                 if isinstance(hook, prune.BasePruningMethod):
                     setattr(m, hook._tensor_name, hook.apply_mask(m))
     copy_ = copy.deepcopy(model)
-    for m in copy_.modules():
+    for m in list(copy_.modules()):
         for hook in list(getattr(m, "_forward_pre_hooks", {}).values()):
             if isinstance(hook, prune.BasePruningMethod):
                 prune.remove(m, hook._tensor_name)
+        if parametrize.is_parametrized(m):
+            _unparametrize(m, torch)
     return copy_
+
+
+def _unparametrize(m: Any, torch: Any) -> None:
+    """torch.ao.pruning's sparsifiers (FakeSparsity), weight_norm...: the value each
+    parametrization computes becomes a plain parameter under its own name. Not
+    ``parametrize.remove_parametrizations``: a deep copy shares the original's injected
+    class (``ParametrizedLinear``), and removing deletes the property from that class,
+    which broke the user's own module (``'ParametrizedLinear' object has no attribute
+    'weight'``); the copy gets its plain class back instead."""
+    with torch.no_grad():
+        values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}
+    m.__class__ = m.__class__.__bases__[0]       # parametrize injected a subclass
+    del m._modules["parametrizations"]
+    for name, value in values.items():
+        m.register_parameter(name, torch.nn.Parameter(value, requires_grad=False))
+
+
+def _parametrized(model: Any) -> bool:
+    modules = getattr(model, "modules", None)
+    if not callable(modules):
+        return False
+    try:
+        from torch.nn.utils import parametrize
+    except ImportError:
+        return False
+    return any(parametrize.is_parametrized(m) for m in modules())
 
 
 def _has_masks(model: Any) -> bool:

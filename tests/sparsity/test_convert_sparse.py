@@ -228,3 +228,45 @@ def test_entries_follow_linear_weights_the_exporter_renamed(tmp_path):
     (row,) = rep.target("tflite").details["sparsity"]["layers"]
     assert row["weight"] != "fc.weight" and row["runs"] == "sparse", row
     assert rep.target("tflite").verification.outputs[0].cosine >= 0.99999
+
+
+def test_a_model_pruned_with_torch_ao_pruning_keeps_its_table(tmp_path):
+    """torch.ao.pruning's sparsifiers hold their masks as parametrizations
+    (``parametrizations.weight.original``): the export named the weight otherwise, so
+    the table (``2.weight``...) matched nothing and both files came out dense with only
+    a note. The parametrizations are baked into the exported copy like prune's masks."""
+    import torch
+    from torch.ao.pruning import WeightNormSparsifier
+
+    from quant_tables.producers.sparsity_torch import table_from_torch
+
+    model, x = mlp()
+    sparsifier = WeightNormSparsifier(sparsity_level=0.8, sparse_block_shape=(1, 4),
+                                      zeros_per_block=4)
+    sparsifier.prepare(model, [{"tensor_fqn": "2.weight"}])
+    sparsifier.step()
+    table = table_from_torch(model)
+    assert set(table.weights) == {"2.weight"}
+    rep = convert(model, targets="mnn,tflite", example_inputs=x, out_dir=tmp_path,
+                  sparsity_table=table, thresholds={"min_cosine": 0.99999})
+    for t in rep.targets:
+        (row,) = t.details["sparsity"]["layers"]
+        assert row["weight"] == "2.weight" and row["runs"] == "sparse", (t.target, row)
+        assert t.verification.passed
+    # the user's module keeps its parametrizations (the export used a copy)
+    assert hasattr(model[2], "parametrizations")
+    assert torch.equal(model[2].weight == 0, model[2].parametrizations.weight[0].mask == 0)
+
+
+def test_a_sparsity_table_none_of_whose_weights_is_in_the_graph_is_refused(tmp_path):
+    from quant_tables.errors import TableError
+    from quant_tables.sparsity_table import SparsityTable, WeightSparsity
+
+    model, x = mlp()
+    table = SparsityTable(weights={"backbone.3.weight": WeightSparsity(
+        pattern="unstructured", target=0.5)})
+    with pytest.raises(TableError, match=r"none of its 1 weight\(s\) is in the graph "
+                                         r"\(backbone.3.weight\)"):
+        convert(model, targets="tflite", example_inputs=x, out_dir=tmp_path / "o",
+                sparsity_table=table)
+    assert not (tmp_path / "o" / "sequential.tflite").exists()
