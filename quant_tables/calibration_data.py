@@ -3,7 +3,9 @@
 Accepted forms (``--data`` on the command line):
 
 * a dict ``{input name: array}`` or, for a one-input model, one array — the first
-  axis is the batch axis;
+  axis is the batch axis; torch tensors wherever an array goes;
+* a list of feeds, each an array (one-input models), a tuple of arrays in input order,
+  or a dict;
 * a ``.npz`` file (arrays by input name) or ``.npy`` file (one-input models);
 * a directory of ``.npz``/``.npy`` files, each one feed, in file-name order;
 * a directory of images (JPEG, PNG, BMP, PPM...) for a model with one image input,
@@ -52,7 +54,8 @@ class ImageFolder:
 
 
 DataLike = Union[str, "os.PathLike[str]", np.ndarray, Mapping[str, np.ndarray],
-                 Sequence[Mapping[str, np.ndarray]], ImageFolder]
+                 Sequence[Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]],
+                 ImageFolder]
 
 
 def _load_file(path: str) -> Dict[str, np.ndarray]:
@@ -164,13 +167,49 @@ def _feeds(data: DataLike, names: List[str], shapes, batch: int):
             raise InputError(f"{path}: no such calibration data file or directory")
         yield from _split(_name_single(_load_file(path), names, path), shapes, batch, path)
         return
-    if isinstance(data, np.ndarray):
-        yield from _split(_name_single({"__single__": data}, names, "data"), shapes, batch, "data")
+    if _is_array(data):
+        yield from _split(_name_single({"__single__": _array(data, "data")}, names, "data"),
+                          shapes, batch, "data")
         return
     if isinstance(data, Mapping):
-        yield from _split(_name_single(dict(data), names, "data"), shapes, batch, "data")
+        arrays = {k: _array(v, f"data[{k!r}]") for k, v in data.items()}
+        yield from _split(_name_single(arrays, names, "data"), shapes, batch, "data")
         return
+    if not hasattr(data, "__iter__"):
+        raise InputError(f"calibration data of type {type(data).__name__}; {ACCEPTED}")
     for i, feed in enumerate(data):  # a sequence of ready feeds
-        if isinstance(feed, np.ndarray):
-            feed = {"__single__": feed}
-        yield _name_single(dict(feed), names, f"data[{i}]")
+        yield _name_single(_feed(feed, names, f"data[{i}]"), names, f"data[{i}]")
+
+
+ACCEPTED = ("accepted: an array or tensor (one-input models), a dict {input name: array}, a "
+            "list of feeds (each an array, a tuple of arrays in input order, or a dict), a "
+            ".npz/.npy file, or a folder of .npz/.npy files or images")
+
+
+def _is_array(v) -> bool:
+    return isinstance(v, np.ndarray) or (hasattr(v, "detach") and hasattr(v, "numpy"))
+
+
+def _array(v, where: str) -> np.ndarray:
+    """A numpy array from an array or a torch tensor (what a torch user has at hand)."""
+    if isinstance(v, np.ndarray):
+        return v
+    if hasattr(v, "detach") and hasattr(v, "numpy"):
+        return v.detach().cpu().numpy()
+    raise InputError(f"{where}: a {type(v).__name__}, not an array; {ACCEPTED}")
+
+
+def _feed(feed, names: List[str], where: str) -> Dict[str, np.ndarray]:
+    """One feed of a list: an array, a tuple/list of arrays in input order, or a dict."""
+    if _is_array(feed):
+        return {"__single__": _array(feed, where)}
+    if isinstance(feed, Mapping):
+        return {k: _array(v, f"{where}[{k!r}]") for k, v in feed.items()}
+    if isinstance(feed, (tuple, list)):
+        if len(feed) != len(names):
+            raise InputError(
+                f"{where}: {len(feed)} arrays for a model with input(s) {names}: give the "
+                f"inputs only, in that order (a data loader's (images, labels) batches: "
+                f"pass [x for x, _ in loader])")
+        return {n: _array(v, f"{where}[{k}]") for k, (n, v) in enumerate(zip(names, feed))}
+    raise InputError(f"{where}: a {type(feed).__name__}; {ACCEPTED}")

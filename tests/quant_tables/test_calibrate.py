@@ -122,6 +122,27 @@ def test_data_forms(small_onnx, cal_data, tmp_path):
         calibrate(small_onnx, cal_data, "median")
 
 
+def test_torch_data_forms(small_onnx, cal_data):
+    """What a torch user has at hand: tensors, a list of (x,) tuples, dicts of tensors.
+    A list of tuples used to end in "dictionary update sequence element #0 has length 1"."""
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(cal_data[:8])
+    ref = calibrate(small_onnx, cal_data[:8], "minmax", weights=False).activations["x"].to_dict()
+    for data in (t, {"x": t}, [(t[i:i + 2],) for i in range(0, 8, 2)],
+                 [[t[i:i + 2]] for i in range(0, 8, 2)], [{"x": t[:4]}, {"x": t[4:]}],
+                 [t[:4], cal_data[4:8]]):
+        got = calibrate(small_onnx, data, "minmax", weights=False)
+        assert got.activations["x"].to_dict() == ref, type(data)
+        assert got.provenance.details["samples"] == 8
+    with pytest.raises(InputError, match=r"data\[0\]: 2 arrays for a model with input\(s\) "
+                                         r"\['x'\]: give the inputs only.*for x, _ in loader"):
+        calibrate(small_onnx, [(t[:2], torch.zeros(2))], weights=False)
+    with pytest.raises(InputError, match=r"data\[0\]: a str; accepted: an array or tensor"):
+        calibrate(small_onnx, [["x"]][0], weights=False)
+    with pytest.raises(InputError, match=r"calibration data of type int; accepted"):
+        calibrate(small_onnx, 3, weights=False)
+
+
 def test_qparams_from_range():
     assert qparams_from_range(-1.0, 1.0, "int8", symmetric=True) == (pytest.approx(1 / 127.5), 0)
     s, z = qparams_from_range(0.0, 2.55, "uint8")
