@@ -160,3 +160,34 @@ def test_ops_a_qdq_source_left_in_float_stay_float(tmp_path):
     table = QuantTable.load(rep.out_dir + "/gelu_qdq.int8.quant.json")
     floats = {o.node for o in table.overrides if o.reason == "computed in float in the QDQ source"}
     assert floats == {"/Gelu", "/ReduceMean"}, floats
+
+
+@pytest.mark.parametrize("form", ["dynamic", "qoperator"])
+def test_onnxruntime_integer_forms_are_refused_saying_what_to_pass(form, small_onnx, cal_data,
+                                                                   tmp_path):
+    """quantize_dynamic and the QOperator format put integer arithmetic in the graph, not
+    Q/DQ pairs: each backend refused them node by node, listing every op it supports."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
+                                          quantize_dynamic, quantize_static)
+
+    from converters.errors import ConversionError
+
+    path = str(tmp_path / f"{form}.onnx")
+    logging.getLogger().setLevel(logging.ERROR)
+    if form == "dynamic":
+        quantize_dynamic(small_onnx, path)
+        match = (r"quantize_dynamic \(node '.*' \((DynamicQuantizeLinear|MatMulInteger|"
+                 r"ConvInteger), and \d+ more\)\).*precision='int8_weights'")
+    else:
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self._it = iter([{"x": cal_data[i:i + 1]} for i in range(4)])
+
+            def get_next(self):
+                return next(self._it, None)
+
+        quantize_static(small_onnx, path, Reader(), quant_format=QuantFormat.QOperator)
+        match = r"QOperator format \(node '.*' \(QLinear\w+.*QuantFormat.QDQ"
+    with pytest.raises(ConversionError, match=match):
+        convert(path, targets="mnn,tflite", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
