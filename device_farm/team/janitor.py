@@ -120,7 +120,9 @@ def sweep(store: ResultStore, app, options: JanitorOptions, held=None) -> List[s
     from device_farm.store import location as loc
 
     done: List[str] = []
-    with psycopg.connect(loc.conninfo(store.path), autocommit=True) as conn:
+    # a bounded connect: the agent's heartbeat loop runs the sweep, and an unreachable
+    # host (packets dropped, not refused) must not stall it for the OS's TCP timeout
+    with psycopg.connect(loc.conninfo(store.path), autocommit=True, connect_timeout=10) as conn:
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_JANITOR_LOCK,)).fetchone()
         if not (got and got[0]):
             return done   # another janitor is at it
