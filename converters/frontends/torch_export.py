@@ -226,12 +226,32 @@ def _export_torchscript(module, example_inputs, input_names, output_names, dynam
     import onnx_ir as ir
     import torch
 
+    from edgert.native_output import capture_native_output
+
     buf = io.BytesIO()
     try:
-        with _quiet_exporter():
+        # fd 1 too: on a failure torch's C++ log prints the whole TorchScript graph there
+        # (its ONNX log is always on: setup_onnx_logging tests the function, not its
+        # result), hundreds of lines that corrupt --json output
+        with _quiet_exporter(), capture_native_output(stderr=False):
             torch.onnx.export(module, example_inputs, buf, input_names=input_names,
                               output_names=output_names, dynamic_axes=dynamic_axes,
                               opset_version=opset or TORCHSCRIPT_OPSET, dynamo=False)
     except Exception as exc:
-        raise ConversionError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from exc
+        raise ConversionError(f"torch.onnx.export failed: {type(exc).__name__}: "
+                              f"{torchscript_reason(exc)}") from exc
     return ir.serde.deserialize_model(onnx.load_from_string(buf.getvalue()))
+
+
+def torchscript_reason(exc: BaseException) -> str:
+    """The TorchScript exporter's message without the graph dump it appends (hundreds of
+    lines of IR), and what to do when the op it could not export is a fake-quant (a QAT
+    model compiled to TorchScript: its fake-quant modules are ops now, not modules
+    edgert can read as a table)."""
+    text = _ANSI.sub("", str(exc)).split("Torch IR graph at exception")[0].strip()
+    text = text or repr(exc)
+    if "fake_quant" in text:
+        text += (" (a QAT model compiled to TorchScript: its fake-quant modules are graph ops "
+                 "now. Pass the QAT model itself, an nn.Module or a file.py:ATTR spec: edgert "
+                 "reads its fake-quant modules as the quantization table)")
+    return text

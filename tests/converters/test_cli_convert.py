@@ -102,3 +102,26 @@ def test_one_target_failing_keeps_the_others_results(tmp_path):
     mnn, tfl = report["targets"]
     assert mnn["ok"] and mnn["verification"]["passed"] and not tfl["ok"]
     assert tfl["error_type"] == "UnsupportedOpError"
+
+
+def test_a_traced_qat_model_fails_with_a_hint_and_keeps_stdout_clean(tmp_path):
+    """A QAT model saved with torch.jit.trace: its fake-quants are graph ops torch.onnx
+    cannot export. torch's C++ log printed the whole TorchScript graph on fd 1 (hundreds of
+    lines, corrupting --json); the error now says to pass the QAT model itself."""
+    import warnings
+
+    import torch
+
+    from tests.quant_tables.test_qat_torch import prepare
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qat = prepare("qnnpack").eval()
+        torch.jit.trace(qat, (torch.randn(1, 1, 8, 8),)).save(str(tmp_path / "qat.pt"))
+    r = _edgert(str(tmp_path / "qat.pt"), "--to", "tflite", "--out", str(tmp_path / "out"),
+                "--input-shape", "x=1x1x8x8", "--json")
+    assert r.returncode == 2, r.stderr
+    assert "Torch IR graph" not in r.stdout + r.stderr
+    assert "fake_quant" in r.stderr and "Pass the QAT model itself" in r.stderr
+    if r.stdout.strip():
+        json.loads(r.stdout)          # whatever --json prints is JSON
