@@ -200,13 +200,46 @@ def export_torch(module, example_inputs: Tuple, input_names: List[str],
         try:
             model = _export_dynamo(module, example_inputs, input_names, output_names,
                                    dynamic_axes, opset)
+            own_outputs(model, input_names, output_names)
             return model, "dynamo", notes, time.perf_counter() - t0
         except Exception as exc:  # torch.export raises many types; fall back, say why
             notes.append(f"dynamo exporter failed ({type(exc).__name__}: "
                          f"{exporter_reason(exc)}); used the TorchScript exporter instead")
     model = _export_torchscript(module, example_inputs, input_names, output_names,
                                 dynamic_axes, opset)
+    own_outputs(model, input_names, output_names)
     return model, "torchscript", notes, time.perf_counter() - t0
+
+
+def own_outputs(model, input_names: List[str], output_names: List[str]) -> None:
+    """Every graph output its own value, under its own name, and the inputs under theirs.
+
+    A module that returns its input (``return x, conv(x)``) or one tensor twice
+    (``return y, y``) gives the exporter one value for two names: the dynamo exporter
+    renamed the input ``x`` to ``output_0`` (the reference then found no feed for it: a
+    KeyError), and named a repeated output twice, so the optimized graph had one output
+    where the module has two. An Identity gives such an output a value of its own (the
+    backends keep a graph output's Identity)."""
+    import onnx_ir as ir
+
+    graph = model.graph
+    inputs = list(graph.inputs)
+    if len(inputs) == len(input_names):
+        for v, name in zip(inputs, input_names):
+            v.name = name
+    if len(graph.outputs) != len(output_names):
+        return
+    seen = set()
+    for i, (value, name) in enumerate(zip(list(graph.outputs), output_names)):
+        shared = value in inputs or value.is_initializer() or id(value) in seen
+        seen.add(id(value))
+        if not shared:
+            value.name = name
+            continue
+        node = ir.node("Identity", [value], outputs=[ir.Value(name=name, shape=value.shape,
+                                                             type=value.type)])
+        graph.append(node)
+        graph.outputs[i] = node.outputs[0]
 
 
 def _export_dynamo(module, example_inputs, input_names, output_names, dynamic_axes, opset):

@@ -257,3 +257,36 @@ def test_a_dynamo_failure_is_told_by_its_cause_without_colour_codes():
                                     "the moment.")
     assert exporter_reason(RuntimeError("\x1b[91mboom\x1b[0m\nsecond")) == "boom"
     assert exporter_reason(RuntimeError("")) == "RuntimeError('')"
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_a_module_returning_its_input_or_one_tensor_twice_keeps_every_output(exporter,
+                                                                             tmp_path):
+    """``return x, conv(x)``: the dynamo exporter renamed the input to ``output_0`` and the
+    reference ended in a KeyError. ``return y, y``: the files had one output where the
+    module has two. Each output now has its own value and name, in every file."""
+    import torch
+
+    import edgert
+    from converters import convert
+
+    class Both(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return x, y, y
+
+    x = torch.randn(1, 3, 8, 8)
+    rep = convert(Both().eval(), "mnn,tflite", example_inputs=(x,), out_dir=tmp_path,
+                  exporter=exporter, name="both")
+    assert rep.source["outputs"] == ["output_0", "output_1", "output_2"]
+    assert [i["name"] for i in rep.source["inputs"]] == ["x"]
+    for t in rep.targets:
+        assert t.error is None and t.verification.passed, (t.target, t.error)
+        out = edgert.load(t.path).run({"x": x.numpy()})
+        assert list(out) == ["output_0", "output_1", "output_2"], (t.target, list(out))
+        np.testing.assert_array_equal(out["output_0"], x.numpy())
+        np.testing.assert_array_equal(out["output_1"], out["output_2"])
