@@ -234,3 +234,23 @@ def test_load_feeds_from_npz_and_errors(tmp_path):
         load_feeds(str(tmp_path / "one.npy"), ["a", "b"])
     with pytest.raises(InputError, match="no such input file"):
         load_feeds(str(tmp_path / "missing.npz"), ["x"])
+
+
+def test_a_float16_output_is_judged_with_float16_rounding():
+    """A source whose output is float16 (``return y.half()``) against an engine that
+    returns the float32 value unrounded: up to an fp16 ulp apart, which the fp32 bound
+    called an error (MNN, fp32, cosine 0.99999998). Beyond that it still fails, and a
+    float32 output keeps the fp32 bound."""
+    from converters.verify import check_output, storage_rounding, thresholds_for
+
+    rng = np.random.default_rng(0)
+    exact = rng.normal(size=(4, 64)).astype(np.float32)
+    ref16 = exact.astype(np.float16)
+    t = thresholds_for("fp32", depth=4)
+    assert storage_rounding(ref16, exact) == 2.0 ** -11 and storage_rounding(exact) == 0.0
+    assert check_output("y", ref16, exact, t).failures == []
+    off = exact * (1 + 8 * 2.0 ** -11)        # 8 ulps of float16: a real difference
+    assert any("max abs error" in f for f in check_output("y", ref16, off, t).failures)
+    near = exact * (1 + 2.0 ** -12)            # within fp16 rounding, far beyond fp32's
+    assert any("max abs error" in f for f in
+               check_output("y", exact, near, t).failures)
