@@ -161,6 +161,12 @@ def prepare_int8(model: Any, quant_table: Any = None, *, calibration_data: Any =
         table = calibrate(proto, calibration_data, calibration_method)
         plan.notes.append(f"calibrated a table ({table.provenance.method}, "
                           f"{table.provenance.details.get('samples')} samples)")
+        masked = table.provenance.details.get("mask_values_left_out") or {}
+        if masked:
+            plan.notes.append(
+                f"{len(masked)} tensor(s) hold mask fill values (|v| >= 1e30, such as an "
+                f"attention mask's -3.4e38), left out of their calibrated ranges: in int8 "
+                f"they saturate to the range's end: {_listed(list(masked))}")
         if hasattr(calibration_data, "describe"):
             plan.notes.append(f"calibration data: {calibration_data.describe()}")
     table = copy.deepcopy(table)

@@ -244,7 +244,25 @@ class _Rewriter:
                 if p is None:
                     return None, {}, f"no parameters for output {self.sg.tensors[t].name}"
                 out_qp[t] = p
+        if k == "free" and out_qp:
+            refused = int8_ops.kernel_refuses(
+                rec.builtin, [self._scale_of(t) for t in rec.inputs if t >= 0],
+                next(iter(out_qp.values()))[0])
+            if refused:
+                return None, {}, refused
         return k, out_qp, ""
+
+    def _scale_of(self, t: int) -> float:
+        """The int8 scale input ``t`` will have: its parameters, or a float constant's
+        own per-tensor range (``_const_operand``)."""
+        if self.is_float_const(t):
+            from quant_tables.qparams import qparams_from_range
+
+            arr = self.const_array(t)
+            return qparams_from_range(float(arr.min()), float(arr.max()), "int8")[0] \
+                if arr.size else 1.0
+        p = self.params_of(t)
+        return p[0] if p is not None else 1.0
 
     def feeds_int8(self, t: int, depth: int = 0) -> bool:
         """Whether an op that will run in int8 reads ``t`` (through same-scale ops)."""

@@ -104,3 +104,27 @@ def takes_const_operands(builtin: str) -> bool:
     """Whether the int8 kernel may read float constants (quantized per tensor)."""
     k = kernel(builtin)
     return k is not None and k.const_operands
+
+
+# LiteRT's int8 ADD and SUB rescale both inputs to twice the larger input scale, shifted
+# left by 20 bits, then to the output scale: a multiplier that must be below 1, or
+# Prepare aborts the whole process (TFLITE_CHECK in QuantizeMultiplierSmallerThanOneExp):
+# an input scale over 2^19 times the output's (a tensor holding an attention mask's
+# -3.4e38 added to scores of a few units).
+_RESCALE_SHIFT = {"ADD": 20, "SUB": 20}
+
+
+def kernel_refuses(builtin: str, input_scales, output_scale: float) -> Optional[str]:
+    """Why LiteRT's int8 kernel of ``builtin`` cannot take these scales (it would abort
+    or compute nothing), or None."""
+    scales = [float(x) for x in input_scales] + [float(output_scale)]
+    if any(not (x > 0) or x == float("inf") for x in scales):
+        return "a zero or non-finite quantization scale"
+    shift = _RESCALE_SHIFT.get(builtin)
+    if shift is not None and len(input_scales) == 2:
+        top = max(float(x) for x in input_scales)
+        if 2 * top / ((1 << shift) * float(output_scale)) >= 1.0:
+            return (f"LiteRT's int8 {builtin} cannot rescale an input of scale {top:.3g} to "
+                    f"an output of scale {float(output_scale):.3g} (over 2^{shift - 1} "
+                    f"apart: its kernel would abort)")
+    return None

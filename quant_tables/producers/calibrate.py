@@ -103,7 +103,9 @@ def calibrate(model: Any, data: DataLike, method: str = "minmax", *, percentile:
                       method=est.description(),
                       details={"samples": samples, "activation_dtype": activation_dtype,
                                "symmetric_activations": symmetric_activations,
-                               "per_channel_weights": per_channel})
+                               "per_channel_weights": per_channel,
+                               **({"mask_values_left_out": dict(est.masked)}
+                                  if est.masked else {})})
     new = QuantTable(activations=acts, weights=wts, provenance=prov)
     result = table.merged(new) if table is not None else new
     fill_passthrough(result, proto, overwrite=set(acts))

@@ -19,6 +19,11 @@ import numpy as np
 
 NUM_BINS = 2048
 NUM_QUANT_BINS = 128
+#: values at or beyond this magnitude are masks, not data: attention masks fill with
+#: torch.finfo(float32).min (-3.4e38); in a range they would make the scale 1e36 and
+#: every real value 0. Left out, they saturate to the int8 limit, which is what a mask
+#: means (Softmax then gives them ~0 weight).
+SENTINEL = 1e30
 
 _ESTIMATORS: Dict[str, Type["RangeEstimator"]] = {}
 
@@ -44,6 +49,14 @@ def make(name: str, **kwargs) -> "RangeEstimator":
     return _ESTIMATORS[name](**kwargs)
 
 
+def data_values(x: np.ndarray):
+    """A mask of ``x``'s data values (finite, below ``SENTINEL``), or None when all are."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return None
+    keep = np.isfinite(x) & (np.abs(x) < SENTINEL)
+    return None if keep.all() else keep
+
+
 class RangeEstimator:
     """Collects statistics per tensor and turns them into a float range."""
 
@@ -53,13 +66,19 @@ class RangeEstimator:
     def __init__(self) -> None:
         self.lo: Dict[str, float] = {}
         self.hi: Dict[str, float] = {}
+        self.masked: Dict[str, int] = {}      # tensor -> values left out as masks
 
     def observe(self, tensor: str, x: np.ndarray) -> None:
-        """First pass: min/max."""
+        """First pass: min/max of the data values (no inf/NaN, no mask fill values)."""
         x = np.asarray(x)
         if x.size == 0:
             return
-        finite = x[np.isfinite(x)] if not np.all(np.isfinite(x)) else x
+        keep = data_values(x)
+        finite = x if keep is None else x[keep]
+        if keep is not None and np.issubdtype(x.dtype, np.floating):
+            masks = int(np.count_nonzero(np.isfinite(x) & ~keep))
+            if masks:
+                self.masked[tensor] = self.masked.get(tensor, 0) + masks
         if finite.size == 0:
             return
         lo, hi = float(finite.min()), float(finite.max())
@@ -101,8 +120,10 @@ class _Histogram(RangeEstimator):
         lo, hi = self._edges(tensor)
         if hi <= lo:
             return
-        x = self._values(np.asarray(x, dtype=np.float32).ravel())
-        h, _ = np.histogram(x[np.isfinite(x)], bins=self.bins, range=(lo, hi))
+        x = np.asarray(x, dtype=np.float32).ravel()
+        keep = data_values(x)
+        x = self._values(x if keep is None else x[keep])
+        h, _ = np.histogram(x, bins=self.bins, range=(lo, hi))
         self.hist[tensor] = self.hist.get(tensor, 0) + h
 
 

@@ -150,3 +150,22 @@ def test_qparams_from_range():
     s, z = qparams_from_range(1.0, 2.0, "int8")          # widened to include 0
     assert z == -128 and s == pytest.approx(2.0 / 255)
     assert qparams_from_range(0.0, 0.0, "int8")[0] > 0    # all zeros: still a valid scale
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_mask_fill_values_stay_out_of_every_estimators_range(method):
+    from quant_tables.producers.range_estimators import make
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 64)).astype(np.float32)
+    masked = x.copy()
+    masked[:, 40:] = np.finfo(np.float32).min          # an attention mask's fill value
+    masked[0, 0] = -np.inf
+    est = make(method)
+    est.observe("t", masked)
+    if est.two_pass:
+        est.observe_second("t", masked)
+    lo, hi = est.range("t")
+    data = masked[np.isfinite(masked) & (np.abs(masked) < 1e30)]
+    assert data.min() - 1e-6 <= lo and hi <= data.max() + 1e-6 and hi - lo > 1
+    assert est.masked == {"t": 4 * 24}                 # -inf is not counted as a mask value

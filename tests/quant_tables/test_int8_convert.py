@@ -221,3 +221,43 @@ def test_quant_debug_finds_a_broken_layer(calibrated, cal_data):
     table.activations[victim].scale /= 50
     r = debug_int8(str(out / "sequential.optimized.onnx"), table, data=cal_data[3:4], target="sim")
     assert r.worst(1)[0].tensor == victim
+
+
+def _masked_attention(tmp_path):
+    """scores (1x4x8) + a causal-style mask constant (0 / float32 min) -> Softmax: the
+    way attention masks reach an exported graph (HF models fill with finfo.min)."""
+    import onnx
+    from onnx import TensorProto, helper as h, numpy_helper
+
+    mask = np.where(np.arange(8)[None, None, :] > 4, np.finfo(np.float32).min,
+                    0.0).astype(np.float32)
+    graph = h.make_graph(
+        [h.make_node("Add", ["x", "mask"], ["masked"]),
+         h.make_node("Softmax", ["masked"], ["y"], axis=-1)], "masked",
+        [h.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [h.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])],
+        [numpy_helper.from_array(mask, "mask")])
+    path = str(tmp_path / "masked.onnx")
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_an_attention_mask_neither_spoils_the_ranges_nor_aborts_litert(tmp_path):
+    """The masked scores hold -3.4e38: calibrated over them, their scale was 1.3e36 (every
+    real score 0), and LiteRT's int8 ADD of such a scale aborted the process in its Prepare
+    (GPT-2 int8: SIGABRT in the verification child). Mask values are left out of ranges,
+    noted; an ADD LiteRT cannot rescale stays float, with the reason."""
+    from converters import convert
+
+    path = _masked_attention(tmp_path)
+    data = np.random.default_rng(0).normal(size=(16, 1, 4, 8)).astype(np.float32) * 3
+    rep = convert(path, "tflite", precision="int8", calibration_data=list(data),
+                  out_dir=tmp_path / "out", raise_on_error=False)
+    t = rep.target("tflite")
+    assert t.error is None, t.error
+    table = QuantTable.load(tmp_path / "out" / "masked.int8.quant.json")
+    assert table.activations["masked"].scale < 1.0           # data values only (|x| < 15)
+    assert any("mask fill values" in n and "masked" in n for n in rep.source["notes"])
+    float_adds = [f for f in t.details["int8"]["float_ops"] if f["op"] == "ADD"]
+    assert float_adds and "cannot rescale" in float_adds[0]["reason"], t.details["int8"]
+    assert t.verification.passed, t.verification.failures
