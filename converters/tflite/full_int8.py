@@ -126,6 +126,27 @@ def _qparams(qp: QP):
     return quant_params([qp[0]], [qp[1]])
 
 
+NORM_INPUT = ("its output is normalized (LayerNorm, GroupNorm...): int8 error there is "
+              "divided by each row's spread, so the residual stream stays float")
+
+
+def _normalized_tensors(ops: List[OpRecord]) -> set:
+    """Tensors x a normalization reads as SUB(x, MEAN(x)) (how LayerNorm, GroupNorm and
+    InstanceNorm are written: ``ops/norm.py``)."""
+    means = {rec.outputs[0]: rec.inputs[0] for rec in ops
+             if rec.builtin == "MEAN" and rec.outputs and rec.inputs}
+    found = set()
+    for rec in ops:
+        if rec.builtin == "SUB" and len(rec.inputs) == 2:
+            x, m = rec.inputs
+            src = means.get(m)
+            while src is not None and src != x and src in means:   # MEAN of a MEAN (groups)
+                src = means[src]
+            if src == x:
+                found.add(x)
+    return found
+
+
 class _Rewriter:
     def __init__(self, sg: SubgraphBuilder, onnx: _Onnx, io_dtype: str) -> None:
         self.sg, self.onnx, self.io_dtype = sg, onnx, io_dtype
@@ -140,6 +161,7 @@ class _Rewriter:
             for t in rec.inputs:
                 if t >= 0:
                     self.readers.setdefault(t, []).append(rec)
+        self.norm_inputs = _normalized_tensors(sg.ops)
 
     # -- tensors -------------------------------------------------------------------
     def is_act(self, t: int) -> bool:
@@ -244,6 +266,12 @@ class _Rewriter:
                 if p is None:
                     return None, {}, f"no parameters for output {self.sg.tensors[t].name}"
                 out_qp[t] = p
+        if k == "free" and any(t in self.norm_inputs for t in outs):
+            # x - mean(x), then / std(x): int8 error in x is divided by each row's std, so
+            # rows of small spread (a ViT's class and detection tokens beside its patch
+            # tokens) lose everything (YOLOS: LayerNorm outputs at cosine 0.64-0.77, the
+            # logits at -0.82). The op making x (a residual ADD) computes in float.
+            return None, {}, NORM_INPUT
         if k == "free" and out_qp:
             refused = int8_ops.kernel_refuses(
                 rec.builtin, [self._scale_of(t) for t in rec.inputs if t >= 0],

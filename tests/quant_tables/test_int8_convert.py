@@ -261,3 +261,40 @@ def test_an_attention_mask_neither_spoils_the_ranges_nor_aborts_litert(tmp_path)
     float_adds = [f for f in t.details["int8"]["float_ops"] if f["op"] == "ADD"]
     assert float_adds and "cannot rescale" in float_adds[0]["reason"], t.details["int8"]
     assert t.verification.passed, t.verification.failures
+
+
+def test_a_normalized_sum_stays_float_so_small_tokens_survive(tmp_path):
+    """LayerNorm(a + b) read out at a token 200x smaller than the others (a ViT's class
+    or detection tokens beside its patch tokens): with the ADD in int8, that token's sum
+    is a few int8 steps, which LayerNorm divides by its own tiny spread (cosine 0.85;
+    YOLOS's logits -0.82). The ADD whose output is normalized computes in float."""
+    import torch
+
+    from converters import convert
+    from converters.tflite.full_int8 import NORM_INPUT
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln, self.head = torch.nn.LayerNorm(32), torch.nn.Linear(32, 10)
+
+        def forward(self, a, b):
+            return self.head(self.ln(a + b)[:, 0])
+
+    def sample(seed):
+        g = torch.Generator().manual_seed(seed)
+        a, b = (torch.randn(1, 9, 32, generator=g) * 4 for _ in range(2))
+        a[:, 0] *= 0.02
+        b[:, 0] *= 0.02
+        return a, b
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = convert(Block().eval(), "tflite", example_inputs=sample(99), precision="int8",
+                      calibration_data=[sample(s) for s in range(8)], out_dir=tmp_path)
+    t = rep.target("tflite")
+    assert [f["op"] for f in t.details["int8"]["float_ops"] if f["reason"] == NORM_INPUT] \
+        == ["ADD"]
+    assert t.verification.passed and t.verification.outputs[0].cosine > 0.999
+    assert t.details["int8"]["int8_ops"] >= 1          # the head still runs in int8
