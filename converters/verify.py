@@ -19,7 +19,10 @@ every output of every set is judged by its kind:
      unrounded differs from the source's rounded one by that much;
   2. ``cosine >= min_cosine`` (flattened), unless the whole error is below ``atol``:
      then the output is all near zero and its direction is rounding noise (PP-OCR's
-     DB-net: an exact conversion, max error 1.1e-7, cosine 0.99985);
+     DB-net: an exact conversion, max error 1.1e-7, cosine 0.99985); likewise at int8
+     an output whose reference lies entirely within int8's error bound
+     (``int8_lsb_bound(depth)`` steps of its table scale) is judged by max abs error
+     against that bound, not by cosine and SNR (a scalar 0.0007 that int8 writes as 0);
   3. ``SNR >= min_snr_db`` (10 log10(sum ref^2 / sum (ref - res)^2)), gated where
      there is no bound (the quantized precisions): for unbiased noise cosine and SNR
      say the same (1 - cos ~ rho^2 / 2, SNR = -10 log10 rho^2 with rho the noise to
@@ -368,9 +371,14 @@ def _nonfinite_mismatch(ref: np.ndarray, res: np.ndarray) -> Optional[str]:
 
 
 def check_output(name: str, reference: np.ndarray, result: np.ndarray,
-                 thresholds: Thresholds, class_scores: Optional[bool] = None) -> OutputCheck:
+                 thresholds: Thresholds, class_scores: Optional[bool] = None,
+                 noise_floor: Optional[float] = None) -> OutputCheck:
     """One output against its reference under ``thresholds``; ``class_scores``: whether
-    the top-1 gate applies (None: any rank-2 float output with >= 2 classes)."""
+    the top-1 gate applies (None: any rank-2 float output with >= 2 classes).
+    ``noise_floor``: int8's error bound for this output in its units (``int8_lsb_bound``
+    steps of its scale): a reference lying entirely within it is judged by max abs error
+    <= it, not by cosine and SNR, which are noise there (a scalar 0.0007 that int8 writes
+    as 0, 2.4 steps away, has cosine 0)."""
     reference, result = np.asarray(reference), np.asarray(result)
     failures: List[str] = []
     if reference.shape != result.shape:
@@ -381,7 +389,8 @@ def check_output(name: str, reference: np.ndarray, result: np.ndarray,
         result = result.reshape(reference.shape)
     if is_index(reference):
         return _check_index(name, reference, result, thresholds, failures)
-    return _check_float(name, reference, result, thresholds, failures, class_scores)
+    return _check_float(name, reference, result, thresholds, failures, class_scores,
+                        noise_floor)
 
 
 def _check_index(name, reference, result, t: Thresholds, failures: List[str]) -> OutputCheck:
@@ -416,7 +425,8 @@ def storage_rounding(*arrays: np.ndarray) -> float:
 
 
 def _check_float(name, reference, result, t: Thresholds, failures: List[str],
-                 class_scores: Optional[bool]) -> OutputCheck:
+                 class_scores: Optional[bool], noise_floor: Optional[float] = None
+                 ) -> OutputCheck:
     u = storage_rounding(reference, result)
     if u and t.rtol is not None:     # one ulp of the storage format on either side
         t = replace(t, rtol=t.rtol + 2 * u, atol=t.atol + _FP16_TINY)
@@ -436,6 +446,13 @@ def _check_float(name, reference, result, t: Thresholds, failures: List[str],
             failures.append(f"max abs error {m['max_abs']:.3g} > bound {bound:.3g} (atol "
                             f"{t.atol:.2g} + rtol {t.rtol:.2g} x max|ref| {scale:.3g})")
     waived = bound is not None and m["max_abs"] <= t.atol
+    if noise_floor is not None and ref64.size and \
+            float(np.max(np.abs(ref64))) <= noise_floor:
+        waived = True                 # the whole output is within int8's error bound
+        if m["max_abs"] > noise_floor:
+            failures.append(f"max abs error {m['max_abs']:.3g} > {noise_floor:.3g}, int8's "
+                            f"error bound for this output (which lies entirely within it, "
+                            f"so cosine and SNR are not judged)")
     if not waived and (not math.isfinite(m["cosine"]) or m["cosine"] < t.min_cosine):
         failures.append(f"cosine {m['cosine']:.7f} < {t.min_cosine}")
     if t.min_snr_db is not None and not waived and m["snr_db"] < t.min_snr_db:
@@ -499,10 +516,13 @@ def compare_sets(references: Sequence[Mapping[str, np.ndarray]],
                  thresholds: Optional[Mapping[str, float]] = None, *,
                  depths: Optional[Mapping[str, int]] = None,
                  class_scores: Optional[Collection[str]] = None, reference: str = "",
-                 reference_problem: Optional[str] = None) -> Verification:
+                 reference_problem: Optional[str] = None,
+                 steps: Optional[Mapping[str, float]] = None) -> Verification:
     """Compare each input set's outputs by name (by position when the result renamed
     them), each output under the gates of its depth (``depths``, default 1), top-1 on
-    ``class_scores`` (None: every classifier-shaped output)."""
+    ``class_scores`` (None: every classifier-shaped output). ``steps``: the int8 step of
+    the outputs of an int8 model (the table's scales); see ``check_output``'s
+    ``noise_floor``."""
     base = thresholds_for(precision, thresholds)
     notes: List[str] = []
     ref_names, res_names = list(references[0]), list(results[0])
@@ -518,8 +538,11 @@ def compare_sets(references: Sequence[Mapping[str, np.ndarray]],
     checks = []
     for ref_n, res_n in pairs:
         t = thresholds_for(precision, thresholds, (depths or {}).get(ref_n, 1))
+        step = (steps or {}).get(ref_n)
+        floor = int8_lsb_bound((depths or {}).get(ref_n, 1)) * float(step) \
+            if step and t.rtol is None else None
         cls = None if class_scores is None else ref_n in class_scores
-        per_set = [check_output(ref_n, ref[ref_n], res[res_n], t, cls)
+        per_set = [check_output(ref_n, ref[ref_n], res[res_n], t, cls, noise_floor=floor)
                    for ref, res in zip(references, results)]
         checks.append(_worst(per_set, set_names))
     return Verification(target, precision, base, checks, inputs, notes, list(set_names),

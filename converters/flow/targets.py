@@ -135,7 +135,16 @@ def verify_targets(ctx: Any, targets: Optional[Sequence[TargetReport]] = None) -
         rep.verification = compare_sets(
             refs, results, [s.name for s in sets], rep.target, rep.precision, req.thresholds,
             depths=ctx.depths, class_scores=ctx.class_scores, reference=ctx.reference_desc,
-            reference_problem=ctx.reference_problem)
+            reference_problem=ctx.reference_problem, steps=_int8_steps(ctx, rep, refs))
+
+
+def _int8_steps(ctx: Any, rep: TargetReport, refs: Sequence[Any]) -> Dict[str, float]:
+    """The int8 step (table scale) of each output of an int8 target."""
+    table = getattr(ctx, "quant_table", None)
+    if rep.precision != "int8" or table is None or not refs:
+        return {}
+    return {n: float(table.activations[n].scale) for n in refs[0]
+            if n in table.activations and table.activations[n].scale}
 
 
 def run_options(path: str) -> Dict[str, Any]:

@@ -236,6 +236,8 @@ def own_outputs(model, input_names: List[str], output_names: List[str]) -> None:
         if not shared:
             value.name = name
             continue
+        if value.name == name and value not in inputs:   # an initializer the exporter
+            value.name = f"{name}_value"                  # named after the output
         node = ir.node("Identity", [value], outputs=[ir.Value(name=name, shape=value.shape,
                                                              type=value.type)])
         graph.append(node)
