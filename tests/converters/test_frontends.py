@@ -274,19 +274,22 @@ def test_a_module_returning_its_input_or_one_tensor_twice_keeps_every_output(exp
         def __init__(self):
             super().__init__()
             self.conv = torch.nn.Conv2d(3, 4, 1)
+            self.register_buffer("anchors", torch.arange(12.0).reshape(3, 4))
 
         def forward(self, x):
             y = self.conv(x)
-            return x, y, y
+            return x, y, y, self.anchors
 
     x = torch.randn(1, 3, 8, 8)
     rep = convert(Both().eval(), "mnn,tflite", example_inputs=(x,), out_dir=tmp_path,
                   exporter=exporter, name="both")
-    assert rep.source["outputs"] == ["output_0", "output_1", "output_2"]
+    names = ["output_0", "output_1", "output_2", "output_3"]
+    assert rep.source["outputs"] == names
     assert [i["name"] for i in rep.source["inputs"]] == ["x"]
     for t in rep.targets:
         assert t.error is None and t.verification.passed, (t.target, t.error)
         out = edgert.load(t.path).run({"x": x.numpy()})
-        assert list(out) == ["output_0", "output_1", "output_2"], (t.target, list(out))
+        assert list(out) == names, (t.target, list(out))
         np.testing.assert_array_equal(out["output_0"], x.numpy())
         np.testing.assert_array_equal(out["output_1"], out["output_2"])
+        np.testing.assert_array_equal(out["output_3"], np.arange(12.0).reshape(3, 4))
