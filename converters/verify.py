@@ -20,9 +20,9 @@ every output of every set is judged by its kind:
   2. ``cosine >= min_cosine`` (flattened), unless the whole error is below ``atol``:
      then the output is all near zero and its direction is rounding noise (PP-OCR's
      DB-net: an exact conversion, max error 1.1e-7, cosine 0.99985); likewise at int8
-     an output whose reference lies entirely within int8's error bound
-     (``int8_lsb_bound(depth)`` steps of its table scale) is judged by max abs error
-     against that bound, not by cosine and SNR (a scalar 0.0007 that int8 writes as 0);
+     an output whose reference lies entirely within ``NOISE_FLOOR_STEPS`` (4) steps of
+     its table scale is judged by max abs error against that, not by cosine and SNR
+     (a scalar 0.0007 that int8 writes as 0);
   3. ``SNR >= min_snr_db`` (10 log10(sum ref^2 / sum (ref - res)^2)), gated where
      there is no bound (the quantized precisions): for unbiased noise cosine and SNR
      say the same (1 - cos ~ rho^2 / 2, SNR = -10 log10 rho^2 with rho the noise to
@@ -112,6 +112,12 @@ MIN_DEPTH = 8             # the depth floor of the fp32 bound
 FLOAT_ATOL = ULPS_PER_OP * U32   # 2^-20: some ulp of 1, the range of saturating functions
 FLOAT_PRECISIONS = ("fp32", "fp16")
 INT8_LSB_PER_OP = 2       # output steps two int8 implementations may differ by, per op
+
+
+#: an int8 output whose reference lies within this many steps of zero everywhere is judged
+#: by max abs error against it (its direction is quantization noise): int8_lsb_bound(2),
+#: its own rounding and one layer's accumulated error
+NOISE_FLOOR_STEPS = 4.0
 
 
 def int8_lsb_bound(depth: int) -> float:
@@ -375,10 +381,10 @@ def check_output(name: str, reference: np.ndarray, result: np.ndarray,
                  noise_floor: Optional[float] = None) -> OutputCheck:
     """One output against its reference under ``thresholds``; ``class_scores``: whether
     the top-1 gate applies (None: any rank-2 float output with >= 2 classes).
-    ``noise_floor``: int8's error bound for this output in its units (``int8_lsb_bound``
-    steps of its scale): a reference lying entirely within it is judged by max abs error
-    <= it, not by cosine and SNR, which are noise there (a scalar 0.0007 that int8 writes
-    as 0, 2.4 steps away, has cosine 0)."""
+    ``noise_floor``: ``NOISE_FLOOR_STEPS`` int8 steps of this output's scale: a
+    reference lying entirely within it is judged by max abs error <= it, not by cosine
+    and SNR, which are noise there (a scalar 0.0007 that int8 writes as 0, 2.4 steps
+    away, has cosine 0)."""
     reference, result = np.asarray(reference), np.asarray(result)
     failures: List[str] = []
     if reference.shape != result.shape:
@@ -448,11 +454,11 @@ def _check_float(name, reference, result, t: Thresholds, failures: List[str],
     waived = bound is not None and m["max_abs"] <= t.atol
     if noise_floor is not None and ref64.size and \
             float(np.max(np.abs(ref64))) <= noise_floor:
-        waived = True                 # the whole output is within int8's error bound
+        waived = True                 # the whole output is a few int8 steps from zero
         if m["max_abs"] > noise_floor:
-            failures.append(f"max abs error {m['max_abs']:.3g} > {noise_floor:.3g}, int8's "
-                            f"error bound for this output (which lies entirely within it, "
-                            f"so cosine and SNR are not judged)")
+            failures.append(f"max abs error {m['max_abs']:.3g} > {noise_floor:.3g}, "
+                            f"{NOISE_FLOOR_STEPS:g} int8 steps of this output (which lies "
+                            f"entirely within them, so cosine and SNR are not judged)")
     if not waived and (not math.isfinite(m["cosine"]) or m["cosine"] < t.min_cosine):
         failures.append(f"cosine {m['cosine']:.7f} < {t.min_cosine}")
     if t.min_snr_db is not None and not waived and m["snr_db"] < t.min_snr_db:
@@ -539,8 +545,9 @@ def compare_sets(references: Sequence[Mapping[str, np.ndarray]],
     for ref_n, res_n in pairs:
         t = thresholds_for(precision, thresholds, (depths or {}).get(ref_n, 1))
         step = (steps or {}).get(ref_n)
-        floor = int8_lsb_bound((depths or {}).get(ref_n, 1)) * float(step) \
-            if step and t.rtol is None else None
+        # a few steps, not the depth's bound: 2 x depth steps is most of a deep net's
+        # output range (MobileNetV2's logits at cosine 0.87 would pass)
+        floor = NOISE_FLOOR_STEPS * float(step) if step and t.rtol is None else None
         cls = None if class_scores is None else ref_n in class_scores
         per_set = [check_output(ref_n, ref[ref_n], res[res_n], t, cls, noise_floor=floor)
                    for ref, res in zip(references, results)]

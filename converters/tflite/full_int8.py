@@ -357,8 +357,8 @@ class _Rewriter:
         arr = self.const_array(t)
         if rec.builtin == "PADV2":
             qp = self.qp[rec.inputs[0]]
-        elif rec.builtin == "CONCATENATION" and out_qp is not None:
-            qp = out_qp
+        elif int8_ops.kind(rec.builtin) == "requant" and out_qp is not None:
+            qp = out_qp               # compared or copied as raw int8: the output's terms
         else:
             qp = qparams_from_range(float(arr.min()), float(arr.max()), "int8")
         q = quantize(arr, qp[0], qp[1], -128, 127, compute=np.float32).astype(np.int8)

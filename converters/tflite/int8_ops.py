@@ -7,7 +7,10 @@ terms" layer, read from LiteRT's kernels and its quantizer's operator properties
 * weighted ops: int8 data input, int8 per-channel symmetric weights on the
   output-channel axis of TFLite's layout, int32 bias with scale s_in * s_w;
 * same-scale ops: the output must carry the input's scale and zero point (the
-  kernels move bytes, or compare them: MAX_POOL_2D, RESHAPE, TRANSPOSE, PAD...);
+  kernels move bytes, or compare them: MAX_POOL_2D, RESHAPE, TRANSPOSE, PAD,
+  RESIZE_BILINEAR...);
+* requantized ops: one output scale, every input requantized to it (CONCATENATION
+  copies bytes; MAXIMUM and MINIMUM compare raw int8 values);
 * fixed-output ops: SOFTMAX and LOGISTIC write scale 1/256, zero point -128;
   TANH 1/128, 0 (the kernels check it);
 * free ops: any output parameters (the kernel rescales): ADD, MUL, MEAN...;
@@ -57,20 +60,25 @@ _add("same", ["MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "TRANSPOSE", "SQUEEZE
               "PAD", "PADV2", "STRIDED_SLICE", "SLICE", "GATHER", "SPLIT", "SPLIT_V",
               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR", "PACK", "UNPACK",
               "TILE", "BROADCAST_TO", "REDUCE_MAX", "REDUCE_MIN",
+              # interpolates the raw int8 values: no rescale in its kernel
+              "RESIZE_BILINEAR",
               # int8 in, integer indices out (TOPK_V2's values keep the input's parameters)
               "ARG_MAX", "ARG_MIN", "TOPK_V2"])
 
-# concatenation takes one output scale; inputs with other parameters are requantized
-_add("requant", ["CONCATENATION"], const_operands=["CONCATENATION"])
+# one output scale; inputs with other parameters are requantized to it: CONCATENATION
+# copies bytes, MAXIMUM and MINIMUM compare the raw int8 values (their kernels rescale
+# nothing: with inputs of other scales they picked the wrong element, cosine 0.56)
+_add("requant", ["CONCATENATION", "MAXIMUM", "MINIMUM"],
+     const_operands=["CONCATENATION", "MAXIMUM", "MINIMUM"])
 
 _add("fixed", {"SOFTMAX": (1.0 / 256.0, -128), "LOGISTIC": (1.0 / 256.0, -128),
                "TANH": (1.0 / 128.0, 0)}, "fixed_output")
 
-_add("free", ["ADD", "SUB", "MUL", "MEAN", "SUM", "RESIZE_BILINEAR", "HARD_SWISH", "RELU",
-              "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU", "MAXIMUM", "MINIMUM",
+_add("free", ["ADD", "SUB", "MUL", "MEAN", "SUM", "HARD_SWISH", "RELU",
+              "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU",
               "BATCH_MATMUL",
               "PRELU", "SQUARED_DIFFERENCE"],
-     const_operands=["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE"])
+     const_operands=["ADD", "SUB", "MUL", "PRELU", "SQUARED_DIFFERENCE"])
 
 
 def kernel(builtin: str) -> Optional[Int8Kernel]:

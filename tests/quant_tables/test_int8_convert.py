@@ -298,3 +298,34 @@ def test_a_normalized_sum_stays_float_so_small_tokens_survive(tmp_path):
         == ["ADD"]
     assert t.verification.passed and t.verification.outputs[0].cosine > 0.999
     assert t.details["int8"]["int8_ops"] >= 1          # the head still runs in int8
+
+
+def test_int8_maximum_and_minimum_compare_in_one_scale(tmp_path):
+    """LiteRT's int8 MAXIMUM/MINIMUM compare raw int8 values: inputs of other scales
+    picked the wrong element (cosine 0.56 and 0.71 against float). Their inputs are
+    requantized to the output's parameters, as CONCATENATION's are."""
+    import torch
+
+    from converters import convert
+
+    class MaxMin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+        def forward(self, x):
+            a, b = self.a(x) * 5, self.b(x)            # ranges 5x apart
+            return torch.maximum(a, b), torch.minimum(a, b), torch.maximum(b, torch.tensor(0.3))
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = convert(MaxMin().eval(), "tflite", example_inputs=(torch.randn(1, 16, generator=g),),
+                      precision="int8", calibration_data=[torch.randn(1, 16, generator=g)
+                                                          for _ in range(16)],
+                      out_dir=tmp_path)
+    t = rep.target("tflite")
+    assert t.details["int8"]["float_ops"] == [] and t.details["int8"]["requantize_ops"] >= 1
+    assert t.verification.passed, t.verification.failures
+    assert min(o.cosine for o in t.verification.outputs) > 0.99
