@@ -130,6 +130,13 @@ NORM_INPUT = ("its output is normalized (LayerNorm, GroupNorm...): int8 error th
               "divided by each row's spread, so the residual stream stays float")
 
 
+def _own_range(arr: np.ndarray) -> QP:
+    """A float constant operand's parameters: per tensor, over its own range."""
+    from quant_tables.qparams import qparams_from_range
+
+    return qparams_from_range(float(arr.min()), float(arr.max()), "int8")
+
+
 def _normalized_tensors(ops: List[OpRecord]) -> set:
     """Tensors x a normalization reads as SUB(x, MEAN(x)) (how LayerNorm, GroupNorm and
     InstanceNorm are written: ``ops/norm.py``)."""
@@ -284,11 +291,8 @@ class _Rewriter:
         """The int8 scale input ``t`` will have: its parameters, or a float constant's
         own per-tensor range (``_const_operand``)."""
         if self.is_float_const(t):
-            from quant_tables.qparams import qparams_from_range
-
             arr = self.const_array(t)
-            return qparams_from_range(float(arr.min()), float(arr.max()), "int8")[0] \
-                if arr.size else 1.0
+            return _own_range(arr)[0] if arr.size else 1.0
         p = self.params_of(t)
         return p[0] if p is not None else 1.0
 
@@ -352,15 +356,13 @@ class _Rewriter:
         self.new_ops.append(rec)
 
     def _const_operand(self, rec: OpRecord, t: int, out_qp: Optional[QP]) -> int:
-        from quant_tables.qparams import qparams_from_range
-
         arr = self.const_array(t)
         if rec.builtin == "PADV2":
             qp = self.qp[rec.inputs[0]]
         elif int8_ops.kind(rec.builtin) == "requant" and out_qp is not None:
             qp = out_qp               # compared or copied as raw int8: the output's terms
         else:
-            qp = qparams_from_range(float(arr.min()), float(arr.max()), "int8")
+            qp = _own_range(arr)
         q = quantize(arr, qp[0], qp[1], -128, 127, compute=np.float32).astype(np.int8)
         return self.sg.const(f"{self.sg.tensors[t].name}_int8", q, quant=_qparams(qp))
 

@@ -96,17 +96,22 @@ def test_entries_carry_the_fake_quant_parameters(qat):
     assert a.qrange == ((0, 127) if backend == "x86" else (0, 255))   # reduce_range on x86
 
 
-def test_table_simulation_reproduces_pytorch_fake_quant(qat):
-    backend, p, x, path, r = qat
-    qdq, _ = insert_qdq(path, r.table)
+def assert_simulation_reproduces_fake_quant(p, path, table):
+    """The table written back as QDQ and run by ONNX Runtime gives PyTorch's own
+    fake-quant output, up to one output step (float summation order can flip a rounding)."""
+    qdq, _ = insert_qdq(path, table)
     xt = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     sim = ort_run(qdq, xt.numpy())
     ref = fake_quant_reference(p, (xt,)).numpy()
-    step = r.table.activations["y"].scale
-    # identical up to one output step (float summation order can flip a rounding)
+    step = table.activations["y"].scale
     assert np.abs(sim - ref).max() <= step * 1.01
     assert np.mean(np.abs(sim - ref) > 1e-6) < 0.02
     assert (sim.argmax(1) == ref.argmax(1)).mean() >= 0.98
+
+
+def test_table_simulation_reproduces_pytorch_fake_quant(qat):
+    backend, p, x, path, r = qat
+    assert_simulation_reproduces_fake_quant(p, path, r.table)
 
 
 def test_float_model_computes_the_float_function(qat):
@@ -298,14 +303,7 @@ def test_fx_qat_float_model_has_no_fake_quant_left(fx_qat):
 
 def test_fx_qat_table_simulation_reproduces_pytorch_fake_quant(fx_qat):
     backend, p, x, path, r = fx_qat
-    qdq, _ = insert_qdq(path, r.table)
-    xt = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    sim = ort_run(qdq, xt.numpy())
-    ref = fake_quant_reference(p, (xt,)).numpy()
-    step = r.table.activations["y"].scale
-    assert np.abs(sim - ref).max() <= step * 1.01
-    assert np.mean(np.abs(sim - ref) > 1e-6) < 0.02
-    assert (sim.argmax(1) == ref.argmax(1)).mean() >= 0.98
+    assert_simulation_reproduces_fake_quant(p, path, r.table)
 
 
 def test_fx_qat_model_converts_to_int8_for_both_targets(tmp_path):
