@@ -57,10 +57,10 @@ def recognize(model_or_path: Any, name: Optional[str] = None, *,
     from converters.frontends.spec import resolve_named
 
     model, name = resolve_named(model_or_path, name)
-    refuse_converted(model[0] if isinstance(model, tuple) and len(model) == 2 else model)
+    module = model[0] if isinstance(model, tuple) and len(model) == 2 else model
+    refuse_converted(module)
     model, qat = split_qat(model)
-    observers = qat is None and has_ptq_observers(
-        model[0] if isinstance(model, tuple) and len(model) == 2 else model)
+    observers = qat is None and has_ptq_observers(module)
     qdq = split_qdq(model)
     if qdq is not None:
         model, name = qdq.model, name or qdq.name
