@@ -90,11 +90,6 @@ def choose_precision(req, rec) -> Tuple[str, str]:
         return "int8", "int8: a quantization table was given"
     if req.calibration_data is not None:
         return "int8", "int8: calibration data was given"
-    if rec.ptq_observers:
-        return "fp32", ("fp32: the model holds torch.ao observers (prepared with prepare or "
-                        "prepare_fx for post-training quantization), which edgert does not read "
-                        "as a table: they were exported as the float model. For int8 pass "
-                        "calibration_data= (--calibration-data), or a QAT model (fake-quant)")
     return "fp32", "fp32: a float model (no quantization in the source, no table or data)"
 
 

@@ -1,7 +1,8 @@
 """Quantized sources: models that carry their own quantization, recognized as their
 float model plus what they carried.
 
-- a ``torch.ao.quantization`` QAT model (eager or FX graph mode) or a torchao PT2E graph (prepared or
+- a ``torch.ao.quantization`` QAT or calibrated PTQ model (eager or FX graph mode) or a
+  torchao PT2E graph (prepared or
   converted): ``split_qat`` gives its float twin (what gets exported); its
   ``TrainedProducer`` gives its table for the exported graph and PyTorch's own int8
   simulation (the verification reference of an int8 conversion);
@@ -108,9 +109,23 @@ def _eager_qat_producer() -> TrainedProducer:
                            p.fake_quant_reference)
 
 
-# Checked in order. PT2E first: a prepared PT2E graph holds observer modules too.
+def is_ptq_model(obj: Any) -> bool:
+    """A model prepared for post-training quantization and calibrated (``prepare`` /
+    ``prepare_fx``): observers, no fake-quant."""
+    return has_ptq_observers(obj) and not is_qat_model(obj)
+
+
+def _ptq_producer() -> TrainedProducer:
+    from quant_tables.producers import qat_torch as p
+    return TrainedProducer("PTQ", is_ptq_model, p.float_model, p.table_from_qat,
+                           p.observer_simulation)
+
+
+# Checked in order. PT2E first: a prepared PT2E graph holds observer modules too; QAT
+# before PTQ: a fake-quant holds an observer.
 TRAINED_PRODUCERS: Tuple[Callable[[], TrainedProducer], ...] = (_pt2e_producer,
-                                                                 _eager_qat_producer)
+                                                                 _eager_qat_producer,
+                                                                 _ptq_producer)
 
 
 def trained_producer(obj: Any) -> Optional[TrainedProducer]:

@@ -5,7 +5,8 @@ what it carried.
     rec.model    # what ``load_source`` exports (nn.Module, (module, inputs), ZooModel,
                  # ONNX path / ModelProto / onnx_ir.Model, SourceModel)
     rec.name     # the default base name of the written files, when the source says one
-    rec.qat      # a quantized torch model (eager QAT or PT2E); rec.model is its float twin
+    rec.qat      # a quantized torch model (QAT, calibrated PTQ or PT2E); rec.model is its
+                 # float twin
     rec.qdq      # a QDQ ONNX source: its table, notes and own simulation (QDQSplit)
     rec.masks_baked   # torch.nn.utils.prune masks were applied into a copy
 
@@ -20,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from converters.frontends.quantized import (QDQSplit, has_ptq_observers, refuse_converted,
-                                            split_qat, split_qdq, trained_producer)
+from converters.frontends.quantized import (QDQSplit, refuse_converted, split_qat, split_qdq,
+                                            trained_producer)
 
 
 @dataclass
@@ -33,7 +34,6 @@ class RecognizedSource:
     qat: Any = None                     # the quantized torch model (eager QAT or PT2E)
     qdq: Optional[QDQSplit] = None      # the QDQ ONNX model's table and simulation
     masks_baked: bool = False           # torch.nn.utils.prune masks applied into a copy
-    ptq_observers: bool = False         # torch.ao observers (prepare/prepare_fx), not read
 
     @property
     def quantized_kind(self) -> Optional[str]:
@@ -60,7 +60,6 @@ def recognize(model_or_path: Any, name: Optional[str] = None, *,
     module = model[0] if isinstance(model, tuple) and len(model) == 2 else model
     refuse_converted(module)
     model, qat = split_qat(model)
-    observers = qat is None and has_ptq_observers(module)
     qdq = split_qdq(model)
     if qdq is not None:
         model, name = qdq.model, name or qdq.name
@@ -70,5 +69,4 @@ def recognize(model_or_path: Any, name: Optional[str] = None, *,
 
         masked = bake(model)
         baked, model = masked is not model, masked
-    return RecognizedSource(model=model, name=name, qat=qat, qdq=qdq, masks_baked=baked,
-                            ptq_observers=observers)
+    return RecognizedSource(model=model, name=name, qat=qat, qdq=qdq, masks_baked=baked)

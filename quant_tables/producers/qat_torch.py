@@ -1,5 +1,6 @@
-"""From a PyTorch QAT model (``torch.ao.quantization``, eager or FX graph mode): a table
-keyed by ONNX names.
+"""From a PyTorch QAT or PTQ model (``torch.ao.quantization``, eager or FX graph mode:
+fake-quant modules, or the observers of a calibrated ``prepare``/``prepare_fx`` model): a
+table keyed by ONNX names.
 
 The hard part is naming. QAT knows modules (``features.3.conv``); the
 converters see ONNX tensors (``/features/features.3/conv/Conv_output_0`` with the
@@ -51,17 +52,32 @@ def _is_fake_quant(m) -> bool:
     return hasattr(m, "scale") and hasattr(m, "zero_point") and hasattr(m, "quant_min")
 
 
+def _is_observer(m) -> bool:
+    """A torch.ao observer (post-training quantization: ``prepare``/``prepare_fx``): its
+    parameters come from ``calculate_qparams``."""
+    return hasattr(m, "calculate_qparams") and hasattr(m, "min_val") and \
+        not _is_fake_quant(m)
+
+
+def _is_site(m) -> bool:
+    return _is_fake_quant(m) or _is_observer(m)
+
+
 def _qparams(fq) -> Tuple[np.ndarray, np.ndarray, str, int, int, Any]:
     import torch
 
-    scale = fq.scale.detach().cpu().double().numpy().reshape(-1)
-    zp = fq.zero_point.detach().cpu().numpy().astype(np.int64).reshape(-1)
+    if _is_observer(fq):
+        scale_t, zp_t = fq.calculate_qparams()
+    else:
+        scale_t, zp_t = fq.scale, fq.zero_point
+    scale = scale_t.detach().cpu().double().numpy().reshape(-1)
+    zp = zp_t.detach().cpu().numpy().astype(np.int64).reshape(-1)
     qscheme = getattr(fq, "qscheme", torch.per_tensor_affine)
     return scale, zp, table_dtype(fq.dtype), int(fq.quant_min), int(fq.quant_max), qscheme
 
 
 def _observed(fq) -> bool:
-    obs = getattr(fq, "activation_post_process", None)
+    obs = fq if _is_observer(fq) else getattr(fq, "activation_post_process", None)
     lo = getattr(obs, "min_val", None)
     if lo is None or lo.numel() == 0:
         return True
@@ -76,13 +92,15 @@ def activation_sites(model) -> List[Tuple[str, Any]]:
     out, seen = [], set()
     for name, mod in model.named_modules():
         fq = getattr(mod, "activation_post_process", None)
-        if fq is not None and _is_fake_quant(fq) and not _is_fake_quant(mod):
+        if fq is not None and _is_site(fq) and not _is_site(mod):
             out.append((name, fq))
             seen.add(id(fq))
     seen.update(id(fq) for _, _, fq in weight_sites(model))
+    seen.update(id(m.activation_post_process) for m in model.modules()   # a fake-quant's
+                if _is_fake_quant(m) and hasattr(m, "activation_post_process"))  # own observer
     calls = fx_calls(model)
     for name, mod in model.named_modules():
-        if _is_fake_quant(mod) and id(mod) not in seen:
+        if _is_site(mod) and id(mod) not in seen:
             out.append((calls.get(id(mod), [name])[0], mod))
             seen.add(id(mod))
     return out
@@ -101,7 +119,7 @@ def fx_calls(model) -> Dict[int, List[str]]:
             mod = model.get_submodule(str(node.target))
         except AttributeError:
             continue
-        if _is_fake_quant(mod):
+        if _is_site(mod):
             out.setdefault(id(mod), []).append(node.args[0].name)
     return out
 
@@ -172,8 +190,9 @@ def table_from_qat(model: Any, example_inputs: Any, onnx_model: Any,
     inputs = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     inputs = tuple(inputs)
     if not activation_sites(model) and not weight_sites(model):
-        raise TableSourceError("the model has no fake-quant modules; prepare it with "
-                               "torch.ao.quantization.prepare_qat (and train) first")
+        raise TableSourceError("the model has no fake-quant modules or observers; prepare "
+                               "it with torch.ao.quantization.prepare_qat (and train) or "
+                               "prepare (and calibrate) first")
     proto, values = onnx_values(onnx_model, inputs)
     result = QATResult(QuantTable(provenance=Provenance(
         producer="qat_torch", source=source_name or type(model).__name__,
@@ -239,6 +258,36 @@ def fake_quant_reference(model: Any, inputs: Sequence[Any]):
         return sim(*inputs)
 
 
+def observer_simulation(model: Any, inputs: Sequence[Any]):
+    """A post-training-quantization model's own int8 simulation (``prepare``/``prepare_fx``
+    after calibration): each observer replaced by fake quantization with the parameters
+    it calculated. Activations only: torch quantizes the weights at ``convert``, the
+    converters per channel from the weights themselves."""
+    import torch
+
+    class _Fake(torch.nn.Module):
+        def __init__(self, obs) -> None:
+            super().__init__()
+            scale, zp = obs.calculate_qparams()
+            self.scale, self.zp = float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0])
+            self.lo, self.hi = int(obs.quant_min), int(obs.quant_max)
+
+        def forward(self, x):
+            return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zp, self.lo,
+                                                         self.hi)
+
+    sim = copy.deepcopy(model).eval()
+    for m in list(sim.modules()):
+        if _is_fake_quant(m):
+            continue
+        for name, child in list(m._modules.items()):   # every name: FX shares observers
+            if child is not None and _is_observer(child) and _observed(child) and \
+                    getattr(child, "ch_axis", None) is None:
+                setattr(m, name, _Fake(child))
+    with torch.no_grad():
+        return sim(*inputs)
+
+
 def float_model(model: Any):
     """A float copy of a QAT model: fused QAT modules ``to_float()`` (Conv+BN folded, as
     deployed), fake-quant hooks and stubs removed. Export this one to ONNX."""
@@ -255,7 +304,7 @@ def _floatify(module, nn, stubs) -> None:
         # every name, not named_children's first name per module: FX shares one
         # fake-quant under several names. A fake-quant child is gone whoever calls it: the owner (eager mode's
         # activation_post_process) or the graph (FX mode's activation_post_process_N)
-        if isinstance(child, stubs) or (_is_fake_quant(child) and name != "weight_fake_quant"):
+        if isinstance(child, stubs) or (_is_site(child) and name != "weight_fake_quant"):
             setattr(module, name, nn.Identity())
             continue
         if hasattr(child, "weight_fake_quant") and hasattr(child, "to_float"):

@@ -161,7 +161,12 @@ def finish(result: MatchResult, proto: Any) -> MatchResult:
     from quant_tables.propagate import fill_passthrough
 
     filled = fill_passthrough(result.table, proto, eager=True)
-    if filled:
-        result.notes.append(f"{len(filled)} pass-through tensors took their input's "
-                            f"quantization: {filled[:5]}{' ...' if len(filled) > 5 else ''}")
+    fused = [t for t in filled if result.table.activations[t].source.startswith("fused:")]
+    shared = [t for t in filled if t not in fused]
+    for names, what in ((shared, "pass-through tensors took their input's quantization"),
+                        (fused, "inputs of a ReLU fused with the op before it took the "
+                                "ReLU's quantization")):
+        if names:
+            result.notes.append(f"{len(names)} {what}: {names[:5]}"
+                                f"{' ...' if len(names) > 5 else ''}")
     return result

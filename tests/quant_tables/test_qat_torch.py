@@ -386,19 +386,40 @@ def test_a_model_torch_already_converted_to_int8_is_refused_saying_what_to_pass(
     assert not (tmp_path / "q").exists() and not (tmp_path / "d").exists()
 
 
-def test_a_model_with_ptq_observers_converts_as_float_and_says_so(tmp_path):
+@pytest.mark.parametrize("mode", ["fx", "eager"])
+def test_a_calibrated_ptq_model_converts_to_int8_with_its_observers_ranges(mode, tmp_path):
+    """prepare_fx / prepare, then calibration: the observers' ranges are the table (they
+    were exported as float and ignored), and the int8 files are verified against the
+    model's own simulation (each observer as fake quantization with its parameters)."""
+    import torch.ao.quantization as tq
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     from converters import convert
 
     x = torch.randn(1, 1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p = prepare_fx(fx_net().eval(), get_default_qconfig_mapping("qnnpack"), (x,))
-        p(torch.randn(8, 1, 8, 8))
-        rep = convert(p, "tflite", example_inputs=(x,), out_dir=tmp_path)
-    assert rep.precision["chosen"] == "fp32"
-    assert "torch.ao observers" in rep.precision["why"] and "calibration_data" in \
-        rep.precision["why"]
-    assert rep.target("tflite").verification.passed
+        if mode == "fx":
+            p = prepare_fx(fx_net().eval(), get_default_qconfig_mapping("qnnpack"), (x,))
+        else:
+            m = residual_net().eval()
+            m.qconfig = tq.get_default_qconfig("qnnpack")
+            p = tq.prepare(tq.fuse_modules(m, [["conv1", "bn1", "relu1"],
+                                               ["conv2", "bn2", "relu2"]]))
+        for _ in range(8):
+            p(torch.randn(8, 1, 8, 8, generator=g))
+        rep = convert(p, "tflite,mnn", example_inputs=(x,), out_dir=tmp_path)
+    assert rep.precision["chosen"] == "int8" and "a PTQ model" in rep.precision["why"]
+    assert any(n.startswith("PTQ: ") and "unmatched" not in n for n in rep.source["notes"])
+    for t in rep.targets:
+        assert t.error is None and t.verification.passed, (t.target, t.error)
+        assert t.verification.reference == "PyTorch's own simulation of the PTQ model"
+    from quant_tables import QuantTable
+    table = QuantTable.load(tmp_path / f"{rep.name}.int8.quant.json")
+    obs = next(m for n, m in p.named_modules() if n.endswith("activation_post_process_0")
+               or n == "quant.activation_post_process")
+    scale = float(obs.calculate_qparams()[0])
+    assert table.activations["x"].scale == pytest.approx(scale)
