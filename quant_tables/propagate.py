@@ -64,9 +64,7 @@ def fill_passthrough(table: QuantTable, model: Any,
             if not out or (out in table.activations and
                            (inherit_only or not _may_overwrite(overwrite, out))):
                 continue
-            entry = ActivationQuant(**{**vars(src), "extra": dict(src.extra)})
-            entry.source = f"shared:{n.input[idx]}"
-            table.activations[out] = entry
+            table.activations[out] = _copied(src, f"shared:{n.input[idx]}")
             filled.append(out)
     if eager:
         filled += _fill_fused_inputs(table, proto)
@@ -99,11 +97,16 @@ def _fill_fused_inputs(table: QuantTable, proto: Any) -> List[str]:
         if dst is None or x in table.activations or x not in made or x in graph_io \
                 or readers.get(x) != 1:
             continue
-        entry = ActivationQuant(**{**vars(dst), "extra": dict(dst.extra)})
-        entry.source = f"fused:{n.output[0]}"
-        table.activations[x] = entry
+        table.activations[x] = _copied(dst, f"fused:{n.output[0]}")
         filled.append(x)
     return filled
+
+
+def _copied(entry: ActivationQuant, source: str) -> ActivationQuant:
+    """An entry's own copy (its ``extra`` too), saying where it came from."""
+    out = ActivationQuant(**{**vars(entry), "extra": dict(entry.extra)})
+    out.source = source
+    return out
 
 
 def _may_overwrite(overwrite: Union[bool, AbstractSet[str]], name: str) -> bool:
