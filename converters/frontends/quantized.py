@@ -182,38 +182,15 @@ def _qdq_node_count(proto) -> int:
     return sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
 
 
-# onnxruntime's other quantized forms: integer arithmetic in the graph, not Q/DQ pairs
-_DYNAMIC_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
-                "DynamicQuantizeMatMul")
-_QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul",
-                  "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
-                  "QLinearSigmoid", "QLinearLeakyRelu", "QGemm", "QLinearSoftmax")
-
-
 def refuse_integer_onnx(proto) -> None:
-    """An ONNX model quantized by onnxruntime's ``quantize_dynamic`` (activations
-    quantized at run time: DynamicQuantizeLinear + MatMulInteger/ConvInteger) or in its
-    QOperator format (QLinearConv...) is refused up front, saying what to pass: each
-    backend refused it node by node, listing every op it supports."""
-    found = [(n.name or n.output[0], n.op_type) for n in proto.graph.node
-             if n.op_type in _DYNAMIC_OPS + _QOPERATOR_OPS]
-    if not found:
-        return
-    name, op = found[0]
-    where = f"node {name!r} ({op}" + (f", and {len(found) - 1} more" if len(found) > 1
-                                      else "") + ")"
-    if any(o in _DYNAMIC_OPS for _, o in found):
-        raise ConversionError(
-            f"the model is quantized with onnxruntime's quantize_dynamic ({where}): its "
-            f"activations are quantized at run time, which neither MNN nor TFLite files "
-            f"express. Convert the float model instead: precision='int8_weights' "
-            f"(--precision int8_weights) keeps the same idea (int8 weights, float "
-            f"activations), or 'int8' with calibration data for full int8")
-    raise ConversionError(
-        f"the model is quantized in onnxruntime's QOperator format ({where}): edgert "
-        f"reads quantized ONNX as QuantizeLinear/DequantizeLinear pairs. Quantize with "
-        f"quant_format=QuantFormat.QDQ (onnxruntime's default), or convert the float "
-        f"model with a quantization table or calibration data")
+    """onnxruntime's integer forms (``quant_tables.producers.qdq_onnx.integer_form``) are
+    refused up front, saying what to pass: each backend refused them node by node,
+    listing every op it supports."""
+    from quant_tables.producers.qdq_onnx import integer_form
+
+    problem = integer_form(proto)
+    if problem:
+        raise ConversionError(problem)
 
 
 def split_qdq(model_or_path: Any) -> Optional[QDQSplit]:

@@ -84,12 +84,52 @@ def _same(a: Tuple, b: Tuple) -> bool:
             and np.allclose(a[0], b[0], rtol=1e-6, atol=0) and np.array_equal(a[1], b[1]))
 
 
+# onnxruntime's other quantized forms: integer arithmetic in the graph, not Q/DQ pairs
+_DYNAMIC_OPS = ("DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+                "DynamicQuantizeMatMul")
+_QOPERATOR_OPS = ("QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul",
+                  "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+                  "QLinearSigmoid", "QLinearLeakyRelu", "QGemm", "QLinearSoftmax")
+
+
+def integer_form(proto) -> Optional[str]:
+    """What is wrong with reading ``proto`` as a QDQ model when onnxruntime quantized it
+    with ``quantize_dynamic`` (activations quantized at run time: DynamicQuantizeLinear +
+    MatMulInteger/ConvInteger) or in its QOperator format (QLinearConv...), and what to
+    pass instead; None for any other model."""
+    found = [(n.name or n.output[0], n.op_type) for n in proto.graph.node
+             if n.op_type in _DYNAMIC_OPS + _QOPERATOR_OPS]
+    if not found:
+        return None
+    name, op = found[0]
+    where = f"node {name!r} ({op}" + (f", and {len(found) - 1} more" if len(found) > 1
+                                      else "") + ")"
+    if any(o in _DYNAMIC_OPS for _, o in found):
+        return (f"the model is quantized with onnxruntime's quantize_dynamic ({where}): its "
+                f"activations are quantized at run time, which neither MNN nor TFLite files "
+                f"express. Convert the float model instead: precision='int8_weights' "
+                f"(--precision int8_weights) keeps the same idea (int8 weights, float "
+                f"activations), or 'int8' with calibration data for full int8")
+    return (f"the model is quantized in onnxruntime's QOperator format ({where}): edgert "
+            f"reads quantized ONNX as QuantizeLinear/DequantizeLinear pairs. Quantize with "
+            f"quant_format=QuantFormat.QDQ (onnxruntime's default), or convert the float "
+            f"model with a quantization table or calibration data")
+
+
 def extract_qdq(model: Any, source_name: str = "") -> QDQResult:
-    """The table and the float model of a QDQ ONNX ``model`` (path, proto or onnx_ir)."""
+    """The table and the float model of a QDQ ONNX ``model`` (path, proto or onnx_ir).
+    A model of onnxruntime's integer forms, or one without any Q/DQ node, is refused
+    (the import wrote an empty table and a "float" model that still held them)."""
     import onnx_ir as ir
     from quant_tables.onnx_tensors import load_model
 
     proto = load_model(model)
+    problem = integer_form(proto)
+    if problem:
+        raise TableSourceError(problem)
+    if not any(n.op_type in _QDQ for n in proto.graph.node):
+        raise TableSourceError("the model holds no QuantizeLinear/DequantizeLinear node: "
+                               "not a QDQ model, nothing to import")
     irm = ir.serde.deserialize_model(proto)
     g = irm.graph
     result = QDQResult(model=None, table=QuantTable(

@@ -158,3 +158,23 @@ def test_aimet_from_file(tmp_path):
     r = get_importer("aimet")(str(path))
     assert r.table.provenance.source == "enc.json" and len(r.table.weights) == 2
     assert np.isclose(r.table.weights["conv1.weight"].scales_for(3), [0.012, 0.015, 0.011]).all()
+
+
+def test_qdq_import_refuses_what_is_not_a_qdq_model(small_onnx, tmp_path):
+    """An onnxruntime quantize_dynamic model imported "from qdq" wrote an empty table and
+    a "float" model still holding its integer ops, exit 0; a float model gave an empty
+    table the same way. Both are refused, saying why."""
+    import logging
+
+    from onnxruntime.quantization import quantize_dynamic
+
+    from quant_tables.errors import TableSourceError
+
+    dyn = str(tmp_path / "dyn.onnx")
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_dynamic(small_onnx, dyn)
+    importer = get_importer("qdq")
+    with pytest.raises(TableSourceError, match=r"quantize_dynamic \(node .*int8_weights"):
+        importer(dyn)
+    with pytest.raises(TableSourceError, match="no QuantizeLinear/DequantizeLinear node"):
+        importer(small_onnx)
