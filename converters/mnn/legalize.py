@@ -43,6 +43,10 @@ every graph (an ``If`` branch or a ``Loop`` body as well as the main graph).
 - A Relu or Clip that follows a 3-D Conv and is a graph output is written as Max (and
   Min): MNN's converter fuses it into the Conv3D and loses the output's name
   ("PipelineModule:: Can't find output y"); Max(x, 0) is ReLU exactly and is not fused.
+- A graph output written by a 1-D Conv (or by a Relu/Clip/LeakyRelu MNN fuses into one)
+  is written by a ``Reshape(v, [0, 0, 0])`` instead: MNN's converter lowers the 1-D Conv
+  to Unsqueeze, Conv2D, Squeeze and drops that Squeeze at a graph output, so the file's
+  output was [N, C, L, 1] where the source's is [N, C, L].
 """
 from __future__ import annotations
 
@@ -421,9 +425,57 @@ def unfused_conv3d_activations(model: ir.Model) -> List[str]:
     return done
 
 
+_CONV = ("Conv", "ConvTranspose")
+# activations MNN fuses into the convolution before them
+_FUSED_INTO_CONV = ("Relu", "Clip", "LeakyRelu")
+
+
+def _conv1d_output(v: Optional[ir.Value]) -> bool:
+    """Written by a 1-D Conv/ConvTranspose (3-D weight), or by an activation MNN fuses
+    into one."""
+    node = v.producer() if v is not None else None
+    if node is not None and node.op_type in _FUSED_INTO_CONV and _standard(node):
+        node = node.inputs[0].producer() if node.inputs and node.inputs[0] is not None \
+            else None
+    if node is None or node.op_type not in _CONV or not _standard(node) or \
+            len(node.inputs) < 2 or node.inputs[1] is None:
+        return False
+    w = node.inputs[1].shape
+    return w is not None and len(w) == 3
+
+
+def reshaped_conv1d_outputs(model: ir.Model) -> List[str]:
+    """A graph output written by a 1-D Conv (or its fused activation) is read through a
+    Reshape(v, [0, 0, 0]), which writes the output instead: MNN's converter lowers a 1-D
+    Conv to Unsqueeze, Conv2D, Squeeze and drops that Squeeze when the Conv writes a graph
+    output, so the file's output came out [N, C, L, 1] where the source's is [N, C, L]
+    (any Conv1d at the end of a model: an audio model, a vocoder). Returns the outputs."""
+    done = []
+    for graph, node, out in _graph_output_writers(model, _CONV + _FUSED_INTO_CONV):
+        if not _conv1d_output(out):
+            continue
+        shape = ir.Value(name=f"{out.name}_keep_shape",
+                         const_value=ir.tensor(np.zeros(3, np.int64)))
+        shape.shape, shape.dtype = ir.Shape([3]), ir.DataType.INT64
+        graph.register_initializer(shape)
+        keep = ir.Node("", "Reshape", [out, shape], name=f"{out.name}_keep")
+        graph.insert_after(node, keep)
+        name = out.name
+        _take_over(out, keep.outputs[0])          # the Reshape writes the output, by name
+        keep.replace_input_with(0, out)           # and itself reads the Conv
+        out.name = f"{name}__conv1d"
+        done.append(name or "?")
+    return done
+
+
 def legalize(model: ir.Model) -> List[str]:
     """Apply every MNN legalization; returns human-readable notes."""
     notes = []
+    kept = reshaped_conv1d_outputs(model)
+    if kept:
+        notes.append(f"read {len(kept)} graph output(s) written by a 1-D Conv through a "
+                     f"shape-keeping Reshape (MNN's converter drops the Squeeze of its 1-D "
+                     f"Conv lowering there, adding a trailing 1 dim): {', '.join(kept)}")
     eps = explicit_epsilon(model)
     if eps:
         notes.append(f"wrote ONNX's default epsilon on {eps} normalization(s) (MNN's converter "

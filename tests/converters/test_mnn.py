@@ -392,3 +392,28 @@ def test_conv3d_converts_loads_and_matches(tmp_path, tail):
     want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     with edgert.load(target.path) as sess:
         np.testing.assert_allclose(sess.run({"x": x})["y"], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("tail", ["conv", "conv_relu", "conv_transpose"])
+def test_a_1d_conv_writing_a_graph_output_keeps_its_shape(tmp_path, tail):
+    """MNN's converter lowers a 1-D Conv to Unsqueeze, Conv2D, Squeeze and drops that
+    Squeeze when the Conv (or its fused activation) writes a graph output: the file's
+    output came out [1, 8, 50, 1] for the source's [1, 8, 50] (any model ending in a
+    Conv1d: audio, vocoders). A shape-keeping Reshape now writes the output."""
+    import torch
+
+    last = {"conv": [torch.nn.Conv1d(16, 8, 3, padding=1)],
+            "conv_relu": [torch.nn.Conv1d(16, 8, 3, padding=1), torch.nn.ReLU()],
+            "conv_transpose": [torch.nn.ConvTranspose1d(16, 8, 4, stride=2, padding=1)]}[tail]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*last).eval()
+    x = torch.randn(2, 16, 50)
+    rep = convert(model, "mnn", example_inputs=(x,), out_dir=tmp_path, dynamic_batch=True)
+    t = rep.target("mnn")
+    assert t.error is None and t.verification.passed, t.verification.outputs[0].failures
+    # (a 1-D ConvTranspose reaches MNN already written as a 2-D one, its Squeeze kept)
+    assert any("1-D Conv through a shape-keeping Reshape" in n for n in t.notes) == \
+        (tail != "conv_transpose")
+    out = edgert.load(t.path).run({"input": x.numpy()[:1]})
+    with torch.no_grad():
+        assert next(iter(out.values())).shape == tuple(model(x[:1]).shape)
