@@ -152,16 +152,21 @@ def pin_captured_values(model: ir.Model) -> int:
     return pinned
 
 
+def _own_shape(graph: ir.Graph, name: str, rank: int) -> ir.Value:
+    """An initializer of ``graph`` for ``Reshape(v, [0] * rank)``: v's own shape, a copy
+    of it that MNN's converter keeps."""
+    shape = ir.Value(name=name, const_value=ir.tensor(np.zeros(rank, np.int64)))
+    shape.shape, shape.dtype = ir.Shape([rank]), ir.DataType.INT64
+    graph.register_initializer(shape)
+    return shape
+
+
 def _pin(sub: ir.Graph) -> int:
     n = 0
     for v in captured_values(sub):
         if v.shape is None:
             continue
-        rank = len(v.shape)
-        shape = ir.Value(name=f"{v.name}_keep_shape",
-                         const_value=ir.tensor(np.zeros(rank, np.int64)))
-        shape.shape, shape.dtype = ir.Shape([rank]), ir.DataType.INT64
-        sub.register_initializer(shape)
+        shape = _own_shape(sub, f"{v.name}_keep_shape", len(v.shape))
         node = ir.Node("", "Reshape", [v, shape], name=f"{v.name}_in_{sub.name or 'subgraph'}")
         out = node.outputs[0]
         out.name, out.shape, out.type = f"{v.name}_pinned", v.shape, v.type
@@ -454,10 +459,7 @@ def reshaped_conv1d_outputs(model: ir.Model) -> List[str]:
     for graph, node, out in _graph_output_writers(model, _CONV + _FUSED_INTO_CONV):
         if not _conv1d_output(out):
             continue
-        shape = ir.Value(name=f"{out.name}_keep_shape",
-                         const_value=ir.tensor(np.zeros(3, np.int64)))
-        shape.shape, shape.dtype = ir.Shape([3]), ir.DataType.INT64
-        graph.register_initializer(shape)
+        shape = _own_shape(graph, f"{out.name}_keep_shape", 3)
         keep = ir.Node("", "Reshape", [out, shape], name=f"{out.name}_keep")
         graph.insert_after(node, keep)
         name = out.name
