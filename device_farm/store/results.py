@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Dict, Iterable, List, Optional, Set
 
 from sqlalchemy import create_engine, event, func, select, text
@@ -37,14 +38,44 @@ RESULT_COLUMNS = t.RESULT_COLUMNS
 STATUSES = ("ok", "error", "not_run")
 
 
+#: how long opening a SQLite store waits for another process that holds it (creating or
+#: upgrading it, or writing)
+OPEN_WAIT_S = 30.0
+
+
+def _locked(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+def _wal(conn) -> None:
+    """Put the file in WAL mode, waiting while another process holds it: the switch needs
+    the file to itself for a moment, and SQLite answers a busy switch by keeping the old
+    mode (or by "database is locked", without its busy handler). Two `farm bench` started
+    at once on a new file could leave one in rollback mode, where it failed at once."""
+    import sqlite3
+
+    deadline = time.monotonic() + OPEN_WAIT_S
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc):
+                raise
+        if time.monotonic() > deadline:
+            return              # the first statement that needs the lock will say so
+        time.sleep(0.05)
+
+
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": OPEN_WAIT_S})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record) -> None:
         dbapi_conn.isolation_level = None   # we say BEGIN ourselves (below)
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(OPEN_WAIT_S * 1000)}")
+        _wal(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -69,13 +100,15 @@ class ResultStore(TeamTables):
         self._engine = (create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
                         if self.is_postgres else _sqlite_engine(url))
         try:
-            with self._engine.begin() as conn:
-                self.upgraded_from = migrate(conn, self.name)
+            self.upgraded_from = self._open()
         except OperationalError as exc:
             self._engine.dispose()
             if self.is_postgres:
                 raise StoreUnavailable(f"{self.name}: cannot open the store: "
                                        f"{first_line(exc)}") from None
+            if _locked(exc):
+                raise StoreUnavailable(f"{path}: another process holds the database for "
+                                       f"over {OPEN_WAIT_S:g} s ({first_line(exc)})") from None
             raise EdgertError(f"{path}: not a farm results database ({first_line(exc)})") \
                 from None
         except DBAPIError as exc:
@@ -85,6 +118,20 @@ class ResultStore(TeamTables):
         except BaseException:
             self._engine.dispose()
             raise
+
+    def _open(self) -> int:
+        """Create or upgrade the schema; a SQLite file another process is creating or
+        writing is waited for (its busy timeout, then again until ``OPEN_WAIT_S``): it
+        used to fail as "not a farm results database (database is locked)"."""
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while True:
+            try:
+                with self._engine.begin() as conn:
+                    return migrate(conn, self.name)
+            except OperationalError as exc:
+                if self.is_postgres or not _locked(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     @property
     def schema_version(self) -> int:

@@ -220,3 +220,41 @@ def test_a_postgres_store_that_is_not_there(tmp_path):
                          timeout=60)
     assert res.returncode == 2 and "cannot open the store" in res.stderr
     assert "s3cret" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_store_another_process_holds_is_waited_for_then_named(tmp_path, monkeypatch):
+    """Opening a SQLite store that another process is writing waits for it; past the wait
+    the error says the database is held, where it said "not a farm results database
+    (database is locked)" (two `farm bench` started at once on one file, in CI)."""
+    import threading
+    import time
+
+    import device_farm.store.results as results
+    from device_farm.store import StoreUnavailable
+
+    db = str(tmp_path / "r.sqlite")
+    ResultStore(db).close()
+    monkeypatch.setattr(results, "OPEN_WAIT_S", 1.0)
+
+    def hold(seconds: float, started: threading.Event) -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")          # the write lock, as a writer holds it
+        started.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    for seconds, opens in ((0.4, True), (3.0, False)):
+        started = threading.Event()
+        holder = threading.Thread(target=hold, args=(seconds, started))
+        holder.start()
+        started.wait(5)
+        try:
+            if opens:
+                ResultStore(db).close()
+            else:
+                with pytest.raises(StoreUnavailable, match="another process holds the "
+                                                           "database for over 1 s"):
+                    ResultStore(db)
+        finally:
+            holder.join()
