@@ -21,15 +21,20 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from converters.errors import ConversionError
 
 
-def is_qat_model(obj: Any) -> bool:
-    """An nn.Module holding torch.ao fake-quant modules (prepared for QAT)."""
+def _holds(obj: Any, module: str, cls: str) -> bool:
+    """Whether ``obj`` is an nn.Module holding a ``module.cls`` (False without torch)."""
     if not hasattr(obj, "named_modules") or not callable(obj.named_modules):
         return False
     try:
-        from torch.ao.quantization import FakeQuantizeBase
-    except ImportError:
+        kind = getattr(__import__(module, fromlist=[cls]), cls)
+    except (ImportError, AttributeError):
         return False
-    return any(isinstance(m, FakeQuantizeBase) for _, m in obj.named_modules())
+    return any(isinstance(m, kind) for _, m in obj.named_modules())
+
+
+def is_qat_model(obj: Any) -> bool:
+    """An nn.Module holding torch.ao fake-quant modules (prepared for QAT)."""
+    return _holds(obj, "torch.ao.quantization", "FakeQuantizeBase")
 
 
 _INT8_KERNELS = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized",
@@ -74,15 +79,9 @@ def refuse_converted(obj: Any) -> None:
 
 
 def has_ptq_observers(obj: Any) -> bool:
-    """A model prepared for post-training quantization (``prepare``/``prepare_fx``): it
-    holds torch.ao observers and no fake-quant."""
-    if not hasattr(obj, "named_modules") or not callable(obj.named_modules):
-        return False
-    try:
-        from torch.ao.quantization.observer import ObserverBase
-    except ImportError:
-        return False
-    return any(isinstance(m, ObserverBase) for _, m in obj.named_modules())
+    """An nn.Module holding torch.ao observers (``prepare``/``prepare_fx``; a QAT model's
+    fake-quants hold them too: ``is_ptq_model`` tells the two apart)."""
+    return _holds(obj, "torch.ao.quantization.observer", "ObserverBase")
 
 
 @dataclass(frozen=True)
